@@ -1,0 +1,108 @@
+//! The composition root: builds a running engine from a config.
+//!
+//! # Layout
+//! - this file: [`Engine`], which starts the broker, the core services and the HTTP API
+//!   in order and stops them in reverse.
+//! - `main.rs`: the `alicia` command line (serve, check-config).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alicia_broker::Broker;
+use alicia_config::AliciaConfig;
+use alicia_http::{HealthSource, HttpServer};
+use alicia_services::CoreServices;
+
+pub use alicia_config as config;
+
+/// A running engine.
+pub struct Engine {
+    broker: Broker,
+    services: CoreServices,
+    http: HttpServer,
+    health: Arc<EngineHealth>,
+    upkeep: tokio::task::JoinHandle<()>,
+}
+
+impl Engine {
+    /// Starts everything; any listener that cannot bind fails the whole start with an
+    /// error naming its address. Call inside a multi-threaded tokio runtime.
+    pub async fn start(config: AliciaConfig) -> anyhow::Result<Engine> {
+        let metrics = alicia_http::recorder::install();
+        let broker = Broker::start(&config).await?;
+        let services = CoreServices::start(&config, broker.router()).await?;
+        let health = Arc::new(EngineHealth {
+            name: config.engine.name.clone(),
+            environment: config.engine.environment.clone(),
+            started: Instant::now(),
+            mqtt: broker.mqtt_addr(),
+            io_backend: broker.io_backend().as_str(),
+            stopping: AtomicBool::new(false),
+        });
+        let http = match HttpServer::start(config.http.listen, metrics.clone(), health.clone()).await {
+            Ok(http) => http,
+            Err(e) => {
+                services.shutdown().await;
+                broker.shutdown().await;
+                return Err(e.into());
+            }
+        };
+        // The exporter's histograms need draining now and then.
+        let upkeep = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                metrics.run_upkeep();
+            }
+        });
+        Ok(Engine { broker, services, http, health, upkeep })
+    }
+
+    pub fn mqtt_addr(&self) -> SocketAddr {
+        self.broker.mqtt_addr()
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.addr()
+    }
+
+    pub fn io_backend(&self) -> &'static str {
+        self.broker.io_backend().as_str()
+    }
+
+    /// Stops in reverse order of start: health goes unhealthy, services say goodbye on
+    /// the bus, clients are disconnected, then HTTP closes.
+    pub async fn shutdown(self) {
+        self.health.stopping.store(true, Ordering::Release);
+        self.services.shutdown().await;
+        self.broker.shutdown().await;
+        self.http.shutdown().await;
+        self.upkeep.abort();
+    }
+}
+
+struct EngineHealth {
+    name: String,
+    environment: String,
+    started: Instant,
+    mqtt: SocketAddr,
+    io_backend: &'static str,
+    stopping: AtomicBool,
+}
+
+impl HealthSource for EngineHealth {
+    fn health(&self) -> (bool, serde_json::Value) {
+        let stopping = self.stopping.load(Ordering::Acquire);
+        let body = serde_json::json!({
+            "service": self.name,
+            "status": if stopping { "stopping" } else { "healthy" },
+            "environment": self.environment,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "mqtt": { "listen": self.mqtt.to_string(), "io_backend": self.io_backend },
+        });
+        (!stopping, body)
+    }
+}

@@ -1,0 +1,139 @@
+//! `alicia`: run the engine, or check a configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use alicia::config::{AliciaConfig, IoBackend};
+use alicia::Engine;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Shutdown must finish within 5 s of the signal; past this the process exits anyway.
+const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
+
+#[derive(Parser)]
+#[command(name = "alicia", version, about = "Alicia bus: MQTT broker and voice data plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine: embedded MQTT broker, core services, HTTP API.
+    Serve {
+        /// Engine configuration.
+        #[arg(long, short, default_value = "bus-config/alicia.toml")]
+        config: PathBuf,
+        /// Environment overlay: environments/<ENV>.toml next to the config.
+        #[arg(long, env = "ALICIA_ENV")]
+        env: Option<String>,
+        /// Override mqtt.listen (e.g. 127.0.0.1:0 for any free port).
+        #[arg(long)]
+        mqtt_listen: Option<SocketAddr>,
+        /// Override http.listen.
+        #[arg(long)]
+        http_listen: Option<SocketAddr>,
+        /// Override mqtt.io.
+        #[arg(long, value_enum)]
+        io: Option<IoArg>,
+    },
+    /// Check a configuration and list every error with its path.
+    CheckConfig {
+        config: PathBuf,
+        #[arg(long, env = "ALICIA_ENV")]
+        env: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum IoArg {
+    Auto,
+    Uring,
+    Epoll,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config, env } => match AliciaConfig::load(&config, env.as_deref()) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve { config, env, mqtt_listen, http_listen, io } => {
+            init_logging();
+            let mut loaded = match AliciaConfig::load(&config, env.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(addr) = mqtt_listen {
+                loaded.mqtt.listen = addr;
+            }
+            if let Some(addr) = http_listen {
+                loaded.http.listen = addr;
+            }
+            if let Some(io) = io {
+                loaded.mqtt.io = match io {
+                    IoArg::Auto => IoBackend::Auto,
+                    IoArg::Uring => IoBackend::Uring,
+                    IoArg::Epoll => IoBackend::Epoll,
+                };
+            }
+            match serve(loaded) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("alicia: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn serve(config: AliciaConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("alicia-main")
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let engine = Engine::start(config).await?;
+        // Scripts and tests read this line to find the ports.
+        println!("alicia ready mqtt={} http={} io={}", engine.mqtt_addr(), engine.http_addr(), engine.io_backend());
+        let signal = wait_for_signal().await?;
+        tracing::info!(signal, "shutting down");
+        if tokio::time::timeout(SHUTDOWN_BUDGET, engine.shutdown()).await.is_err() {
+            tracing::warn!("shutdown took longer than {SHUTDOWN_BUDGET:?}; exiting anyway");
+        }
+        anyhow::Ok(())
+    })?;
+    // Blocking tasks (link builds) must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ALICIA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -1,0 +1,187 @@
+//! Validation that reports every problem at once, each with its path.
+//!
+//! serde stops at the first error, which makes fixing a config a loop of edit and
+//! retry. Instead each key the user wrote is tried on its own against the defaults, so
+//! one pass names every unknown key and every wrongly typed value; semantic rules
+//! (ranges, cross-field conflicts) run on the typed result.
+
+use std::fmt;
+
+use toml::Value;
+
+use crate::model::AliciaConfig;
+
+/// One problem in a configuration, located by its dotted path (`limits.max_connections`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in one configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError { path: path.into(), message: message.into() });
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &ConfigError> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Turns a parsed TOML document into a checked config, or every error in it.
+pub(crate) fn config_from_value(root: Value) -> Result<AliciaConfig, ConfigErrors> {
+    let mut errors = ConfigErrors::default();
+    let defaults = default_tree();
+    let Value::Table(user) = root else {
+        errors.push("<root>", "expected a table of sections");
+        return Err(errors);
+    };
+
+    let mut merged = defaults.clone();
+    for (section, value) in &user {
+        let Some(Value::Table(known)) = defaults.get(section) else {
+            errors.push(section, format!("unknown section (expected one of: {})", keys(&defaults)));
+            continue;
+        };
+        let Value::Table(fields) = value else {
+            errors.push(section, "expected a table");
+            continue;
+        };
+        for (key, field) in fields {
+            let path = format!("{section}.{key}");
+            if !known.contains_key(key) {
+                errors.push(path, format!("unknown key (expected one of: {})", keys(known)));
+                continue;
+            }
+            // Try this one key on top of the defaults: any error now belongs to it.
+            let mut trial = defaults.clone();
+            set(&mut trial, section, key, field.clone());
+            match AliciaConfig::deserialize_value(Value::Table(trial)) {
+                Ok(_) => set(&mut merged, section, key, field.clone()),
+                Err(e) => errors.push(path, e),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let config = AliciaConfig::deserialize_value(Value::Table(merged))
+        .map_err(|e| ConfigErrors(vec![ConfigError { path: "<root>".into(), message: e }]))?;
+    check_rules(&config, &mut errors);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
+}
+
+impl AliciaConfig {
+    fn deserialize_value(value: Value) -> Result<AliciaConfig, String> {
+        value.try_into().map_err(|e: toml::de::Error| e.message().trim().to_string())
+    }
+}
+
+fn default_tree() -> toml::Table {
+    match Value::try_from(AliciaConfig::default()) {
+        Ok(Value::Table(t)) => t,
+        // The defaults are plain data; failing to serialise them is a programming error.
+        other => unreachable!("default config must serialise to a table: {other:?}"),
+    }
+}
+
+fn set(tree: &mut toml::Table, section: &str, key: &str, value: Value) {
+    if let Some(Value::Table(t)) = tree.get_mut(section) {
+        t.insert(key.to_string(), value);
+    }
+}
+
+fn keys(table: &toml::Table) -> String {
+    table.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// Semantic rules on a well-typed config.
+pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
+    let name = &c.engine.name;
+    if name.is_empty() || name.contains(['/', '+', '#']) {
+        errors.push("engine.name", "must be a non-empty service name without '/', '+' or '#'");
+    }
+    in_range(errors, "mqtt.io_threads", c.mqtt.io_threads, 0, 64);
+    in_range(errors, "mqtt.connect_timeout_ms", c.mqtt.connect_timeout_ms as usize, 100, 600_000);
+    in_range(errors, "limits.max_connections", c.limits.max_connections, 1, 100_000);
+    in_range(errors, "limits.max_inflight_messages", c.limits.max_inflight_messages, 1, 65_535);
+    in_range(errors, "limits.max_queued_messages", c.limits.max_queued_messages, 1, 10_000_000);
+    // MQTT's remaining-length field tops out at 268,435,455; 256 MiB covers any packet.
+    in_range(errors, "limits.message_size_limit", c.limits.message_size_limit, 1024, 268_435_456);
+    // rumqttd panics on segments under 1 KiB.
+    in_range(errors, "router.segment_size_bytes", c.router.segment_size_bytes, 1024, usize::MAX);
+    in_range(errors, "router.segment_count", c.router.segment_count, 1, 1024);
+    in_range(errors, "services.heartbeat_interval_secs", c.services.heartbeat_interval_secs as usize, 1, 86_400);
+    if c.mqtt.listen.port() != 0 && c.mqtt.listen == c.http.listen {
+        errors.push("http.listen", format!("same address as mqtt.listen ({})", c.mqtt.listen));
+    }
+    for (legacy, canonical) in &c.topics.aliases {
+        let path = format!("topics.aliases.\"{legacy}\"");
+        if let Err(why) = check_filter(legacy) {
+            errors.push(&path, format!("alias is not a valid topic filter: {why}"));
+        }
+        if let Err(why) = check_filter(canonical) {
+            errors.push(&path, format!("target \"{canonical}\" is not a valid topic filter: {why}"));
+        }
+    }
+}
+
+fn in_range(errors: &mut ConfigErrors, path: &str, value: usize, min: usize, max: usize) {
+    if value < min || value > max {
+        let bound = if max == usize::MAX { format!("at least {min}") } else { format!("between {min} and {max}") };
+        errors.push(path, format!("{value} is out of range: must be {bound}"));
+    }
+}
+
+/// MQTT topic filter syntax: non-empty, `+` fills a whole level, `#` only as the last level.
+pub(crate) fn check_filter(filter: &str) -> Result<(), &'static str> {
+    if filter.is_empty() {
+        return Err("empty");
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') && (*level != "#" || i + 1 != levels.len()) {
+            return Err("'#' must be the whole last level");
+        }
+        if level.contains('+') && *level != "+" {
+            return Err("'+' must be a whole level");
+        }
+    }
+    Ok(())
+}

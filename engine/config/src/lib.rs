@@ -1,0 +1,104 @@
+//! Engine configuration: `bus-config/alicia.toml` plus an optional environment overlay.
+//!
+//! # Layout
+//! - [`model`]: the sections of `alicia.toml` as typed structs with defaults.
+//! - [`check`]: validation that reports every error at once, each with its dotted path.
+//! - this file: loading a file, merging an environment overlay
+//!   (`environments/<name>.toml` next to it) and the error type callers print.
+
+mod check;
+mod model;
+
+use std::path::{Path, PathBuf};
+
+pub use check::{ConfigError, ConfigErrors};
+pub use model::{
+    AliciaConfig, EngineSection, HttpSection, IoBackend, LimitsSection, MqttSection, RouterSection,
+    ServicesSection, TopicsSection,
+};
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("unknown environment {name:?}: no {path} (available: {available})")]
+    UnknownEnvironment { name: String, path: PathBuf, available: String },
+    #[error("{path} has {} error(s):\n{errors}", errors.len())]
+    Invalid { path: PathBuf, errors: ConfigErrors },
+}
+
+impl AliciaConfig {
+    /// Parses and checks a configuration held in memory.
+    pub fn from_toml_str(text: &str) -> Result<AliciaConfig, ConfigErrors> {
+        let value: toml::Value = text.parse().map_err(|e: toml::de::Error| {
+            ConfigErrors(vec![ConfigError { path: "<syntax>".into(), message: e.to_string() }])
+        })?;
+        check::config_from_value(value)
+    }
+
+    /// Loads `path`, then the overlay `environments/<environment>.toml` beside it when an
+    /// environment is named. Overlay values replace the base value at the same path.
+    pub fn load(path: &Path, environment: Option<&str>) -> Result<AliciaConfig, LoadError> {
+        let mut value = read_toml(path)?;
+        if let Some(name) = environment {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let overlay_path = dir.join("environments").join(format!("{name}.toml"));
+            if !overlay_path.is_file() {
+                return Err(LoadError::UnknownEnvironment {
+                    name: name.to_string(),
+                    available: available_environments(dir),
+                    path: overlay_path,
+                });
+            }
+            let overlay = read_toml(&overlay_path)?;
+            merge(&mut value, overlay);
+        }
+        check::config_from_value(value)
+            .map_err(|errors| LoadError::Invalid { path: path.to_path_buf(), errors })
+    }
+}
+
+fn read_toml(path: &Path) -> Result<toml::Value, LoadError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    text.parse()
+        .map_err(|e: toml::de::Error| LoadError::Syntax { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// Deep merge: tables merge key by key, anything else is replaced.
+fn merge(base: &mut toml::Value, overlay: toml::Value) {
+    match (base, overlay) {
+        (toml::Value::Table(base), toml::Value::Table(overlay)) => {
+            for (key, value) in overlay {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, overlay) => *base = overlay,
+    }
+}
+
+fn available_environments(dir: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("environments"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".toml").map(str::to_string))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+//! The shape of `alicia.toml`: one struct per section, every field with a default so a
+//! minimal file (or none) gives a working engine.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole engine configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AliciaConfig {
+    pub engine: EngineSection,
+    pub mqtt: MqttSection,
+    pub limits: LimitsSection,
+    pub router: RouterSection,
+    pub http: HttpSection,
+    pub services: ServicesSection,
+    pub topics: TopicsSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineSection {
+    /// The engine's service name on the bus (`source` of its envelopes, health topic).
+    pub name: String,
+    /// Free-form label reported in health and discovery (development, staging, production).
+    pub environment: String,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        Self { name: "alicia".into(), environment: "development".into() }
+    }
+}
+
+/// How the front door does socket I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IoBackend {
+    /// io_uring when the kernel allows it, epoll otherwise.
+    #[default]
+    Auto,
+    /// io_uring or fail at start-up.
+    Uring,
+    /// Plain tokio (epoll).
+    Epoll,
+}
+
+impl IoBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IoBackend::Auto => "auto",
+            IoBackend::Uring => "uring",
+            IoBackend::Epoll => "epoll",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttSection {
+    /// Plain MQTT (3.1.1 and 5) listener.
+    pub listen: SocketAddr,
+    pub io: IoBackend,
+    /// Threads that run client connections. 0 means one per core.
+    pub io_threads: usize,
+    /// A connection that sends no CONNECT within this time is closed.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for MqttSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            io: IoBackend::Auto,
+            io_threads: 0,
+            connect_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Limits named after mosquitto's options, with the seeds' values as defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Client connections at once; one more gets a "server unavailable" CONNACK.
+    pub max_connections: usize,
+    /// Unacknowledged QoS 1/2 deliveries per client.
+    pub max_inflight_messages: usize,
+    /// Deliveries held for one client beyond the in-flight window.
+    pub max_queued_messages: usize,
+    /// Largest accepted MQTT packet, in bytes (256 MiB by default).
+    pub message_size_limit: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_connections: 1000,
+            max_inflight_messages: 100,
+            max_queued_messages: 1000,
+            message_size_limit: 268_435_456,
+        }
+    }
+}
+
+/// The embedded rumqttd router's commit log: every subscribed filter keeps up to
+/// `segment_count` segments of `segment_size_bytes` in memory for readers that lag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterSection {
+    pub segment_size_bytes: usize,
+    pub segment_count: usize,
+}
+
+impl Default for RouterSection {
+    fn default() -> Self {
+        // One segment holds at least one maximal message: a 256 MiB payload is stored
+        // once (the segment grows past its nominal size by the overflowing message), and
+        // at most `segment_count` such segments are retained per filter.
+        Self { segment_size_bytes: 64 * 1024 * 1024, segment_count: 4 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSection {
+    /// `/metrics` and `/healthz`.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([0, 0, 0, 0], 8080)) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServicesSection {
+    /// Seconds between the engine's health publications on `alicia/system/health/<name>`.
+    pub heartbeat_interval_secs: u64,
+    /// Validate envelopes on `alicia/` request topics and answer invalid ones with an
+    /// error event.
+    pub validate_envelopes: bool,
+}
+
+impl Default for ServicesSection {
+    fn default() -> Self {
+        Self { heartbeat_interval_secs: 30, validate_envelopes: true }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicsSection {
+    /// Legacy topic spelling → canonical topic. Empty by default; the shipped
+    /// `bus-config/alicia.toml` lists the seeds' legacy spellings.
+    pub aliases: BTreeMap<String, String>,
+}

@@ -1,0 +1,114 @@
+use super::*;
+
+#[test]
+fn empty_file_gives_defaults() {
+    let c = AliciaConfig::from_toml_str("").unwrap();
+    assert_eq!(c, AliciaConfig::default());
+    assert_eq!(c.limits.max_connections, 1000);
+    assert_eq!(c.limits.message_size_limit, 268_435_456);
+    assert_eq!(c.mqtt.listen.port(), 1883);
+}
+
+#[test]
+fn values_override_defaults() {
+    let c = AliciaConfig::from_toml_str(
+        "[mqtt]\nlisten = \"127.0.0.1:0\"\nio = \"epoll\"\n[limits]\nmax_connections = 5\n",
+    )
+    .unwrap();
+    assert_eq!(c.mqtt.io, IoBackend::Epoll);
+    assert_eq!(c.limits.max_connections, 5);
+    assert_eq!(c.limits.max_inflight_messages, 100);
+}
+
+#[test]
+fn every_error_is_reported_with_its_path() {
+    let text = r#"
+[mqtt]
+listen = "not an address"
+io = "kqueue"
+colour = "blue"
+
+[limits]
+max_connections = "many"
+max_inflight_messages = 0
+
+[nonsense]
+x = 1
+"#;
+    let errors = AliciaConfig::from_toml_str(text).unwrap_err();
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["limits.max_connections", "mqtt.colour", "mqtt.io", "mqtt.listen", "nonsense"],
+        "{errors}"
+    );
+    let text = errors.to_string();
+    assert!(text.contains("mqtt.colour: unknown key (expected one of:"), "{text}");
+    assert!(text.contains("nonsense: unknown section"), "{text}");
+    assert!(text.contains("kqueue"), "{text}");
+}
+
+#[test]
+fn semantic_rules_are_all_reported() {
+    let text = r#"
+[limits]
+max_inflight_messages = 0
+message_size_limit = 300000000
+[router]
+segment_size_bytes = 10
+[topics.aliases]
+"a/#/b" = "c"
+"#;
+    let errors = AliciaConfig::from_toml_str(text).unwrap_err();
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "limits.max_inflight_messages",
+            "limits.message_size_limit",
+            "router.segment_size_bytes",
+            "topics.aliases.\"a/#/b\""
+        ],
+        "{errors}"
+    );
+}
+
+#[test]
+fn syntax_error_names_the_line() {
+    let errors = AliciaConfig::from_toml_str("[mqtt\nlisten=").unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert!(errors.to_string().contains("line 1"), "{errors}");
+}
+
+#[test]
+fn overlay_replaces_values_and_unknown_environment_lists_the_known_ones() {
+    let dir = std::env::temp_dir().join(format!("alicia-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("environments")).unwrap();
+    let base = dir.join("alicia.toml");
+    std::fs::write(&base, "[limits]\nmax_connections = 10\nmax_queued_messages = 7\n").unwrap();
+    std::fs::write(dir.join("environments/production.toml"), "[limits]\nmax_connections = 20\n").unwrap();
+
+    let c = AliciaConfig::load(&base, Some("production")).unwrap();
+    assert_eq!(c.limits.max_connections, 20);
+    assert_eq!(c.limits.max_queued_messages, 7);
+
+    let err = AliciaConfig::load(&base, Some("moon")).unwrap_err().to_string();
+    assert!(err.contains("unknown environment \"moon\"") && err.contains("available: production"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let err = AliciaConfig::load(Path::new("/nonexistent/alicia.toml"), None).unwrap_err();
+    assert!(err.to_string().starts_with("cannot read /nonexistent/alicia.toml"), "{err}");
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bus-config");
+    let base = dir.join("alicia.toml");
+    AliciaConfig::load(&base, None).unwrap();
+    for env in ["development", "staging", "production"] {
+        AliciaConfig::load(&base, Some(env)).unwrap_or_else(|e| panic!("{env}: {e}"));
+    }
+}

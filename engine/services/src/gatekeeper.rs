@@ -1,0 +1,56 @@
+//! Envelope validation at the edge of the bus.
+//!
+//! Watches every `alicia/` topic that carries JSON envelopes (binary audio topics are
+//! skipped), parses each message once, and answers an invalid one with an error event
+//! on the matching `.../error` topic (or `alicia/monitoring/alerts`) that names the
+//! failing field; an expired or over-hopped envelope is counted as discarded. The
+//! message itself was already delivered by the router: the error event is how its
+//! sender learns, and the counters are how an operator does.
+
+use alicia_broker::LocalClient;
+use alicia_envelope::topics::{self, TopicAliases};
+use alicia_envelope::{Envelope, ErrorEvent};
+use metrics::counter;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) async fn run(mut client: LocalClient, aliases: TopicAliases, stop: CancellationToken) {
+    if let Err(e) = client.subscribe("alicia/#").await {
+        tracing::error!(error = %e, "gatekeeper cannot subscribe");
+        return;
+    }
+    let valid = counter!("alicia_envelope_valid_total");
+    let inbox = client.inbox();
+    loop {
+        let message = tokio::select! {
+            m = inbox.recv_async() => match m {
+                Ok(m) => m,
+                Err(_) => return,
+            },
+            _ = stop.cancelled() => return,
+        };
+        // An empty retained payload is a deletion, not a message.
+        if message.payload.is_empty() && message.retain {
+            continue;
+        }
+        let topic = aliases.resolve(&message.topic);
+        if !topics::is_request_topic(&topic) {
+            continue;
+        }
+        match Envelope::decode(&message.payload) {
+            Ok(envelope) => match envelope.check_freshness(chrono::Utc::now()) {
+                Ok(()) => valid.increment(1),
+                Err(discard) => {
+                    counter!("alicia_envelope_discarded_total", "reason" => discard.error_type()).increment(1);
+                }
+            },
+            Err(error) => {
+                counter!("alicia_envelope_invalid_total", "error_type" => error.error_type()).increment(1);
+                let event = ErrorEvent::for_invalid(&topic, &message.payload, &error);
+                tracing::debug!(topic = %message.topic, field = ?event.field, error_type = event.error_type, "invalid envelope");
+                if let Err(e) = client.publish(event.error_topic(), event.to_envelope().encode(), false).await {
+                    tracing::warn!(error = %e, "cannot publish error event");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The engine's core services, each an in-process client of the embedded router.
+//!
+//! # Layout
+//! - `health`: publishes the engine's health and discovery heartbeat every
+//!   `heartbeat_interval`, registers at start, unregisters at stop, and answers
+//!   `alicia/system/health/check` with a correlated response.
+//! - `gatekeeper`: validates the envelope of every message on an `alicia/` request topic
+//!   and answers an invalid one with an error event naming the field.
+//! - this file: [`CoreServices`], which starts and stops them together.
+
+mod gatekeeper;
+mod health;
+
+use std::collections::HashMap;
+
+use alicia_broker::{LocalClient, RouterHandle};
+use alicia_config::AliciaConfig;
+use alicia_envelope::topics::TopicAliases;
+use tokio_util::sync::CancellationToken;
+
+/// Why the services could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServicesError {
+    #[error("cannot open a router link for the {service} service: {source}")]
+    Link { service: &'static str, source: alicia_broker::router::LinkError },
+    #[error("invalid topic alias in config: {0}")]
+    Alias(String),
+}
+
+/// The running core services.
+pub struct CoreServices {
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl CoreServices {
+    pub async fn start(config: &AliciaConfig, router: &RouterHandle) -> Result<CoreServices, ServicesError> {
+        let aliases: HashMap<String, String> = config.topics.aliases.clone().into_iter().collect();
+        let aliases = TopicAliases::new(aliases).map_err(|e| ServicesError::Alias(e.to_string()))?;
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+
+        let client = connect(router, "health").await?;
+        let health = health::HealthService::new(config, aliases.clone());
+        tasks.push(tokio::spawn(health.run(client, stop.clone())));
+
+        if config.services.validate_envelopes {
+            let client = connect(router, "gatekeeper").await?;
+            tasks.push(tokio::spawn(gatekeeper::run(client, aliases, stop.clone())));
+        }
+        Ok(CoreServices { stop, tasks })
+    }
+
+    /// Stops every service; health says goodbye on the bus first.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn connect(router: &RouterHandle, service: &'static str) -> Result<LocalClient, ServicesError> {
+    LocalClient::connect(router, service).await.map_err(|source| ServicesError::Link { service, source })
+}

@@ -1,0 +1,194 @@
+//! rumqttc clients (MQTT 3.1.1 and 5) whose event loops run in a task and report every
+//! event on a channel, so tests can wait for exactly the packet they expect.
+
+use std::time::Duration;
+
+use rumqttc::v5;
+use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
+use tokio::sync::mpsc;
+
+use crate::PATIENCE;
+
+/// An MQTT 3.1.1 client.
+pub struct V4Client {
+    pub client: rumqttc::AsyncClient,
+    events: mpsc::UnboundedReceiver<Result<rumqttc::Event, rumqttc::ConnectionError>>,
+}
+
+impl V4Client {
+    /// Connects and waits for a successful CONNACK, which it returns.
+    pub async fn connect(port: u16, id: &str, tweak: impl FnOnce(&mut rumqttc::MqttOptions)) -> (V4Client, rumqttc::ConnAck) {
+        let mut client = V4Client::start(port, id, tweak);
+        let ack = client.connack().await.expect("connection accepted");
+        (client, ack)
+    }
+
+    /// Starts connecting without waiting.
+    pub fn start(port: u16, id: &str, tweak: impl FnOnce(&mut rumqttc::MqttOptions)) -> V4Client {
+        let mut options = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(30));
+        tweak(&mut options);
+        let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 1000);
+        let (tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let event = eventloop.poll().await;
+                let failed = event.is_err();
+                if tx.send(event).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        V4Client { client, events }
+    }
+
+    /// The CONNACK, or the error that ended the connection first.
+    pub async fn connack(&mut self) -> Result<rumqttc::ConnAck, rumqttc::ConnectionError> {
+        loop {
+            match self.next_event().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => return Ok(ack),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> Result<rumqttc::Event, rumqttc::ConnectionError> {
+        tokio::time::timeout(PATIENCE, self.events.recv())
+            .await
+            .expect("an mqtt event within the patience window")
+            .expect("event loop alive")
+    }
+
+    /// Subscribes and waits for the SUBACK's return codes.
+    pub async fn subscribe(&mut self, filter: &str, qos: rumqttc::QoS) -> Vec<rumqttc::SubscribeReasonCode> {
+        self.client.subscribe(filter, qos).await.unwrap();
+        loop {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(ack)) = self.next_event().await.expect("connected") {
+                return ack.return_codes;
+            }
+        }
+    }
+
+    /// The next PUBLISH delivered to this client.
+    pub async fn next_publish(&mut self) -> rumqttc::Publish {
+        loop {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = self.next_event().await.expect("connected") {
+                return p;
+            }
+        }
+    }
+
+    /// The next publish on `topic`, skipping others.
+    pub async fn next_publish_on(&mut self, topic: &str) -> rumqttc::Publish {
+        loop {
+            let p = self.next_publish().await;
+            if p.topic == topic {
+                return p;
+            }
+        }
+    }
+
+    /// Waits for an outgoing publish's acknowledgement (PUBACK or PUBCOMP).
+    pub async fn acked(&mut self) {
+        loop {
+            match self.next_event().await.expect("connected") {
+                rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_) | rumqttc::Packet::PubComp(_)) => return,
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits until the connection ends and returns why.
+    pub async fn closed(&mut self) -> rumqttc::ConnectionError {
+        loop {
+            if let Err(e) = self.next_event().await {
+                return e;
+            }
+        }
+    }
+}
+
+/// An MQTT 5 client.
+pub struct V5Client {
+    pub client: v5::AsyncClient,
+    events: mpsc::UnboundedReceiver<Result<v5::Event, v5::ConnectionError>>,
+}
+
+impl V5Client {
+    pub async fn connect(port: u16, id: &str, tweak: impl FnOnce(&mut v5::MqttOptions)) -> (V5Client, v5::mqttbytes::v5::ConnAck) {
+        let mut client = V5Client::start(port, id, tweak);
+        let ack = client.connack().await.expect("connection accepted");
+        (client, ack)
+    }
+
+    pub fn start(port: u16, id: &str, tweak: impl FnOnce(&mut v5::MqttOptions)) -> V5Client {
+        let mut options = v5::MqttOptions::new(id, "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(30));
+        tweak(&mut options);
+        let (client, mut eventloop) = v5::AsyncClient::new(options, 1000);
+        let (tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let event = eventloop.poll().await;
+                let failed = event.is_err();
+                if tx.send(event).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        V5Client { client, events }
+    }
+
+    pub async fn connack(&mut self) -> Result<v5::mqttbytes::v5::ConnAck, v5::ConnectionError> {
+        loop {
+            match self.next_event().await {
+                Ok(v5::Event::Incoming(v5::mqttbytes::v5::Packet::ConnAck(ack))) => return Ok(ack),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> Result<v5::Event, v5::ConnectionError> {
+        tokio::time::timeout(PATIENCE, self.events.recv())
+            .await
+            .expect("an mqtt event within the patience window")
+            .expect("event loop alive")
+    }
+
+    pub async fn subscribe(&mut self, filter: &str, qos: v5::mqttbytes::QoS) -> Vec<v5::mqttbytes::v5::SubscribeReasonCode> {
+        self.client.subscribe(filter, qos).await.unwrap();
+        loop {
+            if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::SubAck(ack)) = self.next_event().await.expect("connected") {
+                return ack.return_codes;
+            }
+        }
+    }
+
+    pub async fn next_publish(&mut self) -> v5::mqttbytes::v5::Publish {
+        loop {
+            if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::Publish(p)) = self.next_event().await.expect("connected") {
+                return p;
+            }
+        }
+    }
+
+    /// Waits until the connection ends; returns the reason code of the server's
+    /// DISCONNECT if one came (rumqttc reports it as the error that ends the loop).
+    pub async fn closed(&mut self) -> (Option<DisconnectReasonCode>, v5::ConnectionError) {
+        let mut reason = None;
+        loop {
+            match self.next_event().await {
+                Ok(v5::Event::Incoming(v5::mqttbytes::v5::Packet::Disconnect(d))) => reason = Some(d.reason_code),
+                Ok(_) => {}
+                Err(e) => {
+                    if let v5::ConnectionError::MqttState(v5::StateError::ServerDisconnect { reason_code, .. }) = &e {
+                        reason = Some(*reason_code);
+                    }
+                    return (reason, e);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Harness for the end-to-end tests in `tests/`: an engine on ephemeral loopback
+//! ports, real MQTT clients (rumqttc v4 and v5, raw sockets, mosquitto's CLI tools) and
+//! waits that poll for a condition with a deadline instead of sleeping.
+//!
+//! # Layout
+//! - [`engine`]: start an in-process engine, or the `alicia` binary as a process.
+//! - [`clients`]: rumqttc clients whose events arrive on a channel.
+//! - [`raw`]: hand-written MQTT bytes over a plain TCP socket, for bad input.
+//! - [`mosquitto`]: `mosquitto_pub` / `mosquitto_sub` as foreign peers.
+
+pub mod clients;
+pub mod engine;
+pub mod mosquitto;
+pub mod raw;
+
+use std::time::Duration;
+
+/// Generous upper bound for anything a test waits on; a healthy run takes milliseconds.
+/// Tests fail on a deadline only when the awaited behaviour is missing.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A topic no other test uses.
+pub fn unique_topic(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{prefix}/{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
