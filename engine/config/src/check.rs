@@ -94,11 +94,15 @@ pub(crate) fn config_from_value(root: Value) -> Result<AliciaConfig, ConfigError
             }
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let config = AliciaConfig::deserialize_value(Value::Table(merged))
-        .map_err(|e| ConfigErrors(vec![ConfigError { path: "<root>".into(), message: e }]))?;
+    // Only values that passed on their own were merged, so this parse succeeds and the
+    // semantic rules see every valid value even when others were wrong.
+    let config = match AliciaConfig::deserialize_value(Value::Table(merged)) {
+        Ok(config) => config,
+        Err(e) => {
+            errors.push("<root>", e);
+            return Err(errors);
+        }
+    };
     check_rules(&config, &mut errors);
     if errors.is_empty() {
         Ok(config)

@@ -39,7 +39,7 @@ x = 1
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         paths,
-        ["limits.max_connections", "mqtt.colour", "mqtt.io", "mqtt.listen", "nonsense"],
+        ["limits.max_connections", "mqtt.colour", "mqtt.io", "mqtt.listen", "nonsense", "limits.max_inflight_messages"],
         "{errors}"
     );
     let text = errors.to_string();

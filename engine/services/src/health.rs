@@ -1,14 +1,15 @@
 //! The engine's own health on the bus, and answers to health checks.
 //!
-//! - at start: a discovery registration on `alicia/system/discovery/register`;
+//! - at start: a discovery registration on `alicia/system/discovery/register`,
+//!   retained so a registry that starts later still learns the engine is up;
 //! - every `heartbeat_interval`: the health report, retained, on
 //!   `alicia/system/health/<name>` (a late subscriber sees the current state at once)
 //!   and a heartbeat on `alicia/system/discovery/heartbeat`;
 //! - on `alicia/system/health/check` (or an alias of it) addressed to this engine,
 //!   to `broadcast` or to `capability:health`: a response correlated to the request
 //!   (`payload.metadata.correlation_id`), on the engine's health topic;
-//! - at stop: an unregistration, and the retained report cleared so no stale
-//!   "healthy" outlives the engine.
+//! - at stop: an unregistration, and the retained registration and report cleared so
+//!   no stale "healthy" outlives the engine.
 //!
 //! Invalid check requests are the gatekeeper's to answer; this service ignores them.
 
@@ -64,7 +65,7 @@ impl HealthService {
             }
         }
         let registration = ServiceRegistration::new(&self.name, env!("CARGO_PKG_VERSION"), capabilities());
-        publish(&mut client, topics::SYSTEM_DISCOVERY_REGISTER, registration.to_envelope().encode(), false).await;
+        publish(&mut client, topics::SYSTEM_DISCOVERY_REGISTER, registration.to_envelope().encode(), true).await;
 
         let inbox = client.inbox();
         let mut tick = tokio::time::interval(self.interval);
@@ -85,7 +86,8 @@ impl HealthService {
         }
         let goodbye = ServiceUnregistration::new(&self.name);
         publish(&mut client, topics::SYSTEM_DISCOVERY_UNREGISTER, goodbye.to_envelope().encode(), false).await;
-        // An empty retained payload deletes the retained report.
+        // An empty retained payload deletes the retained message.
+        publish(&mut client, topics::SYSTEM_DISCOVERY_REGISTER, Bytes::new(), true).await;
         publish(&mut client, &topics::health(&self.name), Bytes::new(), true).await;
     }
 

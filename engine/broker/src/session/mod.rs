@@ -153,6 +153,8 @@ impl CloseReason {
 /// State the three tasks of one session share (all on one thread).
 pub(crate) struct Shared {
     closing: CancellationToken,
+    /// Set once the pump has taken its last notification from the router.
+    pump_finished: CancellationToken,
     reason: Cell<Option<CloseReason>>,
     /// Encoded packets waiting for the writer.
     pending: RefCell<BytesMut>,
@@ -207,6 +209,7 @@ pub(crate) async fn serve<R: SocketReader, W: SocketWriter>(
     tracing::debug!(%peer, client_id, version = codec.version().as_str(), "client connected");
     let shared = Rc::new(Shared {
         closing: ctx.stop.child_token(),
+        pump_finished: CancellationToken::new(),
         reason: Cell::new(None),
         pending: RefCell::new(BytesMut::with_capacity(16 * 1024)),
         queued_publishes: Cell::new(0),

@@ -22,19 +22,35 @@ use crate::io::SocketWriter;
 
 /// A client that stops reading still gets this long to take its final packets.
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
+/// At server shutdown the pump keeps draining the router until it has been quiet this
+/// long, so messages published just before the stop (the services' goodbyes) still
+/// reach their subscribers.
+const SHUTDOWN_QUIET: Duration = Duration::from_millis(50);
+const SHUTDOWN_DRAIN_LIMIT: Duration = Duration::from_millis(500);
 
-pub(super) async fn pump(mut link: LinkRx, codec: Codec, shared: std::rc::Rc<Shared>, ctx: Arc<SessionContext>) {
+pub(super) async fn pump(link: LinkRx, codec: Codec, shared: std::rc::Rc<Shared>, ctx: Arc<SessionContext>) {
+    pump_until_closed(link, &codec, &shared, &ctx).await;
+    shared.pump_finished.cancel();
+    shared.data_ready.notify_one();
+}
+
+async fn pump_until_closed(mut link: LinkRx, codec: &Codec, shared: &Shared, ctx: &SessionContext) {
     loop {
         let first = tokio::select! {
             n = link.next() => n,
-            _ = shared.closing.cancelled() => return,
+            _ = shared.closing.cancelled() => {
+                if shared.reason() == CloseReason::ServerShutdown {
+                    drain_at_shutdown(&mut link, codec, shared, ctx).await;
+                }
+                return;
+            }
         };
         let mut unscheduled = false;
         let mut next = first;
         loop {
             match next {
                 Ok(Some(Notification::Unschedule)) => unscheduled = true,
-                Ok(Some(notification)) => encode(notification, &codec, &shared, &ctx),
+                Ok(Some(notification)) => encode(notification, codec, shared, ctx),
                 Ok(None) => {}
                 Err(_) => {
                     // The router dropped this link: another connection took the client id.
@@ -53,6 +69,22 @@ pub(super) async fn pump(mut link: LinkRx, codec: Codec, shared: std::rc::Rc<Sha
         if unscheduled && link.wake().await.is_err() {
             shared.close(CloseReason::SessionTakenOver);
             return;
+        }
+    }
+}
+
+async fn drain_at_shutdown(link: &mut LinkRx, codec: &Codec, shared: &Shared, ctx: &SessionContext) {
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN_LIMIT;
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(SHUTDOWN_QUIET, link.next()).await {
+            Ok(Ok(Some(Notification::Unschedule))) => {
+                if link.wake().await.is_err() {
+                    return;
+                }
+            }
+            Ok(Ok(Some(notification))) => encode(notification, codec, shared, ctx),
+            Ok(Ok(None)) => {}
+            Ok(Err(_)) | Err(_) => return,
         }
     }
 }
@@ -112,6 +144,8 @@ pub(super) async fn write_loop<W: SocketWriter>(
             _ = shared.closing.cancelled() => true,
         };
         if closing {
+            // The pump may still be draining the router (server shutdown).
+            shared.pump_finished.cancelled().await;
             break;
         }
         if !flush(&mut writer, &mut spare, &shared, &ctx).await {

@@ -1,0 +1,105 @@
+//! The stage runtime of the Alicia bus: voice and message stages that pass
+//! [`Frame`]s over bounded edges, with one loop around every stage so each is
+//! measured, fails and shuts down the same way.
+//!
+//! # Layout
+//!
+//! | file | what lives there |
+//! |---|---|
+//! | `frame.rs` | [`Frame`], [`FrameMeta`], [`Payload`], [`AudioChunk`]: audio is `Bytes`, never copied |
+//! | `stage.rs` | the [`Stage`] trait, [`StageHints`], [`StageError`] and how errors are reported |
+//! | `edge.rs` | bounded edges on flume: [`EdgeSender`], [`WhenFull`], drop counting |
+//! | `outputs.rs` | [`Outputs`]: a stage's named output ports and their fan-out |
+//! | `topology.rs` | [`TopologyConfig`] (the builder) and the sink-first wiring |
+//! | `validate.rs` | checks a declaration and reports every [`ValidationError`] at once |
+//! | `stage_loop.rs` | the loop run around each stage, blocking thread or tokio task |
+//! | `running.rs` | [`RunningTopology`]: sources, stats, shutdown and abort |
+//! | `kill.rs` | [`KillSwitch`], the one abort for a pipeline |
+//! | `telemetry.rs` | the metric names and per-stage handles |
+//!
+//! # Use
+//!
+//! ```
+//! use std::sync::mpsc;
+//! use alicia_pipeline::{Frame, FrameMeta, Outputs, Payload, Stage, StageError, StageHints, TopologyConfig};
+//!
+//! /// The composition root's closed set of stages.
+//! enum Stages {
+//!     Shout,
+//!     Collect(mpsc::Sender<String>),
+//! }
+//!
+//! impl Stage for Stages {
+//!     fn name(&self) -> &'static str {
+//!         match self {
+//!             Stages::Shout => "shout",
+//!             Stages::Collect(_) => "collect",
+//!         }
+//!     }
+//!
+//!     fn hints(&self) -> StageHints {
+//!         match self {
+//!             Stages::Shout => StageHints::asynchronous(8),
+//!             Stages::Collect(_) => StageHints::blocking(8).sink(),
+//!         }
+//!     }
+//!
+//!     fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
+//!         match self {
+//!             Stages::Shout => {
+//!                 let Payload::Text(text) = &frame.payload else { return out.push(frame) };
+//!                 let loud = frame.derive(Payload::Text(text.to_uppercase()));
+//!                 out.push(loud)
+//!             }
+//!             Stages::Collect(seen) => {
+//!                 if let Payload::Text(text) = frame.payload {
+//!                     let _ = seen.send(text);
+//!                 }
+//!                 Ok(())
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (seen, texts) = mpsc::channel();
+//! let mut config = TopologyConfig::new();
+//! config.source("text");
+//! config.stage("shout", Stages::Shout).input("text");
+//! config.stage("collect", Stages::Collect(seen)).input("shout");
+//!
+//! let running = config.build()?.run(&tokio::runtime::Handle::current())?;
+//! let text_in = running.source("text").expect("declared above");
+//! text_in.send_async(Frame::text(FrameMeta::new("s1", "kitchen", 0), "lights on")).await?;
+//! drop(text_in);
+//! running.shutdown().await?;
+//! assert_eq!(texts.recv()?, "LIGHTS ON");
+//! # Ok(())
+//! # }
+//! ```
+
+mod edge;
+mod frame;
+mod kill;
+mod outputs;
+mod running;
+mod stage;
+mod stage_loop;
+mod telemetry;
+mod topology;
+mod validate;
+
+#[cfg(test)]
+mod testing;
+
+pub use edge::{Delivery, EdgeSender, EdgeStats, Outputs, SendError, TrySendError, WhenFull};
+pub use frame::{AudioChunk, AudioFormat, Frame, FrameMeta, Payload, SessionId, SiteId};
+pub use kill::KillSwitch;
+pub use running::{PipelineError, RunningTopology};
+pub use stage::{
+    BoxError, ErrorSink, Execution, Stage, StageError, StageErrorReport, StageHints, DEFAULT_OUTPUT,
+};
+pub use telemetry::{describe_metrics, StageStats, METRIC_NAMES};
+pub use topology::{StageConfig, Topology, TopologyConfig};
+pub use validate::{ValidationError, ValidationErrors};

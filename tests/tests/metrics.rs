@@ -1,0 +1,83 @@
+//! `/metrics` and `/healthz` as Prometheus and a load balancer see them.
+
+use alicia_e2e::clients::V4Client;
+use alicia_e2e::engine::TestEngine;
+use alicia_e2e::unique_topic;
+use rumqttc::QoS;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A plain HTTP/1.1 GET; returns (status, body).
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: alicia\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response.split_once("\r\n\r\n").unwrap().1.to_string();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_the_naming_contract_and_count_traffic() {
+    let engine = TestEngine::with_defaults().await;
+    let port = engine.mqtt_port();
+    let topic = unique_topic("e2e/metrics");
+    let (mut sub, _) = V4Client::connect(port, "metrics-sub", |_| {}).await;
+    sub.subscribe(&topic, QoS::AtLeastOnce).await;
+    let (mut publisher, _) = V4Client::connect(port, "metrics-pub", |_| {}).await;
+    publisher.client.publish(&topic, QoS::AtLeastOnce, false, "count me").await.unwrap();
+    sub.next_publish().await;
+
+    let (status, page) = get(engine.http_addr(), "/metrics").await;
+    assert_eq!(status, 200);
+    for name in [
+        "alicia_mqtt_connections_active",
+        "alicia_mqtt_publishes_received_total",
+        "alicia_mqtt_publishes_sent_total",
+        "alicia_mqtt_received_bytes_total",
+        "alicia_mqtt_sent_bytes_total",
+        "alicia_mqtt_refusals_total",
+        "alicia_mqtt_io_backend_info",
+    ] {
+        assert!(page.lines().any(|l| l.starts_with(name)), "{name} missing from /metrics");
+    }
+    let received: f64 = page
+        .lines()
+        .find(|l| l.starts_with("alicia_mqtt_publishes_received_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(received >= 1.0);
+
+    // The contract: alicia_<area>_<name>_<unit>; counters end in _total; no unbounded labels.
+    for line in page.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let mut parts = line.split_whitespace().skip(2);
+        let (name, kind) = (parts.next().unwrap(), parts.next().unwrap());
+        assert!(name.starts_with("alicia_"), "{name} is not alicia_*");
+        assert!(name.split('_').count() >= 3, "{name} lacks area/name parts");
+        if kind == "counter" {
+            assert!(name.ends_with("_total"), "counter {name} must end in _total");
+        }
+        if kind == "histogram" || kind == "summary" {
+            assert!(name.ends_with("_seconds") || name.ends_with("_bytes"), "{name} must be in base units");
+        }
+    }
+    for label in ["client_id", "topic", "session_id"] {
+        assert!(!page.contains(&format!("{label}=")), "unbounded label {label} exported");
+    }
+    engine.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_reports_the_engine() {
+    let engine = TestEngine::with_defaults().await;
+    let (status, body) = get(engine.http_addr(), "/healthz").await;
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "healthy");
+    assert_eq!(health["mqtt"]["listen"], engine.mqtt_addr().to_string());
+    assert!(["uring", "epoll"].contains(&health["mqtt"]["io_backend"].as_str().unwrap()));
+    engine.stop().await;
+}
