@@ -17,7 +17,11 @@ pub struct V4Client {
 
 impl V4Client {
     /// Connects and waits for a successful CONNACK, which it returns.
-    pub async fn connect(port: u16, id: &str, tweak: impl FnOnce(&mut rumqttc::MqttOptions)) -> (V4Client, rumqttc::ConnAck) {
+    pub async fn connect(
+        port: u16,
+        id: &str,
+        tweak: impl FnOnce(&mut rumqttc::MqttOptions),
+    ) -> (V4Client, rumqttc::ConnAck) {
         let mut client = V4Client::start(port, id, tweak);
         let ack = client.connack().await.expect("connection accepted");
         (client, ack)
@@ -64,7 +68,8 @@ impl V4Client {
     pub async fn subscribe(&mut self, filter: &str, qos: rumqttc::QoS) -> Vec<rumqttc::SubscribeReasonCode> {
         self.client.subscribe(filter, qos).await.unwrap();
         loop {
-            if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(ack)) = self.next_event().await.expect("connected") {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(ack)) = self.next_event().await.expect("connected")
+            {
                 return ack.return_codes;
             }
         }
@@ -92,9 +97,9 @@ impl V4Client {
     /// Waits for an outgoing publish's acknowledgement (PUBACK or PUBCOMP).
     pub async fn acked(&mut self) {
         loop {
-            match self.next_event().await.expect("connected") {
-                rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_) | rumqttc::Packet::PubComp(_)) => return,
-                _ => {}
+            let event = self.next_event().await.expect("connected");
+            if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_) | rumqttc::Packet::PubComp(_)) = event {
+                return;
             }
         }
     }
@@ -116,7 +121,11 @@ pub struct V5Client {
 }
 
 impl V5Client {
-    pub async fn connect(port: u16, id: &str, tweak: impl FnOnce(&mut v5::MqttOptions)) -> (V5Client, v5::mqttbytes::v5::ConnAck) {
+    pub async fn connect(
+        port: u16,
+        id: &str,
+        tweak: impl FnOnce(&mut v5::MqttOptions),
+    ) -> (V5Client, v5::mqttbytes::v5::ConnAck) {
         let mut client = V5Client::start(port, id, tweak);
         let ack = client.connack().await.expect("connection accepted");
         (client, ack)
@@ -157,10 +166,16 @@ impl V5Client {
             .expect("event loop alive")
     }
 
-    pub async fn subscribe(&mut self, filter: &str, qos: v5::mqttbytes::QoS) -> Vec<v5::mqttbytes::v5::SubscribeReasonCode> {
+    pub async fn subscribe(
+        &mut self,
+        filter: &str,
+        qos: v5::mqttbytes::QoS,
+    ) -> Vec<v5::mqttbytes::v5::SubscribeReasonCode> {
         self.client.subscribe(filter, qos).await.unwrap();
         loop {
-            if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::SubAck(ack)) = self.next_event().await.expect("connected") {
+            if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::SubAck(ack)) =
+                self.next_event().await.expect("connected")
+            {
                 return ack.return_codes;
             }
         }
@@ -168,7 +183,9 @@ impl V5Client {
 
     pub async fn next_publish(&mut self) -> v5::mqttbytes::v5::Publish {
         loop {
-            if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::Publish(p)) = self.next_event().await.expect("connected") {
+            if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::Publish(p)) =
+                self.next_event().await.expect("connected")
+            {
                 return p;
             }
         }

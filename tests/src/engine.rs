@@ -16,13 +16,11 @@ pub fn test_config() -> AliciaConfig {
     config.http.listen = "127.0.0.1:0".parse().unwrap();
     config.mqtt.io_threads = 2;
     config.services.heartbeat_interval_secs = 1;
-    config.topics.aliases = [
-        ("alicia/voice/stt/result", "alicia/voice/stt/response"),
-        ("alicia/ai/request", "alicia/voice/ai/request"),
-    ]
-    .iter()
-    .map(|(a, b)| (a.to_string(), b.to_string()))
-    .collect();
+    config.topics.aliases =
+        [("alicia/voice/stt/result", "alicia/voice/stt/response"), ("alicia/ai/request", "alicia/voice/ai/request")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
     config
 }
 
@@ -113,7 +111,8 @@ impl EngineProcess {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("ready line");
         let field = |name: &str| -> SocketAddr {
-            let start = line.find(&format!("{name}=")).unwrap_or_else(|| panic!("no {name}= in {line:?}")) + name.len() + 1;
+            let start =
+                line.find(&format!("{name}=")).unwrap_or_else(|| panic!("no {name}= in {line:?}")) + name.len() + 1;
             line[start..].split_whitespace().next().unwrap().parse().unwrap()
         };
         let (mqtt, http) = (field("mqtt"), field("http"));

@@ -35,7 +35,12 @@ impl RawClient {
     }
 
     /// Sends a v3.1.1 CONNECT and returns the CONNACK's return code byte.
-    pub async fn handshake(&mut self, client_id: &str, keep_alive: u16, tweak: impl FnOnce(&mut rumqttc::Connect)) -> u8 {
+    pub async fn handshake(
+        &mut self,
+        client_id: &str,
+        keep_alive: u16,
+        tweak: impl FnOnce(&mut rumqttc::Connect),
+    ) -> u8 {
         let packet = Self::connect_packet(client_id, keep_alive, tweak);
         self.send(&packet).await;
         let ack = self.read_exact(4).await.expect("a CONNACK");

@@ -71,8 +71,11 @@ async fn unsupported_protocol_level_gets_connack_0x01() {
     let engine = TestEngine::with_defaults().await;
     let mut old = RawClient::connect(engine.mqtt_port()).await;
     // MQTT 3.1 ("MQIsdp", level 3).
-    old.send(&[0x10, 0x12, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 3, 0x02, 0x00, 0x3c, 0x00, 0x04, b'o', b'l', b'd', b'1'])
-        .await;
+    old.send(&[
+        0x10, 0x12, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 3, 0x02, 0x00, 0x3c, 0x00, 0x04, b'o', b'l', b'd',
+        b'1',
+    ])
+    .await;
     assert_eq!(old.until_closed().await, [0x20, 0x02, 0x00, 0x01]);
     engine.stop().await;
 }
@@ -150,7 +153,7 @@ async fn invalid_envelope_gets_an_error_event_naming_the_field() {
     let port = engine.mqtt_port();
     let (mut listener, _) = V4Client::connect(port, "envelope-listener", |_| {}).await;
     listener.subscribe("alicia/voice/stt/error", QoS::AtLeastOnce).await;
-    let (mut sender, _) = V4Client::connect(port, "envelope-sender", |_| {}).await;
+    let (sender, _) = V4Client::connect(port, "envelope-sender", |_| {}).await;
     let bad = serde_json::json!({
         "message_id": "not-a-uuid",
         "timestamp": "2026-11-23T10:00:00Z",

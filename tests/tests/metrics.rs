@@ -25,7 +25,7 @@ async fn metrics_follow_the_naming_contract_and_count_traffic() {
     let topic = unique_topic("e2e/metrics");
     let (mut sub, _) = V4Client::connect(port, "metrics-sub", |_| {}).await;
     sub.subscribe(&topic, QoS::AtLeastOnce).await;
-    let (mut publisher, _) = V4Client::connect(port, "metrics-pub", |_| {}).await;
+    let (publisher, _) = V4Client::connect(port, "metrics-pub", |_| {}).await;
     publisher.client.publish(&topic, QoS::AtLeastOnce, false, "count me").await.unwrap();
     sub.next_publish().await;
 

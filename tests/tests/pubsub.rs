@@ -16,7 +16,10 @@ async fn every_qos_round_trips_on_both_backends() {
         let port = engine.mqtt_port();
         let topic = unique_topic("e2e/qos");
         let (mut sub, _) = V4Client::connect(port, "qos-sub", |_| {}).await;
-        assert_eq!(sub.subscribe(&topic, QoS::ExactlyOnce).await, [rumqttc::SubscribeReasonCode::Success(QoS::ExactlyOnce)]);
+        assert_eq!(
+            sub.subscribe(&topic, QoS::ExactlyOnce).await,
+            [rumqttc::SubscribeReasonCode::Success(QoS::ExactlyOnce)]
+        );
         let (mut publisher, _) = V4Client::connect(port, "qos-pub", |_| {}).await;
         for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce].into_iter().enumerate() {
             let body = format!("{backend:?}-{i}");

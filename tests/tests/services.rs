@@ -44,8 +44,13 @@ async fn health_check_gets_a_correlated_response() {
     let port = engine.mqtt_port();
     let (mut asker, _) = V4Client::connect(port, "health-asker", |_| {}).await;
     asker.subscribe("alicia/system/health/+", QoS::AtLeastOnce).await;
-    let request = Envelope::new("dashboard", Destination::Broadcast, MessageType::Request, serde_json::json!({"check": "all"}));
-    asker.client.publish(topics::SYSTEM_HEALTH_CHECK, QoS::AtLeastOnce, false, request.encode().to_vec()).await.unwrap();
+    let request =
+        Envelope::new("dashboard", Destination::Broadcast, MessageType::Request, serde_json::json!({"check": "all"}));
+    asker
+        .client
+        .publish(topics::SYSTEM_HEALTH_CHECK, QoS::AtLeastOnce, false, request.encode().to_vec())
+        .await
+        .unwrap();
     let response = loop {
         let p = asker.next_publish_on("alicia/system/health/alicia").await;
         let envelope = Envelope::decode(&p.payload).unwrap();
@@ -59,7 +64,12 @@ async fn health_check_gets_a_correlated_response() {
 
     // A check addressed to another service is not ours to answer: the next response
     // to arrive is the one for the broadcast asked after it.
-    let other = Envelope::new("dashboard", Destination::Service("tts_service".into()), MessageType::Request, serde_json::json!({}));
+    let other = Envelope::new(
+        "dashboard",
+        Destination::Service("tts_service".into()),
+        MessageType::Request,
+        serde_json::json!({}),
+    );
     asker.client.publish(topics::SYSTEM_HEALTH_CHECK, QoS::AtLeastOnce, false, other.encode().to_vec()).await.unwrap();
     let again = Envelope::new("dashboard", Destination::Broadcast, MessageType::Request, serde_json::json!({}));
     asker.client.publish(topics::SYSTEM_HEALTH_CHECK, QoS::AtLeastOnce, false, again.encode().to_vec()).await.unwrap();

@@ -102,7 +102,7 @@ async fn client_ids_follow_the_spec() {
     let topic = unique_topic("e2e/ids");
     let (mut odd, _) = V4Client::connect(port, "kitchen/speaker+1#$", |_| {}).await;
     odd.subscribe(&topic, QoS::AtLeastOnce).await;
-    let (mut publisher, _) = V4Client::connect(port, "ids-pub", |_| {}).await;
+    let (publisher, _) = V4Client::connect(port, "ids-pub", |_| {}).await;
     publisher.client.publish(&topic, QoS::AtLeastOnce, false, "hi").await.unwrap();
     assert_eq!(odd.next_publish().await.payload, "hi".as_bytes());
     engine.stop().await;

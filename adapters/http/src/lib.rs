@@ -43,10 +43,13 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Binds now (a taken port is an error naming it) and serves in the background.
-    pub async fn start(listen: SocketAddr, metrics: PrometheusHandle, health: Arc<dyn HealthSource>) -> Result<HttpServer, HttpError> {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|source| HttpError::Bind { addr: listen, source })?;
+    pub async fn start(
+        listen: SocketAddr,
+        metrics: PrometheusHandle,
+        health: Arc<dyn HealthSource>,
+    ) -> Result<HttpServer, HttpError> {
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.map_err(|source| HttpError::Bind { addr: listen, source })?;
         let addr = listener.local_addr().map_err(|source| HttpError::Bind { addr: listen, source })?;
         let app = Router::new()
             .route("/metrics", get(metrics_page))
@@ -55,7 +58,8 @@ impl HttpServer {
         let stop = CancellationToken::new();
         let until = stop.clone();
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(async move { until.cancelled().await }).await;
+            let served =
+                axum::serve(listener, app).with_graceful_shutdown(async move { until.cancelled().await }).await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "http server failed");
             }

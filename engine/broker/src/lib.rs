@@ -38,7 +38,7 @@ pub use codec::MqttVersion;
 pub use io::ActiveBackend;
 pub use local::{LocalClient, LocalMessage};
 pub use metrics::Refusal;
-pub use router::{RouterHandle, RouterSettings};
+pub use router::{LinkError, RouterHandle, RouterSettings};
 
 use session::{SessionContext, SessionLimits};
 
@@ -54,7 +54,7 @@ pub enum BrokerError {
     #[error(transparent)]
     Io(#[from] io::IoError),
     #[error("cannot open the engine's router link: {0}")]
-    Link(#[from] rumqttd::local::LinkError),
+    Link(#[from] router::LinkError),
 }
 
 /// A running broker. Dropping it without [`Broker::shutdown`] leaves threads running.

@@ -2,12 +2,12 @@
 //! and no codec in between.
 
 use bytes::Bytes;
-use rumqttd::local::{LinkError, LinkTx};
+use rumqttd::local::LinkTx;
 use rumqttd::protocol::{Packet, Publish};
 use rumqttd::Notification;
 
 use crate::client_id::internal_client_id;
-use crate::router::RouterHandle;
+use crate::router::{LinkError, RouterHandle};
 
 /// Deliveries a service has not taken yet; past this the router waits for it.
 const INBOX_CAPACITY: usize = 1024;
@@ -44,7 +44,7 @@ impl LocalClient {
             // Waits for the router thread's answer: keep it off the async workers.
             tokio::task::spawn_blocking(move || router.connect_local(&id))
                 .await
-                .map_err(|_| LinkError::NotConnectionAck)??
+                .map_err(|e| LinkError(e.to_string()))??
         };
         let (deliver, inbox) = flume::bounded(INBOX_CAPACITY);
         let mut rx = link.rx;
@@ -63,7 +63,8 @@ impl LocalClient {
                         }
                     }
                     Some(Notification::Unschedule) => {
-                        if rx.wake().await.is_err() {
+                        let woke = rx.wake().await;
+                        if woke.is_err() {
                             return;
                         }
                     }
@@ -81,14 +82,15 @@ impl LocalClient {
     /// Subscribes at QoS 0 (in-process delivery cannot be lost in transit).
     pub async fn subscribe(&mut self, filter: &str) -> Result<(), LinkError> {
         self.router.room().await;
-        self.tx.subscribe(filter).map(drop)
+        self.tx.subscribe(filter).map(drop).map_err(LinkError::from)
     }
 
     /// Publishes at QoS 0; `retain` keeps it as the topic's retained message.
     pub async fn publish(&mut self, topic: impl Into<String>, payload: Bytes, retain: bool) -> Result<(), LinkError> {
         let topic = Bytes::from(topic.into());
         self.router.room().await;
-        self.tx.send(Packet::Publish(Publish::new(topic, payload, retain), None)).await.map(drop)
+        let publish = Packet::Publish(Publish::new(topic, payload, retain), None);
+        self.tx.send(publish).await.map(drop).map_err(LinkError::from)
     }
 
     /// The next delivery; `None` once the router is gone.

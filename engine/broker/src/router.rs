@@ -11,11 +11,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
-pub use rumqttd::local::LinkError;
 use rumqttd::{Notification, Router, RouterConfig};
 
 type NewLink = dyn for<'a> Fn(&'a str) -> LinkBuilder<'a> + Send + Sync;
 type QueueFull = dyn Fn() -> bool + Send + Sync;
+
+/// The router refused or dropped a link. (rumqttd's own error carries whole router
+/// events, 800+ bytes; this keeps only what a caller can act on: the message.)
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("router link failed: {0}")]
+pub struct LinkError(pub String);
+
+impl From<rumqttd::local::LinkError> for LinkError {
+    fn from(e: rumqttd::local::LinkError) -> Self {
+        LinkError(e.to_string())
+    }
+}
 
 /// Sizing of the embedded router.
 #[derive(Debug, Clone)]

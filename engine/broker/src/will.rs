@@ -29,7 +29,7 @@ pub(crate) struct WillPublisher {
 
 impl WillPublisher {
     /// Starts the will task on the current tokio runtime with its own router link.
-    pub(crate) fn start(router: &RouterHandle) -> Result<WillPublisher, rumqttd::local::LinkError> {
+    pub(crate) fn start(router: &RouterHandle) -> Result<WillPublisher, crate::router::LinkError> {
         let link = router.connect_local(&crate::client_id::internal_client_id("wills"))?;
         let (tx, rx) = flume::unbounded();
         tokio::spawn(run(router.clone(), link, rx, tx.clone()));
@@ -45,7 +45,12 @@ impl WillPublisher {
     }
 }
 
-async fn run(router: RouterHandle, link: crate::router::Link, rx: flume::Receiver<Command>, me: flume::Sender<Command>) {
+async fn run(
+    router: RouterHandle,
+    link: crate::router::Link,
+    rx: flume::Receiver<Command>,
+    me: flume::Sender<Command>,
+) {
     let crate::router::Link { tx: mut link_tx, rx: mut link_rx, .. } = link;
     // QoS 0 publishes get no acks, but the router still talks (e.g. unschedule): keep
     // draining so its buffer for this link stays empty.
@@ -88,7 +93,12 @@ async fn run(router: RouterHandle, link: crate::router::Link, rx: flume::Receive
     }
 }
 
-async fn send(router: &RouterHandle, link: &mut rumqttd::local::LinkTx, will: LastWill, props: Option<LastWillProperties>) {
+async fn send(
+    router: &RouterHandle,
+    link: &mut rumqttd::local::LinkTx,
+    will: LastWill,
+    props: Option<LastWillProperties>,
+) {
     let publish = Publish::new(will.topic, will.message, will.retain);
     let properties = props.map(|p| PublishProperties {
         payload_format_indicator: p.payload_format_indicator,

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 pub use check::{ConfigError, ConfigErrors};
 pub use model::{
-    AliciaConfig, EngineSection, HttpSection, IoBackend, LimitsSection, MqttSection, RouterSection,
-    ServicesSection, TopicsSection,
+    AliciaConfig, EngineSection, HttpSection, IoBackend, LimitsSection, MqttSection, RouterSection, ServicesSection,
+    TopicsSection,
 };
 
 /// Why a configuration could not be loaded.
@@ -56,16 +56,13 @@ impl AliciaConfig {
             let overlay = read_toml(&overlay_path)?;
             merge(&mut value, overlay);
         }
-        check::config_from_value(value)
-            .map_err(|errors| LoadError::Invalid { path: path.to_path_buf(), errors })
+        check::config_from_value(value).map_err(|errors| LoadError::Invalid { path: path.to_path_buf(), errors })
     }
 }
 
 fn read_toml(path: &Path) -> Result<toml::Value, LoadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
-    text.parse()
-        .map_err(|e: toml::de::Error| LoadError::Syntax { path: path.to_path_buf(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    text.parse().map_err(|e: toml::de::Error| LoadError::Syntax { path: path.to_path_buf(), message: e.to_string() })
 }
 
 /// Deep merge: tables merge key by key, anything else is replaced.

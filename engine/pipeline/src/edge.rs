@@ -6,10 +6,12 @@
 //! is full the edge's [`WhenFull`] policy decides: wait, or drop the incoming frame
 //! and count it. Nothing is ever dropped silently.
 
+// Send errors hand the frame back, as flume's and std's channel errors do; boxing it
+// would allocate on every full edge.
+#![allow(clippy::result_large_err)]
+
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-
-pub use crate::outputs::Outputs;
 
 use crate::frame::Frame;
 use crate::telemetry::EdgeMetrics;
@@ -126,17 +128,7 @@ pub(crate) fn edge(name: Arc<str>, capacity: usize, when_full: WhenFull) -> (Edg
         dropped: AtomicU64::new(0),
         blocked_senders: AtomicUsize::new(0),
     });
-    (
-        EdgeSender {
-            tx,
-            shared: shared.clone(),
-        },
-        EdgeReceiver {
-            rx,
-            shared,
-            since_sample: 0,
-        },
-    )
+    (EdgeSender { tx, shared: shared.clone() }, EdgeReceiver { rx, shared, since_sample: 0 })
 }
 
 /// The producing end of an edge. Clone it to feed the same stage from several
@@ -153,10 +145,7 @@ pub struct EdgeSender {
 
 impl std::fmt::Debug for EdgeSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EdgeSender")
-            .field("edge", &self.shared.name)
-            .field("stats", &self.shared.stats())
-            .finish()
+        f.debug_struct("EdgeSender").field("edge", &self.shared.name).field("stats", &self.shared.stats()).finish()
     }
 }
 
@@ -231,10 +220,7 @@ impl EdgeSender {
     }
 
     pub(crate) fn closed(&self, frame: Frame) -> SendError {
-        SendError {
-            edge: self.shared.name.clone(),
-            frame,
-        }
+        SendError { edge: self.shared.name.clone(), frame }
     }
 
     /// Never blocks. A full [`WhenFull::Block`] edge returns
@@ -242,14 +228,8 @@ impl EdgeSender {
     pub fn try_send(&self, frame: Frame) -> Result<Delivery, TrySendError> {
         match self.fast_path(frame) {
             FastPath::Done(delivery) => Ok(delivery),
-            FastPath::MustWait(frame) => Err(TrySendError::Full {
-                edge: self.shared.name.clone(),
-                frame,
-            }),
-            FastPath::Closed(frame) => Err(TrySendError::Closed {
-                edge: self.shared.name.clone(),
-                frame,
-            }),
+            FastPath::MustWait(frame) => Err(TrySendError::Full { edge: self.shared.name.clone(), frame }),
+            FastPath::Closed(frame) => Err(TrySendError::Closed { edge: self.shared.name.clone(), frame }),
         }
     }
 
@@ -260,10 +240,7 @@ impl EdgeSender {
             FastPath::Done(delivery) => Ok(delivery),
             FastPath::MustWait(frame) => {
                 let _waiting = BlockedSender::enter(&self.shared.blocked_senders);
-                self.tx
-                    .send(frame)
-                    .map(|()| Delivery::Queued)
-                    .map_err(|flume::SendError(frame)| self.closed(frame))
+                self.tx.send(frame).map(|()| Delivery::Queued).map_err(|flume::SendError(frame)| self.closed(frame))
             }
             FastPath::Closed(frame) => Err(self.closed(frame)),
         }

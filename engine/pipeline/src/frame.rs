@@ -68,12 +68,7 @@ pub struct FrameMeta {
 impl FrameMeta {
     /// Meta for a frame that enters the engine now.
     pub fn new(session_id: impl Into<SessionId>, site_id: impl Into<SiteId>, seq: u64) -> Self {
-        Self {
-            session_id: session_id.into(),
-            site_id: site_id.into(),
-            seq,
-            ingress: Instant::now(),
-        }
+        Self { session_id: session_id.into(), site_id: site_id.into(), seq, ingress: Instant::now() }
     }
 }
 
@@ -89,11 +84,7 @@ pub struct AudioFormat {
 
 impl AudioFormat {
     /// What whisper and most satellites speak: 16 kHz, mono, s16le.
-    pub const PCM16_MONO_16K: Self = Self {
-        sample_rate: 16_000,
-        channels: 1,
-        sample_width: 2,
-    };
+    pub const PCM16_MONO_16K: Self = Self { sample_rate: 16_000, channels: 1, sample_width: 2 };
 
     /// Bytes of one sample across all channels.
     pub fn bytes_per_frame(&self) -> usize {
@@ -141,23 +132,17 @@ impl AudioChunk {
     pub fn slice(&self, range: Range<usize>) -> AudioChunk {
         debug_assert!(
             self.format.bytes_per_frame() == 0
-                || (range.start % self.format.bytes_per_frame() == 0
-                    && range.end % self.format.bytes_per_frame() == 0),
+                || (range.start % self.format.bytes_per_frame() == 0 && range.end % self.format.bytes_per_frame() == 0),
             "audio slice {range:?} splits a sample frame"
         );
-        AudioChunk {
-            pcm: self.pcm.slice(range),
-            format: self.format,
-        }
+        AudioChunk { pcm: self.pcm.slice(range), format: self.format }
     }
 
     /// Zero-copy pieces of at most `duration` each (the last may be shorter), e.g. to
     /// re-chunk a TTS sentence into 20 ms frames for a speaker.
     pub fn chunks(&self, duration: Duration) -> impl Iterator<Item = AudioChunk> + '_ {
         let step = self.format.bytes_for(duration).max(self.format.bytes_per_frame()).max(1);
-        (0..self.pcm.len())
-            .step_by(step)
-            .map(move |start| self.slice(start..(start + step).min(self.pcm.len())))
+        (0..self.pcm.len()).step_by(step).map(move |start| self.slice(start..(start + step).min(self.pcm.len())))
     }
 }
 
@@ -168,7 +153,10 @@ pub enum Payload {
     Audio(AudioChunk),
     Text(String),
     /// An MQTT message moving through message stages; `body` is the raw payload.
-    Message { topic: String, body: Bytes },
+    Message {
+        topic: String,
+        body: Bytes,
+    },
     /// The session has no more frames on this path: stages flush per-session state
     /// (vad closes the utterance, tts finishes its sentence).
     EndOfStream,
@@ -213,10 +201,7 @@ impl Frame {
     /// A new frame of the same session, site, seq and ingress: what a stage emits when
     /// it turns one payload into another (audio → text), so latency stays measurable.
     pub fn derive(&self, payload: Payload) -> Frame {
-        Frame {
-            meta: self.meta.clone(),
-            payload,
-        }
+        Frame { meta: self.meta.clone(), payload }
     }
 
     /// The audio chunk, if this is an audio frame.

@@ -31,13 +31,7 @@ impl Default for KillSwitch {
 impl KillSwitch {
     pub fn new() -> Self {
         let (trigger, signal) = flume::bounded(1);
-        Self {
-            inner: Arc::new(Inner {
-                tripped: AtomicBool::new(false),
-                trigger: Mutex::new(Some(trigger)),
-                signal,
-            }),
-        }
+        Self { inner: Arc::new(Inner { tripped: AtomicBool::new(false), trigger: Mutex::new(Some(trigger)), signal }) }
     }
 
     /// Stops every stage at its next frame boundary. Idempotent.
@@ -45,11 +39,7 @@ impl KillSwitch {
         if !self.inner.tripped.swap(true, Ordering::AcqRel) {
             // A poisoned lock only means another thread panicked mid-trip; the sender
             // inside is still there to drop.
-            let mut trigger = self
-                .inner
-                .trigger
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut trigger = self.inner.trigger.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             trigger.take();
         }
     }

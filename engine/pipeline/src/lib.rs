@@ -93,13 +93,12 @@ mod validate;
 #[cfg(test)]
 mod testing;
 
-pub use edge::{Delivery, EdgeSender, EdgeStats, Outputs, SendError, TrySendError, WhenFull};
+pub use edge::{Delivery, EdgeSender, EdgeStats, SendError, TrySendError, WhenFull};
 pub use frame::{AudioChunk, AudioFormat, Frame, FrameMeta, Payload, SessionId, SiteId};
 pub use kill::KillSwitch;
+pub use outputs::Outputs;
 pub use running::{PipelineError, RunningTopology};
-pub use stage::{
-    BoxError, ErrorSink, Execution, Stage, StageError, StageErrorReport, StageHints, DEFAULT_OUTPUT,
-};
+pub use stage::{BoxError, ErrorSink, Execution, Stage, StageError, StageErrorReport, StageHints, DEFAULT_OUTPUT};
 pub use telemetry::{describe_metrics, StageStats, METRIC_NAMES};
 pub use topology::{StageConfig, Topology, TopologyConfig};
 pub use validate::{ValidationError, ValidationErrors};

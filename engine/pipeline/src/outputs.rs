@@ -9,6 +9,10 @@
 //! - async stages queue on `push` and the runtime delivers with `send_async` after
 //!   `process` returns, because `process` is sync and must not block a worker.
 
+// Send errors hand the frame back, as flume's and std's channel errors do; boxing it
+// would allocate on every full edge.
+#![allow(clippy::result_large_err)]
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,10 +76,7 @@ impl Outputs {
     /// Outputs connected to nothing, for unit-testing a stage's `process` without a
     /// topology: pushed frames stay here until [`take_pushed`](Self::take_pushed).
     pub fn detached(ports: &'static [&'static str]) -> Self {
-        let ports = ports
-            .iter()
-            .map(|name| OutputPort { name, edges: Vec::new() })
-            .collect();
+        let ports = ports.iter().map(|name| OutputPort { name, edges: Vec::new() }).collect();
         Self {
             ports,
             mode: DeliveryMode::Deferred,
@@ -91,10 +92,7 @@ impl Outputs {
     /// keep any between calls.
     pub fn take_pushed(&mut self) -> Vec<(&'static str, Frame)> {
         let ports = &self.ports;
-        self.pending
-            .drain(..)
-            .map(|(port, frame)| (ports[port].name, frame))
-            .collect()
+        self.pending.drain(..).map(|(port, frame)| (ports[port].name, frame)).collect()
     }
 
     pub fn port_names(&self) -> impl Iterator<Item = &'static str> + '_ {
@@ -226,5 +224,30 @@ fn send_blocking(edge: &EdgeSender, frame: Frame, blocked: &mut Duration) -> Res
             sent
         }
         FastPath::Closed(frame) => Err(edge.closed(frame)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::text;
+
+    #[test]
+    fn detached_outputs_let_a_stage_be_tested_alone() {
+        let mut out = Outputs::detached(&["command", "tts"]);
+        out.push(text(0)).unwrap();
+        out.push_to("tts", text(1)).unwrap();
+        let err = out.push_to("speaker", text(2)).unwrap_err();
+        assert_eq!((err.error_type(), err.is_fatal()), ("unknown_output", false));
+        let pushed: Vec<_> = out.take_pushed().into_iter().map(|(port, frame)| (port, frame.meta.seq)).collect();
+        assert_eq!(pushed, [("command", 0), ("tts", 1)]);
+        assert!(out.take_pushed().is_empty());
+    }
+
+    #[test]
+    fn a_sink_pushing_is_a_per_frame_error() {
+        let mut out = Outputs::detached(&[]);
+        let err = out.push(text(0)).unwrap_err();
+        assert_eq!((err.error_type(), err.is_fatal()), ("no_output", false));
     }
 }

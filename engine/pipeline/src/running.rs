@@ -76,12 +76,8 @@ impl<S: Stage> Topology<S> {
         let stages: Vec<_> = self.runners.iter().map(|r| (r.id.clone(), r.counters.clone())).collect();
         let mut threads = Vec::new();
         for runner in self.runners {
-            let reporter = ExitReporter {
-                stage: runner.id.clone(),
-                kill: self.kill.clone(),
-                done: done_tx.clone(),
-                exit: None,
-            };
+            let reporter =
+                ExitReporter { stage: runner.id.clone(), kill: self.kill.clone(), done: done_tx.clone(), exit: None };
             match runner.execution {
                 Execution::Async => {
                     runtime.spawn(run_task(runner, reporter));
@@ -147,25 +143,16 @@ impl RunningTopology {
     /// A sender into the named source. Every clone keeps the pipeline's input open:
     /// graceful shutdown completes once all of them are dropped.
     pub fn source(&self, name: &str) -> Option<EdgeSender> {
-        self.sources
-            .iter()
-            .find(|(known, _)| **known == *name)
-            .map(|(_, sender)| sender.clone())
+        self.sources.iter().find(|(known, _)| **known == *name).map(|(_, sender)| sender.clone())
     }
 
     pub fn stage_stats(&self, stage: &str) -> Option<StageStats> {
-        self.stages
-            .iter()
-            .find(|(id, _)| **id == *stage)
-            .map(|(_, counters)| counters.snapshot())
+        self.stages.iter().find(|(id, _)| **id == *stage).map(|(_, counters)| counters.snapshot())
     }
 
     /// Stats of the edge in front of `stage` (edges are named after their reader).
     pub fn edge_stats(&self, stage: &str) -> Option<EdgeStats> {
-        self.edges
-            .iter()
-            .find(|edge| **edge.name() == *stage)
-            .map(|edge| edge.stats())
+        self.edges.iter().find(|edge| **edge.name() == *stage).map(|edge| edge.stats())
     }
 
     pub fn kill_switch(&self) -> KillSwitch {
@@ -248,10 +235,7 @@ mod tests {
         let mut config = TopologyConfig::new();
         config.source("mic");
         config.stage("a", TestStage::Pass(a_execution)).input("mic").capacity(A_CAPACITY);
-        config
-            .stage("sink", TestStage::stalled_sink(events_tx, gate))
-            .input("a")
-            .capacity(SINK_CAPACITY);
+        config.stage("sink", TestStage::stalled_sink(events_tx, gate)).input("a").capacity(SINK_CAPACITY);
         let running = config.build().unwrap().run(&Handle::current()).unwrap();
         let mic = running.source("mic").unwrap();
 

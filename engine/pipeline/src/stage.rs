@@ -7,8 +7,8 @@
 use std::error::Error as StdError;
 use std::sync::Arc;
 
-use crate::edge::Outputs;
 use crate::frame::{Frame, FrameMeta};
+use crate::outputs::Outputs;
 
 /// The name of a stage's output when it has only one.
 pub const DEFAULT_OUTPUT: &str = "out";
@@ -86,20 +86,12 @@ pub struct StageHints {
 impl StageHints {
     /// A tokio-task stage with one output.
     pub const fn asynchronous(input_capacity: usize) -> Self {
-        Self {
-            input_capacity,
-            execution: Execution::Async,
-            outputs: &[DEFAULT_OUTPUT],
-        }
+        Self { input_capacity, execution: Execution::Async, outputs: &[DEFAULT_OUTPUT] }
     }
 
     /// A dedicated-thread stage with one output.
     pub const fn blocking(input_capacity: usize) -> Self {
-        Self {
-            input_capacity,
-            execution: Execution::Blocking,
-            outputs: &[DEFAULT_OUTPUT],
-        }
+        Self { input_capacity, execution: Execution::Blocking, outputs: &[DEFAULT_OUTPUT] }
     }
 
     pub const fn with_outputs(mut self, outputs: &'static [&'static str]) -> Self {
@@ -121,35 +113,23 @@ impl StageHints {
 pub enum StageError {
     /// This frame is dropped, counted and reported; the next frame flows.
     #[error("frame dropped ({error_type}): {cause}")]
-    Frame {
-        error_type: &'static str,
-        cause: BoxError,
-    },
+    Frame { error_type: &'static str, cause: BoxError },
     /// The stage cannot go on; the pipeline stops and `join` returns this error.
     #[error("stage stopped ({error_type}): {cause}")]
-    Fatal {
-        error_type: &'static str,
-        cause: BoxError,
-    },
+    Fatal { error_type: &'static str, cause: BoxError },
 }
 
 impl StageError {
     /// A bad frame (undecodable audio, unknown intent): drop it and carry on.
     pub fn frame(error_type: &'static str, cause: impl Into<BoxError>) -> Self {
         debug_assert!(is_label(error_type), "error_type {error_type:?} is not snake_case");
-        Self::Frame {
-            error_type,
-            cause: cause.into(),
-        }
+        Self::Frame { error_type, cause: cause.into() }
     }
 
     /// A broken stage (model failed to load, device gone): stop the pipeline.
     pub fn fatal(error_type: &'static str, cause: impl Into<BoxError>) -> Self {
         debug_assert!(is_label(error_type), "error_type {error_type:?} is not snake_case");
-        Self::Fatal {
-            error_type,
-            cause: cause.into(),
-        }
+        Self::Fatal { error_type, cause: cause.into() }
     }
 
     pub fn error_type(&self) -> &'static str {
@@ -188,10 +168,7 @@ pub type ErrorSink = Arc<dyn Fn(&StageErrorReport) + Send + Sync>;
 
 /// Metric label values are a fixed, bounded vocabulary: lowercase words and `_`.
 pub(crate) fn is_label(value: &str) -> bool {
-    !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::edge::{EdgeReceiver, Outputs};
+use crate::edge::EdgeReceiver;
 use crate::frame::{Frame, FrameMeta};
 use crate::kill::KillSwitch;
+use crate::outputs::Outputs;
 use crate::stage::{ErrorSink, Execution, Stage, StageError, StageErrorReport};
 use crate::telemetry::{StageCounters, StageMetrics};
 
@@ -200,12 +201,7 @@ impl<S: Stage> StageRunner<S> {
         }
         self.metrics.error(error.error_type()).increment(1);
         self.counters.errors.fetch_add(1, Ordering::Relaxed);
-        let report = StageErrorReport {
-            stage: self.id.clone(),
-            kind: self.stage.name(),
-            error,
-            frame,
-        };
+        let report = StageErrorReport { stage: self.id.clone(), kind: self.stage.name(), error, frame };
         log_report(&report);
         if let Some(sink) = &self.errors {
             sink(&report);

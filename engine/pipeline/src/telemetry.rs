@@ -33,8 +33,16 @@ pub fn describe_metrics() {
     metrics::describe_counter!(STAGE_FRAMES_RECEIVED, Unit::Count, "frames a stage took from its input edge");
     metrics::describe_counter!(STAGE_FRAMES_SENT, Unit::Count, "frames a stage handed to its output edges");
     metrics::describe_counter!(STAGE_ERRORS, Unit::Count, "frames a stage failed on, by error_type");
-    metrics::describe_histogram!(STAGE_PROCESS_SECONDS, Unit::Seconds, "time in a stage's process call, excluding time blocked on a full output");
-    metrics::describe_counter!(EDGE_FRAMES_DROPPED, Unit::Count, "frames a drop_newest edge discarded because it was full");
+    metrics::describe_histogram!(
+        STAGE_PROCESS_SECONDS,
+        Unit::Seconds,
+        "time in a stage's process call, excluding time blocked on a full output"
+    );
+    metrics::describe_counter!(
+        EDGE_FRAMES_DROPPED,
+        Unit::Count,
+        "frames a drop_newest edge discarded because it was full"
+    );
     metrics::describe_gauge!(EDGE_QUEUE_DEPTH, Unit::Count, "frames queued on an edge, sampled by its reader");
 }
 

@@ -30,28 +30,16 @@ pub(crate) enum TestStage {
     Panics { at_seq: u64 },
     /// Records what reaches it. With a gate, each `process` first reports the frame
     /// and then parks until the gate's sender is dropped: a sink the test stalls.
-    Sink {
-        events: flume::Sender<Event>,
-        gate: Option<flume::Receiver<()>>,
-        execution: Execution,
-    },
+    Sink { events: flume::Sender<Event>, gate: Option<flume::Receiver<()>>, execution: Execution },
 }
 
 impl TestStage {
     pub(crate) fn sink(events: flume::Sender<Event>) -> Self {
-        Self::Sink {
-            events,
-            gate: None,
-            execution: Execution::Blocking,
-        }
+        Self::Sink { events, gate: None, execution: Execution::Blocking }
     }
 
     pub(crate) fn stalled_sink(events: flume::Sender<Event>, gate: flume::Receiver<()>) -> Self {
-        Self::Sink {
-            events,
-            gate: Some(gate),
-            execution: Execution::Blocking,
-        }
+        Self::Sink { events, gate: Some(gate), execution: Execution::Blocking }
     }
 }
 
@@ -70,11 +58,7 @@ impl Stage for TestStage {
             Self::Pass(_) => out.push(frame),
             Self::Faulty { bad_seq, fatal } if frame.meta.seq == *bad_seq => {
                 let cause = format!("refusing frame {bad_seq}");
-                Err(if *fatal {
-                    StageError::fatal("bad_frame", cause)
-                } else {
-                    StageError::frame("bad_frame", cause)
-                })
+                Err(if *fatal { StageError::fatal("bad_frame", cause) } else { StageError::frame("bad_frame", cause) })
             }
             Self::Faulty { .. } => out.push(frame),
             Self::Panics { at_seq } => {
@@ -103,11 +87,7 @@ impl Stage for TestStage {
         match self {
             Self::Pass(Execution::Blocking) => StageHints::blocking(4),
             Self::Pass(Execution::Async) | Self::Faulty { .. } | Self::Panics { .. } => StageHints::asynchronous(4),
-            Self::Sink { execution, .. } => StageHints {
-                input_capacity: 4,
-                execution: *execution,
-                outputs: &[],
-            },
+            Self::Sink { execution, .. } => StageHints { input_capacity: 4, execution: *execution, outputs: &[] },
         }
     }
 }

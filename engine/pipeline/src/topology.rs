@@ -70,11 +70,7 @@ impl<S: Stage> Default for TopologyConfig<S> {
 
 impl<S: Stage> TopologyConfig<S> {
     pub fn new() -> Self {
-        Self {
-            sources: Vec::new(),
-            stages: Vec::new(),
-            error_sink: None,
-        }
+        Self { sources: Vec::new(), stages: Vec::new(), error_sink: None }
     }
 
     /// Declares an entry point: after `run`, [`crate::RunningTopology::source`] hands
@@ -143,13 +139,7 @@ impl<S> Topology<S> {
 }
 
 fn wire<S: Stage>(config: TopologyConfig<S>, plan: Plan) -> Topology<S> {
-    let Plan {
-        hints,
-        capacities,
-        consumers,
-        source_targets,
-        order,
-    } = plan;
+    let Plan { hints, capacities, consumers, source_targets, order } = plan;
     let kill = KillSwitch::new();
     let mut stages: Vec<Option<StageConfig<S>>> = config.stages.into_iter().map(Some).collect();
     // The builder's own handle on each input edge; dropped when wiring ends so that
@@ -211,12 +201,7 @@ fn wire<S: Stage>(config: TopologyConfig<S>, plan: Plan) -> Topology<S> {
         .zip(source_targets)
         .filter_map(|(name, target)| Some((Arc::from(name), inputs[target].clone()?)))
         .collect();
-    Topology {
-        runners,
-        sources,
-        edges,
-        kill,
-    }
+    Topology { runners, sources, edges, kill }
 }
 
 #[cfg(test)]
@@ -318,12 +303,7 @@ mod tests {
 
     fn runtime() -> &'static Runtime {
         static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-        RUNTIME.get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .build()
-                .unwrap()
-        })
+        RUNTIME.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap())
     }
 
     fn payload() -> impl Strategy<Value = Payload> {

@@ -22,12 +22,7 @@ pub enum ValidationError {
     #[error("stage {stage:?} reads from unknown input {input:?}")]
     UnknownInput { stage: String, input: String },
     #[error("stage {stage:?} reads {input:?} but {producer:?} has no output named {port:?}")]
-    UnknownOutput {
-        stage: String,
-        input: String,
-        producer: String,
-        port: String,
-    },
+    UnknownOutput { stage: String, input: String, producer: String, port: String },
     #[error("output {port:?} of stage {stage:?} feeds nothing")]
     UnconnectedOutput { stage: String, port: String },
     #[error("source {name:?} feeds no stage")]
@@ -106,13 +101,7 @@ pub(crate) fn plan<S: Stage>(config: &TopologyConfig<S>) -> Result<Plan, Validat
         .iter()
         .enumerate()
         .map(|(index, name)| (name.as_str(), Node::Source(index)))
-        .chain(
-            config
-                .stages
-                .iter()
-                .enumerate()
-                .map(|(index, stage)| (stage.id.as_str(), Node::Stage(index))),
-        );
+        .chain(config.stages.iter().enumerate().map(|(index, stage)| (stage.id.as_str(), Node::Stage(index))));
     for (name, node) in declared {
         if !is_valid_name(name) {
             errors.push(ValidationError::InvalidName { name: name.to_owned() });
@@ -138,10 +127,7 @@ pub(crate) fn plan<S: Stage>(config: &TopologyConfig<S>) -> Result<Plan, Validat
         }
         for (position, input) in stage.inputs.iter().enumerate() {
             if stage.inputs[..position].contains(input) {
-                errors.push(ValidationError::DuplicateInput {
-                    stage: stage.id.clone(),
-                    input: input.clone(),
-                });
+                errors.push(ValidationError::DuplicateInput { stage: stage.id.clone(), input: input.clone() });
                 continue;
             }
             let (producer, port) = match input.split_once('.') {
@@ -155,10 +141,9 @@ pub(crate) fn plan<S: Stage>(config: &TopologyConfig<S>) -> Result<Plan, Validat
                 port: port.to_owned(),
             };
             match (nodes.get(producer), port) {
-                (None, _) => errors.push(ValidationError::UnknownInput {
-                    stage: stage.id.clone(),
-                    input: input.clone(),
-                }),
+                (None, _) => {
+                    errors.push(ValidationError::UnknownInput { stage: stage.id.clone(), input: input.clone() })
+                }
                 (Some(Node::Source(source)), None) => source_readers[*source].push(reader),
                 (Some(Node::Source(_)), Some(port)) => errors.push(unknown_output(port)),
                 (Some(Node::Stage(producer_index)), port) => {
@@ -189,10 +174,7 @@ pub(crate) fn plan<S: Stage>(config: &TopologyConfig<S>) -> Result<Plan, Validat
         match readers.as_slice() {
             [] => errors.push(ValidationError::UnusedSource { name: name.clone() }),
             [target] => source_targets.push(*target),
-            _ => errors.push(ValidationError::SourceFanOut {
-                name: name.clone(),
-                readers: readers.len(),
-            }),
+            _ => errors.push(ValidationError::SourceFanOut { name: name.clone(), readers: readers.len() }),
         }
     }
 
@@ -206,13 +188,7 @@ pub(crate) fn plan<S: Stage>(config: &TopologyConfig<S>) -> Result<Plan, Validat
     if !errors.is_empty() {
         return Err(ValidationErrors { errors });
     }
-    Ok(Plan {
-        order: topological_order(&readers_of),
-        hints,
-        capacities,
-        consumers,
-        source_targets,
-    })
+    Ok(Plan { order: topological_order(&readers_of), hints, capacities, consumers, source_targets })
 }
 
 /// Names become metric labels, thread names and the `.`-separated input syntax.
@@ -228,7 +204,13 @@ fn find_cycles(readers_of: &[Vec<usize>]) -> Vec<Vec<usize>> {
         OnPath,
         Done,
     }
-    fn visit(node: usize, readers_of: &[Vec<usize>], marks: &mut [Mark], path: &mut Vec<usize>, cycles: &mut Vec<Vec<usize>>) {
+    fn visit(
+        node: usize,
+        readers_of: &[Vec<usize>],
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+        cycles: &mut Vec<Vec<usize>>,
+    ) {
         marks[node] = Mark::OnPath;
         path.push(node);
         for &next in &readers_of[node] {
@@ -340,11 +322,15 @@ mod tests {
             ],
             "{errors:#?}"
         );
-        assert!(errors.contains(&ValidationError::Cycle {
-            path: vec!["loop_a".into(), "loop_b".into(), "loop_a".into()]
-        }));
+        assert!(
+            errors.contains(&ValidationError::Cycle { path: vec!["loop_a".into(), "loop_b".into(), "loop_a".into()] })
+        );
         let message = ValidationErrors { errors }.to_string();
-        assert!(message.starts_with("invalid topology: name \"vad\" is declared more than once; name \"bad.name\" is invalid"), "{message}");
+        assert!(
+            message
+                .starts_with("invalid topology: name \"vad\" is declared more than once; name \"bad.name\" is invalid"),
+            "{message}"
+        );
         assert!(message.contains("cycle: loop_a -> loop_b -> loop_a"), "{message}");
     }
 
@@ -367,13 +353,7 @@ mod tests {
         config.stage("router", Box::new(Router)).input("text");
         config.stage("devices", Box::new(sink())).input("router");
         let errors = config.validate().unwrap_err().errors;
-        assert_eq!(
-            errors,
-            [ValidationError::UnconnectedOutput {
-                stage: "router".into(),
-                port: "tts".into()
-            }]
-        );
+        assert_eq!(errors, [ValidationError::UnconnectedOutput { stage: "router".into(), port: "tts".into() }]);
         config.stage("tts", Box::new(sink())).input("router.tts");
         assert_eq!(config.validate(), Ok(()));
     }

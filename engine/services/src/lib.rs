@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, thiserror::Error)]
 pub enum ServicesError {
     #[error("cannot open a router link for the {service} service: {source}")]
-    Link { service: &'static str, source: alicia_broker::router::LinkError },
+    Link { service: &'static str, source: alicia_broker::LinkError },
     #[error("invalid topic alias in config: {0}")]
     Alias(String),
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use rumqttd::protocol::{
-    self, ConnAck, ConnAckProperties, Connect, ConnectProperties, ConnectReturnCode, LastWill,
-    LastWillProperties, Packet,
+    self, ConnAck, ConnAckProperties, Connect, ConnectProperties, ConnectReturnCode, LastWill, LastWillProperties,
+    Packet,
 };
 use rumqttd::Notification;
 
@@ -72,7 +72,8 @@ pub(crate) async fn handshake<R: SocketReader, W: SocketWriter>(
             Ok(packet) => break packet,
             Err(protocol::Error::InsufficientBytes(n)) => buf = read_more(reader, buf, n).await?,
             Err(protocol::Error::PayloadSizeLimitExceeded(_)) => {
-                let code = connack_code(version, ConnectReturnCode::PacketTooLarge, ConnectReturnCode::ServiceUnavailable);
+                let code =
+                    connack_code(version, ConnectReturnCode::PacketTooLarge, ConnectReturnCode::ServiceUnavailable);
                 send_connack(writer, &codec, code, None).await;
                 return Err(refuse(ctx, Refusal::PacketTooLarge));
             }
@@ -133,7 +134,12 @@ async fn accept<W: SocketWriter>(
         let id = router_id.clone();
         let clean = connect.clean_session;
         tokio::task::spawn_blocking(move || {
-            router.link_builder(&id).clean_session(clean).topic_alias_max(topic_alias_max).build()
+            router
+                .link_builder(&id)
+                .clean_session(clean)
+                .topic_alias_max(topic_alias_max)
+                .build()
+                .map_err(crate::router::LinkError::from)
         })
         .await
     };
@@ -141,7 +147,8 @@ async fn accept<W: SocketWriter>(
         Ok(Ok((tx, rx, connack))) => Link { tx, rx, connack },
         Ok(Err(e)) => {
             tracing::warn!(error = %e, client_id, "router refused the link");
-            let code = connack_code(version, ConnectReturnCode::ServerUnavailable, ConnectReturnCode::ServiceUnavailable);
+            let code =
+                connack_code(version, ConnectReturnCode::ServerUnavailable, ConnectReturnCode::ServiceUnavailable);
             send_connack(writer, &codec, code, None).await;
             return Err(refuse(ctx, Refusal::ServerBusy));
         }
@@ -192,7 +199,11 @@ fn refuse(ctx: &SessionContext, refusal: Refusal) -> HandshakeError {
     HandshakeError::Refused(refusal)
 }
 
-async fn read_more<R: SocketReader>(reader: &mut R, mut buf: BytesMut, at_least: usize) -> Result<BytesMut, HandshakeError> {
+async fn read_more<R: SocketReader>(
+    reader: &mut R,
+    mut buf: BytesMut,
+    at_least: usize,
+) -> Result<BytesMut, HandshakeError> {
     buf.reserve(at_least.clamp(64, READ_CHUNK * 64));
     let (result, buf) = reader.read(buf).await;
     match result {
@@ -201,7 +212,12 @@ async fn read_more<R: SocketReader>(reader: &mut R, mut buf: BytesMut, at_least:
     }
 }
 
-async fn send_connack<W: SocketWriter>(writer: &mut W, codec: &Codec, code: ConnectReturnCode, properties: Option<ConnAckProperties>) {
+async fn send_connack<W: SocketWriter>(
+    writer: &mut W,
+    codec: &Codec,
+    code: ConnectReturnCode,
+    properties: Option<ConnAckProperties>,
+) {
     let ack = ConnAck { session_present: false, code };
     send(writer, codec, Packet::ConnAck(ack, properties)).await;
 }

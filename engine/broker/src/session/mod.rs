@@ -60,9 +60,7 @@ pub(crate) struct ConnectionPermit {
 impl ConnectionPermit {
     fn acquire(ctx: &Arc<SessionContext>) -> Option<ConnectionPermit> {
         let max = ctx.limits.max_connections;
-        ctx.active
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .ok()?;
+        ctx.active.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
         ctx.metrics.connections_active.increment(1.0);
         Some(ConnectionPermit { ctx: ctx.clone() })
     }
@@ -72,7 +70,9 @@ impl ConnectionPermit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CloseReason {
     /// DISCONNECT from the client; v5 reason 0x04 asks for the will anyway.
-    ClientDisconnect { with_will: bool },
+    ClientDisconnect {
+        with_will: bool,
+    },
     PeerClosed,
     KeepAliveTimeout,
     PacketTooLarge,

@@ -1,0 +1,71 @@
+# Alicia bus — every set-up step lives here, and each skips what is already done.
+#   make run    install, build, and serve the bus (MQTT 1883, HTTP 8080)
+#   make test   install, build, and run every test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO      ?= cargo
+ENV        ?= development
+CONFIG     ?= bus-config/alicia.toml
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages: mosquitto(+clients) are the foreign MQTT peers for tests and the
+# side-by-side benchmark; cmake/clang/libclang build whisper.cpp; espeak-ng gives
+# Piper its phonemes; sox handles WAV files.
+APT_PACKAGES := build-essential pkg-config curl ca-certificates python3 python3-pip \
+	cmake clang libclang-dev espeak-ng libespeak-ng-dev sox mosquitto mosquitto-clients
+RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/release
+
+.PHONY: help deps toolchain build build-release run test lint bench bench-quick perf perf-floor clean
+
+help:
+	@echo "make run          install what is missing, build, serve (ENV=$(ENV), CONFIG=$(CONFIG))"
+	@echo "make test         install what is missing, build, run every test"
+	@echo "make bench        criterion benches (bench-quick: CI mode)"
+	@echo "make perf         side-by-side throughput vs mosquitto and rumqttd into perf-report/"
+	@echo "make perf-floor   the mission's floor: 1,000 msg/s with p99 < 10 ms, or exit non-zero"
+
+# System packages, installed only when one is missing.
+deps: toolchain
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	else echo "system packages: all present"; fi
+	@# Debian starts a mosquitto service on 1883 when it installs it; the bus needs the port.
+	@if systemctl is-active --quiet mosquitto 2>/dev/null; then $(SUDO) systemctl disable --now mosquitto; fi
+
+toolchain:
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (rustup.rs) first"; exit 1; }
+	@$(CARGO) --version
+
+build: deps
+	$(CARGO) build --workspace --bins
+
+build-release: deps
+	$(CARGO) build --release -p alicia -p alicia-loadgen
+
+run: build-release
+	$(RELEASE_BIN)/alicia serve --config $(CONFIG) --env $(ENV)
+
+test: build
+	$(CARGO) test --workspace --no-fail-fast
+
+lint: deps
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+bench: deps
+	$(CARGO) bench -p alicia-bench
+
+bench-quick: deps
+	$(CARGO) bench -p alicia-bench -- --quick --noplot
+
+perf: build-release
+	$(RELEASE_BIN)/alicia-loadgen compare --alicia-bin $(RELEASE_BIN)/alicia --out perf-report
+
+perf-floor: build-release
+	$(RELEASE_BIN)/alicia-loadgen floor --alicia-bin $(RELEASE_BIN)/alicia --out $(or $(PERF_OUT),perf-report/ci)
+
+clean:
+	$(CARGO) clean
