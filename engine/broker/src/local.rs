@@ -93,6 +93,26 @@ impl LocalClient {
         self.tx.send(publish).await.map(drop).map_err(LinkError::from)
     }
 
+    /// Waits (at most `limit`) until the router has handled everything this client
+    /// published so far, by sending a marker to a topic only this client hears and
+    /// waiting for it to come back. Deliveries taken meanwhile are discarded: for the
+    /// last words of a stopping service.
+    pub async fn flush(&mut self, limit: std::time::Duration) -> bool {
+        let topic = format!("alicia-engine/{}/flush", self.name);
+        if self.subscribe(&topic).await.is_err() || self.publish(topic.clone(), Bytes::new(), false).await.is_err() {
+            return false;
+        }
+        let wait = async {
+            while let Ok(message) = self.inbox.recv_async().await {
+                if message.topic == topic {
+                    return true;
+                }
+            }
+            false
+        };
+        tokio::time::timeout(limit, wait).await.unwrap_or(false)
+    }
+
     /// The next delivery; `None` once the router is gone.
     pub async fn recv(&self) -> Option<LocalMessage> {
         self.inbox.recv_async().await.ok()

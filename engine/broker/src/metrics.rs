@@ -4,7 +4,9 @@
 //! Naming contract: `alicia_<area>_<name>_<unit>`, counters end in `_total`, sizes in
 //! bytes. `tests/` checks every exported name against it.
 
-use metrics::{counter, describe_counter, describe_gauge, gauge, Counter, Gauge};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Gauge, Histogram, Unit,
+};
 
 /// Why the front door refused a client's input. A closed set: each is a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,7 @@ pub(crate) struct FrontDoorMetrics {
     pub publishes_sent: Counter,
     pub dropped_queue_full: Counter,
     pub router_queue_waits: Counter,
+    pub connect_seconds: Histogram,
     refusals: Vec<Counter>,
 }
 
@@ -80,6 +83,7 @@ impl FrontDoorMetrics {
             publishes_sent: counter!("alicia_mqtt_publishes_sent_total", &[l]),
             dropped_queue_full: counter!("alicia_mqtt_messages_dropped_total", &[l, ("reason", "queue_full")]),
             router_queue_waits: counter!("alicia_router_queue_full_waits_total"),
+            connect_seconds: histogram!("alicia_mqtt_connect_seconds", &[l]),
             refusals: Refusal::ALL
                 .iter()
                 .map(|r| counter!("alicia_mqtt_refusals_total", &[l, ("reason", r.as_label())]))
@@ -110,4 +114,9 @@ fn describe() {
     describe_counter!("alicia_mqtt_refusals_total", "client input refused, by reason");
     describe_counter!("alicia_mqtt_disconnects_total", "sessions ended, by reason");
     describe_counter!("alicia_router_queue_full_waits_total", "times a connection waited for room in the router queue");
+    describe_histogram!(
+        "alicia_mqtt_connect_seconds",
+        Unit::Seconds,
+        "complete CONNECT to CONNACK written, accepted sessions"
+    );
 }

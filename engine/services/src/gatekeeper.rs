@@ -19,6 +19,7 @@ pub(crate) async fn run(mut client: LocalClient, aliases: TopicAliases, stop: Ca
         return;
     }
     let valid = counter!("alicia_envelope_valid_total");
+    let validation_seconds = metrics::histogram!("alicia_envelope_validation_seconds");
     let inbox = client.inbox();
     loop {
         let message = tokio::select! {
@@ -36,7 +37,10 @@ pub(crate) async fn run(mut client: LocalClient, aliases: TopicAliases, stop: Ca
         if !topics::is_request_topic(&topic) {
             continue;
         }
-        match Envelope::decode(&message.payload) {
+        let started = std::time::Instant::now();
+        let decoded = Envelope::decode(&message.payload);
+        validation_seconds.record(started.elapsed().as_secs_f64());
+        match decoded {
             Ok(envelope) => match envelope.check_freshness(chrono::Utc::now()) {
                 Ok(()) => valid.increment(1),
                 Err(discard) => {

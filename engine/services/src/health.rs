@@ -67,6 +67,7 @@ impl HealthService {
         let registration = ServiceRegistration::new(&self.name, env!("CARGO_PKG_VERSION"), capabilities());
         publish(&mut client, topics::SYSTEM_DISCOVERY_REGISTER, registration.to_envelope().encode(), true).await;
 
+        let check_seconds = metrics::histogram!("alicia_services_health_check_seconds");
         let inbox = client.inbox();
         let mut tick = tokio::time::interval(self.interval);
         loop {
@@ -76,7 +77,10 @@ impl HealthService {
                     Ok(message) => {
                         let topic = self.aliases.resolve(&message.topic);
                         if topic == topics::SYSTEM_HEALTH_CHECK {
-                            self.answer(&mut client, &message.payload).await;
+                            let started = Instant::now();
+                            if self.answer(&mut client, &message.payload).await {
+                                check_seconds.record(started.elapsed().as_secs_f64());
+                            }
                         }
                     }
                     Err(_) => return,
@@ -89,6 +93,10 @@ impl HealthService {
         // An empty retained payload deletes the retained message.
         publish(&mut client, topics::SYSTEM_DISCOVERY_REGISTER, Bytes::new(), true).await;
         publish(&mut client, &topics::health(&self.name), Bytes::new(), true).await;
+        // The broker stops right after us: make sure the router has routed the goodbye.
+        if !client.flush(Duration::from_secs(1)).await {
+            tracing::warn!("goodbye may not have reached subscribers");
+        }
     }
 
     fn report(&self) -> HealthReport {
@@ -107,8 +115,9 @@ impl HealthService {
         publish(client, topics::SYSTEM_DISCOVERY_HEARTBEAT, heartbeat.to_envelope().encode(), false).await;
     }
 
-    async fn answer(&mut self, client: &mut LocalClient, payload: &[u8]) {
-        let Ok(request) = Envelope::decode(payload) else { return };
+    /// Answers a check addressed to this engine; true when it did.
+    async fn answer(&mut self, client: &mut LocalClient, payload: &[u8]) -> bool {
+        let Ok(request) = Envelope::decode(payload) else { return false };
         let for_us = match &request.destination {
             Destination::Broadcast => true,
             Destination::Service(name) => *name == self.name,
@@ -116,18 +125,19 @@ impl HealthService {
             Destination::Device(_) => false,
         };
         if !for_us || request.check_freshness(chrono::Utc::now()).is_err() {
-            return;
+            return false;
         }
         self.checks_answered += 1;
         let data = match serde_json::to_value(self.report()) {
             Ok(data) => data,
             Err(e) => {
                 tracing::error!(error = %e, "cannot serialise health report");
-                return;
+                return false;
             }
         };
         let response = Envelope::response_to(&request, &self.name, data);
         publish(client, &topics::health(&self.name), response.encode(), false).await;
+        true
     }
 }
 

@@ -89,7 +89,13 @@ pub(crate) async fn handshake<R: SocketReader, W: SocketWriter>(
     let Packet::Connect(connect, props, will, will_props, _login) = packet else {
         return Err(refuse(ctx, Refusal::NotConnect));
     };
-    accept(connect, props, will.map(|w| (w, will_props)), codec, buf, writer, ctx).await
+    // From a complete CONNECT to the CONNACK written: policy plus the router's link.
+    let started = std::time::Instant::now();
+    let accepted = accept(connect, props, will.map(|w| (w, will_props)), codec, buf, writer, ctx).await;
+    if accepted.is_ok() {
+        ctx.metrics.connect_seconds.record(started.elapsed().as_secs_f64());
+    }
+    accepted
 }
 
 async fn accept<W: SocketWriter>(
