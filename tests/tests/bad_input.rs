@@ -180,3 +180,35 @@ async fn invalid_envelope_gets_an_error_event_naming_the_field() {
     assert_eq!(event["destination"], "broadcast", "no readable source: broadcast");
     engine.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_topic_filters_get_failure_codes_and_the_connection_stays() {
+    let engine = TestEngine::with_defaults().await;
+    let port = engine.mqtt_port();
+    let topic = unique_topic("e2e/filters");
+    // rumqttc refuses to send broken filters, so this client speaks raw 3.1.1.
+    let mut client = RawClient::connect(port).await;
+    assert_eq!(client.handshake("filter-client", 30, |_| {}).await, 0);
+    let mut subscribe = rumqttc::Subscribe::new("$SYS/#", QoS::AtLeastOnce);
+    subscribe.pkid = 9;
+    subscribe.add("a/#/b".into(), QoS::AtLeastOnce);
+    subscribe.add(topic.clone(), QoS::AtLeastOnce);
+    let mut bytes = bytes::BytesMut::new();
+    subscribe.write(&mut bytes).unwrap();
+    client.send(&bytes).await;
+    let (kind, body) = client.read_packet().await.expect("a SUBACK");
+    assert_eq!((kind, body), (0x90, vec![0, 9, 0x80, 0x80, 0x01]), "failure, failure, granted QoS 1");
+    // Still connected, and the accepted filter works.
+    let mut publish = bytes::BytesMut::new();
+    rumqttc::Publish::new(&topic, QoS::AtMostOnce, "still here").write(&mut publish).unwrap();
+    client.send(&publish).await;
+    let (kind, body) = client.read_packet().await.expect("the publish");
+    assert_eq!(kind >> 4, 3);
+    assert!(body.ends_with(b"still here"));
+
+    // mosquitto_sub on $SYS alone is refused (0x80), not dropped.
+    let (mut sys, _) = V5Client::connect(port, "sys-watcher", |_| {}).await;
+    let codes = sys.subscribe("$SYS/#", rumqttc::v5::mqttbytes::QoS::AtMostOnce).await;
+    assert_eq!(codes, [rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::TopicFilterInvalid]);
+    engine.stop().await;
+}

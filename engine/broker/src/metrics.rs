@@ -22,10 +22,12 @@ pub enum Refusal {
     ServerBusy,
     ConnectTimeout,
     ReceiveMaximumExceeded,
+    /// A SUBSCRIBE filter with broken wildcards or a `$` topic.
+    TopicFilterInvalid,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 9] = [
+    pub const ALL: [Refusal; 10] = [
         Refusal::NotConnect,
         Refusal::UnsupportedProtocol,
         Refusal::MalformedPacket,
@@ -35,6 +37,7 @@ impl Refusal {
         Refusal::ServerBusy,
         Refusal::ConnectTimeout,
         Refusal::ReceiveMaximumExceeded,
+        Refusal::TopicFilterInvalid,
     ];
 
     pub fn as_label(self) -> &'static str {
@@ -48,6 +51,7 @@ impl Refusal {
             Refusal::ServerBusy => "server_busy",
             Refusal::ConnectTimeout => "connect_timeout",
             Refusal::ReceiveMaximumExceeded => "receive_maximum_exceeded",
+            Refusal::TopicFilterInvalid => "topic_filter_invalid",
         }
     }
 }

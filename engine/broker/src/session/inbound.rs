@@ -7,9 +7,11 @@ use bytes::BytesMut;
 use rumqttd::local::LinkTx;
 use rumqttd::protocol::{self, DisconnectReasonCode, Packet};
 
+use super::subscribe::{screen, Screened};
 use super::{CloseReason, SessionContext, Shared};
 use crate::codec::Codec;
 use crate::io::SocketReader;
+use crate::metrics::Refusal;
 
 const READ_CHUNK: usize = 64 * 1024;
 /// A client announcing a huge packet gets buffer as its bytes arrive, not up front.
@@ -20,6 +22,8 @@ const MAX_RESERVE: usize = 4 * 1024 * 1024;
 #[allow(clippy::large_enum_variant)]
 enum Verdict {
     Forward(Packet),
+    /// Answered by the front door itself.
+    Reply(Packet),
     Close(CloseReason),
 }
 
@@ -44,6 +48,7 @@ pub(super) async fn run<R: SocketReader>(
             match codec.read(&mut buf, ctx.limits.max_packet_size) {
                 Ok(packet) => match judge(packet, header.unwrap_or(0), shared, ctx) {
                     Verdict::Forward(p) => batch.push(p),
+                    Verdict::Reply(p) => reply(p, &codec, shared),
                     Verdict::Close(reason) => break Some(reason),
                 },
                 Err(protocol::Error::InsufficientBytes(n)) => {
@@ -109,6 +114,18 @@ fn judge(packet: Packet, header: u8, shared: &Shared, ctx: &SessionContext) -> V
             }
             Verdict::Forward(Packet::Publish(publish, props))
         }
+        Packet::Subscribe(subscribe, props) => match screen(subscribe, shared.version) {
+            Screened::AllAccepted(subscribe) => Verdict::Forward(Packet::Subscribe(subscribe, props)),
+            Screened::Partly { forward, refused, total } => {
+                ctx.metrics.refused(Refusal::TopicFilterInvalid);
+                shared.suback_fixups.borrow_mut().remember(forward.pkid, refused, total);
+                Verdict::Forward(Packet::Subscribe(forward, props))
+            }
+            Screened::AllRefused(suback) => {
+                ctx.metrics.refused(Refusal::TopicFilterInvalid);
+                Verdict::Reply(Packet::SubAck(suback, None))
+            }
+        },
         Packet::Disconnect(disconnect, _) => Verdict::Close(CloseReason::ClientDisconnect {
             with_will: disconnect.reason_code == DisconnectReasonCode::DisconnectWithWillMessage,
         }),
@@ -119,6 +136,13 @@ fn judge(packet: Packet, header: u8, shared: &Shared, ctx: &SessionContext) -> V
         | Packet::UnsubAck(..)
         | Packet::PingResp(..) => Verdict::Close(CloseReason::ProtocolError),
         other => Verdict::Forward(other),
+    }
+}
+
+/// Queues a packet the front door answers itself for the writer.
+fn reply(packet: Packet, codec: &Codec, shared: &Shared) {
+    if codec.write(packet, &mut shared.pending.borrow_mut()).is_ok() {
+        shared.data_ready.notify_one();
     }
 }
 

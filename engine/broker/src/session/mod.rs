@@ -13,6 +13,7 @@
 mod connect;
 mod inbound;
 mod outbound;
+mod subscribe;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -163,6 +164,8 @@ pub(crate) struct Shared {
     data_ready: Notify,
     /// Client QoS 1/2 publishes not yet acknowledged (Receive Maximum).
     inbound_inflight: Cell<usize>,
+    /// SUBSCRIBEs the front door partly refused, to complete their SUBACKs.
+    suback_fixups: RefCell<subscribe::SubAckFixups>,
     version: MqttVersion,
 }
 
@@ -215,6 +218,7 @@ pub(crate) async fn serve<R: SocketReader, W: SocketWriter>(
         queued_publishes: Cell::new(0),
         data_ready: Notify::new(),
         inbound_inflight: Cell::new(0),
+        suback_fixups: RefCell::new(subscribe::SubAckFixups::default()),
         version: codec.version(),
     });
     let (mut link_tx, link_rx) = (link.tx, link.rx);

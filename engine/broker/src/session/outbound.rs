@@ -92,14 +92,18 @@ async fn drain_at_shutdown(link: &mut LinkRx, codec: &Codec, shared: &Shared, ct
 fn encode(notification: Notification, codec: &Codec, shared: &Shared, ctx: &SessionContext) {
     let packet = match notification {
         Notification::Forward(forward) => Packet::Publish(forward.publish, forward.properties),
-        Notification::DeviceAck(ack) => {
-            let packet = Packet::from(ack);
-            if matches!(packet, Packet::PubAck(..) | Packet::PubComp(..)) {
+        Notification::DeviceAck(ack) => match Packet::from(ack) {
+            packet @ (Packet::PubAck(..) | Packet::PubComp(..)) => {
                 let inflight = shared.inbound_inflight.get();
                 shared.inbound_inflight.set(inflight.saturating_sub(1));
+                packet
             }
-            packet
-        }
+            Packet::SubAck(mut suback, props) => {
+                shared.suback_fixups.borrow_mut().apply(&mut suback, shared.version);
+                Packet::SubAck(suback, props)
+            }
+            packet => packet,
+        },
         Notification::Disconnect(disconnect, props) => {
             shared.close(CloseReason::ProtocolError);
             if shared.version != MqttVersion::V5 {

