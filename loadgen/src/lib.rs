@@ -1,0 +1,66 @@
+//! `alicia-loadgen`: drives MQTT brokers over real TCP connections the way a house full
+//! of devices would, measures delivery rate, loss and latency, and fails CI when a target
+//! is missed.
+//!
+//! # Layout
+//!
+//! | module | concept |
+//! |---|---|
+//! | `wire` | lean MQTT 3.1.1 codec (encode into a reused buffer, decode borrowed frames) |
+//! | `connection` | CONNECT/CONNACK and SUBSCRIBE/SUBACK with timeouts |
+//! | `probe` | the 16-byte send-time + sequence header of every payload |
+//! | `pacer` | fixed-rate pacing that does not drift |
+//! | `progress` | the closed loop of `--rate max`: publishers stay a bounded lead ahead |
+//! | `publisher`, `subscriber` | one connection's load loop each |
+//! | `stats` | loss/duplicate/reorder accounting and latency histograms |
+//! | `run` | one P × S run: phases, counters, results |
+//! | `gates` | pass/fail targets |
+//! | `report`, `machine` | tables, JSON, markdown; host facts and CPU use |
+//! | `throughput`, `compare` | the two scenarios |
+//! | `brokers`, `baseline` | starting and stopping brokers; rumqttd with its own listener |
+
+pub mod baseline;
+pub mod brokers;
+pub mod compare;
+mod connection;
+pub mod gates;
+mod machine;
+pub mod pacer;
+mod probe;
+mod progress;
+mod publisher;
+mod report;
+pub mod run;
+mod stats;
+mod subscriber;
+pub mod throughput;
+mod wire;
+
+/// What a command found: missed targets and things that went wrong on the way.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub gate_failures: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+impl Verdict {
+    /// 0 all good, 1 the measurement itself had problems, 2 a target was missed.
+    pub fn exit_code(&self) -> i32 {
+        if !self.problems.is_empty() {
+            1
+        } else if !self.gate_failures.is_empty() {
+            2
+        } else {
+            0
+        }
+    }
+
+    pub fn print(&self) {
+        for p in &self.problems {
+            eprintln!("error: {p}");
+        }
+        for g in &self.gate_failures {
+            eprintln!("target missed: {g}");
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! `alicia-loadgen` command line: parses flags into the library's options and maps the
+//! verdict to an exit code (0 ok, 1 the run had errors, 2 a target was missed).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use alicia_loadgen::brokers::{self, BrokerKind, Launch};
+use alicia_loadgen::compare::{self, CompareOptions, Shape};
+use alicia_loadgen::gates::Gates;
+use alicia_loadgen::pacer::Rate;
+use alicia_loadgen::run::RunSpec;
+use alicia_loadgen::throughput::{self, ThroughputOptions};
+use alicia_loadgen::{baseline, Verdict};
+
+#[derive(Parser)]
+#[command(name = "alicia-loadgen", version, about = "Load generator and side-by-side benchmark for MQTT brokers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// P publishers × S subscribers against one running broker.
+    Throughput(ThroughputArgs),
+    /// The same load matrix against mosquitto, rumqttd's own listener and the engine,
+    /// each started here on free loopback ports.
+    Compare(CompareArgs),
+    /// rumqttd 0.20 with its built-in listener (started by `compare`).
+    #[command(hide = true)]
+    RumqttdBaseline {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        exit_on_stdin_eof: bool,
+    },
+}
+
+#[derive(Args)]
+struct ThroughputArgs {
+    /// Broker to load.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    broker: String,
+    /// Name in the report (default: the address).
+    #[arg(long)]
+    label: Option<String>,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    qos: u8,
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    #[arg(long, default_value_t = 1)]
+    subscribers: usize,
+    /// Total msg/s across publishers, or `max`.
+    #[arg(long, default_value = "max")]
+    rate: Rate,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// Brokers to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "mosquitto,rumqttd,engine")]
+    brokers: Vec<BrokerKind>,
+    #[arg(long, value_delimiter = ',', default_value = "0,1", value_parser = clap::value_parser!(u8).range(0..=1))]
+    qos: Vec<u8>,
+    /// PUBLISHERSxSUBSCRIBERS shapes.
+    #[arg(long, value_delimiter = ',', default_value = "1x1,10x10")]
+    shapes: Vec<Shape>,
+    /// Offered rates (total msg/s or `max`).
+    #[arg(long, value_delimiter = ',', default_value = "max,10000")]
+    rates: Vec<Rate>,
+    /// Short runs for CI: --duration 2s --warmup 0.5s --drain-timeout 3s unless given.
+    #[arg(long)]
+    quick: bool,
+    /// mosquitto binary (default: on PATH, else /usr/sbin/mosquitto).
+    #[arg(long)]
+    mosquitto_bin: Option<PathBuf>,
+    /// Engine binary (default: `alicia` next to this executable).
+    #[arg(long)]
+    alicia_bin: Option<PathBuf>,
+    /// Engine config (default: bus-config/alicia.toml of this checkout).
+    #[arg(long)]
+    alicia_config: Option<PathBuf>,
+    /// Extra argument for `alicia serve` (repeatable).
+    #[arg(long = "alicia-arg", allow_hyphen_values = true)]
+    alicia_args: Vec<String>,
+    /// How long a broker may take to answer its first CONNECT.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    startup_timeout: Duration,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// Payload bytes (at least 16: send time + sequence).
+    #[arg(long, default_value_t = 100)]
+    payload: usize,
+    /// Measured window [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Load before the window, excluded from results [default: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    warmup: Option<Duration>,
+    /// Longest wait for outstanding deliveries after the window [default: 5s].
+    #[arg(long, value_parser = parse_duration)]
+    drain_timeout: Option<Duration>,
+    /// QoS 1 unacknowledged messages per publisher (the broker's max_inflight_messages).
+    #[arg(long, default_value_t = 100)]
+    inflight: u64,
+    /// With rate `max`: messages the publishers together may run ahead of the slowest
+    /// subscriber (closed loop, keeps queues bounded); 0 = open loop.
+    #[arg(long, default_value_t = 1_000)]
+    max_lead: u64,
+    /// MQTT keep-alive seconds (non-zero: rumqttd refuses 0).
+    #[arg(long, default_value_t = 60)]
+    keep_alive: u16,
+    /// loadgen runtime worker threads [default: number of cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Report directory.
+    #[arg(long, default_value = "perf-report")]
+    out: PathBuf,
+    /// Fail (exit 2) if the delivery rate is below this many msg/s (compare: the engine's
+    /// rows offered `max`).
+    #[arg(long)]
+    min_rate: Option<f64>,
+    /// Fail (exit 2) if p99 latency is above this many ms (compare: the engine's fixed-rate
+    /// rows).
+    #[arg(long)]
+    max_p99_ms: Option<f64>,
+}
+
+impl LoadArgs {
+    fn spec(&self, quick: bool, broker: String, addr: SocketAddr) -> RunSpec {
+        let pick = |given: Option<Duration>, quick_value: f64, normal: f64| {
+            given.unwrap_or_else(|| Duration::from_secs_f64(if quick { quick_value } else { normal }))
+        };
+        RunSpec {
+            broker,
+            addr,
+            qos: 1,
+            publishers: 1,
+            subscribers: 1,
+            payload: self.payload,
+            rate: Rate::Max,
+            duration: pick(self.duration, 2.0, 10.0),
+            warmup: pick(self.warmup, 0.5, 1.0),
+            drain_timeout: pick(self.drain_timeout, 3.0, 5.0),
+            inflight: self.inflight,
+            max_lead: self.max_lead,
+            keep_alive: self.keep_alive,
+        }
+    }
+
+    fn gates(&self) -> Gates {
+        Gates { min_rate: self.min_rate, max_p99_ms: self.max_p99_ms }
+    }
+
+    fn runtime(&self) -> Result<tokio::runtime::Runtime> {
+        let threads =
+            self.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build()?)
+    }
+}
+
+/// `10`, `1.5`, `1.5s`, `500ms`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, scale) = match s.strip_suffix("ms") {
+        Some(n) => (n, 1e-3),
+        None => (s.strip_suffix('s').unwrap_or(s), 1.0),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => Ok(Duration::from_secs_f64(v * scale)),
+        _ => Err(format!("expected a duration like 10, 1.5s or 500ms, got `{s}`")),
+    }
+}
+
+fn main() {
+    let verdict = match run(Cli::parse().command) {
+        Ok(verdict) => verdict,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    };
+    verdict.print();
+    std::process::exit(verdict.exit_code());
+}
+
+fn run(command: Command) -> Result<Verdict> {
+    match command {
+        Command::Throughput(args) => run_throughput(args),
+        Command::Compare(args) => run_compare(args),
+        Command::RumqttdBaseline { listen, exit_on_stdin_eof } => {
+            baseline::serve(listen, exit_on_stdin_eof)?;
+            Ok(Verdict::default())
+        }
+    }
+}
+
+fn run_throughput(args: ThroughputArgs) -> Result<Verdict> {
+    let addr = args
+        .broker
+        .to_socket_addrs()
+        .with_context(|| format!("resolve --broker {}", args.broker))?
+        .next()
+        .with_context(|| format!("--broker {} resolves to no address", args.broker))?;
+    let mut spec = args.load.spec(false, args.label.unwrap_or(args.broker), addr);
+    spec.qos = args.qos;
+    spec.publishers = args.publishers;
+    spec.subscribers = args.subscribers;
+    spec.rate = args.rate;
+    spec.validate()?;
+    let opts = ThroughputOptions { spec, gates: args.load.gates(), out: args.load.out.clone() };
+    args.load.runtime()?.block_on(throughput::run(&opts))
+}
+
+fn run_compare(args: CompareArgs) -> Result<Verdict> {
+    let exe_dir = std::env::current_exe()?.parent().map(PathBuf::from).unwrap_or_default();
+    let launch = Launch {
+        mosquitto_bin: args
+            .mosquitto_bin
+            .unwrap_or_else(|| brokers::find_program("mosquitto", &["/usr/sbin/mosquitto"])),
+        alicia_bin: args.alicia_bin.unwrap_or_else(|| exe_dir.join("alicia")),
+        alicia_config: args.alicia_config.or_else(brokers::default_engine_config),
+        alicia_args: args.alicia_args,
+        startup_timeout: args.startup_timeout,
+    };
+    let template = args.load.spec(args.quick, String::new(), ([127, 0, 0, 1], 0).into());
+    template.validate()?;
+    let opts = CompareOptions {
+        brokers: args.brokers,
+        qos: args.qos,
+        shapes: args.shapes,
+        rates: args.rates,
+        template,
+        launch,
+        gates: args.load.gates(),
+        out: args.load.out.clone(),
+    };
+    compare::run(&opts, &args.load.runtime()?)
+}
