@@ -132,7 +132,8 @@ impl AudioChunk {
     pub fn slice(&self, range: Range<usize>) -> AudioChunk {
         debug_assert!(
             self.format.bytes_per_frame() == 0
-                || (range.start % self.format.bytes_per_frame() == 0 && range.end % self.format.bytes_per_frame() == 0),
+                || (range.start.is_multiple_of(self.format.bytes_per_frame())
+                    && range.end.is_multiple_of(self.format.bytes_per_frame())),
             "audio slice {range:?} splits a sample frame"
         );
         AudioChunk { pcm: self.pcm.slice(range), format: self.format }

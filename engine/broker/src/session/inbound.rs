@@ -42,11 +42,14 @@ pub(super) async fn run<R: SocketReader>(
     let mut batch = Vec::with_capacity(64);
     loop {
         let mut wanted = READ_CHUNK;
+        // Counted per read, not per packet: the counters are shared by every io thread
+        // and a per-packet atomic add would bounce their cache line at full rate.
+        let mut tally = Tally::default();
         let end = loop {
             // Fixed header byte: packet type and, for PUBLISH, the QoS bits.
             let header = buf.first().copied();
             match codec.read(&mut buf, ctx.limits.max_packet_size) {
-                Ok(packet) => match judge(packet, header.unwrap_or(0), shared, ctx) {
+                Ok(packet) => match judge(packet, header.unwrap_or(0), &mut tally, shared, ctx) {
                     Verdict::Forward(p) => batch.push(p),
                     Verdict::Reply(p) => reply(p, &codec, shared),
                     Verdict::Close(reason) => break Some(reason),
@@ -65,6 +68,7 @@ pub(super) async fn run<R: SocketReader>(
                 }
             }
         };
+        tally.record(ctx);
         // What arrived before a bad packet still counts.
         if !batch.is_empty() && !forward(link, &mut batch, ctx).await {
             return CloseReason::SessionTakenOver;
@@ -99,11 +103,26 @@ async fn with_limit<F: std::future::Future>(limit: Option<Duration>, f: F) -> Op
     }
 }
 
-fn judge(packet: Packet, header: u8, shared: &Shared, ctx: &SessionContext) -> Verdict {
-    ctx.metrics.packets_received.increment(1);
+#[derive(Default)]
+struct Tally {
+    packets: u64,
+    publishes: u64,
+}
+
+impl Tally {
+    fn record(&self, ctx: &SessionContext) {
+        if self.packets > 0 {
+            ctx.metrics.packets_received.increment(self.packets);
+            ctx.metrics.publishes_received.increment(self.publishes);
+        }
+    }
+}
+
+fn judge(packet: Packet, header: u8, tally: &mut Tally, shared: &Shared, ctx: &SessionContext) -> Verdict {
+    tally.packets += 1;
     match packet {
         Packet::Publish(publish, props) => {
-            ctx.metrics.publishes_received.increment(1);
+            tally.publishes += 1;
             let qos = (header >> 1) & 0b11;
             if qos > 0 {
                 let inflight = shared.inbound_inflight.get() + 1;

@@ -46,11 +46,12 @@ async fn pump_until_closed(mut link: LinkRx, codec: &Codec, shared: &Shared, ctx
             }
         };
         let mut unscheduled = false;
+        let mut tally = Tally::default();
         let mut next = first;
         loop {
             match next {
                 Ok(Some(Notification::Unschedule)) => unscheduled = true,
-                Ok(Some(notification)) => encode(notification, codec, shared, ctx),
+                Ok(Some(notification)) => tally.add(encode(notification, codec, shared, ctx)),
                 Ok(None) => {}
                 Err(_) => {
                     // The router dropped this link: another connection took the client id.
@@ -65,6 +66,7 @@ async fn pump_until_closed(mut link: LinkRx, codec: &Codec, shared: &Shared, ctx
                 None => break,
             }
         }
+        tally.record(ctx);
         shared.data_ready.notify_one();
         if unscheduled && link.wake().await.is_err() {
             shared.close(CloseReason::SessionTakenOver);
@@ -82,14 +84,58 @@ async fn drain_at_shutdown(link: &mut LinkRx, codec: &Codec, shared: &Shared, ct
                     return;
                 }
             }
-            Ok(Ok(Some(notification))) => encode(notification, codec, shared, ctx),
+            Ok(Ok(Some(notification))) => {
+                let mut tally = Tally::default();
+                tally.add(encode(notification, codec, shared, ctx));
+                tally.record(ctx);
+            }
             Ok(Ok(None)) => {}
             Ok(Err(_)) | Err(_) => return,
         }
     }
 }
 
-fn encode(notification: Notification, codec: &Codec, shared: &Shared, ctx: &SessionContext) {
+/// What one notification became.
+enum Encoded {
+    Nothing,
+    Packet,
+    Publish,
+    Dropped,
+}
+
+/// Counts a batch, recorded once: the counters are shared by every io thread.
+#[derive(Default)]
+struct Tally {
+    packets: u64,
+    publishes: u64,
+    dropped: u64,
+}
+
+impl Tally {
+    fn add(&mut self, encoded: Encoded) {
+        match encoded {
+            Encoded::Nothing => {}
+            Encoded::Packet => self.packets += 1,
+            Encoded::Publish => {
+                self.packets += 1;
+                self.publishes += 1;
+            }
+            Encoded::Dropped => self.dropped += 1,
+        }
+    }
+
+    fn record(&self, ctx: &SessionContext) {
+        if self.packets > 0 {
+            ctx.metrics.packets_sent.increment(self.packets);
+            ctx.metrics.publishes_sent.increment(self.publishes);
+        }
+        if self.dropped > 0 {
+            ctx.metrics.dropped_queue_full.increment(self.dropped);
+        }
+    }
+}
+
+fn encode(notification: Notification, codec: &Codec, shared: &Shared, ctx: &SessionContext) -> Encoded {
     let packet = match notification {
         Notification::Forward(forward) => Packet::Publish(forward.publish, forward.properties),
         Notification::DeviceAck(ack) => match Packet::from(ack) {
@@ -107,11 +153,11 @@ fn encode(notification: Notification, codec: &Codec, shared: &Shared, ctx: &Sess
         Notification::Disconnect(disconnect, props) => {
             shared.close(CloseReason::ProtocolError);
             if shared.version != MqttVersion::V5 {
-                return;
+                return Encoded::Nothing;
             }
             Packet::Disconnect(disconnect, props)
         }
-        _ => return,
+        _ => return Encoded::Nothing,
     };
     let is_publish = matches!(packet, Packet::Publish(..));
     let mut pending = shared.pending.borrow_mut();
@@ -119,20 +165,19 @@ fn encode(notification: Notification, codec: &Codec, shared: &Shared, ctx: &Sess
     if let Err(e) = codec.write(packet, &mut pending) {
         tracing::warn!(error = %e, "cannot encode packet for client");
         pending.truncate(start);
-        return;
+        return Encoded::Nothing;
     }
     if is_publish {
         let qos = (pending[start] >> 1) & 0b11;
         let queued = shared.queued_publishes.get();
         if qos == 0 && queued >= ctx.limits.max_queued {
             pending.truncate(start);
-            ctx.metrics.dropped_queue_full.increment(1);
-            return;
+            return Encoded::Dropped;
         }
         shared.queued_publishes.set(queued + 1);
-        ctx.metrics.publishes_sent.increment(1);
+        return Encoded::Publish;
     }
-    ctx.metrics.packets_sent.increment(1);
+    Encoded::Packet
 }
 
 pub(super) async fn write_loop<W: SocketWriter>(
