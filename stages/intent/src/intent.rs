@@ -1,0 +1,160 @@
+//! What a user asked for ([`Intent`]), what goes to a device ([`DeviceCommand`]), and
+//! the whole answer to one utterance ([`Understanding`]).
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::home::DeviceKind;
+
+/// A request the assistant understands. A closed set: the composition root and the
+/// replies match on it. Device and speaker fields are device ids from the home.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Intent {
+    TurnOn {
+        device: String,
+    },
+    TurnOff {
+        device: String,
+    },
+    Toggle {
+        device: String,
+    },
+    SetBrightness {
+        device: String,
+        percent: u8,
+    },
+    SetVolume {
+        device: String,
+        percent: u8,
+    },
+    WhatTime,
+    SetTimer {
+        minutes: u32,
+    },
+    CancelTimer,
+    /// Stop whatever the site is doing (speaking, playing, ringing).
+    Stop,
+    Play {
+        speaker: String,
+    },
+    Pause {
+        speaker: String,
+    },
+    /// Not understood, or understood but impossible here; `reason` says which, and the
+    /// reply says it to the user. `text` is the transcript as heard.
+    Unknown {
+        text: String,
+        reason: Unmatched,
+    },
+}
+
+/// Why a transcript gave no intent. Each has its own reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unmatched {
+    /// Nothing the matcher knows: "Sorry, I didn't catch that." (and the chat
+    /// fallback's turn, when it is on).
+    NotUnderstood,
+    /// A device intent naming something that is no device here.
+    UnknownDevice { name: String },
+    /// "... in the garage", and there is no garage.
+    UnknownRoom { name: String },
+    /// The room has no device of the kind asked for (`room` is the room's name).
+    NoDevice { kind: DeviceKind, room: String },
+    /// Several devices fit; their names.
+    Ambiguous { names: Vec<String> },
+    /// "Turn on" with nothing to turn on; `verb` as a reply says it.
+    MissingDevice { verb: &'static str },
+    /// "Set the volume" without a level, a timer without a length.
+    MissingValue { what: Quantity },
+    /// A level over 100 percent, a timer of zero or over a day.
+    OutOfRange { what: Quantity },
+    /// Timers run in whole minutes ("a timer for 90 seconds").
+    PartialMinute,
+    /// The device cannot do this (`device` is its name).
+    Unsupported { device: String, what: Quantity },
+}
+
+/// What a number in a request is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantity {
+    Brightness,
+    Volume,
+    Timer,
+    /// Play and pause, which have no number but need a speaker.
+    Playback,
+}
+
+/// What a device is told to do: `{"action": "turn_on", "device_id": "kitchen_lights"}`,
+/// with `"value"` for levels (percent) and timers (minutes). The engine wraps it in
+/// the standard envelope on [`topic`](Self::topic).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeviceCommand {
+    pub action: Action,
+    pub device_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<u32>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    TurnOn,
+    TurnOff,
+    Toggle,
+    /// `value`: 0..=100 percent.
+    SetBrightness,
+    /// `value`: 0..=100 percent.
+    SetVolume,
+    Play,
+    Pause,
+    Stop,
+    /// `value`: minutes. Sent to the site's speaker, which keeps the site's timers.
+    SetTimer,
+    CancelTimer,
+}
+
+impl DeviceCommand {
+    pub fn new(action: Action, device_id: impl Into<String>, value: Option<u32>) -> Self {
+        Self { action, device_id: device_id.into(), value }
+    }
+
+    /// `alicia/devices/{id}/command`.
+    pub fn topic(&self) -> String {
+        format!("alicia/devices/{}/command", self.device_id)
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a command is plain data")
+    }
+
+    /// The JSON as bytes, the body of the message frame.
+    pub fn to_bytes(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).expect("a command is plain data"))
+    }
+}
+
+/// The matcher's whole answer to one transcript.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Understanding {
+    pub intent: Intent,
+    /// What to send to a device, if anything (not for the time, not for an unknown).
+    pub command: Option<DeviceCommand>,
+    /// One short sentence for the TTS.
+    pub reply: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_the_documented_json() {
+        let on = DeviceCommand::new(Action::TurnOn, "kitchen_lights", None);
+        assert_eq!(on.topic(), "alicia/devices/kitchen_lights/command");
+        assert_eq!(on.to_json(), serde_json::json!({"action": "turn_on", "device_id": "kitchen_lights"}));
+        let dim = DeviceCommand::new(Action::SetBrightness, "bedroom_lamp", Some(30));
+        assert_eq!(&dim.to_bytes()[..], br#"{"action":"set_brightness","device_id":"bedroom_lamp","value":30}"#);
+        let timer = DeviceCommand::new(Action::SetTimer, "kitchen_speaker", Some(5));
+        assert_eq!(timer.to_json()["action"], "set_timer");
+    }
+}

@@ -1,0 +1,58 @@
+//! The intent stage of the voice pipeline: what the user asked for, from the words of
+//! a transcript and the site it was heard at, matched locally against the home's
+//! rooms and devices; a device command and a short spoken reply for each.
+//!
+//! The matcher is a closed set of requests ([`Intent`]) recognised by keywords, made
+//! robust to how Whisper writes things (case, punctuation, "please", number words,
+//! "turn the kitchen lights on", plural or singular). The target is a device by name
+//! or alias, or a kind in a room ("the lamp in the bedroom"), the site's room when the
+//! room is left out ("turn on the lights" at site `kitchen`). What it cannot
+//! understand may go to an OpenAI-compatible chat model ([`ChatFallback`], off by
+//! default) over plain HTTP.
+//!
+//! # Layout
+//!
+//! | file | what lives there |
+//! |---|---|
+//! | `home.rs` | [`Home`]: rooms, devices, sites from `bus-config/home.toml`, validated |
+//! | `words.rs` | transcript → folded words; number words; spoken durations |
+//! | `matcher.rs` | [`IntentMatcher`]: request keywords, target resolution, device commands |
+//! | `intent.rs` | [`Intent`], [`Unmatched`], [`DeviceCommand`], [`Understanding`] |
+//! | `reply.rs` | the spoken reply to each intent and each problem |
+//! | `stage.rs` | [`IntentConfig`] (the builder) and [`IntentStage`], the [`alicia_pipeline::Stage`] |
+//! | `chat.rs` | [`ChatFallback`] config and [`ChatClient`]: chat completions with per-session history |
+//! | `http.rs` | a blocking HTTP/1.1 POST over `std::net::TcpStream`, plain http only |
+//! | `error.rs` | [`ChatError`], [`IntentError`] and their stable `error_type` labels |
+//!
+//! # Use
+//!
+//! ```
+//! use alicia_stage_intent::{Home, Intent, IntentMatcher};
+//!
+//! let home = Home::from_toml(include_str!("../../../bus-config/home.toml"))?;
+//! let matcher = IntentMatcher::new(&home);
+//! let intent = matcher.match_text("Turn the lights on, please.", "kitchen");
+//! assert_eq!(intent, Intent::TurnOn { device: "kitchen_lights".into() });
+//! let command = matcher.command(&intent, "kitchen").unwrap();
+//! assert_eq!(command.topic(), "alicia/devices/kitchen_lights/command");
+//! assert_eq!(command.to_json(), serde_json::json!({"action": "turn_on", "device_id": "kitchen_lights"}));
+//! # Ok::<(), alicia_stage_intent::HomeError>(())
+//! ```
+
+mod chat;
+mod error;
+mod home;
+mod http;
+mod intent;
+mod matcher;
+mod reply;
+mod stage;
+mod words;
+
+pub use chat::{ChatClient, ChatFallback};
+pub use error::{ChatError, IntentError};
+pub use home::{Device, DeviceKind, Home, HomeError, HomeProblem, Room, Site};
+pub use intent::{Action, DeviceCommand, Intent, Quantity, Understanding, Unmatched};
+pub use matcher::IntentMatcher;
+pub use reply::DIDNT_CATCH_THAT;
+pub use stage::{IntentConfig, IntentStage, OutputLayout, COMMAND_OUTPUT, REPLY_OUTPUT};

@@ -1,0 +1,191 @@
+//! [`IntentStage`]: transcripts in; device commands and spoken replies out.
+
+use std::borrow::Cow;
+
+use alicia_pipeline::{Frame, Outputs, Payload, Stage, StageError, StageHints, DEFAULT_OUTPUT};
+use chrono::NaiveTime;
+use serde::{Deserialize, Serialize};
+
+use crate::chat::{ChatClient, ChatFallback};
+use crate::error::IntentError;
+use crate::home::Home;
+use crate::intent::{Intent, Understanding, Unmatched};
+use crate::matcher::IntentMatcher;
+
+/// The command port of [`OutputLayout::Split`].
+pub const COMMAND_OUTPUT: &str = "command";
+/// The reply port of [`OutputLayout::Split`].
+pub const REPLY_OUTPUT: &str = "reply";
+
+/// How the stage is set up; it builds the stage with [`IntentConfig::build`]. Every
+/// field has a default; the chat fallback is off unless `[intent.chat]` is there.
+///
+/// ```toml
+/// [intent]
+/// outputs = "split"        # "single" (default) | "split"
+/// input_capacity = 16
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntentConfig {
+    pub outputs: OutputLayout,
+    /// Transcripts queued in front of the stage.
+    pub input_capacity: usize,
+    pub chat: Option<ChatFallback>,
+}
+
+/// Where the stage's frames go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputLayout {
+    /// One port, `out`: each command message, then the reply text, then (when one
+    /// comes in) the end of stream.
+    #[default]
+    Single,
+    /// Two ports: `command` gets the command messages (for the MQTT publisher),
+    /// `reply` the reply texts and ends of stream (for the TTS).
+    Split,
+}
+
+impl Default for IntentConfig {
+    fn default() -> Self {
+        Self { outputs: OutputLayout::Single, input_capacity: 16, chat: None }
+    }
+}
+
+impl IntentConfig {
+    /// Validates `home` and builds the stage around it.
+    pub fn build(&self, home: &Home) -> Result<IntentStage, IntentError> {
+        home.validate()?;
+        let chat = self.chat.clone().map(ChatClient::new).transpose()?;
+        let capacity = self.input_capacity.max(1);
+        // A chat request takes up to its timeout: far over an async stage's 500 µs.
+        let hints = if chat.is_some() { StageHints::blocking(capacity) } else { StageHints::asynchronous(capacity) };
+        let hints = match self.outputs {
+            OutputLayout::Single => hints,
+            OutputLayout::Split => hints.with_outputs(&[COMMAND_OUTPUT, REPLY_OUTPUT]),
+        };
+        Ok(IntentStage { matcher: IntentMatcher::new(home), chat, layout: self.outputs, hints, clock: local_time })
+    }
+}
+
+fn local_time() -> NaiveTime {
+    chrono::Local::now().time()
+}
+
+/// The intent stage.
+///
+/// Input: [`Payload::Text`], the transcript, either plain or the stt stage's JSON
+/// (`{"text": ..., "confidence": ..., "language": ...}`); the site is
+/// `meta.site_id`. For each transcript, in this order and with its meta:
+///
+/// 1. when the intent has one, a [`Payload::Message`] with topic
+///    `alicia/devices/{id}/command` and body the command's JSON
+///    (`{"action":"turn_on","device_id":"kitchen_lights"}`), for the engine to wrap in
+///    an envelope and publish;
+/// 2. a [`Payload::Text`] with the reply to speak ("Turning on the kitchen lights.").
+///
+/// An [`Payload::EndOfStream`] is passed on after them (to the reply port when
+/// split). Audio and message frames pass through on the first port.
+///
+/// Async, unless the chat fallback is on: then blocking, because a chat request may
+/// take seconds. When the fallback fails the user hears "Sorry, I didn't catch that."
+/// and the stage reports the failure as a per-frame error (`chat_timeout`,
+/// `chat_unreachable`, `chat_status`, `chat_response`, `chat_protocol`).
+pub struct IntentStage {
+    matcher: IntentMatcher,
+    chat: Option<ChatClient>,
+    layout: OutputLayout,
+    hints: StageHints,
+    clock: fn() -> NaiveTime,
+}
+
+impl std::fmt::Debug for IntentStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntentStage").field("layout", &self.layout).field("chat", &self.chat.is_some()).finish()
+    }
+}
+
+/// The part of the stt stage's transcript JSON this stage reads.
+#[derive(Deserialize)]
+struct TranscriptText {
+    text: String,
+}
+
+/// The words of a transcript payload, plain or the stt stage's JSON.
+fn transcript(payload: &str) -> Cow<'_, str> {
+    if payload.trim_start().starts_with('{') {
+        if let Ok(parsed) = serde_json::from_str::<TranscriptText>(payload) {
+            return Cow::Owned(parsed.text);
+        }
+    }
+    Cow::Borrowed(payload)
+}
+
+impl IntentStage {
+    /// Reads the time for "what time is it" from `clock` instead of the local clock.
+    pub fn with_clock(mut self, clock: fn() -> NaiveTime) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn matcher(&self) -> &IntentMatcher {
+        &self.matcher
+    }
+
+    /// What the stage answers to `text` heard in `session` at `site`, the chat
+    /// fallback included; the error is the fallback's, with the apology as reply.
+    pub fn answer(&mut self, text: &str, session: &str, site: &str) -> (Understanding, Option<StageError>) {
+        let mut understanding = self.matcher.understand(text, site, (self.clock)());
+        let not_understood = matches!(understanding.intent, Intent::Unknown { reason: Unmatched::NotUnderstood, .. });
+        let mut failure = None;
+        if let (true, Some(chat)) = (not_understood && !text.trim().is_empty(), self.chat.as_mut()) {
+            match chat.ask(session, text.trim()) {
+                Ok(answer) => understanding.reply = answer,
+                Err(err) => {
+                    tracing::warn!(session, error = %err, "chat fallback failed");
+                    failure = Some(StageError::frame(err.error_type(), err));
+                }
+            }
+        }
+        (understanding, failure)
+    }
+
+    fn port(&self, command: bool) -> &'static str {
+        match (self.layout, command) {
+            (OutputLayout::Single, _) => DEFAULT_OUTPUT,
+            (OutputLayout::Split, true) => COMMAND_OUTPUT,
+            (OutputLayout::Split, false) => REPLY_OUTPUT,
+        }
+    }
+}
+
+impl Stage for IntentStage {
+    fn name(&self) -> &'static str {
+        "intent"
+    }
+
+    fn hints(&self) -> StageHints {
+        self.hints
+    }
+
+    fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
+        let text = match &frame.payload {
+            Payload::Text(text) => transcript(text).into_owned(),
+            Payload::EndOfStream => return out.push_to(self.port(false), frame),
+            Payload::Audio(_) | Payload::Message { .. } => return out.push(frame),
+        };
+        let session = frame.meta.session_id.as_str();
+        let (understanding, failure) = self.answer(&text, session, frame.meta.site_id.as_str());
+        tracing::debug!(session, site = %frame.meta.site_id, intent = ?understanding.intent, "intent");
+        if let Some(command) = &understanding.command {
+            let message = Payload::Message { topic: command.topic(), body: command.to_bytes() };
+            out.push_to(self.port(true), frame.derive(message))?;
+        }
+        out.push_to(self.port(false), frame.derive(Payload::Text(understanding.reply)))?;
+        failure.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,33 @@
+//! Speech-to-text for the voice pipeline: Whisper (whisper.cpp through whisper-rs)
+//! on the audio of one utterance.
+//!
+//! # Layout
+//!
+//! | file | what lives there |
+//! |---|---|
+//! | `whisper.rs` | [`WhisperStt`]: the model loaded once, [`WhisperStt::transcribe`], the window sized to the utterance, [`SttError`] |
+//! | `stage.rs` | [`WhisperStage`]: per-session utterance buffers of `Bytes`, transcribed at end of stream |
+//! | `transcript.rs` | [`Transcript`]: text, confidence, language, and how it rides in a frame |
+//!
+//! # Use
+//!
+//! ```no_run
+//! use alicia_stage_stt::WhisperStt;
+//!
+//! let mut stt = WhisperStt::load("models/whisper/ggml-tiny.en.bin", 2)?;
+//! let pcm: Vec<i16> = vec![0; 16_000]; // 16 kHz mono
+//! let transcript = stt.transcribe(&pcm)?;
+//! println!("{} ({:.2})", transcript.text, transcript.confidence);
+//! # Ok::<(), alicia_stage_stt::SttError>(())
+//! ```
+
+mod stage;
+mod transcript;
+mod whisper;
+
+#[cfg(test)]
+mod testing;
+
+pub use stage::WhisperStage;
+pub use transcript::Transcript;
+pub use whisper::{SttError, WhisperStt, MAX_SAMPLES, SAMPLE_RATE};

@@ -1,0 +1,181 @@
+//! The stage with the real Whisper tiny.en model on speech synthesised at test time.
+
+use std::time::Duration;
+
+use alicia_pipeline::DEFAULT_OUTPUT;
+
+use super::*;
+use crate::testing::{exclusive, model, samples, speech};
+use crate::Transcript;
+
+const KITCHEN: &str = "turn on the kitchen lights";
+const GARAGE: &str = "open the garage door";
+
+fn stage() -> WhisperStage {
+    WhisperStage::load(model(), 2).unwrap()
+}
+
+fn outputs() -> Outputs {
+    Outputs::detached(&[DEFAULT_OUTPUT])
+}
+
+fn audio(session: &str, seq: u64, pcm: Bytes) -> Frame {
+    Frame::audio(FrameMeta::new(session, "kitchen", seq), pcm, AudioFormat::PCM16_MONO_16K)
+}
+
+fn end(session: &str, seq: u64) -> Frame {
+    Frame::end_of_stream(FrameMeta::new(session, "kitchen", seq))
+}
+
+/// 20 ms zero-copy frames of `pcm`, as a satellite would send them.
+fn frames(session: &str, pcm: &Bytes) -> Vec<Frame> {
+    let chunk = AudioChunk::new(pcm.clone(), AudioFormat::PCM16_MONO_16K);
+    chunk.chunks(Duration::from_millis(20)).enumerate().map(|(seq, c)| audio(session, seq as u64, c.pcm)).collect()
+}
+
+/// Each of `words` is in `text` exactly once: heard, and not repeated by a decoder
+/// that lost track of the end of the audio.
+fn says(text: &str, words: &[&str]) -> bool {
+    let text = text.to_lowercase();
+    words.iter().all(|word| text.matches(word).count() == 1)
+}
+
+/// (session, transcript or None for an end of stream) of each pushed frame.
+fn pushed(out: &mut Outputs) -> Vec<(String, Option<Transcript>)> {
+    out.take_pushed()
+        .into_iter()
+        .map(|(port, frame)| {
+            assert_eq!(port, DEFAULT_OUTPUT);
+            let transcript = match frame.payload {
+                Payload::EndOfStream => None,
+                ref payload => Some(Transcript::from_payload(payload).expect("a transcript")),
+            };
+            (frame.meta.session_id.to_string(), transcript)
+        })
+        .collect()
+}
+
+#[test]
+fn transcribes_speech_synthesised_by_espeak() {
+    let _model = exclusive();
+    let pcm = speech(KITCHEN);
+    let mut stt = WhisperStt::load(model(), 2).unwrap();
+    let transcript = stt.transcribe(&samples(&pcm)).unwrap();
+    assert!(says(&transcript.text, &["kitchen", "light"]), "{transcript:?}");
+    assert!(transcript.confidence > 0.5 && transcript.confidence <= 1.0, "{transcript:?}");
+    assert_eq!(transcript.language, "en");
+}
+
+#[test]
+fn interleaved_sessions_each_get_their_own_transcript() {
+    let _model = exclusive();
+    let mut stage = stage();
+    let mut out = outputs();
+    let (kitchen, garage) = (frames("a", &speech(KITCHEN)), frames("b", &speech(GARAGE)));
+    let mut kitchen = kitchen.into_iter();
+    let mut garage = garage.into_iter();
+    loop {
+        let (a, b) = (kitchen.next(), garage.next());
+        if a.is_none() && b.is_none() {
+            break;
+        }
+        for frame in a.into_iter().chain(b) {
+            stage.process(frame, &mut out).unwrap();
+        }
+    }
+    assert!(out.take_pushed().is_empty(), "nothing is emitted before the end of an utterance");
+
+    stage.process(end("b", 1_000), &mut out).unwrap();
+    stage.process(end("a", 1_000), &mut out).unwrap();
+    let pushed = pushed(&mut out);
+    let sessions: Vec<&str> = pushed.iter().map(|(session, _)| session.as_str()).collect();
+    assert_eq!(sessions, ["b", "b", "a", "a"]);
+    let (garage, kitchen) = (pushed[0].1.as_ref().unwrap(), pushed[2].1.as_ref().unwrap());
+    assert!(says(&garage.text, &["garage", "door"]), "{garage:?}");
+    assert!(says(&kitchen.text, &["kitchen", "light"]), "{kitchen:?}");
+    assert!(pushed[1].1.is_none() && pushed[3].1.is_none(), "each transcript is followed by the end of stream");
+}
+
+#[test]
+fn audio_reaches_the_stage_without_a_copy() {
+    let _model = exclusive();
+    let mut stage = stage();
+    let mut out = outputs();
+    let pcm = speech(KITCHEN);
+    let frames = frames("a", &pcm);
+    let sent: Vec<*const u8> = frames.iter().map(|f| f.pcm().unwrap().as_ptr()).collect();
+    for frame in frames {
+        stage.process(frame, &mut out).unwrap();
+    }
+    let buffered: Vec<*const u8> = stage.buffered(&"a".into()).iter().map(|b| b.as_ptr()).collect();
+    assert_eq!(buffered, sent);
+    assert_eq!(buffered[0], pcm.as_ptr(), "the first chunk is the start of the original buffer");
+
+    stage.process(end("a", 999), &mut out).unwrap();
+    assert!(says(&pushed(&mut out)[0].1.as_ref().unwrap().text, &["kitchen"]));
+    assert!(stage.buffered(&"a".into()).is_empty());
+}
+
+#[test]
+fn an_empty_utterance_is_a_per_frame_error() {
+    let _model = exclusive();
+    let mut stage = stage();
+    let mut out = outputs();
+    let err = stage.process(end("a", 0), &mut out).unwrap_err();
+    assert_eq!((err.error_type(), err.is_fatal()), ("empty_utterance", false));
+    assert!(err.to_string().contains("no audio"), "{err}");
+
+    stage.process(audio("b", 0, Bytes::new()), &mut out).unwrap();
+    let err = stage.process(end("b", 1), &mut out).unwrap_err();
+    assert_eq!((err.error_type(), err.is_fatal()), ("empty_utterance", false));
+    assert!(out.take_pushed().is_empty());
+
+    // The stage carries on; a very short utterance is padded, not skipped.
+    let short = speech("stop");
+    assert!(short.len() < 2 * 16_000, "under a second: {} bytes", short.len());
+    stage.process(audio("c", 0, short), &mut out).unwrap();
+    stage.process(end("c", 1), &mut out).unwrap();
+    let pushed = pushed(&mut out);
+    assert!(says(&pushed[0].1.as_ref().unwrap().text, &["stop"]), "{pushed:?}");
+}
+
+#[test]
+fn wrong_sample_formats_are_refused_per_frame() {
+    let _model = exclusive();
+    let mut stage = stage();
+    let mut out = outputs();
+    let formats = [
+        AudioFormat { sample_rate: 22_050, channels: 1, sample_width: 2 },
+        AudioFormat { sample_rate: 16_000, channels: 2, sample_width: 2 },
+        AudioFormat { sample_rate: 16_000, channels: 1, sample_width: 4 },
+    ];
+    for format in formats {
+        let frame = Frame::audio(FrameMeta::new("a", "kitchen", 0), Bytes::from(vec![0u8; 640]), format);
+        let err = stage.process(frame, &mut out).unwrap_err();
+        assert_eq!((err.error_type(), err.is_fatal()), ("unsupported_audio_format", false), "{format:?}");
+    }
+    let err = stage.process(audio("a", 1, Bytes::from(vec![0u8; 641])), &mut out).unwrap_err();
+    assert_eq!((err.error_type(), err.is_fatal()), ("bad_audio", false));
+    assert!(stage.buffered(&"a".into()).is_empty(), "refused frames are not buffered");
+
+    let too_long = Bytes::from(vec![0u8; WhisperStage::MAX_BYTES + 2]);
+    let err = stage.process(audio("a", 2, too_long), &mut out).unwrap_err();
+    assert_eq!(err.error_type(), "utterance_too_long");
+}
+
+#[test]
+fn shutdown_transcribes_unfinished_utterances_and_text_passes_through() {
+    let _model = exclusive();
+    let mut stage = stage();
+    let mut out = outputs();
+    stage.process(Frame::text(FrameMeta::new("t", "kitchen", 0), "hello"), &mut out).unwrap();
+    for frame in frames("a", &speech(GARAGE)) {
+        stage.process(frame, &mut out).unwrap();
+    }
+    stage.flush(&mut out).unwrap();
+    let pushed = out.take_pushed();
+    assert_eq!(pushed[0].1.payload, Payload::Text("hello".into()));
+    let transcript = Transcript::from_payload(&pushed[1].1.payload).unwrap();
+    assert!(says(&transcript.text, &["garage"]), "{transcript:?}");
+    assert!(pushed[2].1.is_end_of_stream());
+}
