@@ -9,6 +9,8 @@ use alicia::config::{AliciaConfig, IoBackend};
 use alicia::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod voice;
+
 /// Shutdown must finish within 5 s of the signal; past this the process exits anyway.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
 
@@ -48,12 +50,57 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Ask the assistant with a recorded request (16 kHz mono 16-bit WAV): prints the
+    /// transcript, intent, action and per-stage latency, and saves the spoken reply.
+    Ask {
+        wav: PathBuf,
+        #[arg(long, default_value = "kitchen")]
+        site: String,
+        #[arg(long, default_value = "reply.wav")]
+        out: PathBuf,
+        #[command(flatten)]
+        voice: VoiceArgs,
+    },
+    /// Speak TEXT with the Piper voice into a WAV file.
+    Say {
+        text: String,
+        #[arg(long, default_value = "say.wav")]
+        out: PathBuf,
+        #[command(flatten)]
+        voice: VoiceArgs,
+    },
     /// Check a configuration and list every error with its path.
     CheckConfig {
         config: PathBuf,
         #[arg(long, env = "ALICIA_ENV")]
         env: Option<String>,
     },
+}
+
+#[derive(clap::Args)]
+struct VoiceArgs {
+    /// Where `make models` put the models.
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    /// The home's rooms, devices and sites.
+    #[arg(long, default_value = "bus-config/home.toml")]
+    home: PathBuf,
+}
+
+impl VoiceArgs {
+    fn paths(self) -> voice::VoicePaths {
+        voice::VoicePaths { models: self.models, home: self.home }
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("alicia: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -66,6 +113,8 @@ enum IoArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Ask { wav, site, out, voice } => report(voice::ask(&voice.paths(), &wav, &site, &out)),
+        Command::Say { text, out, voice } => report(voice::say(&voice.paths(), &text, &out)),
         Command::Models { dir, verify } => {
             let result = if verify {
                 alicia_models::verify_all(&dir).map(|_| ())

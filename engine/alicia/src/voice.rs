@@ -1,0 +1,114 @@
+//! `alicia ask` and `alicia say`: the voice stages run directly on a file, for people
+//! trying the assistant and for checking the models without a bus.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use alicia_stage_intent::{Home, IntentMatcher};
+use alicia_stage_stt::WhisperStt;
+use alicia_stage_tts::{write_wav, PiperConfig, OUTPUT_FORMAT};
+use anyhow::{bail, Context};
+
+/// Where the models and the home description live.
+pub struct VoicePaths {
+    pub models: PathBuf,
+    pub home: PathBuf,
+}
+
+/// Transcribes a spoken request, matches it, and saves the spoken reply.
+pub fn ask(paths: &VoicePaths, wav: &Path, site: &str, out: &Path) -> anyhow::Result<()> {
+    let home = Home::load(&paths.home).with_context(|| format!("home description {}", paths.home.display()))?;
+    if !home.sites.contains_key(site) {
+        bail!("unknown site {site:?} (sites in {}: {})", paths.home.display(), site_list(&home));
+    }
+    let pcm = read_wav_16k_mono(wav)?;
+    let models = alicia_models::verify_all(&paths.models).context("voice models")?;
+
+    let started = Instant::now();
+    let mut stt = WhisperStt::load(&models.whisper, 2)?;
+    let mut tts = PiperConfig::from_models_dir(&paths.models).build()?;
+    println!("models loaded in {:.0} ms", ms(started));
+
+    let t = Instant::now();
+    let transcript = stt.transcribe(&pcm)?;
+    let stt_ms = ms(t);
+    let t = Instant::now();
+    let understood = IntentMatcher::new(&home).understand(&transcript.text, site, chrono::Local::now().time());
+    let intent_ms = ms(t);
+    let t = Instant::now();
+    let reply = tts.synthesize(&understood.reply)?;
+    let tts_ms = ms(t);
+
+    println!("transcript: {:?} (confidence {:.2})", transcript.text, transcript.confidence);
+    println!("intent:     {:?}", understood.intent);
+    match &understood.command {
+        Some(command) => println!("action:     {} {}", command.topic(), command.to_json()),
+        None => println!("action:     none"),
+    }
+    println!("reply:      {:?}", understood.reply);
+    println!("latency:    stt {stt_ms:.0} ms · intent {intent_ms:.2} ms · tts {tts_ms:.0} ms");
+    save(out, &reply)?;
+    Ok(())
+}
+
+/// Speaks `text` with the Piper voice into a WAV file.
+pub fn say(paths: &VoicePaths, text: &str, out: &Path) -> anyhow::Result<()> {
+    alicia_models::verify_all(&paths.models).context("voice models")?;
+    let mut tts = PiperConfig::from_models_dir(&paths.models).build()?;
+    let t = Instant::now();
+    let audio = tts.synthesize(text)?;
+    println!("synthesised {:.2} s of audio in {:.0} ms", seconds_of(&audio), ms(t));
+    save(out, &audio)
+}
+
+fn save(out: &Path, pcm: &[u8]) -> anyhow::Result<()> {
+    let file = std::fs::File::create(out).with_context(|| format!("cannot write {}", out.display()))?;
+    write_wav(std::io::BufWriter::new(file), pcm, OUTPUT_FORMAT)?;
+    println!("saved:      {} ({:.2} s, 16 kHz mono)", out.display(), seconds_of(pcm));
+    Ok(())
+}
+
+/// Reads a 16-bit PCM WAV at 16 kHz mono, the bus's audio format.
+fn read_wav_16k_mono(path: &Path) -> anyhow::Result<Vec<i16>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let convert = format!("convert it with: sox {} -r 16000 -c 1 -b 16 out.wav", path.display());
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        bail!("{} is not a WAV file", path.display());
+    }
+    let (mut at, mut format, mut data) = (12, None, None);
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into()?) as usize;
+        let body = at + 8;
+        let end = body.saturating_add(len).min(bytes.len());
+        match id {
+            b"fmt " if end - body >= 16 => format = Some(&bytes[body..end]),
+            b"data" => data = Some(&bytes[body..end]),
+            _ => {}
+        }
+        at = body + len + (len & 1);
+    }
+    let (Some(fmt), Some(data)) = (format, data) else { bail!("{} is a truncated WAV file", path.display()) };
+    let (tag, channels) = (u16::from_le_bytes([fmt[0], fmt[1]]), u16::from_le_bytes([fmt[2], fmt[3]]));
+    let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
+    let bits = u16::from_le_bytes([fmt[14], fmt[15]]);
+    if tag != 1 || channels != 1 || rate != 16_000 || bits != 16 {
+        bail!(
+            "{} is {rate} Hz, {channels} channel(s), {bits}-bit (format {tag}); need 16 kHz mono 16-bit PCM: {convert}",
+            path.display()
+        );
+    }
+    Ok(data.chunks_exact(2).map(|s| i16::from_le_bytes([s[0], s[1]])).collect())
+}
+
+fn site_list(home: &Home) -> String {
+    home.sites.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+fn seconds_of(pcm: &[u8]) -> f64 {
+    pcm.len() as f64 / 2.0 / 16_000.0
+}
