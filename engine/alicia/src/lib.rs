@@ -1,8 +1,9 @@
 //! The composition root: builds a running engine from a config.
 //!
 //! # Layout
-//! - this file: [`Engine`], which starts the broker, the core services and the HTTP API
-//!   in order and stops them in reverse.
+//! - this file: [`Engine`], which starts the broker, the core services, the speech
+//!   server and the HTTP API in order and stops them in reverse.
+//! - [`speech`]: Whisper + Piper behind the Wyoming protocol server.
 //! - `main.rs`: the `alicia` command line (serve, check-config).
 
 use std::net::SocketAddr;
@@ -17,10 +18,13 @@ use alicia_services::CoreServices;
 
 pub use alicia_config as config;
 
+pub mod speech;
+
 /// A running engine.
 pub struct Engine {
     broker: Broker,
     services: CoreServices,
+    wyoming: Option<alicia_wyoming::WyomingServer>,
     http: HttpServer,
     health: Arc<EngineHealth>,
     upkeep: tokio::task::JoinHandle<()>,
@@ -33,6 +37,14 @@ impl Engine {
         let metrics = alicia_http::recorder::install();
         let broker = Broker::start(&config).await?;
         let services = CoreServices::start(&config, broker.router()).await?;
+        let wyoming = match speech::start(&config).await {
+            Ok(wyoming) => wyoming,
+            Err(e) => {
+                services.shutdown().await;
+                broker.shutdown().await;
+                return Err(e);
+            }
+        };
         let health = Arc::new(EngineHealth {
             name: config.engine.name.clone(),
             environment: config.engine.environment.clone(),
@@ -44,6 +56,9 @@ impl Engine {
         let http = match HttpServer::start(config.http.listen, metrics.clone(), health.clone()).await {
             Ok(http) => http,
             Err(e) => {
+                if let Some(wyoming) = wyoming {
+                    wyoming.shutdown().await;
+                }
                 services.shutdown().await;
                 broker.shutdown().await;
                 return Err(e.into());
@@ -57,7 +72,7 @@ impl Engine {
                 metrics.run_upkeep();
             }
         });
-        Ok(Engine { broker, services, http, health, upkeep })
+        Ok(Engine { broker, services, wyoming, http, health, upkeep })
     }
 
     pub fn mqtt_addr(&self) -> SocketAddr {
@@ -68,6 +83,11 @@ impl Engine {
         self.http.addr()
     }
 
+    /// The Wyoming server's address, when the voice is enabled.
+    pub fn wyoming_addr(&self) -> Option<SocketAddr> {
+        self.wyoming.as_ref().map(|w| w.addr())
+    }
+
     pub fn io_backend(&self) -> &'static str {
         self.broker.io_backend().as_str()
     }
@@ -76,6 +96,9 @@ impl Engine {
     /// the bus, clients are disconnected, then HTTP closes.
     pub async fn shutdown(self) {
         self.health.stopping.store(true, Ordering::Release);
+        if let Some(wyoming) = self.wyoming {
+            wyoming.shutdown().await;
+        }
         self.services.shutdown().await;
         self.broker.shutdown().await;
         self.http.shutdown().await;

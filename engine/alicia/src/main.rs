@@ -37,6 +37,9 @@ enum Command {
         /// Override http.listen.
         #[arg(long)]
         http_listen: Option<SocketAddr>,
+        /// Override wyoming.listen.
+        #[arg(long)]
+        wyoming_listen: Option<SocketAddr>,
         /// Override mqtt.io.
         #[arg(long, value_enum)]
         io: Option<IoArg>,
@@ -142,7 +145,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Serve { config, env, mqtt_listen, http_listen, io } => {
+        Command::Serve { config, env, mqtt_listen, http_listen, wyoming_listen, io } => {
             init_logging();
             let mut loaded = match AliciaConfig::load(&config, env.as_deref()) {
                 Ok(c) => c,
@@ -156,6 +159,9 @@ fn main() -> ExitCode {
             }
             if let Some(addr) = http_listen {
                 loaded.http.listen = addr;
+            }
+            if let Some(addr) = wyoming_listen {
+                loaded.wyoming.listen = addr;
             }
             if let Some(io) = io {
                 loaded.mqtt.io = match io {
@@ -184,7 +190,13 @@ fn serve(config: AliciaConfig) -> anyhow::Result<()> {
     runtime.block_on(async {
         let engine = Engine::start(config).await?;
         // Scripts and tests read this line to find the ports.
-        println!("alicia ready mqtt={} http={} io={}", engine.mqtt_addr(), engine.http_addr(), engine.io_backend());
+        let wyoming = engine.wyoming_addr().map_or_else(|| "off".to_string(), |a| a.to_string());
+        println!(
+            "alicia ready mqtt={} http={} io={} wyoming={wyoming}",
+            engine.mqtt_addr(),
+            engine.http_addr(),
+            engine.io_backend()
+        );
         let signal = wait_for_signal().await?;
         tracing::info!(signal, "shutting down");
         if tokio::time::timeout(SHUTDOWN_BUDGET, engine.shutdown()).await.is_err() {

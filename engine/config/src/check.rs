@@ -152,6 +152,7 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
     in_range(errors, "router.segment_size_bytes", c.router.segment_size_bytes, 1024, usize::MAX);
     in_range(errors, "router.segment_count", c.router.segment_count, 1, 1024);
     in_range(errors, "services.heartbeat_interval_secs", c.services.heartbeat_interval_secs as usize, 1, 86_400);
+    in_range(errors, "voice.stt_threads", c.voice.stt_threads, 1, 16);
     if c.mqtt.listen.port() != 0 && c.mqtt.listen == c.http.listen {
         errors.push("http.listen", format!("same address as mqtt.listen ({})", c.mqtt.listen));
     }

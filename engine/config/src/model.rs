@@ -17,6 +17,8 @@ pub struct AliciaConfig {
     pub http: HttpSection,
     pub services: ServicesSection,
     pub topics: TopicsSection,
+    pub voice: VoiceSection,
+    pub wyoming: WyomingSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,4 +160,39 @@ pub struct TopicsSection {
     /// Legacy topic spelling → canonical topic. Empty by default; the shipped
     /// `bus-config/alicia.toml` lists the seeds' legacy spellings.
     pub aliases: BTreeMap<String, String>,
+}
+
+/// The voice data plane: models and the home they act on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VoiceSection {
+    /// Load the models at start and serve speech (off by default: it needs `make models`
+    /// and ~400 MB of memory).
+    pub enabled: bool,
+    /// Where `alicia models` put them.
+    pub models: std::path::PathBuf,
+    /// Rooms, devices and sites (`bus-config/home.toml`).
+    pub home: std::path::PathBuf,
+    /// Threads for Whisper.
+    pub stt_threads: usize,
+}
+
+impl Default for VoiceSection {
+    fn default() -> Self {
+        Self { enabled: false, models: "models".into(), home: "bus-config/home.toml".into(), stt_threads: 2 }
+    }
+}
+
+/// The Wyoming protocol server (Home Assistant's speech integration); runs when
+/// `voice.enabled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WyomingSection {
+    pub listen: SocketAddr,
+}
+
+impl Default for WyomingSection {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([0, 0, 0, 0], 10300)) }
+    }
 }
