@@ -72,7 +72,16 @@ impl LocalClient {
                 }
             }
         });
-        Ok(LocalClient { name: name.to_string(), tx: link.tx, router: router.clone(), inbox })
+        let mut client = LocalClient { name: name.to_string(), tx: link.tx, router: router.clone(), inbox };
+        // Subscribed from the start, so that at flush time the marker is plain data
+        // routed in publish order (see `flush`).
+        let topic = client.flush_topic();
+        client.subscribe(&topic).await?;
+        Ok(client)
+    }
+
+    fn flush_topic(&self) -> String {
+        format!("alicia-engine/{}/flush", self.name)
     }
 
     pub fn name(&self) -> &str {
@@ -93,13 +102,15 @@ impl LocalClient {
         self.tx.send(publish).await.map(drop).map_err(LinkError::from)
     }
 
-    /// Waits (at most `limit`) until the router has handled everything this client
+    /// Waits (at most `limit`) until the router has delivered everything this client
     /// published so far, by sending a marker to a topic only this client hears and
-    /// waiting for it to come back. Deliveries taken meanwhile are discarded: for the
-    /// last words of a stopping service.
+    /// waiting for it to come back. The router wakes subscribers in the order their
+    /// data was appended, so when the marker is back, every earlier message has been
+    /// handed to its subscribers' links. Deliveries taken meanwhile are discarded: this
+    /// is for the last words of a stopping service.
     pub async fn flush(&mut self, limit: std::time::Duration) -> bool {
-        let topic = format!("alicia-engine/{}/flush", self.name);
-        if self.subscribe(&topic).await.is_err() || self.publish(topic.clone(), Bytes::new(), false).await.is_err() {
+        let topic = self.flush_topic();
+        if self.publish(topic.clone(), Bytes::new(), false).await.is_err() {
             return false;
         }
         let wait = async {
