@@ -7,11 +7,13 @@
 //! - [`clients`]: rumqttc clients whose events arrive on a channel.
 //! - [`raw`]: hand-written MQTT bytes over a plain TCP socket, for bad input.
 //! - [`mosquitto`]: `mosquitto_pub` / `mosquitto_sub` as foreign peers.
+//! - [`voice`]: an engine with the real models, espeak speech, a Wyoming client.
 
 pub mod clients;
 pub mod engine;
 pub mod mosquitto;
 pub mod raw;
+pub mod voice;
 
 use std::time::Duration;
 

@@ -24,7 +24,7 @@ pub mod speech;
 pub struct Engine {
     broker: Broker,
     services: CoreServices,
-    wyoming: Option<alicia_wyoming::WyomingServer>,
+    voice: Option<speech::Voice>,
     http: HttpServer,
     health: Arc<EngineHealth>,
     upkeep: tokio::task::JoinHandle<()>,
@@ -37,8 +37,8 @@ impl Engine {
         let metrics = alicia_http::recorder::install();
         let broker = Broker::start(&config).await?;
         let services = CoreServices::start(&config, broker.router()).await?;
-        let wyoming = match speech::start(&config).await {
-            Ok(wyoming) => wyoming,
+        let voice = match speech::start(&config, broker.router()).await {
+            Ok(voice) => voice,
             Err(e) => {
                 services.shutdown().await;
                 broker.shutdown().await;
@@ -56,8 +56,8 @@ impl Engine {
         let http = match HttpServer::start(config.http.listen, metrics.clone(), health.clone()).await {
             Ok(http) => http,
             Err(e) => {
-                if let Some(wyoming) = wyoming {
-                    wyoming.shutdown().await;
+                if let Some(voice) = voice {
+                    voice.shutdown().await;
                 }
                 services.shutdown().await;
                 broker.shutdown().await;
@@ -72,7 +72,7 @@ impl Engine {
                 metrics.run_upkeep();
             }
         });
-        Ok(Engine { broker, services, wyoming, http, health, upkeep })
+        Ok(Engine { broker, services, voice, http, health, upkeep })
     }
 
     pub fn mqtt_addr(&self) -> SocketAddr {
@@ -85,7 +85,7 @@ impl Engine {
 
     /// The Wyoming server's address, when the voice is enabled.
     pub fn wyoming_addr(&self) -> Option<SocketAddr> {
-        self.wyoming.as_ref().map(|w| w.addr())
+        self.voice.as_ref().map(|v| v.wyoming.addr())
     }
 
     pub fn io_backend(&self) -> &'static str {
@@ -96,8 +96,8 @@ impl Engine {
     /// the bus, clients are disconnected, then HTTP closes.
     pub async fn shutdown(self) {
         self.health.stopping.store(true, Ordering::Release);
-        if let Some(wyoming) = self.wyoming {
-            wyoming.shutdown().await;
+        if let Some(voice) = self.voice {
+            voice.shutdown().await;
         }
         self.services.shutdown().await;
         self.broker.shutdown().await;

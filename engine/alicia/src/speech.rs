@@ -1,12 +1,14 @@
-//! The engine's speech: Whisper and Piper loaded once, served over the Wyoming protocol
-//! (and, next, to the MQTT voice pipeline).
+//! The engine's speech: the voice pipeline on the MQTT audio topics, and Whisper and
+//! Piper served over the Wyoming protocol.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use alicia_broker::RouterHandle;
 use alicia_config::AliciaConfig;
 use alicia_stage_stt::WhisperStt;
 use alicia_stage_tts::{split_sentences, PiperConfig, PiperStage};
+use alicia_voice_router::{VoiceService, VoiceSettings};
 use alicia_wyoming::{BackendError, SpeechBackend, WyomingConfig, WyomingServer};
 use anyhow::Context;
 use bytes::Bytes;
@@ -48,14 +50,40 @@ impl SpeechBackend for LocalSpeech {
     }
 }
 
-/// Loads the models and starts the Wyoming server, when the voice is enabled.
-pub async fn start(config: &AliciaConfig) -> anyhow::Result<Option<WyomingServer>> {
+/// The voice's two faces: the MQTT voice pipeline and the Wyoming server.
+pub struct Voice {
+    pub pipeline: VoiceService,
+    pub wyoming: WyomingServer,
+}
+
+impl Voice {
+    pub async fn shutdown(self) {
+        self.wyoming.shutdown().await;
+        self.pipeline.shutdown().await;
+    }
+}
+
+/// Loads the models and starts the voice pipeline on the bus and the Wyoming server,
+/// when the voice is enabled.
+pub async fn start(config: &AliciaConfig, router: &RouterHandle) -> anyhow::Result<Option<Voice>> {
     if !config.voice.enabled {
         return Ok(None);
     }
+    let settings = VoiceSettings {
+        models: config.voice.models.clone(),
+        home: config.voice.home.clone(),
+        stt_threads: config.voice.stt_threads,
+    };
+    let pipeline = VoiceService::start(&settings, router).await?;
     let (models, threads) = (config.voice.models.clone(), config.voice.stt_threads);
     let speech = tokio::task::spawn_blocking(move || LocalSpeech::load(&models, threads)).await??;
-    let server = WyomingServer::bind(config.wyoming.listen, Arc::new(speech), WyomingConfig::default()).await?;
-    tracing::info!(addr = %server.addr(), "wyoming listener ready");
-    Ok(Some(server))
+    let wyoming = match WyomingServer::bind(config.wyoming.listen, Arc::new(speech), WyomingConfig::default()).await {
+        Ok(server) => server,
+        Err(e) => {
+            pipeline.shutdown().await;
+            return Err(e.into());
+        }
+    };
+    tracing::info!(addr = %wyoming.addr(), "wyoming listener ready");
+    Ok(Some(Voice { pipeline, wyoming }))
 }

@@ -1,0 +1,134 @@
+//! The voice data plane on the bus: a site streams audio over MQTT, the stages turn it
+//! into a device command and a spoken reply, and the reply audio goes to the site's
+//! speaker.
+//!
+//! # Layout
+//! - `stages`: [`VoiceStage`], the closed set of stages this topology runs.
+//! - `intake`: MQTT → frames: `alicia/voice/audio/{site}/{start,frame,stop}`, one
+//!   session per site, format and session checks.
+//! - `publisher`: frames → MQTT: transcripts, device commands and results, the reply's
+//!   announcement and its PCM chunks, stage errors on their stage's error topic.
+//! - this file: [`VoiceService`], which builds the topology and runs both ends.
+//!
+//! ```text
+//! intake ─► vad ─► stt ─► tap ─► intent ─reply─► tts ─► bus
+//!                          └────────bus─┘ └command─────────┘
+//! ```
+//! Audio frames are the `Bytes` the MQTT payload arrived in, all the way to Whisper.
+
+mod intake;
+mod publisher;
+mod stages;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use alicia_broker::{LocalClient, RouterHandle};
+use alicia_pipeline::{RunningTopology, TopologyConfig};
+use alicia_stage_intent::{Home, IntentConfig, OutputLayout};
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+pub use stages::VoiceStage;
+
+/// What the voice service needs to start.
+#[derive(Debug, Clone)]
+pub struct VoiceSettings {
+    pub models: PathBuf,
+    pub home: PathBuf,
+    pub stt_threads: usize,
+}
+
+/// When each session's last audio arrived: the start of the end-to-end latency.
+pub(crate) type LastAudio = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// The running voice data plane.
+pub struct VoiceService {
+    topology: RunningTopology,
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl VoiceService {
+    /// Loads the models and the home, builds the topology and subscribes to the audio
+    /// topics. Call inside a multi-threaded tokio runtime.
+    pub async fn start(settings: &VoiceSettings, router: &RouterHandle) -> anyhow::Result<VoiceService> {
+        let home = Home::load(&settings.home).with_context(|| format!("home {}", settings.home.display()))?;
+        let paths = alicia_models_paths(settings)?;
+        let (bus_tx, bus_rx) = flume::unbounded();
+        let stages = {
+            let (home, bus_tx, settings) = (home.clone(), bus_tx.clone(), settings.clone());
+            tokio::task::spawn_blocking(move || stages::build(&settings, &paths, &home, bus_tx)).await??
+        };
+
+        let mut config = TopologyConfig::new();
+        config.source("audio");
+        config.stage("vad", stages.vad).input("audio");
+        config.stage("stt", stages.stt).input("vad");
+        config.stage("tap", stages.tap).input("stt.out");
+        config.stage("intent", stages.intent).input("tap.out");
+        config.stage("tts", stages.tts).input("intent.reply");
+        config.stage("bus", stages.bus).input("tap.bus").input("intent.command").input("tts");
+        let errors = bus_tx.clone();
+        config.on_error(move |report| {
+            let stage = match &*report.stage {
+                "vad" => "vad",
+                "stt" => "stt",
+                "intent" => "intent",
+                "tts" => "tts",
+                _ => "voice",
+            };
+            let _ = errors.send(publisher::BusItem::Error {
+                stage,
+                error_type: report.error.error_type(),
+                message: report.error.to_string(),
+                session_id: report.frame.as_ref().map(|m| m.session_id.as_str().to_string()),
+                site_id: report.frame.as_ref().map(|m| m.site_id.as_str().to_string()),
+            });
+        });
+        let topology = config.build().map_err(|e| anyhow::anyhow!("voice topology: {e}"))?;
+        let topology = topology.run(&tokio::runtime::Handle::current())?;
+        let audio = topology.source("audio").context("voice topology has no audio source")?;
+
+        let stop = CancellationToken::new();
+        let last_audio = LastAudio::default();
+        let intake_client = LocalClient::connect(router, "voice-intake").await?;
+        let publisher_client = LocalClient::connect(router, "voice-publisher").await?;
+        let tasks = vec![
+            tokio::spawn(intake::run(intake_client, audio, bus_tx, last_audio.clone(), stop.clone())),
+            tokio::spawn(publisher::run(publisher_client, bus_rx, home, last_audio, stop.clone())),
+        ];
+        tracing::info!("voice data plane ready");
+        Ok(VoiceService { topology, stop, tasks })
+    }
+
+    /// Stops taking audio, lets the stages drain what they hold, then stops publishing.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let mut tasks = self.tasks.into_iter();
+        if let Some(intake) = tasks.next() {
+            let _ = intake.await;
+        }
+        if let Err(e) = self.topology.shutdown().await {
+            tracing::warn!(error = %e, "voice pipeline stopped with an error");
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+fn alicia_models_paths(settings: &VoiceSettings) -> anyhow::Result<stages::ModelFiles> {
+    let whisper = settings.models.join("whisper/ggml-tiny.en.bin");
+    if !whisper.is_file() {
+        anyhow::bail!("whisper model not found at {}: run `make models`", whisper.display());
+    }
+    Ok(stages::ModelFiles { whisper, models_dir: settings.models.clone() })
+}
+
+/// The intent stage's layout here: commands and replies on separate ports.
+pub(crate) fn intent_config() -> IntentConfig {
+    IntentConfig { outputs: OutputLayout::Split, ..IntentConfig::default() }
+}

@@ -1,0 +1,149 @@
+//! The closed set of stages in the voice topology, and the two small ones it adds: the
+//! transcript tap and the bus sink.
+
+use std::path::PathBuf;
+
+use alicia_envelope::topics;
+use alicia_pipeline::{Frame, Outputs, Payload, Stage, StageError, StageHints};
+use alicia_stage_intent::{Home, IntentStage};
+use alicia_stage_stt::WhisperStage;
+use alicia_stage_tts::{PiperConfig, PiperStage};
+use alicia_stage_vad::{VadConfig, VadStage};
+
+use crate::publisher::BusItem;
+use crate::VoiceSettings;
+
+pub(crate) struct ModelFiles {
+    pub whisper: PathBuf,
+    pub models_dir: PathBuf,
+}
+
+/// Every stage the voice topology runs, matched here rather than boxed.
+pub enum VoiceStage {
+    Vad(VadStage),
+    Stt(WhisperStage),
+    Tap(TranscriptTap),
+    Intent(IntentStage),
+    Tts(PiperStage),
+    Bus(BusSink),
+}
+
+impl Stage for VoiceStage {
+    fn name(&self) -> &'static str {
+        match self {
+            VoiceStage::Vad(s) => s.name(),
+            VoiceStage::Stt(s) => s.name(),
+            VoiceStage::Tap(s) => s.name(),
+            VoiceStage::Intent(s) => s.name(),
+            VoiceStage::Tts(s) => s.name(),
+            VoiceStage::Bus(s) => s.name(),
+        }
+    }
+
+    fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
+        match self {
+            VoiceStage::Vad(s) => s.process(frame, out),
+            VoiceStage::Stt(s) => s.process(frame, out),
+            VoiceStage::Tap(s) => s.process(frame, out),
+            VoiceStage::Intent(s) => s.process(frame, out),
+            VoiceStage::Tts(s) => s.process(frame, out),
+            VoiceStage::Bus(s) => s.process(frame, out),
+        }
+    }
+
+    fn flush(&mut self, out: &mut Outputs) -> Result<(), StageError> {
+        match self {
+            VoiceStage::Vad(s) => s.flush(out),
+            VoiceStage::Stt(s) => s.flush(out),
+            VoiceStage::Tap(s) => s.flush(out),
+            VoiceStage::Intent(s) => s.flush(out),
+            VoiceStage::Tts(s) => s.flush(out),
+            VoiceStage::Bus(s) => s.flush(out),
+        }
+    }
+
+    fn hints(&self) -> StageHints {
+        match self {
+            VoiceStage::Vad(s) => s.hints(),
+            VoiceStage::Stt(s) => s.hints(),
+            VoiceStage::Tap(s) => s.hints(),
+            VoiceStage::Intent(s) => s.hints(),
+            VoiceStage::Tts(s) => s.hints(),
+            VoiceStage::Bus(s) => s.hints(),
+        }
+    }
+}
+
+/// The stages of one voice topology, ready to wire.
+pub(crate) struct Built {
+    pub vad: VoiceStage,
+    pub stt: VoiceStage,
+    pub tap: VoiceStage,
+    pub intent: VoiceStage,
+    pub tts: VoiceStage,
+    pub bus: VoiceStage,
+}
+
+/// Loads the models (blocking: about a second).
+pub(crate) fn build(
+    settings: &VoiceSettings,
+    models: &ModelFiles,
+    home: &Home,
+    bus: flume::Sender<BusItem>,
+) -> anyhow::Result<Built> {
+    Ok(Built {
+        vad: VoiceStage::Vad(VadConfig::default().build()?),
+        stt: VoiceStage::Stt(WhisperStage::load(&models.whisper, settings.stt_threads)?),
+        tap: VoiceStage::Tap(TranscriptTap),
+        intent: VoiceStage::Intent(crate::intent_config().build(home)?),
+        tts: VoiceStage::Tts(PiperConfig::from_models_dir(&models.models_dir).build()?),
+        bus: VoiceStage::Bus(BusSink { bus }),
+    })
+}
+
+/// Passes everything on, and sends a copy of each transcript to the bus so it is
+/// published on `alicia/voice/stt/response` while the intent stage works on it.
+pub struct TranscriptTap;
+
+const TAP_PORTS: &[&str] = &["out", "bus"];
+
+impl Stage for TranscriptTap {
+    fn name(&self) -> &'static str {
+        "transcript-tap"
+    }
+
+    fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
+        if let Payload::Text(transcript) = &frame.payload {
+            let copy = frame.derive(Payload::Message {
+                topic: topics::VOICE_STT_RESPONSE.to_string(),
+                body: bytes::Bytes::from(transcript.clone().into_bytes()),
+            });
+            out.push_to("bus", copy)?;
+        }
+        out.push_to("out", frame)
+    }
+
+    fn hints(&self) -> StageHints {
+        StageHints::asynchronous(16).with_outputs(TAP_PORTS)
+    }
+}
+
+/// The end of the topology: hands frames to the publisher task.
+pub struct BusSink {
+    bus: flume::Sender<BusItem>,
+}
+
+impl Stage for BusSink {
+    fn name(&self) -> &'static str {
+        "bus"
+    }
+
+    fn process(&mut self, frame: Frame, _out: &mut Outputs) -> Result<(), StageError> {
+        // Unbounded: what reaches here is bounded upstream (a reply's audio, a command).
+        self.bus.send(BusItem::Frame(frame)).map_err(|_| StageError::fatal("publisher_gone", "voice publisher stopped"))
+    }
+
+    fn hints(&self) -> StageHints {
+        StageHints::asynchronous(256).sink()
+    }
+}

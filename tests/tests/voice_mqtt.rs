@@ -1,0 +1,130 @@
+//! The voice data plane over MQTT with the real models: a site streams a spoken
+//! request, the kitchen light gets its command, and the speaker gets a reply that
+//! Whisper, listening back, hears as the reply text.
+
+use alicia_e2e::clients::V4Client;
+use alicia_e2e::voice::{espeak_pcm, voice_engine, Wyoming};
+use alicia_envelope::{Destination, Envelope, MessageType};
+use rumqttc::QoS;
+use serde_json::json;
+
+fn envelope(data: serde_json::Value) -> Vec<u8> {
+    Envelope::new("kitchen_satellite", Destination::Service("alicia".into()), MessageType::Event, data)
+        .encode()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoken_request_turns_on_the_kitchen_lights_and_the_reply_says_so() {
+    let engine = voice_engine().await;
+    let port = engine.mqtt_port();
+    let (mut watcher, _) = V4Client::connect(port, "voice-watcher", |o| {
+        o.set_max_packet_size(1 << 20, 1 << 20);
+    })
+    .await;
+    for topic in [
+        "alicia/voice/stt/response",
+        "alicia/devices/kitchen_lights/command",
+        "alicia/voice/command/result",
+        "alicia/voice/tts/response",
+        "alicia/devices/kitchen_speaker/audio",
+    ] {
+        watcher.subscribe(topic, QoS::AtLeastOnce).await;
+    }
+
+    let (satellite, _) = V4Client::connect(port, "kitchen-satellite", |_| {}).await;
+    let speech = espeak_pcm("turn on the kitchen lights");
+    let start = envelope(json!({"session_id": "s-1", "rate": 16000, "width": 2, "channels": 1}));
+    satellite.client.publish("alicia/voice/audio/kitchen/start", QoS::AtLeastOnce, false, start).await.unwrap();
+    for frame in speech.chunks(640) {
+        satellite
+            .client
+            .publish("alicia/voice/audio/kitchen/frame", QoS::AtLeastOnce, false, frame.to_vec())
+            .await
+            .unwrap();
+    }
+    let stop = envelope(json!({"session_id": "s-1"}));
+    satellite.client.publish("alicia/voice/audio/kitchen/stop", QoS::AtLeastOnce, false, stop).await.unwrap();
+
+    let (mut transcript, mut command, mut result, mut announce, mut reply) = (None, None, None, None, Vec::new());
+    loop {
+        let p = watcher.next_publish().await;
+        match p.topic.as_str() {
+            "alicia/devices/kitchen_speaker/audio" if p.payload.is_empty() => break,
+            "alicia/devices/kitchen_speaker/audio" => reply.extend_from_slice(&p.payload),
+            other => {
+                let e = Envelope::decode(&p.payload).unwrap_or_else(|e| panic!("{other}: {e}"));
+                match other {
+                    "alicia/voice/stt/response" => transcript = Some(e),
+                    "alicia/devices/kitchen_lights/command" => command = Some(e),
+                    "alicia/voice/command/result" => result = Some(e),
+                    "alicia/voice/tts/response" => announce = Some(e),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let transcript = transcript.expect("transcript published");
+    let heard = transcript.payload.data["text"].as_str().unwrap().to_lowercase();
+    assert!(heard.contains("kitchen") && heard.contains("light"), "{heard}");
+    assert_eq!(transcript.payload.data["session_id"], "s-1");
+
+    let command = command.expect("the kitchen light got a command");
+    assert_eq!(command.message_type, MessageType::Command);
+    assert_eq!(command.destination, Destination::Device("kitchen_lights".into()));
+    assert_eq!(command.payload.data, json!({"action": "turn_on", "device_id": "kitchen_lights"}));
+    assert_eq!(result.expect("command result").payload.data["status"], "sent");
+    let announce = announce.expect("reply announced");
+    assert_eq!(announce.payload.data["speaker"], "kitchen_speaker");
+    assert_eq!(announce.payload.data["site_id"], "kitchen");
+
+    // Whisper, via the engine's own Wyoming server, hears the reply text.
+    assert!(reply.len() > 16_000, "reply audio of some length: {} bytes", reply.len());
+    let mut wyoming = Wyoming::connect(engine.engine.wyoming_addr().unwrap()).await;
+    let said = wyoming.transcribe(&reply).await;
+    assert!(said.contains("turning on") && said.contains("kitchen"), "reply heard as {said:?}");
+    engine.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_voice_input_gets_clear_errors_and_other_sites_are_unaffected() {
+    let engine = voice_engine().await;
+    let port = engine.mqtt_port();
+    let (mut watcher, _) = V4Client::connect(port, "voice-errors", |_| {}).await;
+    watcher.subscribe("alicia/voice/stt/error", QoS::AtLeastOnce).await;
+    let (satellite, _) = V4Client::connect(port, "bad-satellite", |_| {}).await;
+
+    // A frame for a site with no session.
+    satellite
+        .client
+        .publish("alicia/voice/audio/bedroom/frame", QoS::AtLeastOnce, false, vec![0u8; 640])
+        .await
+        .unwrap();
+    let e = Envelope::decode(&watcher.next_publish().await.payload).unwrap();
+    assert_eq!(e.payload.data["error_type"], "unknown_session");
+    assert_eq!(e.payload.data["site_id"], "bedroom");
+
+    // The wrong sample rate.
+    let start = envelope(json!({"session_id": "s-2", "rate": 44100, "width": 2, "channels": 2}));
+    satellite.client.publish("alicia/voice/audio/hallway/start", QoS::AtLeastOnce, false, start).await.unwrap();
+    let e = Envelope::decode(&watcher.next_publish().await.payload).unwrap();
+    assert_eq!(e.payload.data["error_type"], "unsupported_audio_format");
+    assert!(e.payload.data["message"].as_str().unwrap().contains("44100"));
+
+    // An utterance with no speech at all.
+    let start = envelope(json!({"session_id": "s-3"}));
+    satellite.client.publish("alicia/voice/audio/living_room/start", QoS::AtLeastOnce, false, start).await.unwrap();
+    for _ in 0..25 {
+        satellite
+            .client
+            .publish("alicia/voice/audio/living_room/frame", QoS::AtLeastOnce, false, vec![0u8; 640])
+            .await
+            .unwrap();
+    }
+    let stop = envelope(json!({"session_id": "s-3"}));
+    satellite.client.publish("alicia/voice/audio/living_room/stop", QoS::AtLeastOnce, false, stop).await.unwrap();
+    let e = Envelope::decode(&watcher.next_publish().await.payload).unwrap();
+    assert_eq!(e.payload.data["error_type"], "no_speech", "{}", e.payload.data);
+    assert_eq!(e.payload.data["session_id"], "s-3");
+    engine.stop().await;
+}
