@@ -62,10 +62,10 @@ lint: deps
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 bench: deps
-	$(CARGO) bench -p alicia-bench
+	$(CARGO) bench -p alicia-bench --benches
 
 bench-quick: deps
-	$(CARGO) bench -p alicia-bench -- --quick --noplot
+	$(CARGO) bench -p alicia-bench --benches -- --quick --noplot
 
 # The side-by-side report: engine vs rumqttd's own listener vs mosquitto, one run.
 perf: build-release

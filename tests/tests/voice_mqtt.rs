@@ -128,3 +128,58 @@ async fn bad_voice_input_gets_clear_errors_and_other_sites_are_unaffected() {
     assert_eq!(e.payload.data["session_id"], "s-3");
     engine.stop().await;
 }
+
+fn stt_request(audio_data: &str) -> Envelope {
+    Envelope::new(
+        "stt_client",
+        Destination::Service("stt_service".into()),
+        MessageType::Request,
+        json!({"audio_data": audio_data}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeds_base64_stt_request_is_answered_and_bad_audio_is_refused() {
+    use base64::Engine as _;
+    let engine = voice_engine().await;
+    let port = engine.mqtt_port();
+    let (mut client, _) = V4Client::connect(port, "stt-client", |o| {
+        o.set_max_packet_size(1 << 20, 1 << 20);
+    })
+    .await;
+    client.subscribe("alicia/voice/stt/response", QoS::AtLeastOnce).await;
+    client.subscribe("alicia/voice/stt/error", QoS::AtLeastOnce).await;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+
+    let wav = alicia_voice_router::wav::wav_from_pcm16k(&espeak_pcm("what time is it"));
+    let request = stt_request(&b64(&wav));
+    client
+        .client
+        .publish("alicia/voice/stt/request", QoS::AtLeastOnce, false, request.encode().to_vec())
+        .await
+        .unwrap();
+    let response = Envelope::decode(&client.next_publish_on("alicia/voice/stt/response").await.payload).unwrap();
+    assert_eq!(response.correlation_id(), Some(request.message_id));
+    assert_eq!(response.message_type, MessageType::Response);
+    let text = response.payload.data["text"].as_str().unwrap().to_lowercase();
+    assert!(text.contains("time"), "{text}");
+
+    let mut truncated = wav.clone();
+    truncated.truncate(wav.len() / 2);
+    for (audio, expected) in [
+        ("%%% not base64 %%%".to_string(), "not_base64"),
+        (b64(&truncated), "truncated_wav"),
+        (b64(b"hello"), "not_wav"),
+    ] {
+        let request = stt_request(&audio);
+        client
+            .client
+            .publish("alicia/voice/stt/request", QoS::AtLeastOnce, false, request.encode().to_vec())
+            .await
+            .unwrap();
+        let error = Envelope::decode(&client.next_publish_on("alicia/voice/stt/error").await.payload).unwrap();
+        assert_eq!(error.payload.data["error_type"], expected);
+        assert_eq!(error.correlation_id(), Some(request.message_id));
+    }
+    engine.stop().await;
+}

@@ -8,7 +8,7 @@ use alicia_broker::RouterHandle;
 use alicia_config::AliciaConfig;
 use alicia_stage_stt::WhisperStt;
 use alicia_stage_tts::{split_sentences, PiperConfig, PiperStage};
-use alicia_voice_router::{VoiceService, VoiceSettings};
+use alicia_voice_router::{Transcriber, VoiceService, VoiceSettings};
 use alicia_wyoming::{BackendError, SpeechBackend, WyomingConfig, WyomingServer};
 use anyhow::Context;
 use bytes::Bytes;
@@ -74,10 +74,14 @@ pub async fn start(config: &AliciaConfig, router: &RouterHandle) -> anyhow::Resu
         home: config.voice.home.clone(),
         stt_threads: config.voice.stt_threads,
     };
-    let pipeline = VoiceService::start(&settings, router).await?;
     let (models, threads) = (config.voice.models.clone(), config.voice.stt_threads);
-    let speech = tokio::task::spawn_blocking(move || LocalSpeech::load(&models, threads)).await??;
-    let wyoming = match WyomingServer::bind(config.wyoming.listen, Arc::new(speech), WyomingConfig::default()).await {
+    let speech = Arc::new(tokio::task::spawn_blocking(move || LocalSpeech::load(&models, threads)).await??);
+    let transcriber: Transcriber = {
+        let speech = speech.clone();
+        Arc::new(move |pcm| speech.transcribe(pcm).map_err(|e| (e.error_type(), e.message().to_string())))
+    };
+    let pipeline = VoiceService::start(&settings, router, transcriber).await?;
+    let wyoming = match WyomingServer::bind(config.wyoming.listen, speech, WyomingConfig::default()).await {
         Ok(server) => server,
         Err(e) => {
             pipeline.shutdown().await;

@@ -7,6 +7,7 @@ use std::time::Instant;
 use alicia_stage_intent::{Home, IntentMatcher};
 use alicia_stage_stt::WhisperStt;
 use alicia_stage_tts::{write_wav, PiperConfig, OUTPUT_FORMAT};
+use alicia_voice_router::wav::{pcm16k_from_wav, WavError};
 use anyhow::{bail, Context};
 
 /// Where the models and the home description live.
@@ -71,34 +72,17 @@ fn save(out: &Path, pcm: &[u8]) -> anyhow::Result<()> {
 /// Reads a 16-bit PCM WAV at 16 kHz mono, the bus's audio format.
 fn read_wav_16k_mono(path: &Path) -> anyhow::Result<Vec<i16>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let convert = format!("convert it with: sox {} -r 16000 -c 1 -b 16 out.wav", path.display());
-    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
-        bail!("{} is not a WAV file", path.display());
-    }
-    let (mut at, mut format, mut data) = (12, None, None);
-    while at + 8 <= bytes.len() {
-        let id = &bytes[at..at + 4];
-        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into()?) as usize;
-        let body = at + 8;
-        let end = body.saturating_add(len).min(bytes.len());
-        match id {
-            b"fmt " if end - body >= 16 => format = Some(&bytes[body..end]),
-            b"data" => data = Some(&bytes[body..end]),
-            _ => {}
+    let pcm = pcm16k_from_wav(bytes.into()).map_err(|e| match e {
+        WavError::Unsupported { .. } => {
+            anyhow::anyhow!(
+                "{}: {e}: convert it with: sox {} -r 16000 -c 1 -b 16 out.wav",
+                path.display(),
+                path.display()
+            )
         }
-        at = body + len + (len & 1);
-    }
-    let (Some(fmt), Some(data)) = (format, data) else { bail!("{} is a truncated WAV file", path.display()) };
-    let (tag, channels) = (u16::from_le_bytes([fmt[0], fmt[1]]), u16::from_le_bytes([fmt[2], fmt[3]]));
-    let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
-    let bits = u16::from_le_bytes([fmt[14], fmt[15]]);
-    if tag != 1 || channels != 1 || rate != 16_000 || bits != 16 {
-        bail!(
-            "{} is {rate} Hz, {channels} channel(s), {bits}-bit (format {tag}); need 16 kHz mono 16-bit PCM: {convert}",
-            path.display()
-        );
-    }
-    Ok(data.chunks_exact(2).map(|s| i16::from_le_bytes([s[0], s[1]])).collect())
+        other => anyhow::anyhow!("{}: {other}", path.display()),
+    })?;
+    Ok(pcm.chunks_exact(2).map(|s| i16::from_le_bytes([s[0], s[1]])).collect())
 }
 
 fn site_list(home: &Home) -> String {

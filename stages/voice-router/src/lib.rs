@@ -6,6 +6,8 @@
 //! - `stages`: [`VoiceStage`], the closed set of stages this topology runs.
 //! - `intake`: MQTT → frames: `alicia/voice/audio/{site}/{start,frame,stop}`, one
 //!   session per site, format and session checks.
+//! - `stt_request`: the seeds' base64-WAV request on `alicia/voice/stt/request`.
+//! - [`wav`]: 16 kHz mono WAV in and out, zero copy.
 //! - `publisher`: frames → MQTT: transcripts, device commands and results, the reply's
 //!   announcement and its PCM chunks, stage errors on their stage's error topic.
 //! - this file: [`VoiceService`], which builds the topology and runs both ends.
@@ -19,6 +21,8 @@
 mod intake;
 mod publisher;
 mod stages;
+mod stt_request;
+pub mod wav;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,6 +36,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 pub use stages::VoiceStage;
+pub use stt_request::Transcriber;
 
 /// What the voice service needs to start.
 #[derive(Debug, Clone)]
@@ -54,7 +59,11 @@ pub struct VoiceService {
 impl VoiceService {
     /// Loads the models and the home, builds the topology and subscribes to the audio
     /// topics. Call inside a multi-threaded tokio runtime.
-    pub async fn start(settings: &VoiceSettings, router: &RouterHandle) -> anyhow::Result<VoiceService> {
+    pub async fn start(
+        settings: &VoiceSettings,
+        router: &RouterHandle,
+        transcriber: Transcriber,
+    ) -> anyhow::Result<VoiceService> {
         let home = Home::load(&settings.home).with_context(|| format!("home {}", settings.home.display()))?;
         let paths = alicia_models_paths(settings)?;
         let (bus_tx, bus_rx) = flume::unbounded();
@@ -96,8 +105,10 @@ impl VoiceService {
         let last_audio = LastAudio::default();
         let intake_client = LocalClient::connect(router, "voice-intake").await?;
         let publisher_client = LocalClient::connect(router, "voice-publisher").await?;
+        let requests_client = LocalClient::connect(router, "voice-stt-requests").await?;
         let tasks = vec![
             tokio::spawn(intake::run(intake_client, audio, bus_tx, last_audio.clone(), stop.clone())),
+            tokio::spawn(stt_request::run(requests_client, transcriber, stop.clone())),
             tokio::spawn(publisher::run(publisher_client, bus_rx, home, last_audio, stop.clone())),
         ];
         tracing::info!("voice data plane ready");
@@ -108,8 +119,8 @@ impl VoiceService {
     pub async fn shutdown(self) {
         self.stop.cancel();
         let mut tasks = self.tasks.into_iter();
-        if let Some(intake) = tasks.next() {
-            let _ = intake.await;
+        for front in tasks.by_ref().take(2) {
+            let _ = front.await;
         }
         if let Err(e) = self.topology.shutdown().await {
             tracing::warn!(error = %e, "voice pipeline stopped with an error");

@@ -1,0 +1,67 @@
+//! The seeds' one-shot speech-to-text: an envelope on `alicia/voice/stt/request` whose
+//! `payload.data.audio_data` (or `audio`) is a base64 WAV, answered on
+//! `alicia/voice/stt/response` with a response correlated to the request. What is wrong
+//! with the audio (not base64, not a WAV, truncated, wrong format, empty) is answered
+//! on `alicia/voice/stt/error`, correlated the same way.
+
+use std::sync::Arc;
+
+use alicia_broker::LocalClient;
+use alicia_envelope::{topics, Envelope, MessageType, ENGINE_SOURCE};
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::wav::pcm16k_from_wav;
+
+/// Transcribes 16 kHz mono s16le PCM; an error carries its `error_type` and message.
+pub type Transcriber = Arc<dyn Fn(Bytes) -> Result<String, (&'static str, String)> + Send + Sync>;
+
+pub(crate) async fn run(mut client: LocalClient, transcribe: Transcriber, stop: CancellationToken) {
+    if let Err(e) = client.subscribe(topics::VOICE_STT_REQUEST).await {
+        tracing::error!(error = %e, "stt request service cannot subscribe");
+        return;
+    }
+    let inbox = client.inbox();
+    loop {
+        let message = tokio::select! {
+            m = inbox.recv_async() => match m { Ok(m) => m, Err(_) => return },
+            _ = stop.cancelled() => return,
+        };
+        // Invalid envelopes are the gatekeeper's to answer.
+        let Ok(request) = Envelope::decode(&message.payload) else { continue };
+        let (topic, data) = match answer(&request, &transcribe).await {
+            Ok(text) => (topics::VOICE_STT_RESPONSE, json!({"text": text, "language": "en"})),
+            Err((error_type, message)) => {
+                (topics::VOICE_STT_ERROR, json!({"error_type": error_type, "message": message}))
+            }
+        };
+        let mut response = Envelope::response_to(&request, ENGINE_SOURCE, data);
+        if topic == topics::VOICE_STT_ERROR {
+            response.message_type = MessageType::Event;
+        }
+        if let Err(e) = client.publish(topic, response.encode(), false).await {
+            tracing::warn!(error = %e, "cannot answer stt request");
+        }
+    }
+}
+
+async fn answer(request: &Envelope, transcribe: &Transcriber) -> Result<String, (&'static str, String)> {
+    let data = &request.payload.data;
+    let audio = ["audio_data", "audio"]
+        .iter()
+        .find_map(|key| data.get(*key).and_then(Value::as_str))
+        .ok_or(("missing_audio", "payload.data.audio_data must hold a base64 WAV".to_string()))?;
+    let wav = base64::engine::general_purpose::STANDARD
+        .decode(audio.trim())
+        .map_err(|e| ("not_base64", format!("payload.data.audio_data is not base64: {e}")))?;
+    let pcm = pcm16k_from_wav(Bytes::from(wav)).map_err(|e| (e.error_type(), e.to_string()))?;
+    if pcm.is_empty() {
+        return Err(("empty_utterance", "the WAV holds no audio".to_string()));
+    }
+    let transcribe = transcribe.clone();
+    tokio::task::spawn_blocking(move || transcribe(pcm))
+        .await
+        .map_err(|_| ("transcription_failed", "speech-to-text panicked".to_string()))?
+}
