@@ -15,7 +15,7 @@ APT_PACKAGES := build-essential pkg-config curl ca-certificates python3 python3-
 	cmake clang libclang-dev espeak-ng libespeak-ng-dev sox mosquitto mosquitto-clients
 RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/release
 
-.PHONY: help deps toolchain build build-release models run test lint bench bench-quick perf perf-floor clean
+.PHONY: help deps toolchain build build-release models run test lint bench bench-quick perf perf-floor perf-voice clean
 
 help:
 	@echo "make run          install what is missing, build, serve (ENV=$(ENV), CONFIG=$(CONFIG), ARGS=extra serve flags)"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench        criterion benches (bench-quick: CI mode)"
 	@echo "make perf         side-by-side throughput vs mosquitto and rumqttd into perf-report/"
 	@echo "make perf-floor   the mission's floor: 1,000 msg/s with p99 < 10 ms, or exit non-zero"
+	@echo "make perf-voice   end of speech → first reply audio over MQTT, 1 and 4 sites, into perf-report/"
 
 # System packages, installed only when one is missing.
 deps: toolchain
@@ -77,6 +78,10 @@ perf-floor: build-release
 	$(RELEASE_BIN)/alicia-loadgen compare --brokers engine --qos 0,1 --shapes 1x1,10x10 \
 		--rates max,1000 --quick --min-rate 1000 --max-p99-ms 10 \
 		--alicia-bin $(RELEASE_BIN)/alicia --out $(or $(PERF_OUT),perf-report/ci)
+
+# Spoken requests streamed in real time over MQTT to an engine with the real models.
+perf-voice: build-release models
+	$(RELEASE_BIN)/alicia-loadgen voice --sessions-list 1,4 --utterances 5 --alicia-bin $(RELEASE_BIN)/alicia --out perf-report
 
 clean:
 	$(CARGO) clean

@@ -16,7 +16,7 @@
 //! | `run` | one P × S run: phases, counters, results |
 //! | `gates` | pass/fail targets |
 //! | `report`, `machine` | tables, JSON, markdown; host facts and CPU use |
-//! | `throughput`, `compare` | the two scenarios |
+//! | `throughput`, `compare`, `voice` | the scenarios (`voice`: spoken requests to the engine's voice plane) |
 //! | `brokers`, `baseline` | starting and stopping brokers; rumqttd with its own listener |
 
 pub mod baseline;
@@ -34,6 +34,7 @@ pub mod run;
 mod stats;
 mod subscriber;
 pub mod throughput;
+pub mod voice;
 mod wire;
 
 /// What a command found: missed targets and things that went wrong on the way.

@@ -14,6 +14,7 @@ use alicia_loadgen::gates::Gates;
 use alicia_loadgen::pacer::Rate;
 use alicia_loadgen::run::RunSpec;
 use alicia_loadgen::throughput::{self, ThroughputOptions};
+use alicia_loadgen::voice::{self, VoiceOptions};
 use alicia_loadgen::{baseline, Verdict};
 
 #[derive(Parser)]
@@ -30,6 +31,9 @@ enum Command {
     /// The same load matrix against mosquitto, rumqttd's own listener and the engine,
     /// each started here on free loopback ports.
     Compare(CompareArgs),
+    /// K satellites speak synthesised requests to the engine's voice plane in real time:
+    /// end of speech → first reply audio, word error rate, intent accuracy, stage means.
+    Voice(VoiceArgs),
     /// rumqttd 0.20 with its built-in listener (started by `compare`).
     #[command(hide = true)]
     RumqttdBaseline {
@@ -94,6 +98,52 @@ struct CompareArgs {
     startup_timeout: Duration,
     #[command(flatten)]
     load: LoadArgs,
+}
+
+#[derive(Args)]
+struct VoiceArgs {
+    /// A running engine (voice on) instead of starting one.
+    #[arg(long)]
+    broker: Option<String>,
+    /// With --broker: its HTTP address, for the per-stage breakdown from /metrics.
+    #[arg(long, requires = "broker")]
+    http: Option<SocketAddr>,
+    /// Concurrent sites (at most one session per site: capped at the home's sites).
+    #[arg(long, default_value_t = 4)]
+    sessions: usize,
+    /// Several K in one invocation, reported side by side (overrides --sessions).
+    #[arg(long, value_delimiter = ',')]
+    sessions_list: Vec<usize>,
+    /// Requests per site.
+    #[arg(long, default_value_t = 5)]
+    utterances: usize,
+    /// Pause after a reply ends before the site speaks again.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    interval: Duration,
+    /// 1 site, 3 requests.
+    #[arg(long)]
+    quick: bool,
+    /// Longest the whole measurement may take.
+    #[arg(long, default_value = "900s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// How long the engine may take to load its models and get ready.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    startup_timeout: Duration,
+    /// Engine binary (default: `alicia` next to this executable).
+    #[arg(long)]
+    alicia_bin: Option<PathBuf>,
+    /// Engine config (default: bus-config/alicia.toml of this checkout).
+    #[arg(long)]
+    alicia_config: Option<PathBuf>,
+    /// Home with the sites and their speakers (default: bus-config/home.toml beside the config).
+    #[arg(long)]
+    home: Option<PathBuf>,
+    /// Fail (exit 2) if the p95 end-of-speech → first-audio latency is above this.
+    #[arg(long)]
+    max_p95_ms: Option<f64>,
+    /// Report directory.
+    #[arg(long, default_value = "perf-report")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -197,6 +247,7 @@ fn run(command: Command) -> Result<Verdict> {
     match command {
         Command::Throughput(args) => run_throughput(args),
         Command::Compare(args) => run_compare(args),
+        Command::Voice(args) => run_voice(args),
         Command::RumqttdBaseline { listen, exit_on_stdin_eof } => {
             baseline::serve(listen, exit_on_stdin_eof)?;
             Ok(Verdict::default())
@@ -245,4 +296,37 @@ fn run_compare(args: CompareArgs) -> Result<Verdict> {
         out: args.load.out.clone(),
     };
     compare::run(&opts, &args.load.runtime()?)
+}
+
+fn run_voice(args: VoiceArgs) -> Result<Verdict> {
+    let broker = match &args.broker {
+        Some(b) => Some(
+            b.to_socket_addrs()
+                .with_context(|| format!("resolve --broker {b}"))?
+                .next()
+                .with_context(|| format!("--broker {b} resolves to no address"))?,
+        ),
+        None => None,
+    };
+    let (sessions, utterances) = match (args.quick, args.sessions_list.is_empty()) {
+        (true, _) => (vec![1], 3),
+        (false, true) => (vec![args.sessions], args.utterances),
+        (false, false) => (args.sessions_list, args.utterances),
+    };
+    let opts = VoiceOptions {
+        broker,
+        http: args.http,
+        alicia_bin: voice::default_alicia_bin(args.alicia_bin),
+        alicia_config: args.alicia_config,
+        home: args.home,
+        sessions,
+        utterances,
+        interval: args.interval,
+        timeout: args.timeout,
+        startup_timeout: args.startup_timeout,
+        max_p95_ms: args.max_p95_ms,
+        out: args.out,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    voice::run(&opts, &rt)
 }
