@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::brokers::free_port;
-
-const STOP_GRACE: Duration = Duration::from_secs(5);
+use crate::brokers::{free_port, kill_if_running, terminate};
 
 pub struct VoiceEngine {
     pub mqtt: SocketAddr,
@@ -102,29 +100,13 @@ impl VoiceEngine {
     }
 
     pub fn stop(mut self) -> Result<()> {
-        if self.child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
-        let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.child.kill()?;
-        self.child.wait()?;
-        Ok(())
+        terminate(&mut self.child)
     }
 }
 
 impl Drop for VoiceEngine {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        kill_if_running(&mut self.child);
     }
 }
 
