@@ -32,10 +32,12 @@ impl LocalSpeech {
 
 impl SpeechBackend for LocalSpeech {
     fn transcribe(&self, pcm: Bytes) -> Result<String, BackendError> {
-        let samples: Vec<i16> = pcm.chunks_exact(2).map(|s| i16::from_le_bytes([s[0], s[1]])).collect();
         let mut stt =
             self.stt.lock().map_err(|_| BackendError::new("stt_poisoned", "speech-to-text failed earlier"))?;
-        stt.transcribe(&samples).map(|t| t.text).map_err(|e| BackendError::new(e.error_type(), e.to_string()))
+        // Straight from the bytes: the f32 conversion inside is the one copy.
+        stt.transcribe_s16le(std::slice::from_ref(&pcm))
+            .map(|t| t.text)
+            .map_err(|e| BackendError::new(e.error_type(), e.to_string()))
     }
 
     fn synthesize(&self, text: &str, emit: &mut dyn FnMut(Bytes)) -> Result<(), BackendError> {

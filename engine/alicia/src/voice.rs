@@ -31,7 +31,7 @@ pub fn ask(paths: &VoicePaths, wav: &Path, site: &str, out: &Path) -> anyhow::Re
     println!("models loaded in {:.0} ms", ms(started));
 
     let t = Instant::now();
-    let transcript = stt.transcribe(&pcm)?;
+    let transcript = stt.transcribe_s16le(std::slice::from_ref(&pcm))?;
     let stt_ms = ms(t);
     let t = Instant::now();
     let understood = IntentMatcher::new(&home).understand(&transcript.text, site, chrono::Local::now().time());
@@ -70,9 +70,9 @@ fn save(out: &Path, pcm: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Reads a 16-bit PCM WAV at 16 kHz mono, the bus's audio format.
-fn read_wav_16k_mono(path: &Path) -> anyhow::Result<Vec<i16>> {
+fn read_wav_16k_mono(path: &Path) -> anyhow::Result<bytes::Bytes> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let pcm = pcm16k_from_wav(bytes.into()).map_err(|e| match e {
+    pcm16k_from_wav(bytes.into()).map_err(|e| match e {
         WavError::Unsupported { .. } => {
             anyhow::anyhow!(
                 "{}: {e}: convert it with: sox {} -r 16000 -c 1 -b 16 out.wav",
@@ -81,8 +81,7 @@ fn read_wav_16k_mono(path: &Path) -> anyhow::Result<Vec<i16>> {
             )
         }
         other => anyhow::anyhow!("{}: {other}", path.display()),
-    })?;
-    Ok(pcm.chunks_exact(2).map(|s| i16::from_le_bytes([s[0], s[1]])).collect())
+    })
 }
 
 fn site_list(home: &Home) -> String {
