@@ -43,6 +43,9 @@ enum Command {
         /// Override mqtt.io.
         #[arg(long, value_enum)]
         io: Option<IoArg>,
+        /// Override voice.home: the rooms, devices and sites the voice acts on.
+        #[arg(long)]
+        home: Option<PathBuf>,
     },
     /// Fetch, convert and verify the voice models (Whisper tiny.en as ggml, the Piper
     /// voice, ONNX Runtime) into DIR; skips what is already there and intact.
@@ -145,7 +148,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Serve { config, env, mqtt_listen, http_listen, wyoming_listen, io } => {
+        Command::Serve { config, env, mqtt_listen, http_listen, wyoming_listen, io, home } => {
             init_logging();
             let mut loaded = match AliciaConfig::load(&config, env.as_deref()) {
                 Ok(c) => c,
@@ -162,6 +165,9 @@ fn main() -> ExitCode {
             }
             if let Some(addr) = wyoming_listen {
                 loaded.wyoming.listen = addr;
+            }
+            if let Some(home) = home {
+                loaded.voice.home = home;
             }
             if let Some(io) = io {
                 loaded.mqtt.io = match io {
