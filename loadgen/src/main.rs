@@ -32,7 +32,7 @@ enum Command {
     /// each started here on free loopback ports.
     Compare(CompareArgs),
     /// K satellites speak synthesised requests to the engine's voice plane in real time:
-    /// end of speech → first reply audio, word error rate, intent accuracy, stage means.
+    /// end of speech → first reply audio, word error rate, intent accuracy, engine stage medians.
     Voice(VoiceArgs),
     /// rumqttd 0.20 with its built-in listener (started by `compare`).
     #[command(hide = true)]
@@ -102,25 +102,27 @@ struct CompareArgs {
 
 #[derive(Args)]
 struct VoiceArgs {
-    /// A running engine (voice on) instead of starting one.
+    /// A running engine (voice on) instead of starting one; K is then at most its home's sites.
     #[arg(long)]
     broker: Option<String>,
-    /// With --broker: its HTTP address, for the per-stage breakdown from /metrics.
-    #[arg(long, requires = "broker")]
-    http: Option<SocketAddr>,
-    /// Concurrent sites (at most one session per site: capped at the home's sites).
-    #[arg(long, default_value_t = 4)]
-    sessions: usize,
-    /// Several K in one invocation, reported side by side (overrides --sessions).
-    #[arg(long, value_delimiter = ',')]
+    /// One K: concurrent satellites, each with its own site (instead of --sessions-list).
+    #[arg(long, conflicts_with = "sessions_list")]
+    sessions: Option<usize>,
+    /// Several K in one invocation, reported side by side. Beyond the home's sites loadgen
+    /// gives the engine it starts a home with more (one site and speaker per satellite).
+    #[arg(long, value_delimiter = ',', default_value = "1,5,10")]
     sessions_list: Vec<usize>,
-    /// Requests per site.
+    /// Requests per satellite.
     #[arg(long, default_value_t = 5)]
     utterances: usize,
-    /// Pause after a reply ends before the site speaks again.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    /// Mean pause of a user between a reply and their next request: each think time is
+    /// uniform in [0.5, 1.5] × this, and satellites start at random offsets in [0, this).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
     interval: Duration,
-    /// 1 site, 3 requests.
+    /// Seed of the random offsets and think times (the same seed repeats a run's schedule).
+    #[arg(long, default_value_t = voice::DEFAULT_SEED)]
+    seed: u64,
+    /// 1 satellite, 3 requests.
     #[arg(long)]
     quick: bool,
     /// Longest the whole measurement may take.
@@ -138,9 +140,13 @@ struct VoiceArgs {
     /// Home with the sites and their speakers (default: bus-config/home.toml beside the config).
     #[arg(long)]
     home: Option<PathBuf>,
-    /// Fail (exit 2) if the p95 end-of-speech → first-audio latency is above this.
+    /// Fail (exit 2) if the p95 end-of-speech → first-audio latency of the smallest K
+    /// (1 by default) is above this.
     #[arg(long)]
     max_p95_ms: Option<f64>,
+    /// Apply --max-p95-ms to every K, not only the smallest.
+    #[arg(long, requires = "max_p95_ms")]
+    gate_all: bool,
     /// Report directory.
     #[arg(long, default_value = "perf-report")]
     out: PathBuf,
@@ -308,23 +314,24 @@ fn run_voice(args: VoiceArgs) -> Result<Verdict> {
         ),
         None => None,
     };
-    let (sessions, utterances) = match (args.quick, args.sessions_list.is_empty()) {
+    let (sessions, utterances) = match (args.quick, args.sessions) {
         (true, _) => (vec![1], 3),
-        (false, true) => (vec![args.sessions], args.utterances),
-        (false, false) => (args.sessions_list, args.utterances),
+        (false, Some(k)) => (vec![k], args.utterances),
+        (false, None) => (args.sessions_list, args.utterances),
     };
     let opts = VoiceOptions {
         broker,
-        http: args.http,
         alicia_bin: voice::default_alicia_bin(args.alicia_bin),
         alicia_config: args.alicia_config,
         home: args.home,
         sessions,
         utterances,
         interval: args.interval,
+        seed: args.seed,
         timeout: args.timeout,
         startup_timeout: args.startup_timeout,
         max_p95_ms: args.max_p95_ms,
+        gate_all: args.gate_all,
         out: args.out,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

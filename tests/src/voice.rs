@@ -13,12 +13,18 @@ use crate::PATIENCE;
 
 /// An engine with the voice on (models from `make models`) and Wyoming on an ephemeral port.
 pub async fn voice_engine() -> TestEngine {
+    voice_engine_with(|_| {}).await
+}
+
+/// [`voice_engine`], with `tweak` applied to its config first.
+pub async fn voice_engine_with(tweak: impl FnOnce(&mut alicia_config::AliciaConfig)) -> TestEngine {
     let mut config = test_config();
     let repo = repo_root();
     config.voice.enabled = true;
     config.voice.models = repo.join("models");
     config.voice.home = repo.join("bus-config/home.toml");
     config.wyoming.listen = "127.0.0.1:0".parse().unwrap();
+    tweak(&mut config);
     TestEngine::start(config).await
 }
 
@@ -40,6 +46,20 @@ pub fn espeak_pcm(text: &str) -> Vec<u8> {
         .unwrap();
     assert!(ok.success(), "sox is installed (make deps)");
     std::fs::read(pcm).unwrap()
+}
+
+/// `ms` of low noise (±8 LSB, about -72 dBFS) as s16le: a quiet room after speech,
+/// which the VAD's hangover ends the utterance in.
+pub fn quiet_room(ms: usize) -> Vec<u8> {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    (0..ms * 16)
+        .flat_map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            ((seed % 17) as i16 - 8).to_le_bytes()
+        })
+        .collect()
 }
 
 /// A Wyoming protocol client.

@@ -3,7 +3,11 @@
 
 use std::process::Command;
 
+use alicia_e2e::clients::V4Client;
 use alicia_e2e::engine::{alicia_binary, bus_config_dir};
+use alicia_e2e::voice::{voice_engine, Wyoming};
+use alicia_envelope::{Destination, Envelope, MessageType};
+use rumqttc::QoS;
 
 fn repo_root() -> std::path::PathBuf {
     bus_config_dir().parent().unwrap().to_path_buf()
@@ -64,4 +68,75 @@ fn ask_refuses_audio_in_the_wrong_format_and_names_the_fix() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown site \"garage\" (sites in") && stderr.contains("kitchen"), "{stderr}");
+}
+
+/// `alicia say --site` against a running engine: the site's speaker gets the speech,
+/// announced as the answer to the request, and Whisper hears the words back; a bad
+/// site or empty text is refused with the reason, and the engine carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn say_on_a_site_plays_on_its_speaker_through_the_running_engine() {
+    let engine = voice_engine().await;
+    let mqtt = format!("127.0.0.1:{}", engine.mqtt_port());
+    let (mut watcher, _) = V4Client::connect(engine.mqtt_port(), "say-watcher", |o| {
+        o.set_max_packet_size(1 << 20, 1 << 20);
+    })
+    .await;
+    watcher.subscribe("alicia/voice/tts/response", QoS::AtLeastOnce).await;
+    watcher.subscribe("alicia/devices/bedroom_speaker/audio", QoS::AtLeastOnce).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("heard.wav");
+    let say = |args: Vec<String>| {
+        let binary = alicia_binary();
+        // Blocking in its own thread: the engine under test runs on this runtime.
+        async move { tokio::task::spawn_blocking(move || Command::new(binary).args(args).output().unwrap()).await.unwrap() }
+    };
+    let args = ["say", "Dinner is ready.", "--site", "bedroom", "--mqtt", &mqtt, "--out", wav.to_str().unwrap()];
+    let out = say(args.map(String::from).to_vec()).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "say --site failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("spoken on bedroom_speaker"), "{stdout}");
+
+    // The bus saw the announcement (a response to the CLI's request), then the audio.
+    let (mut announce, mut audio) = (None, Vec::new());
+    loop {
+        let p = watcher.next_publish().await;
+        if p.topic == "alicia/voice/tts/response" {
+            announce = Some(Envelope::decode(&p.payload).unwrap());
+        } else if p.payload.is_empty() {
+            break;
+        } else {
+            audio.extend_from_slice(&p.payload);
+        }
+    }
+    let announce = announce.expect("announced");
+    assert_eq!(announce.message_type, MessageType::Response);
+    assert_eq!(announce.destination, Destination::Service("alicia-say".into()));
+    assert!(announce.payload.metadata.contains_key("correlation_id"), "{:?}", announce.payload.metadata);
+    assert_eq!(announce.payload.data["speaker"], "bedroom_speaker");
+    let saved = std::fs::read(&wav).unwrap();
+    assert_eq!(&saved[44..], &audio[..], "the WAV is what the speaker got");
+    let mut wyoming = Wyoming::connect(engine.engine.wyoming_addr().unwrap()).await;
+    let heard = wyoming.transcribe(&audio).await;
+    assert!(heard.contains("dinner") && heard.contains("ready"), "heard {heard:?}");
+
+    // Refusals name the problem; the CLI exits non-zero.
+    for (text, site, expected) in [
+        ("Hello.", "garage", r#"unknown_site: unknown site "garage" (sites: bedroom, hallway, kitchen, living_room)"#),
+        ("   ", "kitchen", "missing_text"),
+    ] {
+        let out = say(["say", text, "--site", site, "--mqtt", &mqtt].map(String::from).to_vec()).await;
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+
+    // No engine there: a clear error, not a hang.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let out =
+        say(["say", "Hello.", "--site", "kitchen", "--mqtt", &closed.to_string()].map(String::from).to_vec()).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("cannot talk to the engine at {closed}")), "{stderr}");
+    engine.stop().await;
 }

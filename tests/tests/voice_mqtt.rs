@@ -3,7 +3,7 @@
 //! Whisper, listening back, hears as the reply text.
 
 use alicia_e2e::clients::V4Client;
-use alicia_e2e::voice::{espeak_pcm, voice_engine, Wyoming};
+use alicia_e2e::voice::{espeak_pcm, quiet_room, voice_engine, voice_engine_with, Wyoming};
 use alicia_envelope::{Destination, Envelope, MessageType};
 use rumqttc::QoS;
 use serde_json::json;
@@ -33,7 +33,9 @@ async fn spoken_request_turns_on_the_kitchen_lights_and_the_reply_says_so() {
     }
 
     let (satellite, _) = V4Client::connect(port, "kitchen-satellite", |_| {}).await;
-    let speech = espeak_pcm("turn on the kitchen lights");
+    // Speech, then a quiet room long enough for the VAD's hangover to end it.
+    let mut speech = espeak_pcm("turn on the kitchen lights");
+    speech.extend(quiet_room(500));
     let start = envelope(json!({"session_id": "s-1", "rate": 16000, "width": 2, "channels": 1}));
     satellite.client.publish("alicia/voice/audio/kitchen/start", QoS::AtLeastOnce, false, start).await.unwrap();
     for frame in speech.chunks(640) {
@@ -77,6 +79,15 @@ async fn spoken_request_turns_on_the_kitchen_lights_and_the_reply_says_so() {
     let announce = announce.expect("reply announced");
     assert_eq!(announce.payload.data["speaker"], "kitchen_speaker");
     assert_eq!(announce.payload.data["site_id"], "kitchen");
+    // Where the time went: the hangover, then the rest. The utterance ended in the
+    // quiet room, after a pause, so the transcript and the reply were made during the
+    // hangover and the final ones were the ones already made.
+    let timings = &announce.payload.data["timings_ms"];
+    let part = |name: &str| timings[name].as_f64().unwrap_or_else(|| panic!("timings_ms.{name}: {timings}"));
+    let parts = ["vad", "stt", "intent", "tts", "publish"].map(part);
+    assert!(parts.iter().all(|ms| *ms >= 0.0), "{timings}");
+    assert!((parts.iter().sum::<f64>() - part("end_to_end")).abs() < 0.01, "{timings}");
+    assert_eq!(timings["speculative"], true, "{timings}");
 
     // Whisper, via the engine's own Wyoming server, hears the reply text.
     assert!(reply.len() > 16_000, "reply audio of some length: {} bytes", reply.len());
@@ -180,6 +191,69 @@ async fn seeds_base64_stt_request_is_answered_and_bad_audio_is_refused() {
         let error = Envelope::decode(&client.next_publish_on("alicia/voice/stt/error").await.payload).unwrap();
         assert_eq!(error.payload.data["error_type"], expected);
         assert_eq!(error.correlation_id(), Some(request.message_id));
+    }
+    engine.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_whose_audio_stops_is_timed_out_answered_and_other_sites_carry_on() {
+    let engine = voice_engine_with(|config| config.voice.session_timeout_ms = 300).await;
+    let port = engine.mqtt_port();
+    let (mut watcher, _) = V4Client::connect(port, "voice-timeouts", |_| {}).await;
+    for topic in ["alicia/voice/stt/error", "alicia/devices/kitchen_lights/command", "alicia/devices/+/audio"] {
+        watcher.subscribe(topic, QoS::AtLeastOnce).await;
+    }
+    let (satellite, _) = V4Client::connect(port, "vanishing-satellite", |_| {}).await;
+    let start = envelope(json!({"session_id": "gone-1"}));
+    satellite.client.publish("alicia/voice/audio/kitchen/start", QoS::AtLeastOnce, false, start).await.unwrap();
+    for frame in espeak_pcm("turn on the kitchen lights").chunks(640) {
+        satellite
+            .client
+            .publish("alicia/voice/audio/kitchen/frame", QoS::AtLeastOnce, false, frame.to_vec())
+            .await
+            .unwrap();
+    }
+    // No stop, no more audio: the satellite is gone.
+    let (mut timed_out, mut commanded) = (false, false);
+    while !(timed_out && commanded) {
+        let p = watcher.next_publish().await;
+        match p.topic.as_str() {
+            "alicia/voice/stt/error" => {
+                let e = Envelope::decode(&p.payload).unwrap();
+                assert_eq!(e.payload.data["error_type"], "session_timeout", "{}", e.payload.data);
+                assert_eq!(
+                    (e.payload.data["session_id"].as_str(), e.payload.data["site_id"].as_str()),
+                    (Some("gone-1"), Some("kitchen"))
+                );
+                assert!(e.payload.data["message"].as_str().unwrap().contains("300 ms"), "{}", e.payload.data);
+                timed_out = true;
+            }
+            "alicia/devices/kitchen_lights/command" => commanded = true,
+            _ => {}
+        }
+    }
+
+    // The site is free again, and another site is served as usual.
+    let (hallway, _) = V4Client::connect(port, "hallway-satellite", |_| {}).await;
+    let start = envelope(json!({"session_id": "hall-1"}));
+    hallway.client.publish("alicia/voice/audio/hallway/start", QoS::AtLeastOnce, false, start).await.unwrap();
+    let mut speech = espeak_pcm("what time is it");
+    speech.extend(quiet_room(500));
+    for frame in speech.chunks(640) {
+        hallway
+            .client
+            .publish("alicia/voice/audio/hallway/frame", QoS::AtLeastOnce, false, frame.to_vec())
+            .await
+            .unwrap();
+    }
+    let stop = envelope(json!({"session_id": "hall-1"}));
+    hallway.client.publish("alicia/voice/audio/hallway/stop", QoS::AtLeastOnce, false, stop).await.unwrap();
+    loop {
+        let p = watcher.next_publish().await;
+        assert_ne!(p.topic, "alicia/voice/stt/error", "{:?}", Envelope::decode(&p.payload).map(|e| e.payload.data));
+        if p.topic == "alicia/devices/hallway_speaker/audio" && p.payload.is_empty() {
+            break;
+        }
     }
     engine.stop().await;
 }

@@ -9,6 +9,7 @@ use alicia::config::{AliciaConfig, IoBackend};
 use alicia::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod say_remote;
 mod voice;
 
 /// Shutdown must finish within 5 s of the signal; past this the process exits anyway.
@@ -67,11 +68,21 @@ enum Command {
         #[command(flatten)]
         voice: VoiceArgs,
     },
-    /// Speak TEXT with the Piper voice into a WAV file.
+    /// Speak TEXT with the Piper voice: into a WAV file, or with --site on that site's
+    /// speaker through the running engine.
     Say {
         text: String,
-        #[arg(long, default_value = "say.wav")]
-        out: PathBuf,
+        /// Play it on this site's speaker, through the running engine (over MQTT),
+        /// instead of only writing a WAV.
+        #[arg(long)]
+        site: Option<String>,
+        /// The running engine's MQTT address (with --site).
+        #[arg(long, default_value = "127.0.0.1:1883")]
+        mqtt: SocketAddr,
+        /// The WAV to write: the synthesised speech, or with --site what the speaker got
+        /// [default: say.wav without --site, none with it].
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[command(flatten)]
         voice: VoiceArgs,
     },
@@ -120,7 +131,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Ask { wav, site, out, voice } => report(voice::ask(&voice.paths(), &wav, &site, &out)),
-        Command::Say { text, out, voice } => report(voice::say(&voice.paths(), &text, &out)),
+        Command::Say { text, site: Some(site), mqtt, out, voice: _ } => {
+            report(say_remote::say_on_site(mqtt, &text, &site, out.as_deref()))
+        }
+        Command::Say { text, site: None, out, voice, .. } => {
+            report(voice::say(&voice.paths(), &text, &out.unwrap_or_else(|| PathBuf::from("say.wav"))))
+        }
         Command::Models { dir, verify } => {
             let result = if verify {
                 alicia_models::verify_all(&dir).map(|_| ())

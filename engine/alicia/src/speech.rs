@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use alicia_broker::RouterHandle;
 use alicia_config::AliciaConfig;
@@ -75,6 +76,9 @@ pub async fn start(config: &AliciaConfig, router: &RouterHandle) -> anyhow::Resu
         models: config.voice.models.clone(),
         home: config.voice.home.clone(),
         stt_threads: config.voice.stt_threads,
+        hangover_ms: config.voice.hangover_ms,
+        pause_ms: config.voice.pause_ms,
+        session_timeout: Duration::from_millis(config.voice.session_timeout_ms),
     };
     let (models, threads) = (config.voice.models.clone(), config.voice.stt_threads);
     let speech = Arc::new(tokio::task::spawn_blocking(move || LocalSpeech::load(&models, threads)).await??);

@@ -153,6 +153,11 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
     in_range(errors, "router.segment_count", c.router.segment_count, 1, 1024);
     in_range(errors, "services.heartbeat_interval_secs", c.services.heartbeat_interval_secs as usize, 1, 86_400);
     in_range(errors, "voice.stt_threads", c.voice.stt_threads, 1, 16);
+    in_range(errors, "voice.hangover_ms", c.voice.hangover_ms as usize, 20, 5_000);
+    if c.voice.pause_ms != 0 && (c.voice.pause_ms < 20 || c.voice.pause_ms >= c.voice.hangover_ms) {
+        errors.push("voice.pause_ms", format!("{} must be 0 (off) or from 20 to below hangover_ms", c.voice.pause_ms));
+    }
+    in_range(errors, "voice.session_timeout_ms", c.voice.session_timeout_ms as usize, 100, 600_000);
     if c.mqtt.listen.port() != 0 && c.mqtt.listen == c.http.listen {
         errors.push("http.listen", format!("same address as mqtt.listen ({})", c.mqtt.listen));
     }

@@ -175,11 +175,28 @@ pub struct VoiceSection {
     pub home: std::path::PathBuf,
     /// Threads for Whisper.
     pub stt_threads: usize,
+    /// Silence after speech that ends an utterance. Shorter answers sooner and cuts
+    /// off users who pause longer mid-sentence.
+    pub hangover_ms: u32,
+    /// Silence after speech at which the transcript and the reply are prepared ahead,
+    /// so they are ready when the hangover ends; 0 turns that off.
+    pub pause_ms: u32,
+    /// A started session that sends no audio for this long is closed (as if stopped)
+    /// and reported as `session_timeout`.
+    pub session_timeout_ms: u64,
 }
 
 impl Default for VoiceSection {
     fn default() -> Self {
-        Self { enabled: false, models: "models".into(), home: "bus-config/home.toml".into(), stt_threads: 2 }
+        Self {
+            enabled: false,
+            models: "models".into(),
+            home: "bus-config/home.toml".into(),
+            stt_threads: 2,
+            hangover_ms: 300,
+            pause_ms: 80,
+            session_timeout_ms: 5_000,
+        }
     }
 }
 

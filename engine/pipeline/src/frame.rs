@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::speech::{Timeline, Transcript};
+
 /// Declares a cheap-clone string id; sessions and sites are copied into every frame,
 /// so they are shared rather than reallocated.
 macro_rules! shared_id {
@@ -63,12 +65,26 @@ pub struct FrameMeta {
     /// When the first byte of this frame reached the engine; end-to-end latency is
     /// measured from here.
     pub ingress: Instant,
+    /// The session's way through the voice stages so far: shared, and `None` until a
+    /// stage stamps it, so the audio frames that make up most traffic stay small.
+    timeline: Option<Arc<Timeline>>,
 }
 
 impl FrameMeta {
     /// Meta for a frame that enters the engine now.
     pub fn new(session_id: impl Into<SessionId>, site_id: impl Into<SiteId>, seq: u64) -> Self {
-        Self { session_id: session_id.into(), site_id: site_id.into(), seq, ingress: Instant::now() }
+        Self { session_id: session_id.into(), site_id: site_id.into(), seq, ingress: Instant::now(), timeline: None }
+    }
+
+    /// The session's timeline so far (all empty until a stage stamps it).
+    pub fn timeline(&self) -> Timeline {
+        self.timeline.as_deref().copied().unwrap_or_default()
+    }
+
+    /// Records a step in the timeline: `meta.stamp(|t| t.transcribed = Some(now))`.
+    /// Frames cloned before keep what they had.
+    pub fn stamp(&mut self, step: impl FnOnce(&mut Timeline)) {
+        step(Arc::make_mut(self.timeline.get_or_insert_with(Default::default)));
     }
 }
 
@@ -149,10 +165,18 @@ impl AudioChunk {
 
 /// What a frame carries. A closed set: adding a variant means adding it here and to
 /// [`Payload::kind`]; the compiler then points at every stage that must decide.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Payload {
     Audio(AudioChunk),
     Text(String),
+    /// What was heard in an utterance (stt → intent).
+    Transcript(Transcript),
+    /// Text a stage may get ready for (synthesise into its cache) without emitting
+    /// anything: the reply to a provisional transcript.
+    Prepare(String),
+    /// Speech paused: the utterance may end here, or the audio that follows may go on.
+    /// Stages may start on an answer; only the end of stream makes it final.
+    Pause,
     /// An MQTT message moving through message stages; `body` is the raw payload.
     Message {
         topic: String,
@@ -169,6 +193,9 @@ impl Payload {
         match self {
             Payload::Audio(_) => "audio",
             Payload::Text(_) => "text",
+            Payload::Transcript(_) => "transcript",
+            Payload::Prepare(_) => "prepare",
+            Payload::Pause => "pause",
             Payload::Message { .. } => "message",
             Payload::EndOfStream => "end_of_stream",
         }

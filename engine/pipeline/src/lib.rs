@@ -7,6 +7,7 @@
 //! | file | what lives there |
 //! |---|---|
 //! | `frame.rs` | [`Frame`], [`FrameMeta`], [`Payload`], [`AudioChunk`]: audio is `Bytes`, never copied |
+//! | `speech.rs` | [`Transcript`] and the [`Timeline`] each session's frames carry through the voice stages |
 //! | `stage.rs` | the [`Stage`] trait, [`StageHints`], [`StageError`] and how errors are reported |
 //! | `edge.rs` | bounded edges on flume: [`EdgeSender`], [`WhenFull`], drop counting |
 //! | `outputs.rs` | [`Outputs`]: a stage's named output ports and their fan-out |
@@ -84,6 +85,7 @@ mod frame;
 mod kill;
 mod outputs;
 mod running;
+mod speech;
 mod stage;
 mod stage_loop;
 mod telemetry;
@@ -98,6 +100,7 @@ pub use frame::{AudioChunk, AudioFormat, Frame, FrameMeta, Payload, SessionId, S
 pub use kill::KillSwitch;
 pub use outputs::Outputs;
 pub use running::{PipelineError, RunningTopology};
+pub use speech::{StageTimings, Timeline, Transcript};
 pub use stage::{BoxError, ErrorSink, Execution, Stage, StageError, StageErrorReport, StageHints, DEFAULT_OUTPUT};
 pub use telemetry::{describe_metrics, StageStats, METRIC_NAMES};
 pub use topology::{StageConfig, Topology, TopologyConfig};

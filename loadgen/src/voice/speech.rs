@@ -79,18 +79,21 @@ pub fn synthesise(text: &str) -> Result<Vec<u8>> {
     Ok(pcm)
 }
 
-/// Frames up to and including the last one with speech in it (RMS above ~-36 dBFS):
-/// what the satellite has sent when the user stopped talking.
+/// Frames up to and including the last one with speech in it (RMS above 100, about
+/// -50 dBFS): what the satellite has sent when the user stopped talking. espeak's
+/// silence is digital zero and the noise tail is ±8 LSB (-72 dBFS), so this is 22 dB
+/// clear of both, and low enough to keep a final plosive's release ("lamp": -37 to
+/// -41 dBFS for 100 ms after the closure), which is speech the user is still making.
 pub fn voiced_frames(pcm: &[u8]) -> usize {
     let loud = |frame: &[u8]| {
         let samples = frame.chunks_exact(2).map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])));
         let (sum, n) = samples.fold((0.0, 0usize), |(s, n), x| (s + x * x, n + 1));
-        n > 0 && (sum / n as f64).sqrt() > 500.0
+        n > 0 && (sum / n as f64).sqrt() > 100.0
     };
     pcm.chunks(FRAME_BYTES).rposition(loud).map_or(pcm.len().div_ceil(FRAME_BYTES), |i| i + 1)
 }
 
-fn number_word(n: u64) -> Option<String> {
+pub(super) fn number_word(n: u64) -> Option<String> {
     const ONES: [&str; 20] = [
         "zero",
         "one",

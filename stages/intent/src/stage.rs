@@ -1,6 +1,6 @@
 //! [`IntentStage`]: transcripts in; device commands and spoken replies out.
 
-use std::borrow::Cow;
+use std::time::Instant;
 
 use alicia_pipeline::{Frame, Outputs, Payload, Stage, StageError, StageHints, DEFAULT_OUTPUT};
 use chrono::NaiveTime;
@@ -75,9 +75,9 @@ fn local_time() -> NaiveTime {
 
 /// The intent stage.
 ///
-/// Input: [`Payload::Text`], the transcript, either plain or the stt stage's JSON
-/// (`{"text": ..., "confidence": ..., "language": ...}`); the site is
-/// `meta.site_id`. For each transcript, in this order and with its meta:
+/// Input: [`Payload::Transcript`] from the stt stage, or [`Payload::Text`] (typed
+/// words); the site is `meta.site_id`. For each final transcript, in this order, with
+/// its meta stamped `understood`:
 ///
 /// 1. when the intent has one, a [`Payload::Message`] with topic
 ///    `alicia/devices/{id}/command` and body the command's JSON
@@ -86,7 +86,9 @@ fn local_time() -> NaiveTime {
 /// 2. a [`Payload::Text`] with the reply to speak ("Turning on the kitchen lights.").
 ///
 /// An [`Payload::EndOfStream`] is passed on after them (to the reply port when
-/// split). Audio and message frames pass through on the first port.
+/// split). A provisional transcript gets only a [`Payload::Prepare`] with the reply it
+/// would have (on the reply port), so the TTS can synthesise it before the end of
+/// speech. Other payloads pass through on the first port.
 ///
 /// Async, unless the chat fallback is on: then blocking, because a chat request may
 /// take seconds. When the fallback fails the user hears "Sorry, I didn't catch that."
@@ -104,22 +106,6 @@ impl std::fmt::Debug for IntentStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IntentStage").field("layout", &self.layout).field("chat", &self.chat.is_some()).finish()
     }
-}
-
-/// The part of the stt stage's transcript JSON this stage reads.
-#[derive(Deserialize)]
-struct TranscriptText {
-    text: String,
-}
-
-/// The words of a transcript payload, plain or the stt stage's JSON.
-fn transcript(payload: &str) -> Cow<'_, str> {
-    if payload.trim_start().starts_with('{') {
-        if let Ok(parsed) = serde_json::from_str::<TranscriptText>(payload) {
-            return Cow::Owned(parsed.text);
-        }
-    }
-    Cow::Borrowed(payload)
 }
 
 impl IntentStage {
@@ -169,21 +155,42 @@ impl Stage for IntentStage {
         self.hints
     }
 
-    fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
+    fn process(&mut self, mut frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
         let text = match &frame.payload {
-            Payload::Text(text) => transcript(text).into_owned(),
+            Payload::Transcript(transcript) if transcript.provisional => {
+                return self.prepare(&transcript.text, &frame, out);
+            }
+            Payload::Transcript(transcript) => transcript.text.clone(),
+            Payload::Text(text) => text.clone(),
             Payload::EndOfStream => return out.push_to(self.port(false), frame),
-            Payload::Audio(_) | Payload::Message { .. } => return out.push(frame),
+            Payload::Audio(_) | Payload::Prepare(_) | Payload::Pause | Payload::Message { .. } => {
+                return out.push(frame)
+            }
         };
         let session = frame.meta.session_id.as_str();
         let (understanding, failure) = self.answer(&text, session, frame.meta.site_id.as_str());
         tracing::debug!(session, site = %frame.meta.site_id, intent = ?understanding.intent, "intent");
+        frame.meta.stamp(|t| t.understood = Some(Instant::now()));
         if let Some(command) = &understanding.command {
             let message = Payload::Message { topic: command.topic(), body: command.to_bytes() };
             out.push_to(self.port(true), frame.derive(message))?;
         }
         out.push_to(self.port(false), frame.derive(Payload::Text(understanding.reply)))?;
         failure.map_or(Ok(()), Err)
+    }
+}
+
+impl IntentStage {
+    /// A provisional transcript: works out the reply the final one would get, for the
+    /// TTS to synthesise ahead, and sends no command: the user may not be done. Chat
+    /// answers are not guessed; they cost a request and keep a conversation.
+    fn prepare(&mut self, text: &str, frame: &Frame, out: &mut Outputs) -> Result<(), StageError> {
+        let understanding = self.matcher.understand(text, frame.meta.site_id.as_str(), (self.clock)());
+        let not_understood = matches!(understanding.intent, Intent::Unknown { reason: Unmatched::NotUnderstood, .. });
+        if not_understood && self.chat.is_some() {
+            return Ok(());
+        }
+        out.push_to(self.port(false), frame.derive(Payload::Prepare(understanding.reply)))
     }
 }
 

@@ -6,8 +6,9 @@
 //! | file | what lives there |
 //! |---|---|
 //! | `whisper.rs` | [`WhisperStt`]: the model loaded once, [`WhisperStt::transcribe`], the window sized to the utterance, [`SttError`] |
-//! | `stage.rs` | [`WhisperStage`]: per-session utterance buffers of `Bytes`, transcribed at end of stream |
-//! | `transcript.rs` | [`Transcript`]: text, confidence, language, and how it rides in a frame |
+//! | `stage.rs` | [`WhisperStage`]: per-session utterance buffers of `Bytes`, transcribed at a pause (provisionally) and at end of stream |
+//!
+//! The [`Transcript`] it makes is the pipeline's own payload type, re-exported here.
 //!
 //! # Use
 //!
@@ -22,12 +23,11 @@
 //! ```
 
 mod stage;
-mod transcript;
 mod whisper;
 
 #[cfg(test)]
 mod testing;
 
-pub use stage::WhisperStage;
-pub use transcript::Transcript;
+pub use alicia_pipeline::Transcript;
+pub use stage::{SttStats, WhisperStage};
 pub use whisper::{SttError, WhisperStt, MAX_SAMPLES, SAMPLE_RATE};

@@ -1,11 +1,13 @@
 //! [`WhisperStage`]: collects each session's utterance as it streams in and
-//! transcribes it at the session's end of stream.
+//! transcribes it at the session's end of stream, or earlier, at a pause, so the end
+//! of stream finds the work done.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Instant;
 
 use alicia_pipeline::{
-    AudioChunk, AudioFormat, Frame, FrameMeta, Outputs, Payload, SessionId, Stage, StageError, StageHints,
+    AudioChunk, AudioFormat, Frame, FrameMeta, Outputs, Payload, SessionId, Stage, StageError, StageHints, Transcript,
 };
 use bytes::Bytes;
 
@@ -14,13 +16,31 @@ use crate::whisper::{SttError, WhisperStt, MAX_SAMPLES};
 /// Whisper as a pipeline stage.
 ///
 /// Input: [`Payload::Audio`] chunks (s16le, mono, 16 kHz) of one utterance per session,
-/// closed by [`Payload::EndOfStream`]. Output: one [`crate::Transcript`] as a text
-/// payload, then the end of stream, both with the end-of-stream frame's meta (so
-/// latency is measured from the end of speech). Sessions may interleave; each has its
-/// own buffer. Other payloads pass through.
+/// closed by [`Payload::EndOfStream`]. Output: one [`Payload::Transcript`], then the
+/// end of stream, both with the end-of-stream frame's meta (so latency is measured
+/// from the end of speech) stamped `transcribed`. Sessions may interleave; each has
+/// its own buffer. Other payloads pass through.
+///
+/// At a [`Payload::Pause`] the audio so far is transcribed at once and sent on as a
+/// provisional transcript, so the stages after this one can prepare the reply while
+/// the VAD's hangover runs out. If no audio came after the pause, the end of stream
+/// reuses that transcript (`timeline.speculative`); otherwise the user went on
+/// speaking and the whole utterance is transcribed again.
 pub struct WhisperStage {
     stt: WhisperStt,
     utterances: HashMap<SessionId, Utterance>,
+    stats: SttStats,
+}
+
+/// Counters since the stage was built, for logs and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SttStats {
+    /// Utterances transcribed to the end.
+    pub transcribed: u64,
+    /// Provisional transcripts made at pauses.
+    pub provisional: u64,
+    /// Final transcripts that were a provisional one, ready before the end.
+    pub reused: u64,
 }
 
 /// One session's audio so far: the chunks as they arrived, never copied.
@@ -29,6 +49,8 @@ struct Utterance {
     bytes: usize,
     /// The latest frame's meta, for a transcript emitted at shutdown.
     last: FrameMeta,
+    /// The transcript made at the latest pause, and how many chunks it heard.
+    provisional: Option<(usize, Transcript)>,
 }
 
 impl std::fmt::Debug for WhisperStage {
@@ -38,14 +60,21 @@ impl std::fmt::Debug for WhisperStage {
 }
 
 impl WhisperStage {
-    /// A heavy stage: a few audio chunks may wait, the rest is backpressure.
-    pub const INPUT_CAPACITY: usize = 4;
+    /// Deep, because what waits here is mostly audio frames (a `Bytes` handle each) of
+    /// sessions still speaking while Whisper runs for another: with a shallow queue the
+    /// VAD in front would block and decide every session's end of speech late. 512
+    /// frames is a second of ten satellites' 20 ms frames.
+    pub const INPUT_CAPACITY: usize = 512;
     /// The one audio layout the stage takes.
     pub const FORMAT: AudioFormat = AudioFormat::PCM16_MONO_16K;
     const MAX_BYTES: usize = MAX_SAMPLES * 2;
 
     pub fn new(stt: WhisperStt) -> Self {
-        Self { stt, utterances: HashMap::new() }
+        Self { stt, utterances: HashMap::new(), stats: SttStats::default() }
+    }
+
+    pub fn stats(&self) -> SttStats {
+        self.stats
     }
 
     /// Loads the model once, here, not per utterance.
@@ -75,6 +104,7 @@ impl WhisperStage {
             chunks: Vec::new(),
             bytes: 0,
             last: meta.clone(),
+            provisional: None,
         });
         if utterance.bytes + chunk.pcm.len() > Self::MAX_BYTES {
             let seconds = (utterance.bytes + chunk.pcm.len()) as f64 / Self::FORMAT.bytes_per_second() as f64;
@@ -87,21 +117,62 @@ impl WhisperStage {
         Ok(())
     }
 
-    /// Transcribes and forgets `session`'s utterance; pushes the transcript and an end
+    /// A pause: transcribes the audio so far and sends it on as provisional. A failure
+    /// is only logged: the end of stream tries again and reports it.
+    fn provisional(&mut self, meta: &FrameMeta, out: &mut Outputs) -> Result<(), StageError> {
+        let Some(utterance) = self.utterances.get_mut(&meta.session_id) else { return Ok(()) };
+        let heard = utterance.chunks.len();
+        if utterance.provisional.as_ref().is_some_and(|(chunks, _)| *chunks == heard) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        match self.stt.transcribe_s16le(&utterance.chunks) {
+            Ok(transcript) => {
+                tracing::debug!(
+                    session = %meta.session_id,
+                    took_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "provisional transcript"
+                );
+                self.stats.provisional += 1;
+                let mut sent = transcript.clone();
+                sent.provisional = true;
+                utterance.provisional = Some((heard, transcript));
+                out.push(Frame::new(meta.clone(), Payload::Transcript(sent)))
+            }
+            Err(err) => {
+                tracing::debug!(session = %meta.session_id, error = %err, "no provisional transcript");
+                Ok(())
+            }
+        }
+    }
+
+    /// Transcribes and forgets `session`'s utterance (or takes the transcript made at
+    /// its last pause, when nothing came after it); pushes the transcript and an end
     /// of stream derived from `meta`.
     fn finish(&mut self, meta: &FrameMeta, out: &mut Outputs) -> Result<(), StageError> {
         let Some(utterance) = self.utterances.remove(&meta.session_id) else {
             return Err(stt_error(SttError::NoAudio));
         };
-        let transcript = self.stt.transcribe_s16le(&utterance.chunks).map_err(stt_error)?;
+        let (transcript, reused) = match utterance.provisional {
+            Some((heard, transcript)) if heard == utterance.chunks.len() => (transcript, true),
+            _ => (self.stt.transcribe_s16le(&utterance.chunks).map_err(stt_error)?, false),
+        };
+        self.stats.transcribed += 1;
+        self.stats.reused += u64::from(reused);
         tracing::debug!(
             session = %meta.session_id,
             audio_ms = Self::FORMAT.duration_of(utterance.bytes).as_millis() as u64,
             confidence = transcript.confidence,
+            reused,
             "transcribed"
         );
-        out.push(Frame::new(meta.clone(), transcript.to_payload()))?;
-        out.push(Frame::end_of_stream(meta.clone()))
+        let mut meta = meta.clone();
+        meta.stamp(|t| {
+            t.transcribed = Some(Instant::now());
+            t.speculative = reused;
+        });
+        out.push(Frame::new(meta.clone(), Payload::Transcript(transcript)))?;
+        out.push(Frame::end_of_stream(meta))
     }
 
     /// The chunks buffered for `session`.
@@ -128,7 +199,10 @@ impl Stage for WhisperStage {
         match &frame.payload {
             Payload::Audio(chunk) => self.accept(&frame.meta, chunk),
             Payload::EndOfStream => self.finish(&frame.meta, out),
-            Payload::Text(_) | Payload::Message { .. } => out.push(frame),
+            Payload::Pause => self.provisional(&frame.meta, out),
+            Payload::Text(_) | Payload::Transcript(_) | Payload::Prepare(_) | Payload::Message { .. } => {
+                out.push(frame)
+            }
         }
     }
 

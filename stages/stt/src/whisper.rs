@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperError, WhisperState};
 
-use crate::transcript::Transcript;
+use alicia_pipeline::Transcript;
 
 /// Whisper's input rate.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -176,6 +176,7 @@ impl WhisperStt {
             text: text.trim().to_owned(),
             confidence: if tokens == 0 { 0.0 } else { probability / tokens as f32 },
             language: language.to_owned(),
+            provisional: false,
         }
     }
 }

@@ -18,8 +18,10 @@ pub const ORT_DYLIB_PATH_ENV: &str = "ORT_DYLIB_PATH";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PiperConfig {
     pub voice: VoiceFiles,
-    /// ONNX Runtime threads per utterance. Two cores serve the whole bus; a second
-    /// thread buys little on a ~100 ms run (see the crate docs' measurements).
+    /// ONNX Runtime threads per utterance. Two: the reply's first sentence is
+    /// synthesised during the VAD's hangover, after Whisper, and must be ready when
+    /// the hangover ends; on the 2-core machine one thread took 130-195 ms for a
+    /// short reply and two take 90-130 ms. Idle threads do not spin.
     pub intra_threads: usize,
     /// Playing time of each audio frame pushed downstream.
     pub chunk: Duration,
@@ -37,7 +39,7 @@ impl PiperConfig {
     pub fn new(voice: VoiceFiles) -> Self {
         Self {
             voice,
-            intra_threads: 1,
+            intra_threads: 2,
             chunk: Duration::from_millis(40),
             cache_sentences: 256,
             cache_bytes: 16 << 20,

@@ -19,7 +19,12 @@ use crate::voice::{ModelRuns, PiperVoice, OUTPUT_FORMAT};
 /// (latency stays measurable); `seq` numbers the reply's frames from 0 so the speaker
 /// can spot a gap. The end of stream is sent even when a sentence fails, so a speaker
 /// never waits for a reply that will not come. An upstream `EndOfStream` is absorbed:
-/// every reply already ends its own stream.
+/// every reply already ends its own stream. Audio frames are stamped `synthesised` with
+/// the moment the reply's first audio was ready.
+///
+/// A `Payload::Prepare` (the reply to a provisional transcript) synthesises the reply's
+/// first sentence into the cache and emits nothing, so when the final reply comes its
+/// first audio is already there.
 pub struct PiperStage {
     voice: PiperVoice,
     cache: Option<SentenceCache>,
@@ -37,6 +42,8 @@ pub struct TtsStats {
     pub cache_misses: u64,
     /// Sentences skipped because they had nothing to pronounce.
     pub silent_sentences: u64,
+    /// Replies whose first sentence was synthesised ahead, from a `Prepare`.
+    pub prepared: u64,
 }
 
 impl std::fmt::Debug for PiperStage {
@@ -110,6 +117,10 @@ impl PiperStage {
     ) -> Result<(), StageError> {
         let text = match &frame.payload {
             Payload::Text(text) => text.as_str(),
+            Payload::Prepare(text) => {
+                self.prepare(text);
+                return Ok(());
+            }
             Payload::EndOfStream => return Ok(()),
             other => {
                 let kind = other.kind();
@@ -138,9 +149,10 @@ impl PiperStage {
         let mut first_audio = None;
         for sentence in split_sentences(text) {
             let Some(audio) = self.sentence_audio(sentence)? else { continue };
-            first_audio.get_or_insert_with(|| started.elapsed());
+            let ready = *first_audio.get_or_insert_with(Instant::now);
             for chunk in AudioChunk::new(audio, OUTPUT_FORMAT).chunks(self.chunk) {
                 let mut out = frame.derive(Payload::Audio(chunk));
+                out.meta.stamp(|t| t.synthesised = Some(ready));
                 out.meta.seq = *seq;
                 *seq += 1;
                 emit(out)?;
@@ -152,11 +164,27 @@ impl PiperStage {
         tracing::debug!(
             session = %frame.meta.session_id,
             frames = *seq,
-            first_audio_ms = first_audio.as_secs_f64() * 1e3,
+            first_audio_ms = first_audio.duration_since(started).as_secs_f64() * 1e3,
             total_ms = started.elapsed().as_secs_f64() * 1e3,
             "reply spoken"
         );
         Ok(())
+    }
+
+    /// Synthesises `text`'s first sentence into the cache. Only the first: it is what
+    /// the user waits for, and later ones are made while it plays. A failure is only
+    /// logged; the final reply meets it again and reports it.
+    fn prepare(&mut self, text: &str) {
+        if self.cache.is_none() {
+            return;
+        }
+        let Some(&first) = split_sentences(text).first() else { return };
+        self.stats.prepared += 1;
+        let started = Instant::now();
+        match self.sentence_audio(first) {
+            Ok(_) => tracing::debug!(took_ms = started.elapsed().as_secs_f64() * 1e3, "reply prepared"),
+            Err(err) => tracing::debug!(error = %err, "reply not prepared"),
+        }
     }
 
     /// One sentence's audio, from the cache or the model; `None` when the sentence

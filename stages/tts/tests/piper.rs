@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use alicia_pipeline::{Frame, FrameMeta, Outputs, Stage, StageError, StageHints, TopologyConfig};
+use alicia_pipeline::{Frame, FrameMeta, Outputs, Payload, Stage, StageError, StageHints, TopologyConfig};
 use alicia_stage_tts::{write_wav, PiperConfig, PiperStage, TtsError, VoiceFiles, OUTPUT_FORMAT};
 
 const KITCHEN: &str = "Turning on the kitchen lights.";
@@ -131,6 +131,31 @@ fn a_cached_sentence_returns_the_same_audio_without_running_the_model() {
     assert_eq!(streamed, first);
     let stats = stage.stats();
     assert_eq!((stats.cache_hits, stats.cache_misses), (2, 2));
+}
+
+#[test]
+fn a_prepared_reply_has_its_first_sentence_ready_and_emits_nothing() {
+    let mut stage = stage();
+    let runs = stage.model_runs();
+    let prepare = Frame::new(FrameMeta::new("s1", "kitchen", 3), Payload::Prepare(TWO_SENTENCES.into()));
+    let mut emitted = Vec::new();
+    stage
+        .speak(prepare, |frame| {
+            emitted.push(frame);
+            Ok(())
+        })
+        .unwrap();
+    assert!(emitted.is_empty(), "a guess is never spoken");
+    assert_eq!((runs.get(), stage.stats().prepared), (1, 1), "the first sentence only");
+
+    // The final reply starts from the cache: its first audio leaves before any run.
+    let (result, emitted) = speak(&mut stage, TWO_SENTENCES);
+    result.unwrap();
+    assert_eq!(emitted[0].runs_so_far, 1);
+    assert_eq!(runs.get(), 2);
+    let first = emitted[0].frame.meta.timeline();
+    assert!(first.synthesised.is_some());
+    assert!(emitted.iter().filter(|e| e.frame.as_audio().is_some()).all(|e| e.frame.meta.timeline() == first));
 }
 
 #[test]

@@ -16,6 +16,7 @@ pub const FORMAT: AudioFormat = AudioFormat::PCM16_MONO_16K;
 /// [vad]
 /// threshold_db = 10.0       # speech is this far above the noise floor
 /// hangover_ms = 300         # this much silence after speech ends the utterance
+/// pause_ms = 80             # after this much, later stages may start on the answer
 /// max_wait_ms = 10000       # no speech by then: "no_speech"
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,6 +40,12 @@ pub struct VadConfig {
     pub min_speech_ms: u32,
     /// Silence after speech that ends the utterance.
     pub hangover_ms: u32,
+    /// Silence after speech that is announced downstream as a pause
+    /// ([`Payload::Pause`](alicia_pipeline::Payload::Pause)), so the transcript and the
+    /// reply can be prepared while the rest of the hangover runs out; 0 turns it off.
+    /// Each pause the user talks through costs one wasted transcription, so it should
+    /// be longer than the gaps between words.
+    pub pause_ms: u32,
     /// Audio from before the onset forwarded with the utterance, so the first phoneme
     /// is not clipped. It is all the stage buffers while it waits for speech.
     pub pre_roll_ms: u32,
@@ -62,6 +69,7 @@ impl Default for VadConfig {
             window_ms: 20,
             min_speech_ms: 100,
             hangover_ms: 300,
+            pause_ms: 80,
             pre_roll_ms: 200,
             max_wait_ms: 10_000,
             max_utterance_ms: 15_000,
@@ -97,6 +105,10 @@ impl VadConfig {
         check(self.floor_window_ms <= 60_000, "floor_window_ms: must be at most 60000");
         check(self.min_speech_ms >= self.window_ms, "min_speech_ms: must be at least one window");
         check(self.hangover_ms >= self.window_ms, "hangover_ms: must be at least one window");
+        check(
+            self.pause_ms == 0 || (self.pause_ms >= self.window_ms && self.pause_ms < self.hangover_ms),
+            "pause_ms: must be 0 (off), or at least one window and less than hangover_ms",
+        );
         check(self.max_wait_ms > 0, "max_wait_ms: must be positive");
         check(
             self.max_utterance_ms > self.pre_roll_ms + self.min_speech_ms,
@@ -128,6 +140,7 @@ pub(crate) struct Limits {
     pub(crate) window: u64,
     pub(crate) min_speech: u64,
     pub(crate) hangover: u64,
+    pub(crate) pause: u64,
     pub(crate) pre_roll_bytes: usize,
     pub(crate) max_wait: u64,
     pub(crate) max_utterance: u64,
@@ -145,6 +158,7 @@ impl Limits {
             window: samples(config.window_ms),
             min_speech: samples(config.min_speech_ms),
             hangover: samples(config.hangover_ms),
+            pause: samples(config.pause_ms),
             pre_roll_bytes: samples(config.pre_roll_ms) as usize * FORMAT.bytes_per_frame(),
             max_wait: samples(config.max_wait_ms),
             max_utterance: samples(config.max_utterance_ms),

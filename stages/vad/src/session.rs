@@ -2,7 +2,7 @@
 //! utterance until the hangover or the length limit ends it.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alicia_pipeline::{Frame, FrameMeta, Payload};
 
@@ -27,6 +27,15 @@ pub(crate) enum Fed {
     Ended(EndReason),
     /// `max_wait_ms` passed without speech; the held audio is released.
     NoSpeech { heard: Duration },
+}
+
+/// What a frame did to a pause in speech, for the stage's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PauseEvents {
+    /// A pause began: a [`Payload::Pause`] was emitted.
+    pub began: bool,
+    /// Speech came back after a pause: the held silence was released.
+    pub resumed: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +70,13 @@ pub(crate) struct Session {
     forwarded: u64,
     /// Speaking: samples of silence since the last speech window.
     silence_run: u64,
+    /// Speaking: a pause was announced; the frames since are held (in `held`) until
+    /// speech comes back (they are released) or the hangover ends the utterance (they
+    /// are dropped, so the utterance ends where its pause began).
+    paused: bool,
+    /// Arrival of the latest frame with a speech window.
+    last_speech: Option<Instant>,
+    pause_events: PauseEvents,
     /// The latest frame's meta, for the end of stream the stage emits.
     last: FrameMeta,
     /// Scratch for one frame's window levels, kept for its allocation.
@@ -79,6 +95,9 @@ impl Session {
             waited: 0,
             forwarded: 0,
             silence_run: 0,
+            paused: false,
+            last_speech: None,
+            pause_events: PauseEvents::default(),
             last: meta.clone(),
             levels: Vec::new(),
         }
@@ -97,11 +116,27 @@ impl Session {
         FORMAT.duration_of(self.waited as usize * FORMAT.bytes_per_frame())
     }
 
-    /// An end of stream after the last frame of the session.
+    /// An end of stream after the last frame of the session, stamped with where speech
+    /// ended and when the end was decided.
     pub(crate) fn end_of_stream(&self) -> Frame {
         let mut end = Frame::end_of_stream(self.last.clone());
         end.meta.seq = self.last.seq.wrapping_add(1);
+        self.stamp_end(&mut end);
         end
+    }
+
+    /// Stamps `frame` as the end of this session's utterance, decided now.
+    pub(crate) fn stamp_end(&self, frame: &mut Frame) {
+        let speech_end = self.last_speech.unwrap_or(self.last.ingress);
+        frame.meta.stamp(|t| {
+            t.speech_end = Some(speech_end);
+            t.endpoint = Some(Instant::now());
+        });
+    }
+
+    /// What the latest frame did to a pause; reset by each call to `feed`.
+    pub(crate) fn pause_events(&self) -> PauseEvents {
+        self.pause_events
     }
 
     /// Takes one audio frame of 16 kHz mono s16le (checked by the stage), pushing to
@@ -115,8 +150,14 @@ impl Session {
         let pcm = chunk.pcm.clone();
         let samples = (pcm.len() / FORMAT.bytes_per_frame()) as u64;
         self.last = frame.meta.clone();
+        self.pause_events = PauseEvents::default();
+        let ingress = frame.meta.ingress;
         match self.phase {
             Phase::Waiting => self.hold(frame),
+            Phase::Speaking if self.paused => {
+                self.forwarded += samples;
+                self.hold(frame);
+            }
             Phase::Speaking => {
                 self.forwarded += samples;
                 emit.push(frame);
@@ -130,10 +171,10 @@ impl Session {
         for &level in &levels {
             let ended = match self.phase {
                 Phase::Waiting => {
-                    self.waiting_window(level, limits, emit);
+                    self.waiting_window(level, ingress, limits, emit);
                     None
                 }
-                Phase::Speaking => self.speaking_window(level, limits),
+                Phase::Speaking => self.speaking_window(level, ingress, limits, emit),
             };
             if let Some(reason) = ended {
                 outcome = Fed::Ended(reason);
@@ -155,10 +196,18 @@ impl Session {
             (_, Phase::Speaking) => {
                 if self.forwarded >= limits.max_utterance {
                     outcome = Fed::Ended(EndReason::MaxLength);
+                } else if !self.paused && limits.pause > 0 && self.silence_run >= limits.pause {
+                    // From here on frames are held, so what went downstream is exactly
+                    // what the speculative transcript will have heard.
+                    self.paused = true;
+                    self.pause_events.began = true;
+                    emit.push(Frame::new(self.last.clone(), Payload::Pause));
                 }
             }
         }
         if matches!(outcome, Fed::Ended(_)) {
+            // The held frames are the pause's silence: the utterance ends where it began.
+            self.release();
             emit.push(self.end_of_stream());
         }
         outcome
@@ -180,8 +229,11 @@ impl Session {
         level >= self.floor.estimate() + limits.threshold_db
     }
 
-    fn waiting_window(&mut self, level: f32, limits: &Limits, emit: &mut Vec<Frame>) {
+    fn waiting_window(&mut self, level: f32, ingress: Instant, limits: &Limits, emit: &mut Vec<Frame>) {
         let speech = self.is_speech(level, limits);
+        if speech {
+            self.last_speech = Some(ingress);
+        }
         // While waiting every window shapes the floor, so a room that got louder
         // stops looking like speech after `floor_window_ms`.
         self.floor.record(level);
@@ -213,10 +265,24 @@ impl Session {
         emit.extend(self.held.drain(..));
     }
 
-    fn speaking_window(&mut self, level: f32, limits: &Limits) -> Option<EndReason> {
+    fn speaking_window(
+        &mut self,
+        level: f32,
+        ingress: Instant,
+        limits: &Limits,
+        emit: &mut Vec<Frame>,
+    ) -> Option<EndReason> {
         let speech = self.is_speech(level, limits);
         if speech {
             self.silence_run = 0;
+            self.last_speech = Some(ingress);
+            if self.paused {
+                // The user went on: the held silence belongs to the utterance after all.
+                self.paused = false;
+                self.pause_events.resumed = true;
+                self.held_bytes = 0;
+                emit.extend(self.held.drain(..));
+            }
         } else {
             // Only quiet windows shape the floor while speaking: a long sentence must
             // not become its own floor and cut itself short.

@@ -18,7 +18,15 @@ use crate::session::{EndReason, Fed, Phase, Session};
 /// [`Payload::EndOfStream`] when the hangover of silence follows the speech, when the
 /// utterance reaches its longest, or when the client stops first. After its end of
 /// stream a session's frames are dropped until its stop, so a session is one
-/// utterance. Text and message frames pass through.
+/// utterance. Other payloads pass through.
+///
+/// Speculation: after `pause_ms` of silence the stage emits a [`Payload::Pause`] and
+/// holds the frames that follow. If speech comes back they go downstream after all
+/// (the pause was a gap between words); if the hangover runs out they are dropped and
+/// the end of stream follows at once. So at an end of stream after a pause, downstream
+/// has seen exactly the audio it had at the pause, and whatever it prepared then is
+/// the answer. The end of stream's [`FrameMeta::timeline`](alicia_pipeline::FrameMeta::timeline) carries where speech ended
+/// and when the end was decided.
 ///
 /// Per-frame errors, each reported once per session, which is then left to its stop:
 /// `unsupported_audio_format`, `bad_audio` (a split sample), and `no_speech` (stop
@@ -68,6 +76,10 @@ pub struct VadStats {
     pub dropped_frames: u64,
     /// Sessions forgotten to stay within `max_sessions`.
     pub evicted_sessions: u64,
+    /// Pauses announced downstream (each lets the stages prepare an answer).
+    pub pauses: u64,
+    /// Pauses the user talked through: the answer prepared for them was wasted.
+    pub resumed_after_pause: u64,
 }
 
 impl std::fmt::Debug for VadStage {
@@ -141,6 +153,9 @@ impl VadStage {
         let Slot::Active { session, used: last_used } = slot else { unreachable!("closed slots return above") };
         *last_used = used;
         let fed = session.feed(frame, &self.limits, &mut self.emitted);
+        let pause = session.pause_events();
+        self.stats.pauses += u64::from(pause.began);
+        self.stats.resumed_after_pause += u64::from(pause.resumed);
         let emitted = std::mem::take(&mut self.emitted);
         let pushed = push_all(emitted, &mut self.emitted, out);
         match fed {
@@ -169,6 +184,8 @@ impl VadStage {
         match self.sessions.remove(&frame.meta.session_id) {
             Some(Slot::Active { session, .. }) if session.phase() == Phase::Speaking => {
                 self.stats.ended_by_stop += 1;
+                let mut frame = frame;
+                session.stamp_end(&mut frame);
                 out.push(frame)
             }
             Some(Slot::Active { session, .. }) => {
@@ -249,7 +266,11 @@ impl Stage for VadStage {
         match frame.payload {
             Payload::Audio(_) => self.audio(frame, out),
             Payload::EndOfStream => self.stop(frame, out),
-            Payload::Text(_) | Payload::Message { .. } => out.push(frame),
+            Payload::Text(_)
+            | Payload::Transcript(_)
+            | Payload::Prepare(_)
+            | Payload::Pause
+            | Payload::Message { .. } => out.push(frame),
         }
     }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use alicia_pipeline::{Frame, FrameMeta, Outputs, Stage, DEFAULT_OUTPUT};
+use alicia_pipeline::{Frame, FrameMeta, Outputs, Payload, Stage, DEFAULT_OUTPUT};
 use alicia_stage_vad::{VadConfig, VadStage, FORMAT};
 use bytes::Bytes;
 
@@ -75,6 +75,8 @@ struct Heard {
     end_ms: usize,
     /// ms into the input where the forwarded audio starts.
     start_ms: f64,
+    /// ms into the input where the forwarded audio ends.
+    stop_ms: f64,
     forwarded_bytes: usize,
 }
 
@@ -90,11 +92,17 @@ fn listen(stage: &mut VadStage, pcm: &Bytes) -> Heard {
                 let first: &Bytes = &forwarded[0];
                 // Zero copy: every forwarded buffer points into the input.
                 let offset = first.as_ptr() as usize - pcm.as_ptr() as usize;
+                let last: &Bytes = forwarded.last().expect("audio");
+                let stop = last.as_ptr() as usize + last.len() - pcm.as_ptr() as usize;
                 return Heard {
                     end_ms: (seq + 1) * FRAME_MS,
                     start_ms: offset as f64 / 32.0,
+                    stop_ms: stop as f64 / 32.0,
                     forwarded_bytes: forwarded.iter().map(Bytes::len).sum(),
                 };
+            }
+            if frame.payload == Payload::Pause {
+                continue;
             }
             let audio = frame.pcm().expect("audio before the end of stream");
             let offset = audio.as_ptr() as usize - pcm.as_ptr() as usize;
@@ -125,7 +133,10 @@ fn the_end_of_a_spoken_command_is_found_within_the_hangover() {
             heard.end_ms
         );
         assert!(heard.start_ms <= start as f64 - 100.0, "{what}: onset at {start} ms clipped ({})", heard.start_ms);
-        assert_eq!(heard.forwarded_bytes, (heard.end_ms as f64 - heard.start_ms) as usize * 32);
+        // One run of the input, no gaps, holding all the speech; the silence after the
+        // last pause was held and dropped.
+        assert_eq!(heard.forwarded_bytes, (heard.stop_ms - heard.start_ms) as usize * 32);
+        assert!(heard.stop_ms >= end as f64, "{what}: forwarded audio stops at {} ms", heard.stop_ms);
         assert_eq!(stage.stats().ended_by_silence, 1);
     }
 }

@@ -4,9 +4,14 @@
 //! `session_id`) ends it. Envelope-level problems are the gatekeeper's to report; what
 //! is wrong for the voice (format, unknown session) is reported here on
 //! `alicia/voice/stt/error`.
+//!
+//! A session whose audio stops coming for `session_timeout` (a satellite that crashed
+//! or lost its network mid-sentence) is closed as if it had sent its stop, so what it
+//! said is still answered and the stages free its state, and `session_timeout` is
+//! reported.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use alicia_broker::{LocalClient, LocalMessage};
 use alicia_envelope::Envelope;
@@ -15,7 +20,6 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::publisher::BusItem;
-use crate::LastAudio;
 
 /// One filter, not three: rumqttd keeps a log per subscribed filter, so only a single
 /// filter keeps a site's start, frames and stop in the order they were published.
@@ -24,13 +28,21 @@ const FILTER: &str = "alicia/voice/audio/#";
 struct Session {
     id: String,
     seq: u64,
+    /// When its start or latest frame came.
+    heard: Instant,
+}
+
+impl Session {
+    fn end_of_stream(&self, site: &str) -> Frame {
+        Frame::end_of_stream(FrameMeta::new(self.id.clone(), site, self.seq + 1))
+    }
 }
 
 pub(crate) async fn run(
     mut client: LocalClient,
     audio: EdgeSender,
     bus: flume::Sender<BusItem>,
-    last_audio: LastAudio,
+    session_timeout: Duration,
     stop: CancellationToken,
 ) {
     if let Err(e) = client.subscribe(FILTER).await {
@@ -48,9 +60,32 @@ pub(crate) async fn run(
             site_id: Some(site.to_string()),
         });
     };
+    // Idle sessions are looked for a few times per timeout: precise enough, and cheap.
+    let mut sweep = tokio::time::interval((session_timeout / 4).max(Duration::from_millis(10)));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let message: LocalMessage = tokio::select! {
             m = inbox.recv_async() => match m { Ok(m) => m, Err(_) => return },
+            _ = sweep.tick() => {
+                let idle: Vec<String> = sessions
+                    .iter()
+                    .filter(|(_, s)| s.heard.elapsed() >= session_timeout)
+                    .map(|(site, _)| site.clone())
+                    .collect();
+                for site in idle {
+                    let session = sessions.remove(&site).expect("listed above");
+                    let message = format!(
+                        "no audio from session {:?} at {site:?} for {} ms: closed as if stopped",
+                        session.id,
+                        session_timeout.as_millis()
+                    );
+                    report(&site, Some(&session.id), "session_timeout", message);
+                    if audio.send_async(session.end_of_stream(&site)).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
             _ = stop.cancelled() => return,
         };
         let mut levels = message.topic.split('/').skip(3);
@@ -74,9 +109,9 @@ pub(crate) async fn run(
                 }
                 if let Some(old) = sessions.remove(site) {
                     // A new start ends the site's previous utterance where it is.
-                    let _ = audio.send_async(Frame::end_of_stream(FrameMeta::new(old.id, site, old.seq + 1))).await;
+                    let _ = audio.send_async(old.end_of_stream(site)).await;
                 }
-                sessions.insert(site.to_string(), Session { id: id.to_string(), seq: 0 });
+                sessions.insert(site.to_string(), Session { id: id.to_string(), seq: 0, heard: Instant::now() });
             }
             "frame" => {
                 let Some(session) = sessions.get_mut(site) else {
@@ -98,7 +133,7 @@ pub(crate) async fn run(
                     continue;
                 }
                 session.seq += 1;
-                last_audio.lock().unwrap_or_else(|p| p.into_inner()).insert(session.id.clone(), Instant::now());
+                session.heard = Instant::now();
                 let meta = FrameMeta::new(session.id.clone(), site, session.seq);
                 let frame = Frame::audio(meta, message.payload, AudioFormat::PCM16_MONO_16K);
                 if audio.send_async(frame).await.is_err() {
@@ -111,8 +146,7 @@ pub(crate) async fn run(
                 match sessions.get(site) {
                     Some(session) if session.id == id => {
                         let session = sessions.remove(site).expect("checked above");
-                        let meta = FrameMeta::new(session.id, site, session.seq + 1);
-                        if audio.send_async(Frame::end_of_stream(meta)).await.is_err() {
+                        if audio.send_async(session.end_of_stream(site)).await.is_err() {
                             return;
                         }
                     }

@@ -5,8 +5,11 @@
 //! # Layout
 //! - `stages`: [`VoiceStage`], the closed set of stages this topology runs.
 //! - `intake`: MQTT → frames: `alicia/voice/audio/{site}/{start,frame,stop}`, one
-//!   session per site, format and session checks.
+//!   session per site, format and session checks, idle sessions timed out.
+//! - `requests`: the subscription and envelope loop the two request services share.
 //! - `stt_request`: the seeds' base64-WAV request on `alicia/voice/stt/request`.
+//! - `tts_request`: text to a site's speaker, `alicia/voice/tts/request` (`alicia say
+//!   --site`), spoken by the topology's TTS stage.
 //! - [`wav`]: 16 kHz mono WAV in and out, zero copy.
 //! - `publisher`: frames → MQTT: transcripts, device commands and results, the reply's
 //!   announcement and its PCM chunks, stage errors on their stage's error topic.
@@ -14,20 +17,30 @@
 //!
 //! ```text
 //! intake ─► vad ─► stt ─► tap ─► intent ─reply─► tts ─► bus
-//!                          └────────bus─┘ └command─────────┘
+//!                          └────────bus─┘ └command─│───────┘
+//! tts request ─────────────────────────────────────┘
 //! ```
 //! Audio frames are the `Bytes` the MQTT payload arrived in, all the way to Whisper.
+//!
+//! Speculation: at a pause in speech (`pause_ms` of silence) the VAD says so, Whisper
+//! transcribes what it has, the intent stage works out the reply and the TTS puts its
+//! first sentence in its cache, all while the rest of the hangover runs out. When the
+//! hangover ends with nothing more said, the final transcript is the one already made
+//! and the reply's first audio comes from the cache; if the user went on, the guess
+//! is dropped. Nothing is published or commanded from a guess. Each reply's
+//! announcement on `alicia/voice/tts/response` carries where its time went
+//! (`timings_ms`, from the [`alicia_pipeline::Timeline`] the frames carry).
 
 mod intake;
 mod publisher;
+mod requests;
 mod stages;
 mod stt_request;
+mod tts_request;
 pub mod wav;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::Duration;
 
 use alicia_broker::{LocalClient, RouterHandle};
 use alicia_pipeline::{RunningTopology, TopologyConfig};
@@ -44,10 +57,13 @@ pub struct VoiceSettings {
     pub models: PathBuf,
     pub home: PathBuf,
     pub stt_threads: usize,
+    /// The VAD's hangover: silence that ends an utterance.
+    pub hangover_ms: u32,
+    /// The VAD's pause: silence at which the answer is prepared ahead (0: off).
+    pub pause_ms: u32,
+    /// A started session without audio for this long is closed.
+    pub session_timeout: Duration,
 }
-
-/// When each session's last audio arrived: the start of the end-to-end latency.
-pub(crate) type LastAudio = Arc<Mutex<HashMap<String, Instant>>>;
 
 /// The running voice data plane.
 pub struct VoiceService {
@@ -74,11 +90,12 @@ impl VoiceService {
 
         let mut config = TopologyConfig::new();
         config.source("audio");
+        config.source("say");
         config.stage("vad", stages.vad).input("audio");
         config.stage("stt", stages.stt).input("vad");
         config.stage("tap", stages.tap).input("stt.out");
         config.stage("intent", stages.intent).input("tap.out");
-        config.stage("tts", stages.tts).input("intent.reply");
+        config.stage("tts", stages.tts).input("intent.reply").input("say");
         config.stage("bus", stages.bus).input("tap.bus").input("intent.command").input("tts");
         let errors = bus_tx.clone();
         config.on_error(move |report| {
@@ -100,16 +117,19 @@ impl VoiceService {
         let topology = config.build().map_err(|e| anyhow::anyhow!("voice topology: {e}"))?;
         let topology = topology.run(&tokio::runtime::Handle::current())?;
         let audio = topology.source("audio").context("voice topology has no audio source")?;
+        let say = topology.source("say").context("voice topology has no say source")?;
 
         let stop = CancellationToken::new();
-        let last_audio = LastAudio::default();
         let intake_client = LocalClient::connect(router, "voice-intake").await?;
         let publisher_client = LocalClient::connect(router, "voice-publisher").await?;
         let requests_client = LocalClient::connect(router, "voice-stt-requests").await?;
+        let says_client = LocalClient::connect(router, "voice-tts-requests").await?;
+        let says = tts_request::PendingSays::default();
         let tasks = vec![
-            tokio::spawn(intake::run(intake_client, audio, bus_tx, last_audio.clone(), stop.clone())),
+            tokio::spawn(intake::run(intake_client, audio, bus_tx, settings.session_timeout, stop.clone())),
             tokio::spawn(stt_request::run(requests_client, transcriber, stop.clone())),
-            tokio::spawn(publisher::run(publisher_client, bus_rx, home, last_audio, stop.clone())),
+            tokio::spawn(tts_request::run(says_client, say, home.clone(), says.clone(), stop.clone())),
+            tokio::spawn(publisher::run(publisher_client, bus_rx, home, says, stop.clone())),
         ];
         tracing::info!("voice data plane ready");
         Ok(VoiceService { topology, stop, tasks })
@@ -119,7 +139,7 @@ impl VoiceService {
     pub async fn shutdown(self) {
         self.stop.cancel();
         let mut tasks = self.tasks.into_iter();
-        for front in tasks.by_ref().take(2) {
+        for front in tasks.by_ref().take(3) {
             let _ = front.await;
         }
         if let Err(e) = self.topology.shutdown().await {

@@ -6,16 +6,17 @@
 //! their stage's error topic.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use alicia_broker::LocalClient;
 use alicia_envelope::{topics, Destination, Envelope, MessageType, ENGINE_SOURCE};
-use alicia_pipeline::{Frame, FrameMeta, Payload};
+use alicia_pipeline::{Frame, FrameMeta, Payload, StageTimings};
 use alicia_stage_intent::Home;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::LastAudio;
+use crate::tts_request::PendingSays;
 
 /// What the topology and the intake hand the publisher.
 pub(crate) enum BusItem {
@@ -33,7 +34,7 @@ pub(crate) async fn run(
     mut client: LocalClient,
     items: flume::Receiver<BusItem>,
     home: Home,
-    last_audio: LastAudio,
+    says: PendingSays,
     _stop: CancellationToken,
 ) {
     let end_to_end = metrics::histogram!("alicia_voice_end_to_end_seconds");
@@ -43,17 +44,30 @@ pub(crate) async fn run(
     while let Ok(item) = items.recv_async().await {
         let (topic, payload) = match item {
             BusItem::Error { stage, error_type, message, session_id, site_id } => {
+                let request = session_id.as_deref().and_then(|s| says.take(s));
                 let data = json!({
                     "stage": stage, "error_type": error_type, "message": message,
                     "session_id": session_id, "site_id": site_id,
                 });
-                (error_topic(stage).to_string(), event(MessageType::Event, Destination::Broadcast, data))
+                let payload = match request {
+                    Some(request) => {
+                        let mut refusal = Envelope::response_to(&request, ENGINE_SOURCE, data);
+                        refusal.message_type = MessageType::Event;
+                        refusal.encode()
+                    }
+                    None => event(MessageType::Event, Destination::Broadcast, data),
+                };
+                (error_topic(stage).to_string(), payload)
             }
             BusItem::Frame(frame) => match frame.payload {
-                Payload::Message { topic, body } if topic == topics::VOICE_STT_RESPONSE => {
-                    let mut data: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                Payload::Transcript(transcript) => {
+                    let mut data = json!({
+                        "text": transcript.text,
+                        "confidence": transcript.confidence,
+                        "language": transcript.language,
+                    });
                     add_session(&mut data, &frame.meta);
-                    (topic, event(MessageType::Event, Destination::Broadcast, data))
+                    (topics::VOICE_STT_RESPONSE.to_string(), event(MessageType::Event, Destination::Broadcast, data))
                 }
                 Payload::Message { topic, body } => {
                     let command: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -82,16 +96,20 @@ pub(crate) async fn run(
                     };
                     let audio_topic = topics::device_audio(&speaker);
                     if announced.insert(session.clone()) {
-                        let heard = last_audio.lock().unwrap_or_else(|p| p.into_inner()).remove(&session);
-                        if let Some(at) = heard {
-                            end_to_end.record(at.elapsed().as_secs_f64());
-                        }
                         let mut data = json!({
                             "speaker": speaker, "audio_topic": audio_topic,
                             "format": {"rate": chunk.format.sample_rate, "width": chunk.format.sample_width, "channels": chunk.format.channels},
                         });
                         add_session(&mut data, &frame.meta);
-                        let announce = event(MessageType::Event, Destination::Device(speaker.clone()), data);
+                        if let Some(timings) = frame.meta.timeline().timings(Instant::now()) {
+                            end_to_end.record(timings.end_to_end().as_secs_f64());
+                            data["timings_ms"] = timings_json(&timings);
+                        }
+                        // A spoken reply is news for the speaker; a `tts/request` gets its answer.
+                        let announce = match says.take(&session) {
+                            Some(request) => Envelope::response_to(&request, ENGINE_SOURCE, data).encode(),
+                            None => event(MessageType::Event, Destination::Device(speaker.clone()), data),
+                        };
                         publish(&mut client, topics::VOICE_TTS_RESPONSE, announce).await;
                     }
                     (audio_topic, chunk.pcm)
@@ -106,7 +124,7 @@ pub(crate) async fn run(
                     };
                     (topics::device_audio(&speaker), Bytes::new())
                 }
-                Payload::Text(_) => continue,
+                Payload::Text(_) | Payload::Prepare(_) | Payload::Pause => continue,
             },
         };
         publish(&mut client, &topic, payload).await;
@@ -115,6 +133,15 @@ pub(crate) async fn run(
 
 fn event(kind: MessageType, to: Destination, data: Value) -> Bytes {
     Envelope::new(ENGINE_SOURCE, to, kind, data).encode()
+}
+
+/// Where the time between the end of speech and the first reply audio went.
+fn timings_json(t: &StageTimings) -> Value {
+    let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    json!({
+        "vad": ms(t.vad), "stt": ms(t.stt), "intent": ms(t.intent), "tts": ms(t.tts),
+        "publish": ms(t.publish), "end_to_end": ms(t.end_to_end()), "speculative": t.speculative,
+    })
 }
 
 fn add_session(data: &mut Value, meta: &FrameMeta) {

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use alicia_envelope::topics;
 use alicia_pipeline::{Frame, Outputs, Payload, Stage, StageError, StageHints};
 use alicia_stage_intent::{Home, IntentStage};
 use alicia_stage_stt::WhisperStage;
@@ -92,7 +91,10 @@ pub(crate) fn build(
     bus: flume::Sender<BusItem>,
 ) -> anyhow::Result<Built> {
     Ok(Built {
-        vad: VoiceStage::Vad(VadConfig::default().build()?),
+        vad: VoiceStage::Vad(
+            VadConfig { hangover_ms: settings.hangover_ms, pause_ms: settings.pause_ms, ..VadConfig::default() }
+                .build()?,
+        ),
         stt: VoiceStage::Stt(WhisperStage::load(&models.whisper, settings.stt_threads)?),
         tap: VoiceStage::Tap(TranscriptTap),
         intent: VoiceStage::Intent(crate::intent_config().build(home)?),
@@ -101,8 +103,9 @@ pub(crate) fn build(
     })
 }
 
-/// Passes everything on, and sends a copy of each transcript to the bus so it is
+/// Passes everything on, and sends a copy of each final transcript to the bus so it is
 /// published on `alicia/voice/stt/response` while the intent stage works on it.
+/// Provisional ones (made at a pause) are not published: the user may not be done.
 pub struct TranscriptTap;
 
 const TAP_PORTS: &[&str] = &["out", "bus"];
@@ -113,12 +116,8 @@ impl Stage for TranscriptTap {
     }
 
     fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
-        if let Payload::Text(transcript) = &frame.payload {
-            let copy = frame.derive(Payload::Message {
-                topic: topics::VOICE_STT_RESPONSE.to_string(),
-                body: bytes::Bytes::from(transcript.clone().into_bytes()),
-            });
-            out.push_to("bus", copy)?;
+        if matches!(&frame.payload, Payload::Transcript(t) if !t.provisional) {
+            out.push_to("bus", frame.clone())?;
         }
         out.push_to("out", frame)
     }

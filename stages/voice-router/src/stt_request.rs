@@ -13,24 +13,15 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::requests;
 use crate::wav::pcm16k_from_wav;
 
 /// Transcribes 16 kHz mono s16le PCM; an error carries its `error_type` and message.
 pub type Transcriber = Arc<dyn Fn(Bytes) -> Result<String, (&'static str, String)> + Send + Sync>;
 
 pub(crate) async fn run(mut client: LocalClient, transcribe: Transcriber, stop: CancellationToken) {
-    if let Err(e) = client.subscribe(topics::VOICE_STT_REQUEST).await {
-        tracing::error!(error = %e, "stt request service cannot subscribe");
-        return;
-    }
-    let inbox = client.inbox();
-    loop {
-        let message = tokio::select! {
-            m = inbox.recv_async() => match m { Ok(m) => m, Err(_) => return },
-            _ = stop.cancelled() => return,
-        };
-        // Invalid envelopes are the gatekeeper's to answer.
-        let Ok(request) = Envelope::decode(&message.payload) else { continue };
+    let Some(inbox) = requests::subscribe(&mut client, topics::VOICE_STT_REQUEST).await else { return };
+    while let Some(request) = requests::next(&inbox, &stop).await {
         let (topic, data) = match answer(&request, &transcribe).await {
             Ok(text) => (topics::VOICE_STT_RESPONSE, json!({"text": text, "language": "en"})),
             Err((error_type, message)) => {

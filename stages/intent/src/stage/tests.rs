@@ -1,6 +1,6 @@
 //! The stage around the matcher: frames in, command messages and replies out.
 
-use alicia_pipeline::{AudioFormat, Execution, FrameMeta};
+use alicia_pipeline::{AudioFormat, Execution, FrameMeta, Transcript};
 use bytes::Bytes;
 
 use super::*;
@@ -56,19 +56,37 @@ fn a_command_goes_out_before_its_reply() {
     );
 }
 
+fn transcript(text: &str, provisional: bool) -> Frame {
+    let transcript = Transcript { text: text.into(), confidence: 0.91, language: "en".into(), provisional };
+    Frame::new(FrameMeta::new("session-7", "bedroom", 3), Payload::Transcript(transcript))
+}
+
 #[test]
-fn the_stt_transcript_json_is_read_too() {
+fn the_stt_transcript_is_read_and_stamped_understood() {
     let mut stage = stage(OutputLayout::Single);
-    let transcript = r#"{"text":" Set a timer for five minutes.","confidence":0.91,"language":"en"}"#;
     assert_eq!(
-        run(&mut stage, heard(transcript, "bedroom")),
+        run(&mut stage, transcript("Set a timer for five minutes.", false)),
         [
             ("out", r#"alicia/devices/bedroom_speaker/command {"action":"set_timer","device_id":"bedroom_speaker","value":5}"#.into()),
             ("out", "Timer set for 5 minutes.".into()),
         ]
     );
-    // Braces that are not a transcript are words like any other.
+    let mut out = Outputs::detached(stage.hints().outputs);
+    stage.process(transcript("what time is it", false), &mut out).unwrap();
+    assert!(out.take_pushed().iter().all(|(_, f)| f.meta.timeline().understood.is_some()));
+    // Text is words, whatever they look like.
     assert_eq!(run(&mut stage, heard("{oops", "bedroom")), [("out", DIDNT_CATCH_THAT.into())]);
+}
+
+#[test]
+fn a_provisional_transcript_only_prepares_the_reply_on_the_reply_port() {
+    let mut stage = stage(OutputLayout::Split);
+    let mut out = Outputs::detached(stage.hints().outputs);
+    stage.process(transcript("Set a timer for five minutes.", true), &mut out).unwrap();
+    let pushed = out.take_pushed();
+    assert_eq!(pushed.len(), 1, "no command for a guess: {pushed:?}");
+    assert_eq!(pushed[0].0, REPLY_OUTPUT);
+    assert_eq!(pushed[0].1.payload, Payload::Prepare("Timer set for 5 minutes.".into()));
 }
 
 #[test]

@@ -48,7 +48,8 @@ fn pushed(out: &mut Outputs) -> Vec<(String, Option<Transcript>)> {
             assert_eq!(port, DEFAULT_OUTPUT);
             let transcript = match frame.payload {
                 Payload::EndOfStream => None,
-                ref payload => Some(Transcript::from_payload(payload).expect("a transcript")),
+                Payload::Transcript(transcript) => Some(transcript),
+                other => panic!("not a transcript: {other:?}"),
             };
             (frame.meta.session_id.to_string(), transcript)
         })
@@ -175,7 +176,50 @@ fn shutdown_transcribes_unfinished_utterances_and_text_passes_through() {
     stage.flush(&mut out).unwrap();
     let pushed = out.take_pushed();
     assert_eq!(pushed[0].1.payload, Payload::Text("hello".into()));
-    let transcript = Transcript::from_payload(&pushed[1].1.payload).unwrap();
+    let Payload::Transcript(transcript) = &pushed[1].1.payload else { panic!("{:?}", pushed[1]) };
     assert!(says(&transcript.text, &["garage"]), "{transcript:?}");
     assert!(pushed[2].1.is_end_of_stream());
+}
+
+#[test]
+fn a_pause_gets_a_provisional_transcript_that_the_end_reuses_if_nothing_followed() {
+    let _model = exclusive();
+    let mut stage = stage();
+    let mut out = outputs();
+    let pause = |session: &str| Frame::new(FrameMeta::new(session, "kitchen", 0), Payload::Pause);
+
+    // Speech, a pause, the end: one transcription, sent twice (provisional, final).
+    for frame in frames("a", &speech(KITCHEN)) {
+        stage.process(frame, &mut out).unwrap();
+    }
+    stage.process(pause("a"), &mut out).unwrap();
+    stage.process(end("a", 500), &mut out).unwrap();
+    let frames_out: Vec<Frame> = out.take_pushed().into_iter().map(|(_, f)| f).collect();
+    let [Payload::Transcript(early), Payload::Transcript(last), Payload::EndOfStream] =
+        [&frames_out[0].payload, &frames_out[1].payload, &frames_out[2].payload]
+    else {
+        panic!("{frames_out:?}")
+    };
+    assert!(early.provisional && !last.provisional);
+    assert_eq!(early.text, last.text);
+    assert!(says(&last.text, &["kitchen", "light"]), "{last:?}");
+    let timeline = frames_out[1].meta.timeline();
+    assert!(timeline.speculative && timeline.transcribed.is_some());
+    assert_eq!(stage.stats(), SttStats { transcribed: 1, provisional: 1, reused: 1 });
+
+    // Speech, a pause, more speech, the end: the early guess is not the answer.
+    let (first, rest) = (speech("turn on the"), speech(KITCHEN));
+    for frame in frames("b", &first) {
+        stage.process(frame, &mut out).unwrap();
+    }
+    stage.process(pause("b"), &mut out).unwrap();
+    for frame in frames("b", &rest) {
+        stage.process(frame, &mut out).unwrap();
+    }
+    stage.process(end("b", 900), &mut out).unwrap();
+    let heard = pushed(&mut out);
+    assert_eq!(heard.len(), 3, "{heard:?}");
+    let last = heard[1].1.as_ref().unwrap();
+    assert!(!last.provisional && says(&last.text, &["kitchen"]), "{last:?}");
+    assert_eq!(stage.stats(), SttStats { transcribed: 2, provisional: 2, reused: 1 });
 }

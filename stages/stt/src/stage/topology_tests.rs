@@ -8,7 +8,6 @@ use alicia_pipeline::{Execution, TopologyConfig};
 
 use super::*;
 use crate::testing::{exclusive, model, speech};
-use crate::Transcript;
 
 /// The closed set of stages of this test's pipeline, as in the composition root.
 enum Stages {
@@ -80,7 +79,7 @@ fn a_topology_turns_an_utterance_into_a_transcript_and_reports_empty_ones() {
 
     let frames: Vec<Frame> = frames.try_iter().collect();
     assert_eq!(frames.len(), 2, "{frames:?}");
-    let transcript = Transcript::from_payload(&frames[0].payload).unwrap();
+    let Payload::Transcript(transcript) = &frames[0].payload else { panic!("{:?}", frames[0]) };
     assert!(transcript.text.to_lowercase().contains("garage"), "{transcript:?}");
     assert_eq!((frames[0].meta.session_id.as_str(), frames[0].meta.seq), ("a", 9_999));
     assert!(frames[1].is_end_of_stream());

@@ -11,6 +11,8 @@ const RATE: usize = 16_000;
 const NOISE_DBFS: f32 = -60.0;
 const VOICE_DBFS: f32 = -22.0;
 const FRAME_MS: usize = 20;
+/// The default `pause_ms`.
+const PAUSE_MS: usize = 80;
 
 /// A reproducible signal, built sample by sample.
 struct Signal {
@@ -103,6 +105,12 @@ impl Run {
             .collect()
     }
 
+    /// Indexes of the input frames after which `session`'s pauses came out.
+    fn pauses(&self, session: &str) -> Vec<usize> {
+        let pauses = self.out.iter().filter(|(_, f)| f.meta.session_id.as_str() == session);
+        pauses.filter(|(_, f)| f.payload == Payload::Pause).map(|(i, _)| *i).collect()
+    }
+
     /// Index of the input frame after which `session`'s end of stream came out.
     fn end_after(&self, session: &str) -> Option<usize> {
         let mut ends = self.out.iter().filter(|(_, f)| f.meta.session_id.as_str() == session && f.is_end_of_stream());
@@ -167,11 +175,16 @@ fn a_spoken_phrase_ends_one_hangover_after_the_last_word() {
     assert!(end_ms <= speech_end_ms + 300 + FRAME_MS, "ended {end_ms} ms, speech ended {speech_end_ms} ms");
 
     // The utterance starts with 200 ms of pre-roll before the onset at 600 ms and runs
-    // up to the frame that completed the hangover: the inputs, not copies.
+    // up to the pause 80 ms into the silence (what came after it was held, then
+    // dropped at the end): the inputs, not copies.
     let audio = result.audio("s1");
     let first = (600 - 200) / FRAME_MS;
-    assert_eq!(audio.len(), end + 1 - first);
+    assert_eq!(audio.len(), (speech_end_ms + PAUSE_MS) / FRAME_MS - first);
     assert_same_buffers(&audio, &input, first);
+    // The gaps between the words (120 and 200 ms) are pauses too, talked through.
+    let pauses = [600 + 300 + PAUSE_MS, 600 + 300 + 120 + 400 + PAUSE_MS, speech_end_ms + PAUSE_MS];
+    assert_eq!(result.pauses("s1"), pauses.map(|ms| ms / FRAME_MS - 1));
+    assert_eq!(stage.stats().resumed_after_pause, 2);
     assert!(audio.iter().all(|f| f.meta.seq >= first as u64));
     let eos = result.out.last().unwrap();
     assert!(eos.1.is_end_of_stream() && eos.1.meta.seq == end as u64 + 1);
@@ -190,8 +203,8 @@ fn the_end_is_found_whatever_the_frame_size() {
         assert!((1_500..=1_500 + frame_ms).contains(&end_ms), "{frame_ms} ms frames: ended at {end_ms} ms");
         let audio = result.audio("s1");
         let forwarded: usize = audio.iter().map(|f| f.as_audio().unwrap().pcm.len()).sum();
-        assert!(forwarded >= ms_to_bytes(700 + 300), "{frame_ms} ms frames: {forwarded} bytes forwarded");
-        assert_same_buffers(&audio, &input, end + 1 - audio.len());
+        assert!(forwarded >= ms_to_bytes(700 + PAUSE_MS), "{frame_ms} ms frames: {forwarded} bytes forwarded");
+        assert_same_buffers(&audio, &input, audio[0].meta.seq as usize);
     }
 }
 
@@ -200,7 +213,71 @@ fn speech_at_the_very_start_is_heard() {
     let pcm = Signal::new().tone(500, 300.0, VOICE_DBFS).noise(600, NOISE_DBFS).pcm();
     let result = run(&mut stage(), frames("s1", &pcm, FRAME_MS));
     assert_eq!(result.end_after("s1"), Some((500 + 300) / FRAME_MS - 1));
-    assert_eq!(result.audio("s1").len(), 40, "all of it, from the first frame");
+    assert_eq!(result.audio("s1").len(), (500 + PAUSE_MS) / FRAME_MS, "all of it, from the first frame");
+}
+
+#[test]
+fn a_pause_the_user_talks_through_is_released_downstream_after_all() {
+    // A 160 ms gap between words: past the pause, short of the hangover.
+    let pcm = Signal::new()
+        .noise(400, NOISE_DBFS)
+        .tone(400, 220.0, VOICE_DBFS)
+        .noise(160, NOISE_DBFS)
+        .tone(300, 330.0, VOICE_DBFS)
+        .noise(600, NOISE_DBFS)
+        .pcm();
+    let input = frames("s1", &pcm, FRAME_MS);
+    let mut stage = stage();
+    let result = run(&mut stage, input.clone());
+    let first_pause = (400 + 400 + PAUSE_MS) / FRAME_MS - 1;
+    let second_pause = (400 + 400 + 160 + 300 + PAUSE_MS) / FRAME_MS - 1;
+    assert_eq!(result.pauses("s1"), [first_pause, second_pause]);
+    // The gap's held frames went out when the second word began, in order, uncopied:
+    // the utterance is every frame from the pre-roll to the second pause.
+    let audio = result.audio("s1");
+    assert_same_buffers(&audio, &input, (400 - 200) / FRAME_MS);
+    assert_eq!(audio.len(), second_pause + 1 - (400 - 200) / FRAME_MS);
+    let at_gap: Vec<usize> =
+        result.out.iter().map(|(i, _)| *i).filter(|i| *i > first_pause && *i < second_pause).collect();
+    assert!(at_gap.windows(2).all(|w| w[0] <= w[1]));
+    assert_eq!((stage.stats().pauses, stage.stats().resumed_after_pause), (2, 1));
+    assert_eq!(result.end_after("s1"), Some((400 + 400 + 160 + 300 + 300) / FRAME_MS - 1));
+}
+
+#[test]
+fn at_the_end_downstream_has_exactly_the_audio_it_had_at_the_last_pause() {
+    let pcm = Signal::new().noise(300, NOISE_DBFS).tone(600, 250.0, VOICE_DBFS).noise(800, NOISE_DBFS).pcm();
+    let mut input = frames("s1", &pcm, FRAME_MS);
+    // Frames 20 ms apart in time, so the stamps can be told apart.
+    let t0 = input[0].meta.ingress;
+    for (n, frame) in input.iter_mut().enumerate() {
+        frame.meta.ingress = t0 + Duration::from_millis((n * FRAME_MS) as u64);
+    }
+    let result = run(&mut stage(), input.clone());
+    let kinds: Vec<&str> = result.out.iter().map(|(_, f)| f.payload.kind()).collect();
+    let pause = kinds.iter().position(|k| *k == "pause").expect("a pause");
+    assert!(kinds[..pause].iter().all(|k| *k == "audio"));
+    assert_eq!(&kinds[pause + 1..], ["end_of_stream"], "nothing between the pause and the end");
+
+    let end = &result.out.last().unwrap().1;
+    let last_speech = input[(300 + 600) / FRAME_MS - 1].meta.ingress;
+    assert_eq!(end.meta.timeline().speech_end, Some(last_speech), "the last frame with speech in it");
+    assert!(end.meta.timeline().endpoint.is_some());
+}
+
+#[test]
+fn pause_ms_zero_forwards_the_whole_hangover_and_announces_no_pause() {
+    let config = VadConfig { pause_ms: 0, ..VadConfig::default() };
+    let pcm = Signal::new().noise(300, NOISE_DBFS).tone(500, 220.0, VOICE_DBFS).noise(600, NOISE_DBFS).pcm();
+    let mut stage = config.build().unwrap();
+    let result = run(&mut stage, frames("s1", &pcm, FRAME_MS));
+    assert!(result.pauses("s1").is_empty());
+    assert_eq!(result.audio("s1").len(), (200 + 500 + 300) / FRAME_MS);
+    assert_eq!(stage.stats().pauses, 0);
+
+    let too_long = VadConfig { pause_ms: 300, ..VadConfig::default() };
+    let VadError::Config { problems } = too_long.validate().unwrap_err() else { panic!("not a config error") };
+    assert_eq!(problems, ["pause_ms: must be 0 (off), or at least one window and less than hangover_ms"]);
 }
 
 #[test]
@@ -251,13 +328,14 @@ fn interleaved_sessions_do_not_mix() {
     // Each session's utterance is its own frames, in order, ended at its own time.
     let kitchen_out = result.audio("kitchen-1");
     assert_same_buffers(&kitchen_out, &a, (300 - 200) / FRAME_MS);
-    assert_eq!(kitchen_out.len(), (200 + 500 + 300) / FRAME_MS);
+    assert_eq!(kitchen_out.len(), (200 + 500 + PAUSE_MS) / FRAME_MS);
     let bedroom_out = result.audio("bedroom-1");
     assert_same_buffers(&bedroom_out, &b, (900 - 200) / FRAME_MS);
-    assert_eq!(bedroom_out.len(), (200 + 700 + 300) / FRAME_MS);
+    assert_eq!(bedroom_out.len(), (200 + 700 + PAUSE_MS) / FRAME_MS);
     assert_eq!(result.end_after("kitchen-1"), Some(2 * ((300 + 500 + 300) / FRAME_MS - 1)));
     assert_eq!(result.end_after("bedroom-1"), Some(2 * ((900 + 700 + 300) / FRAME_MS - 1) + 1));
-    assert_eq!(result.out.len(), kitchen_out.len() + bedroom_out.len() + 2);
+    // Plus, for each, a pause and an end of stream.
+    assert_eq!(result.out.len(), kitchen_out.len() + bedroom_out.len() + 4);
 }
 
 #[test]

@@ -1,0 +1,113 @@
+//! What voice stages tell each other beyond audio: the [`Transcript`] of an utterance,
+//! and the [`Timeline`] of moments a session passed, stamped by the stage that reached
+//! each one so the end of the pipeline can say where the time went.
+
+use std::time::{Duration, Instant};
+
+/// The words of one utterance, how sure the model was, and their language.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transcript {
+    /// Trimmed; empty when the model heard no words.
+    pub text: String,
+    /// Mean probability of the text tokens, 0..=1 (0 when there are none).
+    pub confidence: f32,
+    /// ISO 639-1 code (`"en"`).
+    pub language: String,
+    /// Heard at a pause, before the end of speech: later stages may prepare an answer
+    /// (work out the reply, synthesise it into a cache) but must not act on it, since
+    /// the user may go on speaking. The final transcript follows at the end of speech.
+    pub provisional: bool,
+}
+
+/// When a session reached each step of its way through the voice stages. Stages stamp
+/// the frames they emit; frames derived from them carry the stamps on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timeline {
+    /// Arrival of the last frame that held speech: where the user stopped talking.
+    pub speech_end: Option<Instant>,
+    /// When the VAD decided the utterance was over (after its hangover of silence), or
+    /// the client's stop arrived.
+    pub endpoint: Option<Instant>,
+    /// When the final transcript was ready.
+    pub transcribed: Option<Instant>,
+    /// When the intent and the reply text were ready.
+    pub understood: Option<Instant>,
+    /// When the reply's first audio was ready.
+    pub synthesised: Option<Instant>,
+    /// The final transcript was the one prepared during the hangover.
+    pub speculative: bool,
+}
+
+/// The timeline as consecutive durations, each from the previous stamp.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StageTimings {
+    /// Last speech → end of utterance decided: the hangover as the engine lived it.
+    pub vad: Duration,
+    /// End of utterance → final transcript (near zero when speculation hit).
+    pub stt: Duration,
+    /// Transcript → reply text.
+    pub intent: Duration,
+    /// Reply text → first reply audio.
+    pub tts: Duration,
+    /// First reply audio → the moment given to [`Timeline::timings`] (its publication).
+    pub publish: Duration,
+    pub speculative: bool,
+}
+
+impl StageTimings {
+    /// Last speech → `now`: the sum of the parts.
+    pub fn end_to_end(&self) -> Duration {
+        self.vad + self.stt + self.intent + self.tts + self.publish
+    }
+}
+
+impl Timeline {
+    /// The durations between the stamps, up to `now`; `None` unless every step up to
+    /// the first reply audio was stamped.
+    pub fn timings(&self, now: Instant) -> Option<StageTimings> {
+        let steps = [self.speech_end?, self.endpoint?, self.transcribed?, self.understood?, self.synthesised?, now];
+        let gap = |i: usize| steps[i + 1].saturating_duration_since(steps[i]);
+        Some(StageTimings {
+            vad: gap(0),
+            stt: gap(1),
+            intent: gap(2),
+            tts: gap(3),
+            publish: gap(4),
+            speculative: self.speculative,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_are_the_gaps_between_stamps_and_add_up() {
+        let t0 = Instant::now();
+        let at = |ms: u64| Some(t0 + Duration::from_millis(ms));
+        let mut timeline = Timeline {
+            speech_end: at(0),
+            endpoint: at(300),
+            transcribed: at(302),
+            understood: at(303),
+            synthesised: at(310),
+            speculative: true,
+        };
+        let timings = timeline.timings(t0 + Duration::from_millis(311)).unwrap();
+        assert_eq!(
+            (timings.vad, timings.stt, timings.intent, timings.tts, timings.publish),
+            (
+                Duration::from_millis(300),
+                Duration::from_millis(2),
+                Duration::from_millis(1),
+                Duration::from_millis(7),
+                Duration::from_millis(1)
+            )
+        );
+        assert_eq!(timings.end_to_end(), Duration::from_millis(311));
+        assert!(timings.speculative);
+        timeline.understood = None;
+        assert_eq!(timeline.timings(t0), None, "a missing step means no breakdown");
+    }
+}

@@ -1,0 +1,94 @@
+//! Text to a site's speaker: an envelope on `alicia/voice/tts/request` whose
+//! `payload.data` has `text` and `site_id` is spoken by the Piper stage of the running
+//! topology and played on the site's speaker like any reply: announced on
+//! `alicia/voice/tts/response` (a response correlated to the request), then PCM chunks
+//! on `alicia/devices/{speaker}/audio` and an empty message. What is wrong with the
+//! request (no text, too much text, an unknown site) is answered on
+//! `alicia/voice/tts/error`, correlated the same way. `alicia say --site` sends these.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use alicia_broker::LocalClient;
+use alicia_envelope::{topics, Envelope, MessageType, ENGINE_SOURCE};
+use alicia_pipeline::{EdgeSender, Frame, FrameMeta};
+use alicia_stage_intent::Home;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::requests;
+
+/// The longest text one request may ask to be spoken: about a minute of speech.
+pub const MAX_TEXT_CHARS: usize = 1_000;
+
+/// Requests being spoken, by the session id their frames carry (the request's
+/// `message_id`), so the publisher can correlate the announcement or the error.
+#[derive(Clone, Default)]
+pub(crate) struct PendingSays(Arc<Mutex<HashMap<String, Envelope>>>);
+
+impl PendingSays {
+    fn insert(&self, session: String, request: Envelope) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(session, request);
+    }
+
+    /// The request behind `session`, forgotten.
+    pub(crate) fn take(&self, session: &str) -> Option<Envelope> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(session)
+    }
+}
+
+pub(crate) async fn run(
+    mut client: LocalClient,
+    say: EdgeSender,
+    home: Home,
+    pending: PendingSays,
+    stop: CancellationToken,
+) {
+    let Some(inbox) = requests::subscribe(&mut client, topics::VOICE_TTS_REQUEST).await else { return };
+    while let Some(request) = requests::next(&inbox, &stop).await {
+        match check(&request, &home) {
+            Ok((text, site)) => {
+                let session = request.message_id.to_string();
+                pending.insert(session.clone(), request);
+                if say.send_async(Frame::text(FrameMeta::new(session, site, 0), text)).await.is_err() {
+                    return;
+                }
+            }
+            Err((error_type, message)) => {
+                let mut refusal = Envelope::response_to(
+                    &request,
+                    ENGINE_SOURCE,
+                    json!({"error_type": error_type, "message": message}),
+                );
+                refusal.message_type = MessageType::Event;
+                if let Err(e) = client.publish(topics::VOICE_TTS_ERROR, refusal.encode(), false).await {
+                    tracing::warn!(error = %e, "cannot refuse tts request");
+                }
+            }
+        }
+    }
+}
+
+/// The text and the site of a request, or why it cannot be spoken.
+fn check(request: &Envelope, home: &Home) -> Result<(String, String), (&'static str, String)> {
+    let data = &request.payload.data;
+    let text = data.get("text").and_then(Value::as_str).map(str::trim).unwrap_or_default();
+    if text.is_empty() {
+        return Err(("missing_text", "payload.data.text must hold the words to speak".into()));
+    }
+    let chars = text.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(("text_too_long", format!("payload.data.text has {chars} characters; at most {MAX_TEXT_CHARS}")));
+    }
+    let Some(site) = data.get("site_id").and_then(Value::as_str) else {
+        return Err(("missing_site", "payload.data.site_id must name the site whose speaker plays it".into()));
+    };
+    match home.sites.get(site) {
+        Some(s) if s.speaker.is_some() => Ok((text.to_string(), site.to_string())),
+        Some(_) => Err(("no_speaker", format!("site {site:?} has no speaker"))),
+        None => {
+            let known = home.sites.keys().cloned().collect::<Vec<_>>().join(", ");
+            Err(("unknown_site", format!("unknown site {site:?} (sites: {known})")))
+        }
+    }
+}
