@@ -48,6 +48,16 @@ pub fn espeak_pcm(text: &str) -> Vec<u8> {
     std::fs::read(pcm).unwrap()
 }
 
+/// `pcm` without the silence espeak-ng puts before and after the words (hundreds of
+/// ms each), so a test controls the gaps itself.
+pub fn trim_silence(pcm: &[u8]) -> Vec<u8> {
+    let loud = |pair: &[u8]| i16::from_le_bytes([pair[0], pair[1]]).unsigned_abs() > 64;
+    let samples: Vec<&[u8]> = pcm.chunks_exact(2).collect();
+    let first = samples.iter().position(|s| loud(s)).unwrap_or(0);
+    let last = samples.iter().rposition(|s| loud(s)).map_or(0, |i| i + 1);
+    samples[first..last.max(first)].concat()
+}
+
 /// `ms` of low noise (±8 LSB, about -72 dBFS) as s16le: a quiet room after speech,
 /// which the VAD's hangover ends the utterance in.
 pub fn quiet_room(ms: usize) -> Vec<u8> {

@@ -3,7 +3,7 @@
 //! Whisper, listening back, hears as the reply text.
 
 use alicia_e2e::clients::V4Client;
-use alicia_e2e::voice::{espeak_pcm, quiet_room, voice_engine, voice_engine_with, Wyoming};
+use alicia_e2e::voice::{espeak_pcm, quiet_room, trim_silence, voice_engine, voice_engine_with, Wyoming};
 use alicia_envelope::{Destination, Envelope, MessageType};
 use rumqttc::QoS;
 use serde_json::json;
@@ -255,5 +255,51 @@ async fn a_session_whose_audio_stops_is_timed_out_answered_and_other_sites_carry
             break;
         }
     }
+    engine.stop().await;
+}
+
+/// A user who pauses mid-sentence ("turn on the … kitchen lights") is not cut off: the
+/// words before the pause sound unfinished, so the VAD waits the longer hangover, and
+/// the whole request is answered. The pause (450 ms) is longer than the hangover for a
+/// finished request (250 ms), so without that judgement the request would be cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_mid_sentence_does_not_cut_the_request_short() {
+    let engine = voice_engine().await;
+    let port = engine.mqtt_port();
+    let (mut watcher, _) = V4Client::connect(port, "voice-pauses", |_| {}).await;
+    for topic in ["alicia/voice/stt/response", "alicia/devices/kitchen_lights/command", "alicia/voice/stt/error"] {
+        watcher.subscribe(topic, QoS::AtLeastOnce).await;
+    }
+    let (satellite, _) = V4Client::connect(port, "hesitant-satellite", |_| {}).await;
+    let start = envelope(json!({"session_id": "hesitant-1"}));
+    satellite.client.publish("alicia/voice/audio/kitchen/start", QoS::AtLeastOnce, false, start).await.unwrap();
+    let mut speech = quiet_room(300);
+    speech.extend(trim_silence(&espeak_pcm("turn on the")));
+    speech.extend(quiet_room(450));
+    speech.extend(trim_silence(&espeak_pcm("kitchen lights")));
+    speech.extend(quiet_room(900));
+    // In real time, as a satellite streams: the words before the pause are transcribed
+    // and judged while the pause goes on, so the VAD hears they sound unfinished.
+    let mut clock = tokio::time::interval(std::time::Duration::from_millis(20));
+    for frame in speech.chunks(640) {
+        clock.tick().await;
+        satellite
+            .client
+            .publish("alicia/voice/audio/kitchen/frame", QoS::AtLeastOnce, false, frame.to_vec())
+            .await
+            .unwrap();
+    }
+    let (mut heard, mut commanded) = (None, false);
+    while heard.is_none() || !commanded {
+        let p = watcher.next_publish().await;
+        let e = Envelope::decode(&p.payload).unwrap();
+        match p.topic.as_str() {
+            "alicia/voice/stt/response" => heard = e.payload.data["text"].as_str().map(str::to_lowercase),
+            "alicia/devices/kitchen_lights/command" => commanded = true,
+            other => panic!("{other}: {}", e.payload.data),
+        }
+    }
+    let heard = heard.unwrap();
+    assert!(heard.contains("turn on") && heard.contains("kitchen"), "one utterance, all of it: {heard:?}");
     engine.stop().await;
 }

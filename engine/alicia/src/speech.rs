@@ -77,6 +77,7 @@ pub async fn start(config: &AliciaConfig, router: &RouterHandle) -> anyhow::Resu
         home: config.voice.home.clone(),
         stt_threads: config.voice.stt_threads,
         hangover_ms: config.voice.hangover_ms,
+        unfinished_hangover_ms: config.voice.unfinished_hangover_ms,
         pause_ms: config.voice.pause_ms,
         session_timeout: Duration::from_millis(config.voice.session_timeout_ms),
     };

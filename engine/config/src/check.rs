@@ -154,6 +154,10 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
     in_range(errors, "services.heartbeat_interval_secs", c.services.heartbeat_interval_secs as usize, 1, 86_400);
     in_range(errors, "voice.stt_threads", c.voice.stt_threads, 1, 16);
     in_range(errors, "voice.hangover_ms", c.voice.hangover_ms as usize, 20, 5_000);
+    if c.voice.unfinished_hangover_ms < c.voice.hangover_ms || c.voice.unfinished_hangover_ms > 10_000 {
+        let message = format!("{} must be from hangover_ms to 10000", c.voice.unfinished_hangover_ms);
+        errors.push("voice.unfinished_hangover_ms", message);
+    }
     if c.voice.pause_ms != 0 && (c.voice.pause_ms < 20 || c.voice.pause_ms >= c.voice.hangover_ms) {
         errors.push("voice.pause_ms", format!("{} must be 0 (off) or from 20 to below hangover_ms", c.voice.pause_ms));
     }

@@ -175,11 +175,15 @@ pub struct VoiceSection {
     pub home: std::path::PathBuf,
     /// Threads for Whisper.
     pub stt_threads: usize,
-    /// Silence after speech that ends an utterance. Shorter answers sooner and cuts
-    /// off users who pause longer mid-sentence.
+    /// Silence after speech that ends an utterance whose words make a finished request
+    /// ("turn on the kitchen lights"): the reply's wait.
     pub hangover_ms: u32,
-    /// Silence after speech at which the transcript and the reply are prepared ahead,
-    /// so they are ready when the hangover ends; 0 turns that off.
+    /// Silence that ends an utterance whose words sound cut short ("turn on the"): the
+    /// time a user may pause mid-sentence.
+    pub unfinished_hangover_ms: u32,
+    /// Silence after speech at which the transcript and the reply are prepared ahead
+    /// (and the words judged finished or not), so they are ready when the hangover
+    /// ends; 0 turns that off, and then every utterance ends after `hangover_ms`.
     pub pause_ms: u32,
     /// A started session that sends no audio for this long is closed (as if stopped)
     /// and reported as `session_timeout`.
@@ -193,8 +197,9 @@ impl Default for VoiceSection {
             models: "models".into(),
             home: "bus-config/home.toml".into(),
             stt_threads: 2,
-            hangover_ms: 300,
-            pause_ms: 80,
+            hangover_ms: 250,
+            unfinished_hangover_ms: 700,
+            pause_ms: 40,
             session_timeout_ms: 5_000,
         }
     }

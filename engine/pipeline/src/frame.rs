@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::speech::{Timeline, Transcript};
+use crate::speech::{PauseSignal, Timeline, Transcript};
 
 /// Declares a cheap-clone string id; sessions and sites are copied into every frame,
 /// so they are shared rather than reallocated.
@@ -175,8 +175,9 @@ pub enum Payload {
     /// anything: the reply to a provisional transcript.
     Prepare(String),
     /// Speech paused: the utterance may end here, or the audio that follows may go on.
-    /// Stages may start on an answer; only the end of stream makes it final.
-    Pause,
+    /// Stages may start on an answer; only the end of stream makes it final. The signal
+    /// says, live, whether the user has gone on since.
+    Pause(PauseSignal),
     /// An MQTT message moving through message stages; `body` is the raw payload.
     Message {
         topic: String,
@@ -195,7 +196,7 @@ impl Payload {
             Payload::Text(_) => "text",
             Payload::Transcript(_) => "transcript",
             Payload::Prepare(_) => "prepare",
-            Payload::Pause => "pause",
+            Payload::Pause(_) => "pause",
             Payload::Message { .. } => "message",
             Payload::EndOfStream => "end_of_stream",
         }

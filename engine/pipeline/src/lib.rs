@@ -100,7 +100,7 @@ pub use frame::{AudioChunk, AudioFormat, Frame, FrameMeta, Payload, SessionId, S
 pub use kill::KillSwitch;
 pub use outputs::Outputs;
 pub use running::{PipelineError, RunningTopology};
-pub use speech::{StageTimings, Timeline, Transcript};
+pub use speech::{PauseSignal, StageTimings, Timeline, Transcript};
 pub use stage::{BoxError, ErrorSink, Execution, Stage, StageError, StageErrorReport, StageHints, DEFAULT_OUTPUT};
 pub use telemetry::{describe_metrics, StageStats, METRIC_NAMES};
 pub use topology::{StageConfig, Topology, TopologyConfig};

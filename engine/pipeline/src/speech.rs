@@ -2,6 +2,8 @@
 //! and the [`Timeline`] of moments a session passed, stamped by the stage that reached
 //! each one so the end of the pipeline can say where the time went.
 
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The words of one utterance, how sure the model was, and their language.
@@ -13,10 +15,79 @@ pub struct Transcript {
     pub confidence: f32,
     /// ISO 639-1 code (`"en"`).
     pub language: String,
-    /// Heard at a pause, before the end of speech: later stages may prepare an answer
-    /// (work out the reply, synthesise it into a cache) but must not act on it, since
-    /// the user may go on speaking. The final transcript follows at the end of speech.
-    pub provisional: bool,
+    /// `Some` when heard at this pause, before the end of speech: a provisional
+    /// transcript. Later stages may prepare an answer (work out the reply, synthesise
+    /// it into a cache) and judge whether the words sound finished, but must not act
+    /// on it, since the user may go on. The final transcript follows at the end.
+    pub pause: Option<PauseSignal>,
+}
+
+impl Transcript {
+    pub fn is_provisional(&self) -> bool {
+        self.pause.is_some()
+    }
+}
+
+/// A pause in a session's speech, shared between the VAD that saw it begin and the
+/// stages working ahead on it. They can tell, even in the middle of that work, that
+/// the user went on speaking and the work is wasted; and the VAD can hear back whether
+/// what was said up to the pause sounds like a finished request, to end the utterance
+/// at once or to give the user longer to go on.
+#[derive(Clone, Debug, Default)]
+pub struct PauseSignal(Arc<PauseState>);
+
+#[derive(Debug, Default)]
+struct PauseState {
+    over: AtomicBool,
+    /// 0 until judged, then `FINISHED` or `UNFINISHED`.
+    verdict: AtomicU8,
+}
+
+const FINISHED: u8 = 1;
+const UNFINISHED: u8 = 2;
+
+impl PauseSignal {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Speech came back: the pause did not end the utterance.
+    pub fn resume(&self) {
+        self.0.over.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether speech came back after this pause.
+    pub fn is_over(&self) -> bool {
+        self.0.over.load(Ordering::Relaxed)
+    }
+
+    /// The flag [`is_over`](Self::is_over) reads, for a callback that polls it from
+    /// another language's thread.
+    pub fn flag(&self) -> &AtomicBool {
+        &self.0.over
+    }
+
+    /// Says whether the words up to this pause make a finished request.
+    pub fn judge(&self, finished: bool) {
+        self.0.verdict.store(if finished { FINISHED } else { UNFINISHED }, Ordering::Relaxed);
+    }
+
+    /// `Some(true)` when the words so far make a finished request, `Some(false)` when
+    /// they sound cut short, `None` until a stage has judged them.
+    pub fn verdict(&self) -> Option<bool> {
+        match self.0.verdict.load(Ordering::Relaxed) {
+            FINISHED => Some(true),
+            UNFINISHED => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// Two signals are equal when they are the same pause.
+impl PartialEq for PauseSignal {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// When a session reached each step of its way through the voice stages. Stages stamp
@@ -81,6 +152,23 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pause_signal_is_shared_by_its_clones() {
+        let pause = PauseSignal::new();
+        let seen_by_a_stage = pause.clone();
+        assert!(!seen_by_a_stage.is_over());
+        pause.resume();
+        assert!(seen_by_a_stage.is_over());
+        assert_eq!(pause, seen_by_a_stage);
+        assert_ne!(pause, PauseSignal::new());
+
+        assert_eq!(pause.verdict(), None);
+        seen_by_a_stage.judge(false);
+        assert_eq!(pause.verdict(), Some(false));
+        seen_by_a_stage.judge(true);
+        assert_eq!(pause.verdict(), Some(true));
+    }
 
     #[test]
     fn timings_are_the_gaps_between_stamps_and_add_up() {

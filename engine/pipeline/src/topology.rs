@@ -315,7 +315,7 @@ mod tests {
             ("[a-z/]{1,12}", prop::collection::vec(any::<u8>(), 0..16))
                 .prop_map(|(topic, body)| Payload::Message { topic, body: body.into() }),
             Just(Payload::EndOfStream),
-            Just(Payload::Pause),
+            Just(Payload::Pause(crate::PauseSignal::new())),
         ]
     }
 

@@ -48,6 +48,28 @@ pub enum Intent {
     },
 }
 
+impl Intent {
+    /// Whether words that gave this intent sound like a finished request, for deciding
+    /// at a pause in speech whether the user is done. A request the matcher knows is;
+    /// so is one it can definitely not carry out (an ambiguous device, a level over 100).
+    /// Words it does not know, a verb without its device, a setting without its value
+    /// or a name it does not know yet ("turn on the living", "set a timer for") sound
+    /// cut short: the user may be mid-sentence.
+    pub fn sounds_finished(&self) -> bool {
+        match self {
+            Intent::Unknown { reason, .. } => !matches!(
+                reason,
+                Unmatched::NotUnderstood
+                    | Unmatched::MissingDevice { .. }
+                    | Unmatched::MissingValue { .. }
+                    | Unmatched::UnknownDevice { .. }
+                    | Unmatched::UnknownRoom { .. }
+            ),
+            _ => true,
+        }
+    }
+}
+
 /// Why a transcript gave no intent. Each has its own reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unmatched {

@@ -2,7 +2,9 @@
 
 use std::time::Instant;
 
-use alicia_pipeline::{Frame, Outputs, Payload, Stage, StageError, StageHints, DEFAULT_OUTPUT};
+use alicia_pipeline::{
+    Frame, Outputs, PauseSignal, Payload, Stage, StageError, StageHints, Transcript, DEFAULT_OUTPUT,
+};
 use chrono::NaiveTime;
 use serde::{Deserialize, Serialize};
 
@@ -157,13 +159,13 @@ impl Stage for IntentStage {
 
     fn process(&mut self, mut frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
         let text = match &frame.payload {
-            Payload::Transcript(transcript) if transcript.provisional => {
-                return self.prepare(&transcript.text, &frame, out);
+            Payload::Transcript(Transcript { text, pause: Some(pause), .. }) => {
+                return self.prepare(text, pause, &frame, out);
             }
             Payload::Transcript(transcript) => transcript.text.clone(),
             Payload::Text(text) => text.clone(),
             Payload::EndOfStream => return out.push_to(self.port(false), frame),
-            Payload::Audio(_) | Payload::Prepare(_) | Payload::Pause | Payload::Message { .. } => {
+            Payload::Audio(_) | Payload::Prepare(_) | Payload::Pause(_) | Payload::Message { .. } => {
                 return out.push(frame)
             }
         };
@@ -181,11 +183,14 @@ impl Stage for IntentStage {
 }
 
 impl IntentStage {
-    /// A provisional transcript: works out the reply the final one would get, for the
-    /// TTS to synthesise ahead, and sends no command: the user may not be done. Chat
-    /// answers are not guessed; they cost a request and keep a conversation.
-    fn prepare(&mut self, text: &str, frame: &Frame, out: &mut Outputs) -> Result<(), StageError> {
+    /// A provisional transcript: tells the VAD, through the pause, whether the words so
+    /// far sound like a finished request (so it ends the utterance at once, or gives
+    /// the user longer to go on), and works out the reply the final transcript would
+    /// get, for the TTS to synthesise ahead. No command: the user may not be done.
+    /// Chat answers are not guessed; they cost a request and keep a conversation.
+    fn prepare(&mut self, text: &str, pause: &PauseSignal, frame: &Frame, out: &mut Outputs) -> Result<(), StageError> {
         let understanding = self.matcher.understand(text, frame.meta.site_id.as_str(), (self.clock)());
+        pause.judge(understanding.intent.sounds_finished());
         let not_understood = matches!(understanding.intent, Intent::Unknown { reason: Unmatched::NotUnderstood, .. });
         if not_understood && self.chat.is_some() {
             return Ok(());

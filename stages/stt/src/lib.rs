@@ -6,6 +6,7 @@
 //! | file | what lives there |
 //! |---|---|
 //! | `whisper.rs` | [`WhisperStt`]: the model loaded once, [`WhisperStt::transcribe`], the window sized to the utterance, [`SttError`] |
+//! | `give_up.rs` | the abort callback that lets a transcription stop mid-way (the crate's one `unsafe`) |
 //! | `stage.rs` | [`WhisperStage`]: per-session utterance buffers of `Bytes`, transcribed at a pause (provisionally) and at end of stream |
 //!
 //! The [`Transcript`] it makes is the pipeline's own payload type, re-exported here.
@@ -22,6 +23,7 @@
 //! # Ok::<(), alicia_stage_stt::SttError>(())
 //! ```
 
+mod give_up;
 mod stage;
 mod whisper;
 

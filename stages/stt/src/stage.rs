@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use alicia_pipeline::{
-    AudioChunk, AudioFormat, Frame, FrameMeta, Outputs, Payload, SessionId, Stage, StageError, StageHints, Transcript,
+    AudioChunk, AudioFormat, Frame, FrameMeta, Outputs, PauseSignal, Payload, SessionId, Stage, StageError, StageHints,
+    Transcript,
 };
 use bytes::Bytes;
 
@@ -25,7 +26,10 @@ use crate::whisper::{SttError, WhisperStt, MAX_SAMPLES};
 /// provisional transcript, so the stages after this one can prepare the reply while
 /// the VAD's hangover runs out. If no audio came after the pause, the end of stream
 /// reuses that transcript (`timeline.speculative`); otherwise the user went on
-/// speaking and the whole utterance is transcribed again.
+/// speaking and the whole utterance is transcribed again. A pause the user has
+/// already talked through (its [`PauseSignal`]) is skipped, and one they talk through
+/// while Whisper works on it is given up mid-way, so a queue of stale guesses never
+/// stands between another session and its answer.
 pub struct WhisperStage {
     stt: WhisperStt,
     utterances: HashMap<SessionId, Utterance>,
@@ -41,6 +45,8 @@ pub struct SttStats {
     pub provisional: u64,
     /// Final transcripts that were a provisional one, ready before the end.
     pub reused: u64,
+    /// Pauses not transcribed, or given up mid-way, because the user went on speaking.
+    pub given_up: u64,
 }
 
 /// One session's audio so far: the chunks as they arrived, never copied.
@@ -117,16 +123,21 @@ impl WhisperStage {
         Ok(())
     }
 
-    /// A pause: transcribes the audio so far and sends it on as provisional. A failure
-    /// is only logged: the end of stream tries again and reports it.
-    fn provisional(&mut self, meta: &FrameMeta, out: &mut Outputs) -> Result<(), StageError> {
+    /// A pause: transcribes the audio so far and sends it on as provisional, unless
+    /// the user has gone on speaking already, and giving up as soon as they do. A
+    /// failure is only logged: the end of stream tries again and reports it.
+    fn provisional(&mut self, meta: &FrameMeta, pause: &PauseSignal, out: &mut Outputs) -> Result<(), StageError> {
         let Some(utterance) = self.utterances.get_mut(&meta.session_id) else { return Ok(()) };
         let heard = utterance.chunks.len();
         if utterance.provisional.as_ref().is_some_and(|(chunks, _)| *chunks == heard) {
             return Ok(());
         }
+        if pause.is_over() {
+            self.stats.given_up += 1;
+            return Ok(());
+        }
         let started = Instant::now();
-        match self.stt.transcribe_s16le(&utterance.chunks) {
+        match self.stt.transcribe_s16le_unless(&utterance.chunks, pause.flag()) {
             Ok(transcript) => {
                 tracing::debug!(
                     session = %meta.session_id,
@@ -135,9 +146,13 @@ impl WhisperStage {
                 );
                 self.stats.provisional += 1;
                 let mut sent = transcript.clone();
-                sent.provisional = true;
+                sent.pause = Some(pause.clone());
                 utterance.provisional = Some((heard, transcript));
                 out.push(Frame::new(meta.clone(), Payload::Transcript(sent)))
+            }
+            Err(SttError::GivenUp) => {
+                self.stats.given_up += 1;
+                Ok(())
             }
             Err(err) => {
                 tracing::debug!(session = %meta.session_id, error = %err, "no provisional transcript");
@@ -199,7 +214,7 @@ impl Stage for WhisperStage {
         match &frame.payload {
             Payload::Audio(chunk) => self.accept(&frame.meta, chunk),
             Payload::EndOfStream => self.finish(&frame.meta, out),
-            Payload::Pause => self.provisional(&frame.meta, out),
+            Payload::Pause(pause) => self.provisional(&frame.meta, pause, out),
             Payload::Text(_) | Payload::Transcript(_) | Payload::Prepare(_) | Payload::Message { .. } => {
                 out.push(frame)
             }

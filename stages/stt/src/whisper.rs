@@ -2,6 +2,7 @@
 //! and the encoder window is sized to the utterance instead of Whisper's fixed 30 s.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperError, WhisperState};
@@ -55,6 +56,9 @@ pub enum SttError {
 
     #[error("whisper.cpp failed on the utterance: {0}")]
     Transcribe(WhisperError),
+
+    #[error("the transcription was given up: its result was no longer wanted")]
+    GivenUp,
 }
 
 impl SttError {
@@ -66,6 +70,7 @@ impl SttError {
             Self::TooLong { .. } => "utterance_too_long",
             Self::OddLength { .. } => "bad_audio",
             Self::Transcribe(_) => "transcription_failed",
+            Self::GivenUp => "given_up",
         }
     }
 }
@@ -109,7 +114,7 @@ impl WhisperStt {
     pub fn transcribe(&mut self, pcm: &[i16]) -> Result<Transcript, SttError> {
         self.samples.clear();
         self.samples.extend(pcm.iter().map(|&s| sample_to_f32(s)));
-        self.run()
+        self.run(None)
     }
 
     /// Transcribes one utterance of 16 kHz mono s16le chunks, in order. This is the
@@ -119,10 +124,21 @@ impl WhisperStt {
             return Err(SttError::OddLength { len: odd.len() });
         }
         s16le_to_f32(chunks, &mut self.samples);
-        self.run()
+        self.run(None)
     }
 
-    fn run(&mut self) -> Result<Transcript, SttError> {
+    /// [`transcribe_s16le`](Self::transcribe_s16le), given up (with
+    /// [`SttError::GivenUp`]) as soon as `give_up` is set, even mid-way: whisper.cpp
+    /// polls it between steps of its computation.
+    pub fn transcribe_s16le_unless(&mut self, chunks: &[Bytes], give_up: &AtomicBool) -> Result<Transcript, SttError> {
+        if let Some(odd) = chunks.iter().find(|chunk| !chunk.len().is_multiple_of(2)) {
+            return Err(SttError::OddLength { len: odd.len() });
+        }
+        s16le_to_f32(chunks, &mut self.samples);
+        self.run(Some(give_up))
+    }
+
+    fn run(&mut self, give_up: Option<&AtomicBool>) -> Result<Transcript, SttError> {
         let heard = self.samples.len();
         if heard == 0 {
             return Err(SttError::NoAudio);
@@ -152,8 +168,15 @@ impl WhisperStt {
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
-        self.state.full(params, &self.samples).map_err(SttError::Transcribe)?;
-        Ok(self.collect())
+        if let Some(flag) = give_up {
+            // `flag` is borrowed for this whole function, so it outlives `full`.
+            crate::give_up::give_up_when(&mut params, flag);
+        }
+        match self.state.full(params, &self.samples) {
+            Ok(_) => Ok(self.collect()),
+            Err(_) if give_up.is_some_and(|flag| flag.load(Ordering::Relaxed)) => Err(SttError::GivenUp),
+            Err(e) => Err(SttError::Transcribe(e)),
+        }
     }
 
     fn collect(&self) -> Transcript {
@@ -176,7 +199,7 @@ impl WhisperStt {
             text: text.trim().to_owned(),
             confidence: if tokens == 0 { 0.0 } else { probability / tokens as f32 },
             language: language.to_owned(),
-            provisional: false,
+            pause: None,
         }
     }
 }

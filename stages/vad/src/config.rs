@@ -15,8 +15,9 @@ pub const FORMAT: AudioFormat = AudioFormat::PCM16_MONO_16K;
 /// ```toml
 /// [vad]
 /// threshold_db = 10.0       # speech is this far above the noise floor
-/// hangover_ms = 300         # this much silence after speech ends the utterance
-/// pause_ms = 80             # after this much, later stages may start on the answer
+/// hangover_ms = 250         # this much silence after a finished request ends it
+/// unfinished_hangover_ms = 700  # ... after words that sound cut short, or not judged
+/// pause_ms = 40             # after this much, later stages may start on the answer
 /// max_wait_ms = 10000       # no speech by then: "no_speech"
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,8 +39,14 @@ pub struct VadConfig {
     pub window_ms: u32,
     /// Speech shorter than this (a click, a door) does not start an utterance.
     pub min_speech_ms: u32,
-    /// Silence after speech that ends the utterance.
+    /// Silence after speech that ends the utterance, once the words so far have been
+    /// judged a finished request (see [`pause_ms`](Self::pause_ms)), or at once when
+    /// pauses are off.
     pub hangover_ms: u32,
+    /// Silence that ends the utterance when the words so far sound cut short ("turn on
+    /// the", "set a timer for"), or have not been judged: the user may be searching
+    /// for a word, and answering half a request is worse than waiting.
+    pub unfinished_hangover_ms: u32,
     /// Silence after speech that is announced downstream as a pause
     /// ([`Payload::Pause`](alicia_pipeline::Payload::Pause)), so the transcript and the
     /// reply can be prepared while the rest of the hangover runs out; 0 turns it off.
@@ -68,8 +75,9 @@ impl Default for VadConfig {
             floor_window_ms: 3_000,
             window_ms: 20,
             min_speech_ms: 100,
-            hangover_ms: 300,
-            pause_ms: 80,
+            hangover_ms: 250,
+            unfinished_hangover_ms: 700,
+            pause_ms: 40,
             pre_roll_ms: 200,
             max_wait_ms: 10_000,
             max_utterance_ms: 15_000,
@@ -109,6 +117,7 @@ impl VadConfig {
             self.pause_ms == 0 || (self.pause_ms >= self.window_ms && self.pause_ms < self.hangover_ms),
             "pause_ms: must be 0 (off), or at least one window and less than hangover_ms",
         );
+        check(self.unfinished_hangover_ms >= self.hangover_ms, "unfinished_hangover_ms: must be at least hangover_ms");
         check(self.max_wait_ms > 0, "max_wait_ms: must be positive");
         check(
             self.max_utterance_ms > self.pre_roll_ms + self.min_speech_ms,
@@ -140,6 +149,7 @@ pub(crate) struct Limits {
     pub(crate) window: u64,
     pub(crate) min_speech: u64,
     pub(crate) hangover: u64,
+    pub(crate) unfinished_hangover: u64,
     pub(crate) pause: u64,
     pub(crate) pre_roll_bytes: usize,
     pub(crate) max_wait: u64,
@@ -158,6 +168,7 @@ impl Limits {
             window: samples(config.window_ms),
             min_speech: samples(config.min_speech_ms),
             hangover: samples(config.hangover_ms),
+            unfinished_hangover: samples(config.unfinished_hangover_ms),
             pause: samples(config.pause_ms),
             pre_roll_bytes: samples(config.pre_roll_ms) as usize * FORMAT.bytes_per_frame(),
             max_wait: samples(config.max_wait_ms),
@@ -177,7 +188,8 @@ mod tests {
         assert_eq!(config, VadConfig::default());
         config.validate().unwrap();
         let limits = Limits::from_config(&config);
-        assert_eq!((limits.window, limits.hangover, limits.pre_roll_bytes), (320, 4_800, 6_400));
+        assert_eq!((limits.window, limits.hangover, limits.pre_roll_bytes), (320, 4_000, 6_400));
+        assert_eq!((limits.unfinished_hangover, limits.pause), (11_200, 640));
         assert_eq!(limits.floor_windows, 150);
     }
 

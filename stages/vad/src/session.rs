@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use alicia_pipeline::{Frame, FrameMeta, Payload};
+use alicia_pipeline::{Frame, FrameMeta, PauseSignal, Payload};
 
 use crate::config::{Limits, FORMAT};
 use crate::level::{NoiseFloor, WindowMeter};
@@ -36,6 +36,9 @@ pub(crate) struct PauseEvents {
     pub began: bool,
     /// Speech came back after a pause: the held silence was released.
     pub resumed: bool,
+    /// The hangover had passed, but the words so far were judged unfinished, or not
+    /// yet judged: the utterance went on waiting.
+    pub waited: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,9 +74,10 @@ pub(crate) struct Session {
     /// Speaking: samples of silence since the last speech window.
     silence_run: u64,
     /// Speaking: a pause was announced; the frames since are held (in `held`) until
-    /// speech comes back (they are released) or the hangover ends the utterance (they
-    /// are dropped, so the utterance ends where its pause began).
-    paused: bool,
+    /// speech comes back (they are released, and the signal tells the stages working
+    /// ahead that their work is wasted) or the hangover ends the utterance (they are
+    /// dropped, so the utterance ends where its pause began).
+    pause: Option<PauseSignal>,
     /// Arrival of the latest frame with a speech window.
     last_speech: Option<Instant>,
     pause_events: PauseEvents,
@@ -95,7 +99,7 @@ impl Session {
             waited: 0,
             forwarded: 0,
             silence_run: 0,
-            paused: false,
+            pause: None,
             last_speech: None,
             pause_events: PauseEvents::default(),
             last: meta.clone(),
@@ -154,7 +158,7 @@ impl Session {
         let ingress = frame.meta.ingress;
         match self.phase {
             Phase::Waiting => self.hold(frame),
-            Phase::Speaking if self.paused => {
+            Phase::Speaking if self.pause.is_some() => {
                 self.forwarded += samples;
                 self.hold(frame);
             }
@@ -196,12 +200,13 @@ impl Session {
             (_, Phase::Speaking) => {
                 if self.forwarded >= limits.max_utterance {
                     outcome = Fed::Ended(EndReason::MaxLength);
-                } else if !self.paused && limits.pause > 0 && self.silence_run >= limits.pause {
+                } else if self.pause.is_none() && limits.pause > 0 && self.silence_run >= limits.pause {
                     // From here on frames are held, so what went downstream is exactly
                     // what the speculative transcript will have heard.
-                    self.paused = true;
+                    let pause = PauseSignal::new();
+                    self.pause = Some(pause.clone());
                     self.pause_events.began = true;
-                    emit.push(Frame::new(self.last.clone(), Payload::Pause));
+                    emit.push(Frame::new(self.last.clone(), Payload::Pause(pause)));
                 }
             }
         }
@@ -276,9 +281,9 @@ impl Session {
         if speech {
             self.silence_run = 0;
             self.last_speech = Some(ingress);
-            if self.paused {
+            if let Some(pause) = self.pause.take() {
                 // The user went on: the held silence belongs to the utterance after all.
-                self.paused = false;
+                pause.resume();
                 self.pause_events.resumed = true;
                 self.held_bytes = 0;
                 emit.extend(self.held.drain(..));
@@ -289,7 +294,13 @@ impl Session {
             self.floor.record(level);
             self.silence_run += limits.window;
         }
-        (self.silence_run >= limits.hangover).then_some(EndReason::Silence)
+        // With a pause out, the short hangover needs the stages' word that what was
+        // said sounds finished; without one (pauses off) it is the whole rule.
+        let finished = self.pause.as_ref().is_none_or(|pause| pause.verdict() == Some(true));
+        let hangover = if finished { limits.hangover } else { limits.unfinished_hangover };
+        let just_past_hangover = (limits.hangover..limits.hangover + limits.window).contains(&self.silence_run);
+        self.pause_events.waited |= just_past_hangover && !finished;
+        (self.silence_run >= hangover).then_some(EndReason::Silence)
     }
 
     /// Keeps at most `limit` bytes of audio before the candidate (all of `held` when

@@ -80,6 +80,9 @@ pub struct VadStats {
     pub pauses: u64,
     /// Pauses the user talked through: the answer prepared for them was wasted.
     pub resumed_after_pause: u64,
+    /// Utterances that went on past the hangover because what was said so far sounded
+    /// cut short, or had not been judged yet.
+    pub waited_past_hangover: u64,
 }
 
 impl std::fmt::Debug for VadStage {
@@ -156,6 +159,7 @@ impl VadStage {
         let pause = session.pause_events();
         self.stats.pauses += u64::from(pause.began);
         self.stats.resumed_after_pause += u64::from(pause.resumed);
+        self.stats.waited_past_hangover += u64::from(pause.waited);
         let emitted = std::mem::take(&mut self.emitted);
         let pushed = push_all(emitted, &mut self.emitted, out);
         match fed {
@@ -269,7 +273,7 @@ impl Stage for VadStage {
             Payload::Text(_)
             | Payload::Transcript(_)
             | Payload::Prepare(_)
-            | Payload::Pause
+            | Payload::Pause(_)
             | Payload::Message { .. } => out.push(frame),
         }
     }

@@ -10,7 +10,8 @@ use bytes::Bytes;
 
 const RATE: usize = 16_000;
 const FRAME_MS: usize = 20;
-const HANGOVER_MS: usize = 300;
+/// The default `hangover_ms`.
+const HANGOVER_MS: usize = 250;
 /// Peak of uniform noise at -60 dBFS RMS (RMS of uniform noise is peak / sqrt 3).
 const NOISE_AMPLITUDE: f32 = 32_768.0 * 0.001 * 1.732_050_8;
 
@@ -101,7 +102,9 @@ fn listen(stage: &mut VadStage, pcm: &Bytes) -> Heard {
                     forwarded_bytes: forwarded.iter().map(Bytes::len).sum(),
                 };
             }
-            if frame.payload == Payload::Pause {
+            if let Payload::Pause(pause) = &frame.payload {
+                // As the stages downstream would, hearing a finished request.
+                pause.judge(true);
                 continue;
             }
             let audio = frame.pcm().expect("audio before the end of stream");

@@ -24,10 +24,14 @@
 //!
 //! Speculation: at a pause in speech (`pause_ms` of silence) the VAD says so, Whisper
 //! transcribes what it has, the intent stage works out the reply and the TTS puts its
-//! first sentence in its cache, all while the rest of the hangover runs out. When the
-//! hangover ends with nothing more said, the final transcript is the one already made
-//! and the reply's first audio comes from the cache; if the user went on, the guess
-//! is dropped. Nothing is published or commanded from a guess. Each reply's
+//! first sentence in its cache, all while the rest of the hangover runs out. The
+//! intent stage also judges, through the pause's [`alicia_pipeline::PauseSignal`],
+//! whether the words sound finished: the VAD ends a finished request after
+//! `hangover_ms` and gives words that sound cut short `unfinished_hangover_ms`. When
+//! the hangover ends with nothing more said, the final transcript is the one already
+//! made and the reply's first audio comes from the cache; if the user went on, the
+//! guess is dropped (Whisper gives it up mid-way). Nothing is published or commanded
+//! from a guess. Each reply's
 //! announcement on `alicia/voice/tts/response` carries where its time went
 //! (`timings_ms`, from the [`alicia_pipeline::Timeline`] the frames carry).
 
@@ -57,8 +61,10 @@ pub struct VoiceSettings {
     pub models: PathBuf,
     pub home: PathBuf,
     pub stt_threads: usize,
-    /// The VAD's hangover: silence that ends an utterance.
+    /// The VAD's hangover: silence that ends a finished request.
     pub hangover_ms: u32,
+    /// The VAD's hangover for words that sound cut short, or are not judged yet.
+    pub unfinished_hangover_ms: u32,
     /// The VAD's pause: silence at which the answer is prepared ahead (0: off).
     pub pause_ms: u32,
     /// A started session without audio for this long is closed.

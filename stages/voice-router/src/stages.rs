@@ -92,8 +92,13 @@ pub(crate) fn build(
 ) -> anyhow::Result<Built> {
     Ok(Built {
         vad: VoiceStage::Vad(
-            VadConfig { hangover_ms: settings.hangover_ms, pause_ms: settings.pause_ms, ..VadConfig::default() }
-                .build()?,
+            VadConfig {
+                hangover_ms: settings.hangover_ms,
+                unfinished_hangover_ms: settings.unfinished_hangover_ms,
+                pause_ms: settings.pause_ms,
+                ..VadConfig::default()
+            }
+            .build()?,
         ),
         stt: VoiceStage::Stt(WhisperStage::load(&models.whisper, settings.stt_threads)?),
         tap: VoiceStage::Tap(TranscriptTap),
@@ -116,7 +121,7 @@ impl Stage for TranscriptTap {
     }
 
     fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
-        if matches!(&frame.payload, Payload::Transcript(t) if !t.provisional) {
+        if matches!(&frame.payload, Payload::Transcript(t) if !t.is_provisional()) {
             out.push_to("bus", frame.clone())?;
         }
         out.push_to("out", frame)

@@ -1,6 +1,6 @@
 //! The stage around the matcher: frames in, command messages and replies out.
 
-use alicia_pipeline::{AudioFormat, Execution, FrameMeta, Transcript};
+use alicia_pipeline::{AudioFormat, Execution, FrameMeta, PauseSignal, Transcript};
 use bytes::Bytes;
 
 use super::*;
@@ -56,8 +56,9 @@ fn a_command_goes_out_before_its_reply() {
     );
 }
 
-fn transcript(text: &str, provisional: bool) -> Frame {
-    let transcript = Transcript { text: text.into(), confidence: 0.91, language: "en".into(), provisional };
+fn transcript(text: &str, pause: Option<&PauseSignal>) -> Frame {
+    let pause = pause.cloned();
+    let transcript = Transcript { text: text.into(), confidence: 0.91, language: "en".into(), pause };
     Frame::new(FrameMeta::new("session-7", "bedroom", 3), Payload::Transcript(transcript))
 }
 
@@ -65,14 +66,14 @@ fn transcript(text: &str, provisional: bool) -> Frame {
 fn the_stt_transcript_is_read_and_stamped_understood() {
     let mut stage = stage(OutputLayout::Single);
     assert_eq!(
-        run(&mut stage, transcript("Set a timer for five minutes.", false)),
+        run(&mut stage, transcript("Set a timer for five minutes.", None)),
         [
             ("out", r#"alicia/devices/bedroom_speaker/command {"action":"set_timer","device_id":"bedroom_speaker","value":5}"#.into()),
             ("out", "Timer set for 5 minutes.".into()),
         ]
     );
     let mut out = Outputs::detached(stage.hints().outputs);
-    stage.process(transcript("what time is it", false), &mut out).unwrap();
+    stage.process(transcript("what time is it", None), &mut out).unwrap();
     assert!(out.take_pushed().iter().all(|(_, f)| f.meta.timeline().understood.is_some()));
     // Text is words, whatever they look like.
     assert_eq!(run(&mut stage, heard("{oops", "bedroom")), [("out", DIDNT_CATCH_THAT.into())]);
@@ -82,11 +83,33 @@ fn the_stt_transcript_is_read_and_stamped_understood() {
 fn a_provisional_transcript_only_prepares_the_reply_on_the_reply_port() {
     let mut stage = stage(OutputLayout::Split);
     let mut out = Outputs::detached(stage.hints().outputs);
-    stage.process(transcript("Set a timer for five minutes.", true), &mut out).unwrap();
+    let pause = PauseSignal::new();
+    stage.process(transcript("Set a timer for five minutes.", Some(&pause)), &mut out).unwrap();
     let pushed = out.take_pushed();
     assert_eq!(pushed.len(), 1, "no command for a guess: {pushed:?}");
     assert_eq!(pushed[0].0, REPLY_OUTPUT);
     assert_eq!(pushed[0].1.payload, Payload::Prepare("Timer set for 5 minutes.".into()));
+    assert_eq!(pause.verdict(), Some(true), "a finished request");
+}
+
+#[test]
+fn words_cut_short_at_a_pause_are_judged_unfinished() {
+    let mut stage = stage(OutputLayout::Split);
+    let mut out = Outputs::detached(stage.hints().outputs);
+    for (words, finished) in [
+        ("turn on the", false),
+        ("set the living room lamp to", false),
+        ("set a timer for", false),
+        ("turn on the living", false),
+        ("um", false),
+        ("turn on the kitchen lights", true),
+        ("what time is it", true),
+        ("set the bedroom lamp to 300 percent", true),
+    ] {
+        let pause = PauseSignal::new();
+        stage.process(transcript(words, Some(&pause)), &mut out).unwrap();
+        assert_eq!(pause.verdict(), Some(finished), "{words:?}");
+    }
 }
 
 #[test]

@@ -186,7 +186,7 @@ fn a_pause_gets_a_provisional_transcript_that_the_end_reuses_if_nothing_followed
     let _model = exclusive();
     let mut stage = stage();
     let mut out = outputs();
-    let pause = |session: &str| Frame::new(FrameMeta::new(session, "kitchen", 0), Payload::Pause);
+    let pause = |session: &str| Frame::new(FrameMeta::new(session, "kitchen", 0), Payload::Pause(PauseSignal::new()));
 
     // Speech, a pause, the end: one transcription, sent twice (provisional, final).
     for frame in frames("a", &speech(KITCHEN)) {
@@ -200,12 +200,12 @@ fn a_pause_gets_a_provisional_transcript_that_the_end_reuses_if_nothing_followed
     else {
         panic!("{frames_out:?}")
     };
-    assert!(early.provisional && !last.provisional);
+    assert!(early.is_provisional() && !last.is_provisional());
     assert_eq!(early.text, last.text);
     assert!(says(&last.text, &["kitchen", "light"]), "{last:?}");
     let timeline = frames_out[1].meta.timeline();
     assert!(timeline.speculative && timeline.transcribed.is_some());
-    assert_eq!(stage.stats(), SttStats { transcribed: 1, provisional: 1, reused: 1 });
+    assert_eq!(stage.stats(), SttStats { transcribed: 1, provisional: 1, reused: 1, given_up: 0 });
 
     // Speech, a pause, more speech, the end: the early guess is not the answer.
     let (first, rest) = (speech("turn on the"), speech(KITCHEN));
@@ -220,6 +220,31 @@ fn a_pause_gets_a_provisional_transcript_that_the_end_reuses_if_nothing_followed
     let heard = pushed(&mut out);
     assert_eq!(heard.len(), 3, "{heard:?}");
     let last = heard[1].1.as_ref().unwrap();
-    assert!(!last.provisional && says(&last.text, &["kitchen"]), "{last:?}");
-    assert_eq!(stage.stats(), SttStats { transcribed: 2, provisional: 2, reused: 1 });
+    assert!(!last.is_provisional() && says(&last.text, &["kitchen"]), "{last:?}");
+    assert_eq!(stage.stats(), SttStats { transcribed: 2, provisional: 2, reused: 1, given_up: 0 });
+}
+
+#[test]
+fn a_pause_the_user_talked_through_is_not_transcribed_and_a_run_can_be_given_up() {
+    let _model = exclusive();
+    let mut stage = stage();
+    let mut out = outputs();
+    let speech = speech(KITCHEN);
+    for frame in frames("a", &speech) {
+        stage.process(frame, &mut out).unwrap();
+    }
+    let over = PauseSignal::new();
+    over.resume();
+    stage.process(Frame::new(FrameMeta::new("a", "kitchen", 0), Payload::Pause(over)), &mut out).unwrap();
+    assert!(out.take_pushed().is_empty(), "no guess for a pause already over");
+    assert_eq!((stage.stats().provisional, stage.stats().given_up), (0, 1));
+
+    // Whisper itself stops when the flag is set: here before it starts, so at its first look.
+    let chunks = [speech];
+    let give_up = std::sync::atomic::AtomicBool::new(true);
+    let err = stage.stt().transcribe_s16le_unless(&chunks, &give_up).unwrap_err();
+    assert!(matches!(err, SttError::GivenUp), "{err}");
+    let give_up = std::sync::atomic::AtomicBool::new(false);
+    let transcript = stage.stt().transcribe_s16le_unless(&chunks, &give_up).unwrap();
+    assert!(says(&transcript.text, &["kitchen"]), "{transcript:?}");
 }

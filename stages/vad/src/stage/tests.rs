@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use alicia_pipeline::{AudioFormat, DEFAULT_OUTPUT};
+use alicia_pipeline::{AudioFormat, PauseSignal, DEFAULT_OUTPUT};
 use bytes::Bytes;
 
 use super::*;
@@ -12,7 +12,7 @@ const NOISE_DBFS: f32 = -60.0;
 const VOICE_DBFS: f32 = -22.0;
 const FRAME_MS: usize = 20;
 /// The default `pause_ms`.
-const PAUSE_MS: usize = 80;
+const PAUSE_MS: usize = 40;
 
 /// A reproducible signal, built sample by sample.
 struct Signal {
@@ -108,7 +108,7 @@ impl Run {
     /// Indexes of the input frames after which `session`'s pauses came out.
     fn pauses(&self, session: &str) -> Vec<usize> {
         let pauses = self.out.iter().filter(|(_, f)| f.meta.session_id.as_str() == session);
-        pauses.filter(|(_, f)| f.payload == Payload::Pause).map(|(i, _)| *i).collect()
+        pauses.filter(|(_, f)| matches!(f.payload, Payload::Pause(_))).map(|(i, _)| *i).collect()
     }
 
     /// Index of the input frame after which `session`'s end of stream came out.
@@ -120,7 +120,14 @@ impl Run {
     }
 }
 
+/// Feeds `input`, with each pause judged a finished request as soon as it comes out,
+/// as if the stages downstream were instant.
 fn run(stage: &mut VadStage, input: impl IntoIterator<Item = Frame>) -> Run {
+    run_judging(stage, input, Some(true))
+}
+
+/// Feeds `input`; each pause is judged `verdict` as it comes out (`None`: never).
+fn run_judging(stage: &mut VadStage, input: impl IntoIterator<Item = Frame>, verdict: Option<bool>) -> Run {
     let mut out = Outputs::detached(&[DEFAULT_OUTPUT]);
     let mut run = Run::default();
     for (index, frame) in input.into_iter().enumerate() {
@@ -130,14 +137,23 @@ fn run(stage: &mut VadStage, input: impl IntoIterator<Item = Frame>) -> Run {
         }
         run.out.extend(out.take_pushed().into_iter().map(|(port, frame)| {
             assert_eq!(port, DEFAULT_OUTPUT);
+            if let (Payload::Pause(pause), Some(finished)) = (&frame.payload, verdict) {
+                pause.judge(finished);
+            }
             (index, frame)
         }));
     }
     run
 }
 
+/// The knobs these tests are written for, fixed here so tuning the defaults does not
+/// move them.
+fn config() -> VadConfig {
+    VadConfig { hangover_ms: 300, unfinished_hangover_ms: 700, pause_ms: PAUSE_MS as u32, ..VadConfig::default() }
+}
+
 fn stage() -> VadStage {
-    VadStage::with_defaults()
+    config().build().unwrap()
 }
 
 /// `forwarded` is `inputs[first..]` frame for frame, the first possibly cut at its
@@ -241,6 +257,16 @@ fn a_pause_the_user_talks_through_is_released_downstream_after_all() {
         result.out.iter().map(|(i, _)| *i).filter(|i| *i > first_pause && *i < second_pause).collect();
     assert!(at_gap.windows(2).all(|w| w[0] <= w[1]));
     assert_eq!((stage.stats().pauses, stage.stats().resumed_after_pause), (2, 1));
+    // The stages working on the first pause can tell it is over; the last one ended it.
+    let signals: Vec<&PauseSignal> = result
+        .out
+        .iter()
+        .filter_map(|(_, f)| match &f.payload {
+            Payload::Pause(signal) => Some(signal),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(signals.iter().map(|s| s.is_over()).collect::<Vec<_>>(), [true, false]);
     assert_eq!(result.end_after("s1"), Some((400 + 400 + 160 + 300 + 300) / FRAME_MS - 1));
 }
 
@@ -267,17 +293,35 @@ fn at_the_end_downstream_has_exactly_the_audio_it_had_at_the_last_pause() {
 
 #[test]
 fn pause_ms_zero_forwards_the_whole_hangover_and_announces_no_pause() {
-    let config = VadConfig { pause_ms: 0, ..VadConfig::default() };
+    let no_pauses = VadConfig { pause_ms: 0, ..config() };
     let pcm = Signal::new().noise(300, NOISE_DBFS).tone(500, 220.0, VOICE_DBFS).noise(600, NOISE_DBFS).pcm();
-    let mut stage = config.build().unwrap();
+    let mut stage = no_pauses.build().unwrap();
     let result = run(&mut stage, frames("s1", &pcm, FRAME_MS));
     assert!(result.pauses("s1").is_empty());
     assert_eq!(result.audio("s1").len(), (200 + 500 + 300) / FRAME_MS);
     assert_eq!(stage.stats().pauses, 0);
 
-    let too_long = VadConfig { pause_ms: 300, ..VadConfig::default() };
+    let too_long = VadConfig { pause_ms: 300, ..config() };
     let VadError::Config { problems } = too_long.validate().unwrap_err() else { panic!("not a config error") };
     assert_eq!(problems, ["pause_ms: must be 0 (off), or at least one window and less than hangover_ms"]);
+}
+
+#[test]
+fn words_that_sound_unfinished_get_the_longer_hangover() {
+    let pcm = Signal::new().noise(300, NOISE_DBFS).tone(600, 250.0, VOICE_DBFS).noise(1_200, NOISE_DBFS).pcm();
+    let speech_end_ms = 300 + 600;
+    for (verdict, hangover_ms, waited) in [(Some(true), 300, 0), (Some(false), 700, 1), (None, 700, 1)] {
+        let mut stage = stage();
+        let result = run_judging(&mut stage, frames("s1", &pcm, FRAME_MS), verdict);
+        let end_ms = (result.end_after("s1").expect("an end") + 1) * FRAME_MS;
+        assert!(
+            (speech_end_ms + hangover_ms..=speech_end_ms + hangover_ms + FRAME_MS).contains(&end_ms),
+            "{verdict:?}: ended at {end_ms} ms, speech ended at {speech_end_ms} ms"
+        );
+        assert_eq!(stage.stats().waited_past_hangover, waited, "{verdict:?}");
+        // Either way the utterance is the speech up to its pause: the wait held silence.
+        assert_eq!(result.audio("s1").len(), (200 + 600 + PAUSE_MS) / FRAME_MS, "{verdict:?}");
+    }
 }
 
 #[test]
@@ -341,14 +385,16 @@ fn interleaved_sessions_do_not_mix() {
 #[test]
 fn the_pre_roll_is_a_slice_of_the_frames_that_came_in() {
     // 30 ms frames do not divide 200 ms: the oldest pre-roll frame is cut, not copied.
-    let pcm = Signal::new().noise(900, NOISE_DBFS).tone(400, 260.0, VOICE_DBFS).noise(600, NOISE_DBFS).pcm();
+    let pcm = Signal::new().noise(900, NOISE_DBFS).tone(400, 260.0, VOICE_DBFS).noise(900, NOISE_DBFS).pcm();
     let input = frames("s1", &pcm, 30);
     let mut stage = stage();
     let mut out = Outputs::detached(&[DEFAULT_OUTPUT]);
     let mut forwarded = Vec::new();
     for frame in input.iter().cloned() {
         stage.process(frame, &mut out).unwrap();
-        assert!(stage.buffered_bytes() <= ms_to_bytes(200) + ms_to_bytes(100 + 30), "{}", stage.buffered_bytes());
+        // Waiting: the pre-roll and a candidate; in a pause nobody judges here: the
+        // silence of the longer hangover.
+        assert!(stage.buffered_bytes() <= ms_to_bytes(700 + 30), "{}", stage.buffered_bytes());
         forwarded.extend(out.take_pushed().into_iter().map(|(_, f)| f));
     }
     let audio: Vec<&Frame> = forwarded.iter().filter(|f| f.as_audio().is_some()).collect();
@@ -457,8 +503,7 @@ fn shutdown_ends_the_utterances_still_flowing() {
 
 #[test]
 fn past_max_sessions_the_least_recent_is_evicted_and_closed() {
-    let config = VadConfig { max_sessions: 2, ..VadConfig::default() };
-    let mut stage = config.build().unwrap();
+    let mut stage = VadConfig { max_sessions: 2, ..config() }.build().unwrap();
     let speech = Signal::new().tone(300, 200.0, VOICE_DBFS).pcm();
     let mut input = frames("old", &speech, FRAME_MS);
     input.extend(frames("middle", &speech, FRAME_MS));
