@@ -9,7 +9,8 @@ use anyhow::{bail, Context, Result};
 pub const BYTES_PER_SECOND: usize = 32_000;
 /// 20 ms frames.
 pub const FRAME_BYTES: usize = 640;
-/// Low-level noise after the speech so the VAD's 300 ms hangover ends the utterance.
+/// Low-level noise after the speech, longer than the VAD's hangover (250 ms by default),
+/// so the hangover, not the stop, ends the utterance.
 const TAIL_MS: usize = 400;
 
 /// The device command a phrase should cause, if any.
@@ -32,6 +33,8 @@ pub fn phrases(speaker: &str) -> Vec<Phrase> {
         Some(Expected { device: device.to_string(), action, value })
     };
     let p = |text: &str, expected| Phrase { text: text.to_string(), expected };
+    // Several phrasings of each intent, interleaved so that a satellite's few requests
+    // cover different intents.
     vec![
         p("turn on the kitchen lights", cmd("kitchen_lights", "turn_on", None)),
         p("switch off the bedroom lamp", cmd("bedroom_lamp", "turn_off", None)),
@@ -39,6 +42,14 @@ pub fn phrases(speaker: &str) -> Vec<Phrase> {
         p("what time is it", None),
         p("set a timer for five minutes", cmd(speaker, "set_timer", Some(5))),
         p("turn off the hallway lights", cmd("hallway_lights", "turn_off", None)),
+        p("please switch on the bedside light", cmd("bedroom_lamp", "turn_on", None)),
+        p("dim the bedroom lamp to twenty percent", cmd("bedroom_lamp", "set_brightness", Some(20))),
+        p("what's the time", None),
+        p("set the volume to thirty percent", cmd(speaker, "set_volume", Some(30))),
+        p("turn the lights off in the living room", cmd("living_room_lamp", "turn_off", None)),
+        p("could you turn on the hallway lights", cmd("hallway_lights", "turn_on", None)),
+        p("start a timer for ten minutes", cmd(speaker, "set_timer", Some(10))),
+        p("set the kitchen lights to eighty percent", cmd("kitchen_lights", "set_brightness", Some(80))),
     ]
 }
 
