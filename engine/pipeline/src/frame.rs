@@ -172,8 +172,12 @@ pub enum Payload {
     /// What was heard in an utterance (stt → intent).
     Transcript(Transcript),
     /// Text a stage may get ready for (synthesise into its cache) without emitting
-    /// anything: the reply to a provisional transcript.
-    Prepare(String),
+    /// anything: the reply to a provisional transcript, made at `pause`, which says
+    /// whether it is still worth it.
+    Prepare {
+        text: String,
+        pause: PauseSignal,
+    },
     /// Speech paused: the utterance may end here, or the audio that follows may go on.
     /// Stages may start on an answer; only the end of stream makes it final. The signal
     /// says, live, whether the user has gone on since.
@@ -195,7 +199,7 @@ impl Payload {
             Payload::Audio(_) => "audio",
             Payload::Text(_) => "text",
             Payload::Transcript(_) => "transcript",
-            Payload::Prepare(_) => "prepare",
+            Payload::Prepare { .. } => "prepare",
             Payload::Pause(_) => "pause",
             Payload::Message { .. } => "message",
             Payload::EndOfStream => "end_of_stream",

@@ -43,12 +43,12 @@ pub fn phrases(speaker: &str) -> Vec<Phrase> {
         p("set a timer for five minutes", cmd(speaker, "set_timer", Some(5))),
         p("turn off the hallway lights", cmd("hallway_lights", "turn_off", None)),
         p("please switch on the bedside light", cmd("bedroom_lamp", "turn_on", None)),
-        p("dim the bedroom lamp to twenty percent", cmd("bedroom_lamp", "set_brightness", Some(20))),
+        p("set the bedroom lamp to twenty percent", cmd("bedroom_lamp", "set_brightness", Some(20))),
         p("what's the time", None),
         p("set the volume to thirty percent", cmd(speaker, "set_volume", Some(30))),
-        p("turn the lights off in the living room", cmd("living_room_lamp", "turn_off", None)),
+        p("switch off the living room lamp", cmd("living_room_lamp", "turn_off", None)),
         p("could you turn on the hallway lights", cmd("hallway_lights", "turn_on", None)),
-        p("start a timer for ten minutes", cmd(speaker, "set_timer", Some(10))),
+        p("set a timer for ten minutes", cmd(speaker, "set_timer", Some(10))),
         p("set the kitchen lights to eighty percent", cmd("kitchen_lights", "set_brightness", Some(80))),
     ]
 }

@@ -165,7 +165,7 @@ impl Stage for IntentStage {
             Payload::Transcript(transcript) => transcript.text.clone(),
             Payload::Text(text) => text.clone(),
             Payload::EndOfStream => return out.push_to(self.port(false), frame),
-            Payload::Audio(_) | Payload::Prepare(_) | Payload::Pause(_) | Payload::Message { .. } => {
+            Payload::Audio(_) | Payload::Prepare { .. } | Payload::Pause(_) | Payload::Message { .. } => {
                 return out.push(frame)
             }
         };
@@ -195,7 +195,8 @@ impl IntentStage {
         if not_understood && self.chat.is_some() {
             return Ok(());
         }
-        out.push_to(self.port(false), frame.derive(Payload::Prepare(understanding.reply)))
+        let prepare = Payload::Prepare { text: understanding.reply, pause: pause.clone() };
+        out.push_to(self.port(false), frame.derive(prepare))
     }
 }
 

@@ -215,7 +215,7 @@ impl Stage for WhisperStage {
             Payload::Audio(chunk) => self.accept(&frame.meta, chunk),
             Payload::EndOfStream => self.finish(&frame.meta, out),
             Payload::Pause(pause) => self.provisional(&frame.meta, pause, out),
-            Payload::Text(_) | Payload::Transcript(_) | Payload::Prepare(_) | Payload::Message { .. } => {
+            Payload::Text(_) | Payload::Transcript(_) | Payload::Prepare { .. } | Payload::Message { .. } => {
                 out.push(frame)
             }
         }

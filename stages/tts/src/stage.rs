@@ -117,8 +117,11 @@ impl PiperStage {
     ) -> Result<(), StageError> {
         let text = match &frame.payload {
             Payload::Text(text) => text.as_str(),
-            Payload::Prepare(text) => {
-                self.prepare(text);
+            Payload::Prepare { text, pause } => {
+                // The user went on: this reply will not be the one.
+                if !pause.is_over() {
+                    self.prepare(text);
+                }
                 return Ok(());
             }
             Payload::EndOfStream => return Ok(()),

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use alicia_pipeline::{Frame, FrameMeta, Outputs, Payload, Stage, StageError, StageHints, TopologyConfig};
+use alicia_pipeline::{Frame, FrameMeta, Outputs, PauseSignal, Payload, Stage, StageError, StageHints, TopologyConfig};
 use alicia_stage_tts::{write_wav, PiperConfig, PiperStage, TtsError, VoiceFiles, OUTPUT_FORMAT};
 
 const KITCHEN: &str = "Turning on the kitchen lights.";
@@ -137,7 +137,16 @@ fn a_cached_sentence_returns_the_same_audio_without_running_the_model() {
 fn a_prepared_reply_has_its_first_sentence_ready_and_emits_nothing() {
     let mut stage = stage();
     let runs = stage.model_runs();
-    let prepare = Frame::new(FrameMeta::new("s1", "kitchen", 3), Payload::Prepare(TWO_SENTENCES.into()));
+    let prepare = |pause: &PauseSignal| {
+        let payload = Payload::Prepare { text: TWO_SENTENCES.into(), pause: pause.clone() };
+        Frame::new(FrameMeta::new("s1", "kitchen", 3), payload)
+    };
+    // A pause the user has talked through is not worth a model run.
+    let over = PauseSignal::new();
+    over.resume();
+    stage.speak(prepare(&over), |_| panic!("nothing is emitted")).unwrap();
+    assert_eq!(runs.get(), 0);
+    let prepare = prepare(&PauseSignal::new());
     let mut emitted = Vec::new();
     stage
         .speak(prepare, |frame| {

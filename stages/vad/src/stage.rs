@@ -272,7 +272,7 @@ impl Stage for VadStage {
             Payload::EndOfStream => self.stop(frame, out),
             Payload::Text(_)
             | Payload::Transcript(_)
-            | Payload::Prepare(_)
+            | Payload::Prepare { .. }
             | Payload::Pause(_)
             | Payload::Message { .. } => out.push(frame),
         }

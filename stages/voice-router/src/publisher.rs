@@ -124,7 +124,7 @@ pub(crate) async fn run(
                     };
                     (topics::device_audio(&speaker), Bytes::new())
                 }
-                Payload::Text(_) | Payload::Prepare(_) | Payload::Pause(_) => continue,
+                Payload::Text(_) | Payload::Prepare { .. } | Payload::Pause(_) => continue,
             },
         };
         publish(&mut client, &topic, payload).await;

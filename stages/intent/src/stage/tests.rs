@@ -88,7 +88,7 @@ fn a_provisional_transcript_only_prepares_the_reply_on_the_reply_port() {
     let pushed = out.take_pushed();
     assert_eq!(pushed.len(), 1, "no command for a guess: {pushed:?}");
     assert_eq!(pushed[0].0, REPLY_OUTPUT);
-    assert_eq!(pushed[0].1.payload, Payload::Prepare("Timer set for 5 minutes.".into()));
+    assert_eq!(pushed[0].1.payload, Payload::Prepare { text: "Timer set for 5 minutes.".into(), pause: pause.clone() });
     assert_eq!(pause.verdict(), Some(true), "a finished request");
 }
 
