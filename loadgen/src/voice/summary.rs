@@ -219,7 +219,7 @@ pub fn markdown(r: &VoiceReport) -> String {
     out += "## Results\n\n";
     out += &report::markdown_table(&HEADERS, &r.runs.iter().map(row).collect::<Vec<_>>(), true);
     out += "\nLatency columns: end of speech (the last 20 ms frame above -50 dBFS) → first reply audio chunk, at the \
-            satellite side; this includes the VAD's hangover (voice.hangover_ms, 300 by default). \"after last frame\" starts at the last frame sent \
+            satellite side; this includes the VAD's hangover (voice.hangover_ms, 250 by default, for a finished request). \"after last frame\" starts at the last frame sent \
             (negative: the reply began while the quiet tail was still streaming). \
             Stage columns (ms): per-request medians of the engine's own timings of each reply, in engine time: vad = \
             last speech frame in → end-of-speech decision, stt → final transcript, intent → reply text, tts → first \
