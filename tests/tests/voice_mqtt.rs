@@ -3,6 +3,7 @@
 //! Whisper, listening back, hears as the reply text.
 
 use alicia_e2e::clients::V4Client;
+use alicia_e2e::http_get;
 use alicia_e2e::voice::{espeak_pcm, quiet_room, trim_silence, voice_engine, voice_engine_with, Wyoming};
 use alicia_envelope::{Destination, Envelope, MessageType};
 use rumqttc::QoS;
@@ -88,6 +89,21 @@ async fn spoken_request_turns_on_the_kitchen_lights_and_the_reply_says_so() {
     assert!(parts.iter().all(|ms| *ms >= 0.0), "{timings}");
     assert!((parts.iter().sum::<f64>() - part("end_to_end")).abs() < 0.01, "{timings}");
     assert_eq!(timings["speculative"], true, "{timings}");
+
+    // Prometheus sees the reply: its latency, by step, and the time in each stage.
+    let (status, page) = http_get(engine.engine.http_addr(), "/metrics").await;
+    assert_eq!(status, 200);
+    for series in [
+        "alicia_voice_end_to_end_seconds_count",
+        "alicia_voice_step_seconds_count{step=\"vad\"}",
+        "alicia_voice_step_seconds_count{step=\"tts\"}",
+        "alicia_voice_replies_total{prepared=\"true\"}",
+        "alicia_stage_process_seconds_count{stage=\"stt\"}",
+        "alicia_stage_process_seconds_count{stage=\"tts\"}",
+    ] {
+        assert!(page.lines().any(|l| l.starts_with(series)), "{series} missing from /metrics");
+    }
+    assert!(page.contains("# HELP alicia_voice_step_seconds"), "voice metrics are described");
 
     // Whisper, via the engine's own Wyoming server, hears the reply text.
     assert!(reply.len() > 16_000, "reply audio of some length: {} bytes", reply.len());

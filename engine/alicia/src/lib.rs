@@ -35,6 +35,7 @@ impl Engine {
     /// error naming its address. Call inside a multi-threaded tokio runtime.
     pub async fn start(config: AliciaConfig) -> anyhow::Result<Engine> {
         let metrics = alicia_http::recorder::install();
+        alicia_voice_router::describe_metrics();
         let broker = Broker::start(&config).await?;
         let services = CoreServices::start(&config, broker.router()).await?;
         let voice = match speech::start(&config, broker.router()).await {

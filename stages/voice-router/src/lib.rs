@@ -55,6 +55,28 @@ use tokio_util::sync::CancellationToken;
 pub use stages::VoiceStage;
 pub use stt_request::Transcriber;
 
+/// Registers units and help texts of the voice metrics (and the stage runtime's) with
+/// the installed recorder.
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_histogram, Unit};
+    alicia_pipeline::describe_metrics();
+    describe_histogram!(
+        publisher::END_TO_END_SECONDS,
+        Unit::Seconds,
+        "last speech frame in to first reply audio chunk published, per reply"
+    );
+    describe_histogram!(
+        publisher::STEP_SECONDS,
+        Unit::Seconds,
+        "a reply's latency by step: vad (hangover), stt, intent, tts, publish"
+    );
+    describe_counter!(
+        publisher::REPLIES,
+        Unit::Count,
+        "spoken replies, by whether they were prepared during the hangover"
+    );
+}
+
 /// What the voice service needs to start.
 #[derive(Debug, Clone)]
 pub struct VoiceSettings {

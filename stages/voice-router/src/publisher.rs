@@ -37,7 +37,7 @@ pub(crate) async fn run(
     says: PendingSays,
     _stop: CancellationToken,
 ) {
-    let end_to_end = metrics::histogram!("alicia_voice_end_to_end_seconds");
+    let end_to_end = metrics::histogram!(END_TO_END_SECONDS);
     let mut announced: HashSet<String> = HashSet::new();
     // Runs until every sender (intake, stages, error sink) is gone, so what the
     // pipeline drains at shutdown is still published.
@@ -103,6 +103,7 @@ pub(crate) async fn run(
                         add_session(&mut data, &frame.meta);
                         if let Some(timings) = frame.meta.timeline().timings(Instant::now()) {
                             end_to_end.record(timings.end_to_end().as_secs_f64());
+                            record_steps(&timings);
                             data["timings_ms"] = timings_json(&timings);
                         }
                         // A spoken reply is news for the speaker; a `tts/request` gets its answer.
@@ -133,6 +134,19 @@ pub(crate) async fn run(
 
 fn event(kind: MessageType, to: Destination, data: Value) -> Bytes {
     Envelope::new(ENGINE_SOURCE, to, kind, data).encode()
+}
+
+/// The reply latency split by step, and whether the reply was prepared ahead.
+pub(crate) const STEP_SECONDS: &str = "alicia_voice_step_seconds";
+pub(crate) const REPLIES: &str = "alicia_voice_replies_total";
+pub(crate) const END_TO_END_SECONDS: &str = "alicia_voice_end_to_end_seconds";
+
+fn record_steps(t: &StageTimings) {
+    let steps = [("vad", t.vad), ("stt", t.stt), ("intent", t.intent), ("tts", t.tts), ("publish", t.publish)];
+    for (step, took) in steps {
+        metrics::histogram!(STEP_SECONDS, "step" => step).record(took.as_secs_f64());
+    }
+    metrics::counter!(REPLIES, "prepared" => if t.speculative { "true" } else { "false" }).increment(1);
 }
 
 /// Where the time between the end of speech and the first reply audio went.
