@@ -74,6 +74,26 @@ segment_size_bytes = 10
 }
 
 #[test]
+fn voice_timing_rules_are_reported_with_their_paths() {
+    let text = r#"
+[voice]
+hangover_ms = 250
+unfinished_hangover_ms = 200
+pause_ms = 300
+session_timeout_ms = 10
+"#;
+    let errors = AliciaConfig::from_toml_str(text).unwrap_err();
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["voice.unfinished_hangover_ms", "voice.pause_ms", "voice.session_timeout_ms"], "{errors}");
+    let defaults = AliciaConfig::from_toml_str("").unwrap().voice;
+    assert_eq!(
+        (defaults.hangover_ms, defaults.unfinished_hangover_ms, defaults.pause_ms, defaults.session_timeout_ms),
+        (250, 700, 40, 5_000)
+    );
+    assert!(AliciaConfig::from_toml_str("[voice]\npause_ms = 0").is_ok(), "0 turns the pause off");
+}
+
+#[test]
 fn syntax_error_names_the_line() {
     let errors = AliciaConfig::from_toml_str("[mqtt\nlisten=").unwrap_err();
     assert_eq!(errors.len(), 1);
