@@ -48,6 +48,17 @@ pub fn espeak_pcm(text: &str) -> Vec<u8> {
     std::fs::read(pcm).unwrap()
 }
 
+/// Publishes `pcm` on `alicia/voice/audio/{site}/frame` in 20 ms frames, one every
+/// 20 ms, as a satellite's microphone produces them.
+pub async fn stream_in_real_time(client: &rumqttc::AsyncClient, site: &str, pcm: &[u8]) {
+    let topic = format!("alicia/voice/audio/{site}/frame");
+    let mut clock = tokio::time::interval(std::time::Duration::from_millis(20));
+    for frame in pcm.chunks(640) {
+        clock.tick().await;
+        client.publish(&topic, rumqttc::QoS::AtLeastOnce, false, frame.to_vec()).await.unwrap();
+    }
+}
+
 /// `pcm` without the silence espeak-ng puts before and after the words (hundreds of
 /// ms each), so a test controls the gaps itself.
 pub fn trim_silence(pcm: &[u8]) -> Vec<u8> {

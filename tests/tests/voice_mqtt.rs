@@ -4,7 +4,9 @@
 
 use alicia_e2e::clients::V4Client;
 use alicia_e2e::http_get;
-use alicia_e2e::voice::{espeak_pcm, quiet_room, trim_silence, voice_engine, voice_engine_with, Wyoming};
+use alicia_e2e::voice::{
+    espeak_pcm, quiet_room, stream_in_real_time, trim_silence, voice_engine, voice_engine_with, Wyoming,
+};
 use alicia_envelope::{Destination, Envelope, MessageType};
 use rumqttc::QoS;
 use serde_json::json;
@@ -34,18 +36,13 @@ async fn spoken_request_turns_on_the_kitchen_lights_and_the_reply_says_so() {
     }
 
     let (satellite, _) = V4Client::connect(port, "kitchen-satellite", |_| {}).await;
-    // Speech, then a quiet room long enough for the VAD's hangover to end it.
+    // Speech, then a quiet room longer than any hangover, streamed in real time so the
+    // stages can work during the hangover as they would for a real satellite.
     let mut speech = espeak_pcm("turn on the kitchen lights");
-    speech.extend(quiet_room(500));
+    speech.extend(quiet_room(900));
     let start = envelope(json!({"session_id": "s-1", "rate": 16000, "width": 2, "channels": 1}));
     satellite.client.publish("alicia/voice/audio/kitchen/start", QoS::AtLeastOnce, false, start).await.unwrap();
-    for frame in speech.chunks(640) {
-        satellite
-            .client
-            .publish("alicia/voice/audio/kitchen/frame", QoS::AtLeastOnce, false, frame.to_vec())
-            .await
-            .unwrap();
-    }
+    stream_in_real_time(&satellite.client, "kitchen", &speech).await;
     let stop = envelope(json!({"session_id": "s-1"}));
     satellite.client.publish("alicia/voice/audio/kitchen/stop", QoS::AtLeastOnce, false, stop).await.unwrap();
 
@@ -296,15 +293,7 @@ async fn a_pause_mid_sentence_does_not_cut_the_request_short() {
     speech.extend(quiet_room(900));
     // In real time, as a satellite streams: the words before the pause are transcribed
     // and judged while the pause goes on, so the VAD hears they sound unfinished.
-    let mut clock = tokio::time::interval(std::time::Duration::from_millis(20));
-    for frame in speech.chunks(640) {
-        clock.tick().await;
-        satellite
-            .client
-            .publish("alicia/voice/audio/kitchen/frame", QoS::AtLeastOnce, false, frame.to_vec())
-            .await
-            .unwrap();
-    }
+    stream_in_real_time(&satellite.client, "kitchen", &speech).await;
     let (mut heard, mut commanded) = (None, false);
     while heard.is_none() || !commanded {
         let p = watcher.next_publish().await;

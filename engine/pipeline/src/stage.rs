@@ -41,6 +41,17 @@ pub trait Stage: Send + 'static {
         Ok(())
     }
 
+    /// Called by a [`Execution::Blocking`] stage's loop whenever its input queue is
+    /// empty, before it waits for the next frame: the place for optional work that must
+    /// yield to every frame already queued (a guess made ahead, which a queued end of
+    /// stream would make moot). Do one piece of it and return `true`; the loop looks at
+    /// the input and calls again. Return `false` when there was nothing to do, and the
+    /// loop waits for the next frame.
+    fn idle(&mut self, out: &mut Outputs) -> Result<bool, StageError> {
+        let _ = out;
+        Ok(false)
+    }
+
     /// Read once, when the topology is built.
     fn hints(&self) -> StageHints;
 }
@@ -54,6 +65,9 @@ impl<S: Stage + ?Sized> Stage for Box<S> {
     }
     fn flush(&mut self, out: &mut Outputs) -> Result<(), StageError> {
         (**self).flush(out)
+    }
+    fn idle(&mut self, out: &mut Outputs) -> Result<bool, StageError> {
+        (**self).idle(out)
     }
     fn hints(&self) -> StageHints {
         (**self).hints()

@@ -59,6 +59,18 @@ impl<S: Stage> StageRunner<S> {
             if self.kill.is_tripped() {
                 return StageExit::Aborted;
             }
+            if self.input.rx.is_empty() {
+                match self.idle() {
+                    // One piece done: look at the input before another.
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    Err(error) => {
+                        if let Step::Stop(exit) = self.settle(Err(error), None) {
+                            return exit;
+                        }
+                    }
+                }
+            }
             let frame = match self.recv_blocking() {
                 Received::Frame(frame) => frame,
                 Received::Closed => break,
@@ -148,6 +160,17 @@ impl<S: Stage> StageRunner<S> {
                 Err(flume::RecvError::Disconnected) => Received::Closed,
             },
         }
+    }
+
+    /// Runs the stage's idle work; a piece of it done is timed like a `process` call.
+    fn idle(&mut self) -> Result<bool, StageError> {
+        let start = Instant::now();
+        let result = self.stage.idle(&mut self.outputs);
+        if !matches!(result, Ok(false)) {
+            let elapsed = start.elapsed().saturating_sub(self.outputs.take_blocked());
+            self.metrics.process_seconds.record(elapsed.as_secs_f64());
+        }
+        result
     }
 
     /// Runs `process` with the per-frame bookkeeping every stage gets.
@@ -339,5 +362,59 @@ mod tests {
         let err = running.shutdown().await.unwrap_err();
         assert!(matches!(&err, PipelineError::Panicked { stage } if &**stage == "panics"), "{err}");
         drop(mic);
+    }
+
+    /// Keeps frames saying "later" for its idle time; logs what it does, in order.
+    struct Deferring {
+        log: Arc<Mutex<Vec<String>>>,
+        later: Vec<u64>,
+        /// Held by the first frame until the test has queued the rest.
+        gate: Option<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl crate::Stage for Deferring {
+        fn name(&self) -> &'static str {
+            "deferring"
+        }
+
+        fn hints(&self) -> crate::StageHints {
+            crate::StageHints::blocking(8).sink()
+        }
+
+        fn process(&mut self, frame: crate::Frame, _: &mut crate::Outputs) -> Result<(), crate::StageError> {
+            if let Some(gate) = self.gate.take() {
+                gate.recv().unwrap();
+            }
+            match &frame.payload {
+                crate::Payload::Text(text) if text == "later" => self.later.push(frame.meta.seq),
+                _ => self.log.lock().unwrap().push(format!("frame {}", frame.meta.seq)),
+            }
+            Ok(())
+        }
+
+        fn idle(&mut self, _: &mut crate::Outputs) -> Result<bool, crate::StageError> {
+            let Some(seq) = self.later.pop() else { return Ok(false) };
+            self.log.lock().unwrap().push(format!("idle {seq}"));
+            Ok(true)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_work_waits_for_every_queued_frame() {
+        let (open, gate) = std::sync::mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut config = TopologyConfig::new();
+        config.source("mic");
+        config.stage("deferring", Deferring { log: log.clone(), later: Vec::new(), gate: Some(gate) }).input("mic");
+        let running = config.build().unwrap().run(&Handle::current()).unwrap();
+        let mic = running.source("mic").unwrap();
+        let frame = |seq, text: &str| crate::Frame::text(crate::FrameMeta::new("s", "kitchen", seq), text);
+        mic.send_async(frame(0, "later")).await.unwrap();
+        mic.send_async(frame(1, "now")).await.unwrap();
+        mic.send_async(frame(2, "now")).await.unwrap();
+        open.send(()).unwrap();
+        drop(mic);
+        running.shutdown().await.unwrap();
+        assert_eq!(*log.lock().unwrap(), ["frame 1", "frame 2", "idle 0"]);
     }
 }

@@ -2,7 +2,7 @@
 //! transcribes it at the session's end of stream, or earlier, at a pause, so the end
 //! of stream finds the work done.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::time::Instant;
 
@@ -22,17 +22,19 @@ use crate::whisper::{SttError, WhisperStt, MAX_SAMPLES};
 /// from the end of speech) stamped `transcribed`. Sessions may interleave; each has
 /// its own buffer. Other payloads pass through.
 ///
-/// At a [`Payload::Pause`] the audio so far is transcribed at once and sent on as a
-/// provisional transcript, so the stages after this one can prepare the reply while
-/// the VAD's hangover runs out. If no audio came after the pause, the end of stream
-/// reuses that transcript (`timeline.speculative`); otherwise the user went on
-/// speaking and the whole utterance is transcribed again. A pause the user has
-/// already talked through (its [`PauseSignal`]) is skipped, and one they talk through
-/// while Whisper works on it is given up mid-way, so a queue of stale guesses never
-/// stands between another session and its answer.
+/// At a [`Payload::Pause`] the audio so far is transcribed, as soon as no other frame
+/// is waiting (`idle`), and sent on as a provisional transcript, so the stages after
+/// this one can prepare the reply while the VAD's hangover runs out. If no audio came
+/// after the pause, the end of stream reuses that transcript (`timeline.speculative`);
+/// otherwise the user went on speaking and the whole utterance is transcribed again. A
+/// pause the user has already talked through (its [`PauseSignal`]) is skipped, one
+/// they talk through while Whisper works on it is given up mid-way, and an end of
+/// stream never waits behind other sessions' guesses.
 pub struct WhisperStage {
     stt: WhisperStt,
     utterances: HashMap<SessionId, Utterance>,
+    /// Pauses to guess at, oldest first, when no frame is waiting (see `idle`).
+    guesses: VecDeque<(FrameMeta, PauseSignal)>,
     stats: SttStats,
 }
 
@@ -76,7 +78,7 @@ impl WhisperStage {
     const MAX_BYTES: usize = MAX_SAMPLES * 2;
 
     pub fn new(stt: WhisperStt) -> Self {
-        Self { stt, utterances: HashMap::new(), stats: SttStats::default() }
+        Self { stt, utterances: HashMap::new(), guesses: VecDeque::new(), stats: SttStats::default() }
     }
 
     pub fn stats(&self) -> SttStats {
@@ -165,6 +167,8 @@ impl WhisperStage {
     /// its last pause, when nothing came after it); pushes the transcript and an end
     /// of stream derived from `meta`.
     fn finish(&mut self, meta: &FrameMeta, out: &mut Outputs) -> Result<(), StageError> {
+        // A guess not made yet is moot: this is the answer.
+        self.guesses.retain(|(pending, _)| pending.session_id != meta.session_id);
         let Some(utterance) = self.utterances.remove(&meta.session_id) else {
             return Err(stt_error(SttError::NoAudio));
         };
@@ -210,11 +214,22 @@ impl Stage for WhisperStage {
         StageHints::blocking(Self::INPUT_CAPACITY)
     }
 
+    /// Guesses wait for an empty queue: an end of stream queued behind them is served
+    /// first, so one session's final transcript never waits for another's guess.
+    fn idle(&mut self, out: &mut Outputs) -> Result<bool, StageError> {
+        let Some((meta, pause)) = self.guesses.pop_front() else { return Ok(false) };
+        self.provisional(&meta, &pause, out)?;
+        Ok(true)
+    }
+
     fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
         match &frame.payload {
             Payload::Audio(chunk) => self.accept(&frame.meta, chunk),
             Payload::EndOfStream => self.finish(&frame.meta, out),
-            Payload::Pause(pause) => self.provisional(&frame.meta, pause, out),
+            Payload::Pause(pause) => {
+                self.guesses.push_back((frame.meta.clone(), pause.clone()));
+                Ok(())
+            }
             Payload::Text(_) | Payload::Transcript(_) | Payload::Prepare { .. } | Payload::Message { .. } => {
                 out.push(frame)
             }

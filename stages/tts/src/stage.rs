@@ -1,8 +1,9 @@
 //! [`PiperStage`]: reply text in, 16 kHz audio frames out, sentence by sentence.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use alicia_pipeline::{AudioChunk, AudioFormat, Frame, Outputs, Payload, Stage, StageError, StageHints};
+use alicia_pipeline::{AudioChunk, AudioFormat, Frame, Outputs, PauseSignal, Payload, Stage, StageError, StageHints};
 use bytes::{Bytes, BytesMut};
 
 use crate::cache::SentenceCache;
@@ -23,11 +24,13 @@ use crate::voice::{ModelRuns, PiperVoice, OUTPUT_FORMAT};
 /// the moment the reply's first audio was ready.
 ///
 /// A `Payload::Prepare` (the reply to a provisional transcript) synthesises the reply's
-/// first sentence into the cache and emits nothing, so when the final reply comes its
-/// first audio is already there.
+/// first sentence into the cache, when no other frame is waiting, and emits nothing, so
+/// when the final reply comes its first audio is already there.
 pub struct PiperStage {
     voice: PiperVoice,
     cache: Option<SentenceCache>,
+    /// Replies to get ready, oldest first, when no frame is waiting (see `idle`).
+    prepares: VecDeque<(String, PauseSignal)>,
     chunk: Duration,
     hints: StageHints,
     stats: TtsStats,
@@ -62,6 +65,7 @@ impl PiperStage {
         Self {
             voice,
             cache: SentenceCache::new(config.cache_sentences, config.cache_bytes),
+            prepares: VecDeque::new(),
             // A zero chunk would make `AudioChunk::chunks` emit one frame per sample.
             chunk: config.chunk.max(Duration::from_millis(1)),
             hints: StageHints::blocking(config.input_capacity.max(1)),
@@ -118,10 +122,7 @@ impl PiperStage {
         let text = match &frame.payload {
             Payload::Text(text) => text.as_str(),
             Payload::Prepare { text, pause } => {
-                // The user went on: this reply will not be the one.
-                if !pause.is_over() {
-                    self.prepare(text);
-                }
+                self.prepares.push_back((text.clone(), pause.clone()));
                 return Ok(());
             }
             Payload::EndOfStream => return Ok(()),
@@ -172,6 +173,16 @@ impl PiperStage {
             "reply spoken"
         );
         Ok(())
+    }
+
+    /// Gets the oldest queued reply ready, unless the user went on speaking since its
+    /// pause (the reply will not be this one); `false` when none is queued.
+    pub fn prepare_next(&mut self) -> bool {
+        let Some((text, pause)) = self.prepares.pop_front() else { return false };
+        if !pause.is_over() {
+            self.prepare(&text);
+        }
+        true
     }
 
     /// Synthesises `text`'s first sentence into the cache. Only the first: it is what
@@ -226,5 +237,10 @@ impl Stage for PiperStage {
 
     fn hints(&self) -> StageHints {
         self.hints
+    }
+
+    /// Prepares wait for an empty queue: a reply queued behind them is spoken first.
+    fn idle(&mut self, _out: &mut Outputs) -> Result<bool, StageError> {
+        Ok(self.prepare_next())
     }
 }

@@ -145,16 +145,11 @@ fn a_prepared_reply_has_its_first_sentence_ready_and_emits_nothing() {
     let over = PauseSignal::new();
     over.resume();
     stage.speak(prepare(&over), |_| panic!("nothing is emitted")).unwrap();
+    assert!(stage.prepare_next() && !stage.prepare_next());
     assert_eq!(runs.get(), 0);
-    let prepare = prepare(&PauseSignal::new());
-    let mut emitted = Vec::new();
-    stage
-        .speak(prepare, |frame| {
-            emitted.push(frame);
-            Ok(())
-        })
-        .unwrap();
-    assert!(emitted.is_empty(), "a guess is never spoken");
+    stage.speak(prepare(&PauseSignal::new()), |_| panic!("a guess is never spoken")).unwrap();
+    assert_eq!(runs.get(), 0, "prepares wait until no frame is queued");
+    assert!(stage.prepare_next());
     assert_eq!((runs.get(), stage.stats().prepared), (1, 1), "the first sentence only");
 
     // The final reply starts from the cache: its first audio leaves before any run.

@@ -61,6 +61,17 @@ impl Stage for VoiceStage {
         }
     }
 
+    fn idle(&mut self, out: &mut Outputs) -> Result<bool, StageError> {
+        match self {
+            VoiceStage::Vad(s) => s.idle(out),
+            VoiceStage::Stt(s) => s.idle(out),
+            VoiceStage::Tap(s) => s.idle(out),
+            VoiceStage::Intent(s) => s.idle(out),
+            VoiceStage::Tts(s) => s.idle(out),
+            VoiceStage::Bus(s) => s.idle(out),
+        }
+    }
+
     fn hints(&self) -> StageHints {
         match self {
             VoiceStage::Vad(s) => s.hints(),

@@ -193,6 +193,9 @@ fn a_pause_gets_a_provisional_transcript_that_the_end_reuses_if_nothing_followed
         stage.process(frame, &mut out).unwrap();
     }
     stage.process(pause("a"), &mut out).unwrap();
+    assert!(out.take_pushed().is_empty(), "the guess waits for an empty queue");
+    assert!(stage.idle(&mut out).unwrap());
+    assert!(!stage.idle(&mut out).unwrap(), "one guess per pause");
     stage.process(end("a", 500), &mut out).unwrap();
     let frames_out: Vec<Frame> = out.take_pushed().into_iter().map(|(_, f)| f).collect();
     let [Payload::Transcript(early), Payload::Transcript(last), Payload::EndOfStream] =
@@ -213,6 +216,7 @@ fn a_pause_gets_a_provisional_transcript_that_the_end_reuses_if_nothing_followed
         stage.process(frame, &mut out).unwrap();
     }
     stage.process(pause("b"), &mut out).unwrap();
+    assert!(stage.idle(&mut out).unwrap());
     for frame in frames("b", &rest) {
         stage.process(frame, &mut out).unwrap();
     }
@@ -236,6 +240,7 @@ fn a_pause_the_user_talked_through_is_not_transcribed_and_a_run_can_be_given_up(
     let over = PauseSignal::new();
     over.resume();
     stage.process(Frame::new(FrameMeta::new("a", "kitchen", 0), Payload::Pause(over)), &mut out).unwrap();
+    assert!(stage.idle(&mut out).unwrap());
     assert!(out.take_pushed().is_empty(), "no guess for a pause already over");
     assert_eq!((stage.stats().provisional, stage.stats().given_up), (0, 1));
 
@@ -247,4 +252,23 @@ fn a_pause_the_user_talked_through_is_not_transcribed_and_a_run_can_be_given_up(
     let give_up = std::sync::atomic::AtomicBool::new(false);
     let transcript = stage.stt().transcribe_s16le_unless(&chunks, &give_up).unwrap();
     assert!(says(&transcript.text, &["kitchen"]), "{transcript:?}");
+}
+
+#[test]
+fn an_end_of_stream_queued_behind_a_pause_is_answered_without_the_guess() {
+    let _model = exclusive();
+    let mut stage = stage();
+    let mut out = outputs();
+    for frame in frames("a", &speech(KITCHEN)) {
+        stage.process(frame, &mut out).unwrap();
+    }
+    let pause = PauseSignal::new();
+    stage.process(Frame::new(FrameMeta::new("a", "kitchen", 0), Payload::Pause(pause)), &mut out).unwrap();
+    // The end came before the stage was idle: it is transcribed once, and the guess dropped.
+    stage.process(end("a", 500), &mut out).unwrap();
+    assert!(!stage.idle(&mut out).unwrap(), "no guess left");
+    let heard = pushed(&mut out);
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    assert!(!heard[0].1.as_ref().unwrap().is_provisional());
+    assert_eq!(stage.stats(), SttStats { transcribed: 1, provisional: 0, reused: 0, given_up: 0 });
 }
