@@ -11,11 +11,11 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: mosquitto(+clients) are the foreign MQTT peers for tests and the
 # side-by-side benchmark; cmake/clang/libclang build whisper.cpp; espeak-ng gives
 # Piper its phonemes; sox handles WAV files.
-APT_PACKAGES := build-essential pkg-config curl ca-certificates python3 python3-pip \
+APT_PACKAGES := build-essential pkg-config curl ca-certificates python3 python3-pip python3-venv \
 	cmake clang libclang-dev espeak-ng libespeak-ng-dev sox mosquitto mosquitto-clients
 RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/release
 
-.PHONY: help deps toolchain build build-release models run test lint bench bench-quick perf perf-floor perf-voice clean
+.PHONY: help deps toolchain build build-release models run test test-deps lint bench bench-quick perf perf-floor perf-voice clean
 
 help:
 	@echo "make run          install what is missing, build, serve (ENV=$(ENV), CONFIG=$(CONFIG), ARGS=extra serve flags)"
@@ -55,8 +55,18 @@ models: deps
 run: build-release models
 	$(RELEASE_BIN)/alicia serve --config $(CONFIG) --env $(ENV) $(ARGS)
 
-test: build models
-	$(CARGO) test --workspace --no-fail-fast
+# The foreign Wyoming client the server is tested against: Home Assistant's own
+# `wyoming` package from PyPI, in a venv outside the checkout; skipped if it imports.
+WYOMING_VENV := $(HOME)/.cache/alicia-bus/wyoming-venv
+test-deps: deps
+	@if $(WYOMING_VENV)/bin/python -c 'import wyoming.client' 2>/dev/null; then \
+		echo "wyoming reference client: present"; \
+	else \
+		python3 -m venv $(WYOMING_VENV) && $(WYOMING_VENV)/bin/pip install --quiet 'wyoming==1.*'; \
+	fi
+
+test: build models test-deps
+	WYOMING_PYTHON=$(WYOMING_VENV)/bin/python $(CARGO) test --workspace --no-fail-fast
 
 lint: deps
 	$(CARGO) fmt --all --check

@@ -2,9 +2,11 @@
 //! server, so the wire format is checked against the implementation Home Assistant
 //! uses rather than against this crate's own decoder.
 //!
-//! The package comes from `$WYOMING_PYTHON` (a Python with `wyoming` installed) or a
-//! venv under /tmp that the test makes with `pip install 'wyoming==1.*'`. Only when
-//! that install fails is the test skipped, saying so.
+//! The package comes from `$WYOMING_PYTHON` (a Python with `wyoming` installed; `make
+//! test` sets it to the venv `make test-deps` makes) or, when that is unset, a venv
+//! under /tmp that the test makes with `pip install 'wyoming==1.*'`. Without the
+//! package the test fails, saying how to get it: a foreign-client test that passed
+//! without its client would check nothing.
 
 mod support;
 
@@ -54,13 +56,10 @@ fn reference_python() -> Result<PathBuf, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reference_python_client_is_served() {
-    let python = match tokio::task::spawn_blocking(reference_python).await.unwrap() {
-        Ok(python) => python,
-        Err(why) => {
-            eprintln!("SKIPPED the_reference_python_client_is_served: the `wyoming` package is unavailable: {why}");
-            return;
-        }
-    };
+    let python = tokio::task::spawn_blocking(reference_python)
+        .await
+        .unwrap()
+        .unwrap_or_else(|why| panic!("the reference `wyoming` package is needed (run `make test-deps`): {why}"));
     let server = start_default().await;
     let port = server.addr().port().to_string();
     let out = tokio::task::spawn_blocking(move || Command::new(python).arg(SCRIPT).arg(port).output())
