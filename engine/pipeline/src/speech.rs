@@ -126,9 +126,15 @@ pub struct StageTimings {
 }
 
 impl StageTimings {
+    /// Each step with its name (`vad`, `stt`, `intent`, `tts`, `publish`), in order:
+    /// the one list reports and metrics label the steps from.
+    pub fn steps(&self) -> [(&'static str, Duration); 5] {
+        [("vad", self.vad), ("stt", self.stt), ("intent", self.intent), ("tts", self.tts), ("publish", self.publish)]
+    }
+
     /// Last speech → `now`: the sum of the parts.
     pub fn end_to_end(&self) -> Duration {
-        self.vad + self.stt + self.intent + self.tts + self.publish
+        self.steps().iter().map(|(_, took)| *took).sum()
     }
 }
 

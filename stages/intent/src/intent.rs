@@ -49,6 +49,11 @@ pub enum Intent {
 }
 
 impl Intent {
+    /// Words the matcher knows nothing of: the chat fallback's turn, when it is on.
+    pub fn is_not_understood(&self) -> bool {
+        matches!(self, Intent::Unknown { reason: Unmatched::NotUnderstood, .. })
+    }
+
     /// Whether words that gave this intent sound like a finished request, for deciding
     /// at a pause in speech whether the user is done. A request the matcher knows is;
     /// so is one it can definitely not carry out (an ambiguous device, a level over 100).

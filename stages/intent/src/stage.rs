@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::chat::{ChatClient, ChatFallback};
 use crate::error::IntentError;
 use crate::home::Home;
-use crate::intent::{Intent, Understanding, Unmatched};
+use crate::intent::Understanding;
 use crate::matcher::IntentMatcher;
 
 /// The command port of [`OutputLayout::Split`].
@@ -125,7 +125,7 @@ impl IntentStage {
     /// fallback included; the error is the fallback's, with the apology as reply.
     pub fn answer(&mut self, text: &str, session: &str, site: &str) -> (Understanding, Option<StageError>) {
         let mut understanding = self.matcher.understand(text, site, (self.clock)());
-        let not_understood = matches!(understanding.intent, Intent::Unknown { reason: Unmatched::NotUnderstood, .. });
+        let not_understood = understanding.intent.is_not_understood();
         let mut failure = None;
         if let (true, Some(chat)) = (not_understood && !text.trim().is_empty(), self.chat.as_mut()) {
             match chat.ask(session, text.trim()) {
@@ -191,7 +191,7 @@ impl IntentStage {
     fn prepare(&mut self, text: &str, pause: &PauseSignal, frame: &Frame, out: &mut Outputs) -> Result<(), StageError> {
         let understanding = self.matcher.understand(text, frame.meta.site_id.as_str(), (self.clock)());
         pause.judge(understanding.intent.sounds_finished());
-        let not_understood = matches!(understanding.intent, Intent::Unknown { reason: Unmatched::NotUnderstood, .. });
+        let not_understood = understanding.intent.is_not_understood();
         if not_understood && self.chat.is_some() {
             return Ok(());
         }

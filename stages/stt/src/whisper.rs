@@ -120,22 +120,22 @@ impl WhisperStt {
     /// Transcribes one utterance of 16 kHz mono s16le chunks, in order. This is the
     /// one place the audio is copied: straight from the chunks into f32 samples.
     pub fn transcribe_s16le(&mut self, chunks: &[Bytes]) -> Result<Transcript, SttError> {
-        if let Some(odd) = chunks.iter().find(|chunk| !chunk.len().is_multiple_of(2)) {
-            return Err(SttError::OddLength { len: odd.len() });
-        }
-        s16le_to_f32(chunks, &mut self.samples);
-        self.run(None)
+        self.transcribe_chunks(chunks, None)
     }
 
     /// [`transcribe_s16le`](Self::transcribe_s16le), given up (with
     /// [`SttError::GivenUp`]) as soon as `give_up` is set, even mid-way: whisper.cpp
     /// polls it between steps of its computation.
     pub fn transcribe_s16le_unless(&mut self, chunks: &[Bytes], give_up: &AtomicBool) -> Result<Transcript, SttError> {
+        self.transcribe_chunks(chunks, Some(give_up))
+    }
+
+    fn transcribe_chunks(&mut self, chunks: &[Bytes], give_up: Option<&AtomicBool>) -> Result<Transcript, SttError> {
         if let Some(odd) = chunks.iter().find(|chunk| !chunk.len().is_multiple_of(2)) {
             return Err(SttError::OddLength { len: odd.len() });
         }
         s16le_to_f32(chunks, &mut self.samples);
-        self.run(Some(give_up))
+        self.run(give_up)
     }
 
     fn run(&mut self, give_up: Option<&AtomicBool>) -> Result<Transcript, SttError> {

@@ -142,8 +142,7 @@ pub(crate) const REPLIES: &str = "alicia_voice_replies_total";
 pub(crate) const END_TO_END_SECONDS: &str = "alicia_voice_end_to_end_seconds";
 
 fn record_steps(t: &StageTimings) {
-    let steps = [("vad", t.vad), ("stt", t.stt), ("intent", t.intent), ("tts", t.tts), ("publish", t.publish)];
-    for (step, took) in steps {
+    for (step, took) in t.steps() {
         metrics::histogram!(STEP_SECONDS, "step" => step).record(took.as_secs_f64());
     }
     metrics::counter!(REPLIES, "prepared" => if t.speculative { "true" } else { "false" }).increment(1);
@@ -151,11 +150,12 @@ fn record_steps(t: &StageTimings) {
 
 /// Where the time between the end of speech and the first reply audio went.
 fn timings_json(t: &StageTimings) -> Value {
-    let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
-    json!({
-        "vad": ms(t.vad), "stt": ms(t.stt), "intent": ms(t.intent), "tts": ms(t.tts),
-        "publish": ms(t.publish), "end_to_end": ms(t.end_to_end()), "speculative": t.speculative,
-    })
+    let ms = |d: std::time::Duration| json!((d.as_secs_f64() * 1e6).round() / 1e3);
+    let mut fields: serde_json::Map<String, Value> =
+        t.steps().iter().map(|(step, took)| (step.to_string(), ms(*took))).collect();
+    fields.insert("end_to_end".into(), ms(t.end_to_end()));
+    fields.insert("speculative".into(), json!(t.speculative));
+    Value::Object(fields)
 }
 
 fn add_session(data: &mut Value, meta: &FrameMeta) {
