@@ -20,7 +20,7 @@ pub struct VoicePaths {
 pub fn ask(paths: &VoicePaths, wav: &Path, site: &str, out: &Path) -> anyhow::Result<()> {
     let home = Home::load(&paths.home).with_context(|| format!("home description {}", paths.home.display()))?;
     if !home.sites.contains_key(site) {
-        bail!("unknown site {site:?} (sites in {}: {})", paths.home.display(), site_list(&home));
+        bail!("unknown site {site:?} (sites in {}: {})", paths.home.display(), home.site_list());
     }
     let pcm = read_wav_16k_mono(wav)?;
     let models = alicia_models::verify_all(&paths.models).context("voice models")?;
@@ -82,10 +82,6 @@ fn read_wav_16k_mono(path: &Path) -> anyhow::Result<bytes::Bytes> {
         }
         other => anyhow::anyhow!("{}: {other}", path.display()),
     })
-}
-
-fn site_list(home: &Home) -> String {
-    home.sites.keys().cloned().collect::<Vec<_>>().join(", ")
 }
 
 fn ms(since: Instant) -> f64 {

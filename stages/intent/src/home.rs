@@ -200,6 +200,11 @@ impl Home {
     pub fn device(&self, id: &str) -> Option<&Device> {
         self.devices.iter().find(|device| device.id == id)
     }
+
+    /// The site ids, comma-separated in order, for a message naming the choices.
+    pub fn site_list(&self) -> String {
+        self.sites.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// A device id is one MQTT topic level: no wildcards, no separators, no spaces.

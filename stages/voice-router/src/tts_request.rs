@@ -86,9 +86,6 @@ fn check(request: &Envelope, home: &Home) -> Result<(String, String), (&'static 
     match home.sites.get(site) {
         Some(s) if s.speaker.is_some() => Ok((text.to_string(), site.to_string())),
         Some(_) => Err(("no_speaker", format!("site {site:?} has no speaker"))),
-        None => {
-            let known = home.sites.keys().cloned().collect::<Vec<_>>().join(", ");
-            Err(("unknown_site", format!("unknown site {site:?} (sites: {known})")))
-        }
+        None => Err(("unknown_site", format!("unknown site {site:?} (sites: {})", home.site_list()))),
     }
 }
