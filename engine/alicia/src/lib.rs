@@ -4,6 +4,8 @@
 //! - this file: [`Engine`], which starts the broker, the core services, the speech
 //!   server and the HTTP API in order and stops them in reverse.
 //! - [`speech`]: Whisper + Piper behind the Wyoming protocol server.
+//! - `supervision`: alerts for components that die, and the exit when one that held
+//!   client state does.
 //! - `main.rs`: the `alicia` command line (serve, check-config).
 
 use std::net::SocketAddr;
@@ -15,10 +17,16 @@ use alicia_broker::Broker;
 use alicia_config::AliciaConfig;
 use alicia_http::{HealthSource, HttpServer};
 use alicia_services::CoreServices;
+use alicia_supervisor::Supervisor;
+use tokio_util::sync::CancellationToken;
 
 pub use alicia_config as config;
+pub use alicia_supervisor as supervisor;
 
 pub mod speech;
+mod supervision;
+
+pub use supervision::COMPONENT_FAILED_EXIT;
 
 /// A running engine.
 pub struct Engine {
@@ -28,6 +36,9 @@ pub struct Engine {
     http: HttpServer,
     health: Arc<EngineHealth>,
     upkeep: tokio::task::JoinHandle<()>,
+    supervisor: Supervisor,
+    supervision_stop: CancellationToken,
+    supervision: tokio::task::JoinHandle<()>,
 }
 
 impl Engine {
@@ -36,9 +47,20 @@ impl Engine {
     pub async fn start(config: AliciaConfig) -> anyhow::Result<Engine> {
         let metrics = alicia_http::recorder::install();
         alicia_voice_router::describe_metrics();
+        let supervisor = Supervisor::new();
         let broker = Broker::start(&config).await?;
+        let supervision_stop = CancellationToken::new();
+        let supervision = {
+            let client = alicia_broker::LocalClient::connect(broker.router(), "supervisor").await?;
+            tokio::spawn(supervision::run(
+                supervisor.clone(),
+                client,
+                config.engine.name.clone(),
+                supervision_stop.clone(),
+            ))
+        };
         let services = CoreServices::start(&config, broker.router()).await?;
-        let voice = match speech::start(&config, broker.router()).await {
+        let voice = match speech::start(&config, broker.router(), &supervisor).await {
             Ok(voice) => voice,
             Err(e) => {
                 services.shutdown().await;
@@ -53,6 +75,7 @@ impl Engine {
             mqtt: broker.mqtt_addr(),
             io_backend: broker.io_backend().as_str(),
             stopping: AtomicBool::new(false),
+            supervisor: supervisor.clone(),
         });
         let http = match HttpServer::start(config.http.listen, metrics.clone(), health.clone()).await {
             Ok(http) => http,
@@ -73,7 +96,7 @@ impl Engine {
                 metrics.run_upkeep();
             }
         });
-        Ok(Engine { broker, services, voice, http, health, upkeep })
+        Ok(Engine { broker, services, voice, http, health, upkeep, supervisor, supervision_stop, supervision })
     }
 
     pub fn mqtt_addr(&self) -> SocketAddr {
@@ -93,6 +116,11 @@ impl Engine {
         self.broker.io_backend().as_str()
     }
 
+    /// The registry of the engine's components and their status.
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
     /// Stops in reverse order of start: health goes unhealthy, services say goodbye on
     /// the bus, clients are disconnected, then HTTP closes.
     pub async fn shutdown(self) {
@@ -101,6 +129,8 @@ impl Engine {
             voice.shutdown().await;
         }
         self.services.shutdown().await;
+        self.supervision_stop.cancel();
+        let _ = self.supervision.await;
         self.broker.shutdown().await;
         self.http.shutdown().await;
         self.upkeep.abort();
@@ -114,19 +144,39 @@ struct EngineHealth {
     mqtt: SocketAddr,
     io_backend: &'static str,
     stopping: AtomicBool,
+    supervisor: Supervisor,
 }
 
 impl HealthSource for EngineHealth {
     fn health(&self) -> (bool, serde_json::Value) {
         let stopping = self.stopping.load(Ordering::Acquire);
+        let components = self.supervisor.snapshot();
+        let down: Vec<&str> = components.iter().filter(|c| !c.up).map(|c| c.name.as_str()).collect();
+        let status = match (stopping, down.is_empty()) {
+            (true, _) => "stopping",
+            (false, false) => "unhealthy",
+            (false, true) => "healthy",
+        };
+        let components: serde_json::Map<String, serde_json::Value> = components
+            .iter()
+            .map(|c| {
+                let mut entry = serde_json::json!({ "up": c.up, "restarts": c.restarts });
+                if let Some(cause) = &c.last_failure {
+                    entry["last_failure"] = cause.clone().into();
+                }
+                (c.name.clone(), entry)
+            })
+            .collect();
         let body = serde_json::json!({
             "service": self.name,
-            "status": if stopping { "stopping" } else { "healthy" },
+            "status": status,
+            "down": down,
+            "components": components,
             "environment": self.environment,
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_seconds": self.started.elapsed().as_secs(),
             "mqtt": { "listen": self.mqtt.to_string(), "io_backend": self.io_backend },
         });
-        (!stopping, body)
+        (status == "healthy", body)
     }
 }

@@ -68,7 +68,11 @@ impl Voice {
 
 /// Loads the models and starts the voice pipeline on the bus and the Wyoming server,
 /// when the voice is enabled.
-pub async fn start(config: &AliciaConfig, router: &RouterHandle) -> anyhow::Result<Option<Voice>> {
+pub async fn start(
+    config: &AliciaConfig,
+    router: &RouterHandle,
+    _supervisor: &alicia_supervisor::Supervisor,
+) -> anyhow::Result<Option<Voice>> {
     if !config.voice.enabled {
         return Ok(None);
     }

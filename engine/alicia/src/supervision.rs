@@ -1,0 +1,100 @@
+//! What the engine does when a part of it dies: every failure is announced on
+//! `alicia/monitoring/alerts` (raised, and resolved when a restarted part comes back),
+//! and a part whose failure took client state with it ([`OnFailure::Exit`]) ends the
+//! process with a non-zero status after a short grace, so that `/healthz` and the alert
+//! are seen and the service manager starts a clean engine.
+
+use std::time::Duration;
+
+use alicia_broker::LocalClient;
+use alicia_envelope::topics::MONITORING_ALERTS;
+use alicia_envelope::{Destination, Envelope, MessageType, Priority};
+use alicia_supervisor::{Event, OnFailure, Supervisor};
+use tokio_util::sync::CancellationToken;
+
+/// Exit status when a component that cannot be restarted has died (EX_SOFTWARE).
+pub const COMPONENT_FAILED_EXIT: i32 = 70;
+/// Between a fatal failure and the exit: long enough for the alert to leave and for a
+/// health probe to see 503, short enough that clients come back within seconds.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+/// Publishes an alert for every failure and recovery; exits on a fatal failure.
+pub(crate) async fn run(supervisor: Supervisor, mut client: LocalClient, source: String, stop: CancellationToken) {
+    let mut events = supervisor.events();
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            _ = stop.cancelled() => return,
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => return,
+        };
+        let alert = alert_envelope(&source, &event);
+        if let Err(e) = client.publish(MONITORING_ALERTS, alert.encode(), false).await {
+            tracing::warn!(error = %e, "cannot publish component alert");
+        }
+        if let Event::Down { component, on_failure: OnFailure::Exit, .. } = &event {
+            let _ = client.flush(EXIT_GRACE / 2).await;
+            tracing::error!(component, "a component holding client state died; exiting for a clean restart");
+            tokio::time::sleep(EXIT_GRACE / 2).await;
+            std::process::exit(COMPONENT_FAILED_EXIT);
+        }
+    }
+}
+
+fn alert_envelope(source: &str, event: &Event) -> Envelope {
+    let (data, priority) = match event {
+        Event::Down { component, cause, on_failure } => (
+            serde_json::json!({
+                "alert_id": alert_id(component),
+                "type": "component_down",
+                "severity": "critical",
+                "status": "raised",
+                "component": component,
+                "cause": cause,
+                "action": match on_failure {
+                    OnFailure::Restart => "restarting",
+                    OnFailure::Exit => "exiting",
+                },
+            }),
+            Priority::Critical,
+        ),
+        Event::Up { component, restarts } => (
+            serde_json::json!({
+                "alert_id": alert_id(component),
+                "type": "component_down",
+                "severity": "critical",
+                "status": "resolved",
+                "component": component,
+                "restarts": restarts,
+            }),
+            Priority::High,
+        ),
+    };
+    Envelope::new(source, Destination::Broadcast, MessageType::Event, data).with_priority(priority)
+}
+
+/// One id per component, so a resolution names the alert it resolves.
+fn alert_id(component: &str) -> String {
+    format!("component_down:{component}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raise_and_resolve_share_the_alert_id() {
+        let down = Event::Down { component: "router".into(), cause: "panicked".into(), on_failure: OnFailure::Restart };
+        let up = Event::Up { component: "router".into(), restarts: 1 };
+        let raised = alert_envelope("alicia", &down);
+        let resolved = alert_envelope("alicia", &up);
+        assert_eq!(raised.payload.data["alert_id"], resolved.payload.data["alert_id"]);
+        assert_eq!(raised.payload.data["status"], "raised");
+        assert_eq!(raised.payload.data["action"], "restarting");
+        assert_eq!(resolved.payload.data["status"], "resolved");
+        assert_eq!(raised.priority, Priority::Critical);
+    }
+}
