@@ -7,11 +7,11 @@ use alicia_e2e::raw::RawClient;
 use alicia_e2e::unique_topic;
 use rumqttc::QoS;
 
-fn publish_qos1(topic: &str, pkid: u16, payload: &[u8]) -> Vec<u8> {
+fn publish_qos2(topic: &str, pkid: u16, payload: &[u8]) -> Vec<u8> {
     // v5 PUBLISH: topic, packet id, empty properties, payload.
     let remaining = 2 + topic.len() + 2 + 1 + payload.len();
     assert!(remaining < 128);
-    let mut p = vec![0x32, remaining as u8];
+    let mut p = vec![0x34, remaining as u8];
     p.extend_from_slice(&(topic.len() as u16).to_be_bytes());
     p.extend_from_slice(topic.as_bytes());
     p.extend_from_slice(&pkid.to_be_bytes());
@@ -28,9 +28,10 @@ async fn more_unacknowledged_publishes_than_receive_maximum_is_refused() {
     let port = engine.mqtt_port();
     let mut greedy = RawClient::connect(port).await;
     assert_eq!(greedy.handshake_v5("greedy").await, 0);
-    // Six QoS 1 publishes in one write: the server reads them before it can ack any.
+    // Six QoS 2 publishes and no PUBREL: the server has completed (PUBCOMP) none of them.
+    // (QoS 1 publishes are acknowledged as they are read, so they never pile up.)
     let topic = unique_topic("e2e/inflight");
-    let burst: Vec<u8> = (1..=6).flat_map(|pkid| publish_qos1(&topic, pkid, b"x")).collect();
+    let burst: Vec<u8> = (1..=6).flat_map(|pkid| publish_qos2(&topic, pkid, b"x")).collect();
     greedy.send(&burst).await;
     let mut reason = None;
     while let Some((kind, body)) = greedy.read_packet().await {

@@ -48,10 +48,10 @@ impl Engine {
         let metrics = alicia_http::recorder::install();
         alicia_voice_router::describe_metrics();
         let supervisor = Supervisor::new();
-        let broker = Broker::start(&config).await?;
+        let broker = Broker::start(&config, &supervisor).await?;
         let supervision_stop = CancellationToken::new();
         let supervision = {
-            let client = alicia_broker::LocalClient::connect(broker.router(), "supervisor").await?;
+            let client = alicia_broker::LocalClient::connect(broker.bus(), "supervisor").await?;
             tokio::spawn(supervision::run(
                 supervisor.clone(),
                 client,
@@ -59,8 +59,8 @@ impl Engine {
                 supervision_stop.clone(),
             ))
         };
-        let services = CoreServices::start(&config, broker.router()).await?;
-        let voice = match speech::start(&config, broker.router(), &supervisor).await {
+        let services = CoreServices::start(&config, broker.bus()).await?;
+        let voice = match speech::start(&config, broker.bus(), &supervisor).await {
             Ok(voice) => voice,
             Err(e) => {
                 services.shutdown().await;

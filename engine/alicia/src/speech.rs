@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alicia_broker::RouterHandle;
+use alicia_broker::BusHandle;
 use alicia_config::AliciaConfig;
 use alicia_stage_stt::WhisperStt;
 use alicia_stage_tts::{split_sentences, PiperConfig, PiperStage};
@@ -70,7 +70,7 @@ impl Voice {
 /// when the voice is enabled.
 pub async fn start(
     config: &AliciaConfig,
-    router: &RouterHandle,
+    bus: &BusHandle,
     _supervisor: &alicia_supervisor::Supervisor,
 ) -> anyhow::Result<Option<Voice>> {
     if !config.voice.enabled {
@@ -91,7 +91,7 @@ pub async fn start(
         let speech = speech.clone();
         Arc::new(move |pcm| speech.transcribe(pcm).map_err(|e| (e.error_type(), e.message().to_string())))
     };
-    let pipeline = VoiceService::start(&settings, router, transcriber).await?;
+    let pipeline = VoiceService::start(&settings, bus, transcriber).await?;
     let wyoming = match WyomingServer::bind(config.wyoming.listen, speech, WyomingConfig::default()).await {
         Ok(server) => server,
         Err(e) => {

@@ -1,30 +1,46 @@
-//! The embedded MQTT broker: rumqttd's router behind the engine's own front door.
+//! The embedded MQTT broker: the engine's own front door and sessions, with rumqttd's
+//! router as the ordered log that carries every message between threads.
 //!
 //! # Layout
-//! - [`router`]: spawns the rumqttd router thread; [`RouterHandle`] makes local links.
-//! - `front_door`: binds the MQTT listener and accepts sockets.
-//! - `io`: the socket backends (io_uring via tokio-uring, epoll via tokio) and their
-//!   worker threads.
-//! - `codec`: picks rumqttd's v4 or v5 codec from the CONNECT.
-//! - `session`: one connection: handshake, inbound rules, outbound queue, close.
-//! - `will`: publishes last wills (with MQTT 5 delays) on the engine's own link.
-//! - [`client_id`]: client ids as the router sees them.
+//! - `listener`, `handshake`: the MQTT listener, its door limits, the CONNECT and its
+//!   CONNACK refusals; each client goes to the node its id hashes to.
+//! - `io`: the socket backends (io_uring via tokio-uring, epoll via tokio); each io
+//!   thread is a node.
+//! - `node`: a node reads the whole log, keeps the replicated state (retained
+//!   messages, shared groups) and delivers to the sessions it hosts.
+//! - `session`: MQTT sessions and the tasks of one connection (inbound, subscribe,
+//!   outbound QoS and windows, writer, takeover/resume/expiry/wills).
+//! - `bus`: what an entry of the router's log looks like; large payloads beside it;
+//!   control entries.
+//! - [`router`]: rumqttd's router thread and the nodes' links.
+//! - `codec`: framing, MQTT 5 properties, our PUBLISH codec; rumqttd's for the rest.
+//! - `topic`: topic names and filters, the subscription trie.
+//! - `retained`, `shared`: retained messages; shared subscriptions.
+//! - `budget`, `limits`, `context`: the byte budget, the limits, what nodes share.
 //! - [`local`]: [`LocalClient`], how in-process services use the bus.
-//! - `metrics`: the front door's meters.
+//! - `metrics`: the broker's meters.
 //!
-//! Data path: `socket → io worker → codec → session rules → LinkTx → router → LinkRx →
-//! session queue → socket`. Payloads stay `Bytes` sliced from the read buffer until the
-//! outgoing encode.
+//! Data path: `socket → io thread (codec, session rules) → router log → every node →
+//! matching sessions' queues → socket`. Payloads stay the `Bytes` they were read into
+//! until the outgoing write; a small one is copied once into the subscriber's write
+//! buffer, a large one is written from where it arrived.
 
-pub mod client_id;
+mod budget;
+mod bus;
 mod codec;
-mod front_door;
+mod context;
+mod handshake;
 mod io;
+mod limits;
+mod listener;
 pub mod local;
 mod metrics;
+mod node;
+mod retained;
 pub mod router;
 mod session;
-mod will;
+mod shared;
+mod topic;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
@@ -32,19 +48,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alicia_config::AliciaConfig;
+use alicia_supervisor::{OnFailure, Supervisor};
+use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 pub use codec::MqttVersion;
 pub use io::ActiveBackend;
-pub use local::{LocalClient, LocalMessage};
-pub use metrics::Refusal;
-pub use router::{LinkError, RouterHandle, RouterSettings};
+pub use local::{BusHandle, LocalClient, LocalMessage};
+pub use metrics::{DropReason, Refusal};
+pub use router::{LinkError, RouterSettings};
 
-use session::{SessionContext, SessionLimits};
+use budget::ByteBudget;
+use bus::large::LargePayloads;
+use context::{Context, LogWatch};
+use io::{IoWorkers, NodeSeed};
+use limits::Limits;
+use retained::RetainedIndex;
 
-/// Links the engine itself holds beyond client sessions (services, wills), plus slack
-/// for sessions the router has not yet reaped.
-const ROUTER_SPARE_LINKS: usize = 64;
+/// How long shutdown waits for every node to read what was published before it.
+const SHUTDOWN_DRAIN: Duration = Duration::from_millis(500);
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -55,59 +77,86 @@ pub enum BrokerError {
     Io(#[from] io::IoError),
     #[error("cannot open the engine's router link: {0}")]
     Link(#[from] router::LinkError),
+    #[error("cannot start the local node: {0}")]
+    LocalNode(std::io::Error),
 }
 
 /// A running broker. Dropping it without [`Broker::shutdown`] leaves threads running.
 pub struct Broker {
-    router: RouterHandle,
+    bus: BusHandle,
+    ctx: Arc<Context>,
     mqtt_addr: SocketAddr,
     backend: ActiveBackend,
-    stop: CancellationToken,
-    workers: Arc<io::IoWorkers>,
+    workers: Arc<IoWorkers>,
     acceptor: tokio::task::JoinHandle<()>,
 }
 
 impl Broker {
-    /// Starts the router, binds the MQTT listener and begins accepting. Call inside a
-    /// multi-threaded tokio runtime.
-    pub async fn start(config: &AliciaConfig) -> Result<Broker, BrokerError> {
+    /// Starts the router, the nodes and the MQTT listener. Call inside a multi-threaded
+    /// tokio runtime. Each io thread registers with `supervisor`: one that dies took its
+    /// clients' sessions with it, so its failure ends the process.
+    pub async fn start(config: &AliciaConfig, supervisor: &Supervisor) -> Result<Broker, BrokerError> {
         let backend = io::choose_backend(config.mqtt.io)?;
-        let listener = front_door::bind(config.mqtt.listen).await?;
+        let listener = listener::bind(config.mqtt.listen).await?;
         let mqtt_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
             what: "MQTT",
             addr: config.mqtt.listen,
             source,
         })?;
-
-        let router = RouterHandle::spawn(&RouterSettings {
-            max_connections: config.limits.max_connections + ROUTER_SPARE_LINKS,
-            segment_size_bytes: config.router.segment_size_bytes,
-            segment_count: config.router.segment_count,
-        });
-        let stop = CancellationToken::new();
-        let ctx = Arc::new(SessionContext {
-            wills: will::WillPublisher::start(&router)?,
-            router: router.clone(),
-            limits: SessionLimits {
-                max_connections: config.limits.max_connections,
-                max_packet_size: config.limits.message_size_limit,
-                max_inflight: config.limits.max_inflight_messages,
-                max_queued: config.limits.max_queued_messages,
-                connect_timeout: Duration::from_millis(config.mqtt.connect_timeout_ms),
-            },
-            metrics: metrics::FrontDoorMetrics::new("tcp"),
-            stop: stop.clone(),
-            active: AtomicUsize::new(0),
-        });
-        let threads = match config.mqtt.io_threads {
+        let io_threads = match config.mqtt.io_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let workers = Arc::new(io::IoWorkers::start(backend, threads, ctx, stop.clone())?);
+        let nodes = io_threads + 1;
+        let settings = RouterSettings {
+            nodes,
+            segment_size_bytes: config.router.segment_size_bytes,
+            segment_count: config.router.segment_count,
+        };
+        let router = router::RouterHandle::spawn(&settings);
+        let limits = Limits::from_config(config);
+        let stop = CancellationToken::new();
+        let ctx = Arc::new(Context {
+            metrics: metrics::BrokerMetrics::new("tcp"),
+            budget: ByteBudget::new(limits.max_queued_bytes_total),
+            large: LargePayloads::new(nodes),
+            retained: RetainedIndex::new(limits.max_retained_messages, limits.max_retained_bytes),
+            log: LogWatch::new(nodes, settings.window_bytes()),
+            sessions: AtomicUsize::new(0),
+            // Leaked once at start: each node's router topic clones for free.
+            tags: (0..nodes)
+                .map(|i| Bytes::from_static(Box::leak(i.to_string().into_boxed_str()).as_bytes()))
+                .collect(),
+            stop: stop.clone(),
+            limits,
+        });
+        let mut links = {
+            let router = router.clone();
+            tokio::task::spawn_blocking(move || {
+                (0..nodes).map(|i| router.node_link(&format!("node-{i}"))).collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(|e| LinkError(e.to_string()))??
+        };
+        let local_link = links.pop().expect("one link per node");
+        let bus = BusHandle::start(ctx.clone(), io_threads as u16, local_link).map_err(BrokerError::LocalNode)?;
+        let seeds = links
+            .into_iter()
+            .enumerate()
+            .map(|(i, link)| NodeSeed {
+                id: i as u16,
+                ctx: ctx.clone(),
+                link,
+                component: supervisor.register(format!("mqtt-io-{i}"), OnFailure::Exit),
+            })
+            .collect();
+        let workers = Arc::new(IoWorkers::start(backend, seeds, stop.clone())?);
         ::metrics::gauge!("alicia_mqtt_io_backend_info", "backend" => backend.as_str()).set(1.0);
-        let acceptor = tokio::spawn(front_door::accept_loop(listener, workers.clone(), stop.clone()));
-        tracing::info!(addr = %mqtt_addr, io = backend.as_str(), "mqtt listener ready");
-        Ok(Broker { router, mqtt_addr, backend, stop, workers, acceptor })
+        spawn_upkeep(ctx.clone());
+        let acceptor = tokio::spawn(listener::accept_loop(listener, workers.clone(), ctx.clone(), stop));
+        tracing::info!(addr = %mqtt_addr, io = backend.as_str(), io_threads, "mqtt listener ready");
+        drop(router);
+        Ok(Broker { bus, ctx, mqtt_addr, backend, workers, acceptor })
     }
 
     /// The address the MQTT listener is bound to (the real port when 0 was asked).
@@ -119,15 +168,20 @@ impl Broker {
         self.backend
     }
 
-    /// For in-process services: their own links to the router.
-    pub fn router(&self) -> &RouterHandle {
-        &self.router
+    /// For in-process services: how they join the bus.
+    pub fn bus(&self) -> &BusHandle {
+        &self.bus
     }
 
-    /// Stops accepting, tells every client (v5: DISCONNECT "server shutting down") and
-    /// waits for the io threads to finish.
+    /// Stops accepting, lets every node read what was published before the stop,
+    /// tells every client (v5: DISCONNECT "server shutting down") and waits for the io
+    /// threads to finish.
     pub async fn shutdown(self) {
-        self.stop.cancel();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN;
+        while self.ctx.log.lag() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        self.ctx.stop.cancel();
         let _ = self.acceptor.await;
         let Ok(workers) = Arc::try_unwrap(self.workers) else {
             tracing::warn!("io workers still shared at shutdown");
@@ -136,4 +190,30 @@ impl Broker {
         let _ = tokio::task::spawn_blocking(move || workers.join()).await;
         tracing::info!("mqtt listener stopped");
     }
+}
+
+/// Gauges of what the broker holds, and the sweep of large payloads a lagging node
+/// never took.
+fn spawn_upkeep(ctx: Arc<Context>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks = 0u64;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = ctx.stop.cancelled() => return,
+            }
+            ticks += 1;
+            let (messages, bytes) = ctx.retained.size();
+            ::metrics::gauge!("alicia_mqtt_retained_messages").set(messages as f64);
+            ::metrics::gauge!("alicia_mqtt_retained_bytes").set(bytes as f64);
+            ::metrics::gauge!("alicia_mqtt_queued_bytes").set(ctx.budget.used() as f64);
+            if ticks % 60 == 0 {
+                let swept = ctx.large.sweep(Duration::from_secs(60));
+                if swept > 0 {
+                    tracing::error!(swept, "large payloads no node took were dropped");
+                }
+            }
+        }
+    });
 }

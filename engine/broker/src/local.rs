@@ -1,16 +1,33 @@
-//! How in-process services use the bus: a client on a local router link, with no socket
-//! and no codec in between.
+//! How in-process services use the bus: [`LocalClient`], with no socket and no codec.
+//!
+//! Every local client shares one node of the bus, the local node, on a thread of its
+//! own: it reads the router's log like the io threads do, keeps its own copy of the
+//! retained messages, and hands each client what its subscriptions match. A client
+//! publishes straight into the router through the node's link. A service that does not
+//! keep up loses deliveries (counted), never stalls the bus.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rumqttd::local::LinkTx;
-use rumqttd::protocol::{Packet, Publish};
+use futures::FutureExt;
+use parking_lot::Mutex;
+use rumqttd::local::{LinkRx, LinkTx};
+use rumqttd::protocol::Packet;
 use rumqttd::Notification;
+use tokio::sync::oneshot;
 
-use crate::client_id::internal_client_id;
-use crate::router::{LinkError, RouterHandle};
+use crate::bus::{self, Entry, Message, Routed};
+use crate::context::Context;
+use crate::metrics::DropReason;
+use crate::retained::RetainedStore;
+use crate::router::{send_batch, LinkError, NodeLink};
+use crate::topic::{check_name, parse_filter, SubscriptionTrie};
 
-/// Deliveries a service has not taken yet; past this the router waits for it.
-const INBOX_CAPACITY: usize = 1024;
+/// Deliveries a service has not taken yet; past this they are dropped and counted.
+const INBOX_CAPACITY: usize = 4096;
 
 /// A message delivered to a local client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,11 +37,66 @@ pub struct LocalMessage {
     pub retain: bool,
 }
 
-/// An in-process client of the embedded router.
+enum Command {
+    Register { inbox: flume::Sender<LocalMessage>, reply: oneshot::Sender<u32> },
+    Subscribe { client: u32, filter: String, reply: oneshot::Sender<()> },
+    Unregister { client: u32 },
+}
+
+/// The handle in-process services connect through. Cheap to clone.
+#[derive(Clone)]
+pub struct BusHandle {
+    ctx: Arc<Context>,
+    node: u16,
+    tx: Arc<Mutex<LinkTx>>,
+    commands: flume::Sender<Command>,
+}
+
+impl std::fmt::Debug for BusHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusHandle").field("node", &self.node).finish_non_exhaustive()
+    }
+}
+
+impl BusHandle {
+    /// Starts the local node's thread.
+    pub(crate) fn start(ctx: Arc<Context>, node: u16, link: NodeLink) -> std::io::Result<BusHandle> {
+        let (commands, inbox) = flume::unbounded();
+        let NodeLink { tx, rx } = link;
+        let reader_ctx = ctx.clone();
+        std::thread::Builder::new().name("bus-local".into()).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => return tracing::error!(error = %e, "cannot build the local node's runtime"),
+            };
+            runtime.block_on(run(reader_ctx, node, rx, inbox));
+        })?;
+        Ok(BusHandle { ctx, node, tx: Arc::new(Mutex::new(tx)), commands })
+    }
+
+    /// Appends one message for an in-process client, after waiting for room in the log.
+    async fn publish(&self, message: Message) -> Result<(), LinkError> {
+        if message.retain {
+            self.ctx
+                .retained
+                .admit(&message, Instant::now())
+                .map_err(|r| LinkError(format!("retained message refused: {r:?}")))?;
+        }
+        self.ctx.log.room().await;
+        let (publish, properties) =
+            bus::to_router(Entry::Message(message), &self.ctx.tags[self.node as usize], &self.ctx.large);
+        self.ctx.log.appended(bus::entry_size(&publish));
+        let mut batch = vec![Packet::Publish(publish, properties)];
+        send_batch(&mut self.tx.lock(), &mut batch);
+        Ok(())
+    }
+}
+
+/// An in-process client of the bus.
 pub struct LocalClient {
     name: String,
-    tx: LinkTx,
-    router: RouterHandle,
+    id: u32,
+    bus: BusHandle,
     inbox: flume::Receiver<LocalMessage>,
 }
 
@@ -34,45 +106,18 @@ impl std::fmt::Debug for LocalClient {
     }
 }
 
+fn gone() -> LinkError {
+    LinkError("the local node has stopped".into())
+}
+
 impl LocalClient {
-    /// Opens a link named `name` (its router id can never collide with a device's).
-    /// Must run inside a tokio runtime: a task drains the link.
-    pub async fn connect(router: &RouterHandle, name: &str) -> Result<LocalClient, LinkError> {
-        let id = internal_client_id(name);
-        let link = {
-            let router = router.clone();
-            // Waits for the router thread's answer: keep it off the async workers.
-            tokio::task::spawn_blocking(move || router.connect_local(&id))
-                .await
-                .map_err(|e| LinkError(e.to_string()))??
-        };
+    /// Joins the bus under `name` (for logs and the flush topic).
+    pub async fn connect(bus: &BusHandle, name: &str) -> Result<LocalClient, LinkError> {
         let (deliver, inbox) = flume::bounded(INBOX_CAPACITY);
-        let mut rx = link.rx;
-        tokio::spawn(async move {
-            while let Ok(notification) = rx.next().await {
-                match notification {
-                    Some(Notification::Forward(forward)) => {
-                        let publish = forward.publish;
-                        let message = LocalMessage {
-                            topic: String::from_utf8_lossy(&publish.topic).into_owned(),
-                            payload: publish.payload,
-                            retain: publish.retain,
-                        };
-                        if deliver.send_async(message).await.is_err() {
-                            return;
-                        }
-                    }
-                    Some(Notification::Unschedule) => {
-                        let woke = rx.wake().await;
-                        if woke.is_err() {
-                            return;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        });
-        let mut client = LocalClient { name: name.to_string(), tx: link.tx, router: router.clone(), inbox };
+        let (reply, answer) = oneshot::channel();
+        bus.commands.send(Command::Register { inbox: deliver, reply }).map_err(|_| gone())?;
+        let id = answer.await.map_err(|_| gone())?;
+        let mut client = LocalClient { name: name.to_string(), id, bus: bus.clone(), inbox };
         // Subscribed from the start, so that at flush time the marker is plain data
         // routed in publish order (see `flush`).
         let topic = client.flush_topic();
@@ -88,27 +133,32 @@ impl LocalClient {
         &self.name
     }
 
-    /// Subscribes at QoS 0 (in-process delivery cannot be lost in transit).
+    /// Subscribes at QoS 0 (in-process delivery cannot be lost in transit); the
+    /// matching retained messages arrive first.
     pub async fn subscribe(&mut self, filter: &str) -> Result<(), LinkError> {
-        self.router.room().await;
-        self.tx.subscribe(filter).map(drop).map_err(LinkError::from)
+        let parsed = parse_filter(filter, usize::MAX).map_err(|e| LinkError(format!("filter {filter:?}: {e}")))?;
+        if parsed.is_shared() {
+            return Err(LinkError("in-process clients do not take shared subscriptions".into()));
+        }
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Subscribe { client: self.id, filter: filter.to_string(), reply };
+        self.bus.commands.send(command).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())
     }
 
     /// Publishes at QoS 0; `retain` keeps it as the topic's retained message.
     pub async fn publish(&mut self, topic: impl Into<String>, payload: Bytes, retain: bool) -> Result<(), LinkError> {
-        let topic = Bytes::from(topic.into());
-        self.router.room().await;
-        let publish = Packet::Publish(Publish::new(topic, payload, retain), None);
-        self.tx.send(publish).await.map(drop).map_err(LinkError::from)
+        let topic = topic.into();
+        check_name(topic.as_bytes(), usize::MAX).map_err(|e| LinkError(format!("topic {topic:?}: {e}")))?;
+        let message = Message { topic: Bytes::from(topic), payload, qos: 0, retain, properties: None, publisher: None };
+        self.bus.publish(message).await
     }
 
-    /// Waits (at most `limit`) until the router has delivered everything this client
-    /// published so far, by sending a marker to a topic only this client hears and
-    /// waiting for it to come back. The router wakes subscribers in the order their
-    /// data was appended, so when the marker is back, every earlier message has been
-    /// handed to its subscribers' links. Deliveries taken meanwhile are discarded: this
-    /// is for the last words of a stopping service.
-    pub async fn flush(&mut self, limit: std::time::Duration) -> bool {
+    /// Waits (at most `limit`) until the local node has read back everything this
+    /// client published so far, by sending a marker to a topic only this client hears.
+    /// Deliveries taken meanwhile are discarded: this is for the last words of a
+    /// stopping service.
+    pub async fn flush(&mut self, limit: Duration) -> bool {
         let topic = self.flush_topic();
         if self.publish(topic.clone(), Bytes::new(), false).await.is_err() {
             return false;
@@ -124,7 +174,7 @@ impl LocalClient {
         tokio::time::timeout(limit, wait).await.unwrap_or(false)
     }
 
-    /// The next delivery; `None` once the router is gone.
+    /// The next delivery; `None` once the bus is gone.
     pub async fn recv(&self) -> Option<LocalMessage> {
         self.inbox.recv_async().await.ok()
     }
@@ -132,5 +182,145 @@ impl LocalClient {
     /// A receiver for the deliveries, for use in `select!` loops.
     pub fn inbox(&self) -> flume::Receiver<LocalMessage> {
         self.inbox.clone()
+    }
+}
+
+impl Drop for LocalClient {
+    fn drop(&mut self) {
+        let _ = self.bus.commands.send(Command::Unregister { client: self.id });
+    }
+}
+
+/// The local node's state, on its own thread.
+struct LocalNode {
+    ctx: Arc<Context>,
+    id: u16,
+    clients: Vec<Option<flume::Sender<LocalMessage>>>,
+    free: Vec<u32>,
+    subscriptions: Vec<Vec<String>>,
+    trie: SubscriptionTrie<u32, ()>,
+    retained: RetainedStore,
+    matched: Vec<u32>,
+}
+
+async fn run(ctx: Arc<Context>, id: u16, mut rx: LinkRx, commands: flume::Receiver<Command>) {
+    let stop = ctx.stop.clone();
+    let node = Rc::new(RefCell::new(LocalNode {
+        ctx,
+        id,
+        clients: Vec::new(),
+        free: Vec::new(),
+        subscriptions: Vec::new(),
+        trie: SubscriptionTrie::default(),
+        retained: RetainedStore::default(),
+        matched: Vec::new(),
+    }));
+    loop {
+        tokio::select! {
+            biased;
+            command = commands.recv_async() => match command {
+                Ok(command) => node.borrow_mut().command(command),
+                Err(_) => return,
+            },
+            n = rx.next() => {
+                let mut next = n;
+                let mut bytes = 0;
+                let mut unscheduled = false;
+                let mut node = node.borrow_mut();
+                loop {
+                    match next {
+                        Ok(Some(Notification::Forward(forward))) => {
+                            bytes += bus::entry_size(&forward.publish);
+                            node.read_entry(forward);
+                        }
+                        Ok(Some(Notification::Unschedule)) => unscheduled = true,
+                        Ok(_) => {}
+                        Err(e) => return tracing::error!(error = %e, "local node: router link closed"),
+                    }
+                    match rx.next().now_or_never() {
+                        Some(n) => next = n,
+                        None => break,
+                    }
+                }
+                node.ctx.log.read(node.id as usize, bytes);
+                drop(node);
+                if unscheduled && rx.wake().await.is_err() {
+                    return;
+                }
+            }
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+impl LocalNode {
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Register { inbox, reply } => {
+                let id = match self.free.pop() {
+                    Some(id) => {
+                        self.clients[id as usize] = Some(inbox);
+                        id
+                    }
+                    None => {
+                        self.clients.push(Some(inbox));
+                        self.subscriptions.push(Vec::new());
+                        (self.clients.len() - 1) as u32
+                    }
+                };
+                let _ = reply.send(id);
+            }
+            Command::Subscribe { client, filter, reply } => {
+                if self.trie.insert(&filter, client, ()).is_none() {
+                    self.subscriptions[client as usize].push(filter.clone());
+                }
+                let now = Instant::now();
+                for routed in self.retained.matching(&filter, now) {
+                    self.deliver(client, &routed, true);
+                }
+                let _ = reply.send(());
+            }
+            Command::Unregister { client } => {
+                for filter in std::mem::take(&mut self.subscriptions[client as usize]) {
+                    self.trie.remove(&filter, client);
+                }
+                self.clients[client as usize] = None;
+                self.free.push(client);
+            }
+        }
+    }
+
+    fn read_entry(&mut self, forward: rumqttd::Forward) {
+        let message = match bus::from_router(forward, &self.ctx.large) {
+            Ok((_, Entry::Message(message))) => message,
+            // Shared subscriptions have no members here.
+            Ok((_, Entry::Control(_))) => return,
+            Err(e) => return tracing::error!(error = %e, "local node: unreadable log entry"),
+        };
+        let routed = Rc::new(Routed::new(message, Instant::now()));
+        if routed.message.retain {
+            self.retained.apply(&routed);
+        }
+        let mut matched = std::mem::take(&mut self.matched);
+        matched.clear();
+        self.trie.for_each_match(routed.message.topic_str(), |client, _| matched.push(client));
+        matched.sort_unstable();
+        matched.dedup();
+        for &client in &matched {
+            self.deliver(client, &routed, false);
+        }
+        self.matched = matched;
+    }
+
+    fn deliver(&self, client: u32, routed: &Routed, retained: bool) {
+        let Some(Some(inbox)) = self.clients.get(client as usize) else { return };
+        let message = LocalMessage {
+            topic: routed.message.topic_str().to_string(),
+            payload: routed.message.payload.clone(),
+            retain: retained,
+        };
+        if inbox.try_send(message).is_err() {
+            self.ctx.metrics.dropped(DropReason::LocalInboxFull, 1);
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! The front door's meters. Handles are made once (at start) and shared; labels are
-//! bounded (reason, backend), never a client or topic.
+//! The broker's meters. Handles are made once (at start) and shared; labels are bounded
+//! (reason, listener, backend), never a client or topic.
 //!
 //! Naming contract: `alicia_<area>_<name>_<unit>`, counters end in `_total`, sizes in
 //! bytes. `tests/` checks every exported name against it.
@@ -8,95 +8,132 @@ use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Gauge, Histogram, Unit,
 };
 
-/// Why the front door refused a client's input. A closed set: each is a metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// First packet was not a CONNECT.
-    NotConnect,
-    UnsupportedProtocol,
-    MalformedPacket,
-    ProtocolError,
-    PacketTooLarge,
-    ClientIdRejected,
-    /// `max_connections` reached (or the router refused the link).
-    ServerBusy,
-    ConnectTimeout,
-    ReceiveMaximumExceeded,
-    /// A SUBSCRIBE filter with broken wildcards or a `$` topic.
-    TopicFilterInvalid,
+macro_rules! reasons {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $label:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_label(self) -> &'static str {
+                match self { $($name::$variant => $label),+ }
+            }
+        }
+    };
 }
 
-impl Refusal {
-    pub const ALL: [Refusal; 10] = [
-        Refusal::NotConnect,
-        Refusal::UnsupportedProtocol,
-        Refusal::MalformedPacket,
-        Refusal::ProtocolError,
-        Refusal::PacketTooLarge,
-        Refusal::ClientIdRejected,
-        Refusal::ServerBusy,
-        Refusal::ConnectTimeout,
-        Refusal::ReceiveMaximumExceeded,
-        Refusal::TopicFilterInvalid,
-    ];
+reasons! {
+    /// Why the broker refused a client's input. A closed set: each is a metric label.
+    Refusal {
+        /// First packet was not a CONNECT.
+        NotConnect => "not_connect",
+        UnsupportedProtocol => "unsupported_protocol",
+        MalformedPacket => "malformed_packet",
+        ProtocolError => "protocol_error",
+        PacketTooLarge => "packet_too_large",
+        ClientIdRejected => "client_id_rejected",
+        /// `max_connections` reached.
+        ServerBusy => "server_busy",
+        /// `max_sessions` reached.
+        SessionLimit => "session_limit",
+        /// `max_connections_per_ip` reached.
+        PerIpLimit => "per_ip_limit",
+        /// `max_pending_connections` reached.
+        PendingLimit => "pending_limit",
+        ConnectTimeout => "connect_timeout",
+        ReceiveMaximumExceeded => "receive_maximum_exceeded",
+        TopicFilterInvalid => "topic_filter_invalid",
+        TopicNameInvalid => "topic_name_invalid",
+        TopicAliasInvalid => "topic_alias_invalid",
+        PayloadFormatInvalid => "payload_format_invalid",
+        /// `max_subscriptions_per_client` or `max_filters_per_subscribe`.
+        SubscriptionLimit => "subscription_limit",
+        /// `max_retained_messages` or `max_retained_bytes`.
+        RetainedLimit => "retained_limit",
+        /// The engine-wide byte budget had no room for a large packet in time.
+        MemoryBudget => "memory_budget",
+        BadAuthenticationMethod => "bad_authentication_method",
+    }
+}
 
-    pub fn as_label(self) -> &'static str {
-        match self {
-            Refusal::NotConnect => "not_connect",
-            Refusal::UnsupportedProtocol => "unsupported_protocol",
-            Refusal::MalformedPacket => "malformed_packet",
-            Refusal::ProtocolError => "protocol_error",
-            Refusal::PacketTooLarge => "packet_too_large",
-            Refusal::ClientIdRejected => "client_id_rejected",
-            Refusal::ServerBusy => "server_busy",
-            Refusal::ConnectTimeout => "connect_timeout",
-            Refusal::ReceiveMaximumExceeded => "receive_maximum_exceeded",
-            Refusal::TopicFilterInvalid => "topic_filter_invalid",
-        }
+reasons! {
+    /// Why a delivery to a client was not made.
+    DropReason {
+        /// `max_queued_messages` for that client.
+        QueueFull => "queue_full",
+        /// `max_queued_bytes` for that client.
+        QueueBytes => "queue_bytes",
+        /// `max_queued_bytes_total` for the engine.
+        MemoryBudget => "memory_budget",
+        /// Its message expiry interval ran out before it could be sent.
+        Expired => "expired",
+        /// Larger than the client's Maximum Packet Size.
+        TooLargeForClient => "too_large_for_client",
+        /// QoS 0 for a persistent session that is offline (MQTT lets a server drop these).
+        OfflineQos0 => "offline_qos0",
+        /// A session or in-process client that ended with it still queued.
+        SessionEnded => "session_ended",
+        /// An in-process service did not keep up.
+        LocalInboxFull => "local_inbox_full",
     }
 }
 
 #[derive(Clone)]
-pub(crate) struct FrontDoorMetrics {
+pub(crate) struct BrokerMetrics {
     pub sockets_accepted: Counter,
     pub connections_active: Gauge,
+    pub connections_pending: Gauge,
+    pub sessions: Gauge,
     pub packets_received: Counter,
     pub packets_sent: Counter,
     pub bytes_received: Counter,
     pub bytes_sent: Counter,
     pub publishes_received: Counter,
     pub publishes_sent: Counter,
-    pub dropped_queue_full: Counter,
-    pub router_queue_waits: Counter,
     pub connect_seconds: Histogram,
+    pub log_gaps: Counter,
+    pub ingress_waits: Counter,
     refusals: Vec<Counter>,
+    drops: Vec<Counter>,
 }
 
-impl FrontDoorMetrics {
-    pub(crate) fn new(listener: &'static str) -> FrontDoorMetrics {
+impl BrokerMetrics {
+    pub(crate) fn new(listener: &'static str) -> BrokerMetrics {
         describe();
         let l = ("listener", listener);
-        FrontDoorMetrics {
+        BrokerMetrics {
             sockets_accepted: counter!("alicia_mqtt_sockets_accepted_total", &[l]),
             connections_active: gauge!("alicia_mqtt_connections_active", &[l]),
+            connections_pending: gauge!("alicia_mqtt_connections_pending", &[l]),
+            sessions: gauge!("alicia_mqtt_sessions"),
             packets_received: counter!("alicia_mqtt_packets_received_total", &[l]),
             packets_sent: counter!("alicia_mqtt_packets_sent_total", &[l]),
             bytes_received: counter!("alicia_mqtt_received_bytes_total", &[l]),
             bytes_sent: counter!("alicia_mqtt_sent_bytes_total", &[l]),
             publishes_received: counter!("alicia_mqtt_publishes_received_total", &[l]),
             publishes_sent: counter!("alicia_mqtt_publishes_sent_total", &[l]),
-            dropped_queue_full: counter!("alicia_mqtt_messages_dropped_total", &[l, ("reason", "queue_full")]),
-            router_queue_waits: counter!("alicia_router_queue_full_waits_total"),
             connect_seconds: histogram!("alicia_mqtt_connect_seconds", &[l]),
+            log_gaps: counter!("alicia_bus_log_gaps_total"),
+            ingress_waits: counter!("alicia_bus_ingress_waits_total"),
             refusals: Refusal::ALL
                 .iter()
                 .map(|r| counter!("alicia_mqtt_refusals_total", &[l, ("reason", r.as_label())]))
+                .collect(),
+            drops: DropReason::ALL
+                .iter()
+                .map(|d| counter!("alicia_mqtt_messages_dropped_total", "reason" => d.as_label()))
                 .collect(),
         }
     }
 
     pub(crate) fn refused(&self, refusal: Refusal) {
         self.refusals[refusal as usize].increment(1);
+    }
+
+    pub(crate) fn dropped(&self, reason: DropReason, n: u64) {
+        self.drops[reason as usize].increment(n);
     }
 
     /// Disconnect reasons are few and fixed; the macro's registry lookup is fine here.
@@ -107,20 +144,33 @@ impl FrontDoorMetrics {
 
 fn describe() {
     describe_counter!("alicia_mqtt_sockets_accepted_total", "TCP connections accepted by the MQTT listener");
-    describe_gauge!("alicia_mqtt_connections_active", "MQTT sessions currently connected");
+    describe_gauge!("alicia_mqtt_connections_active", "MQTT clients currently connected");
+    describe_gauge!("alicia_mqtt_connections_pending", "sockets accepted that have not completed their CONNECT");
+    describe_gauge!("alicia_mqtt_sessions", "sessions held: connected plus persistent ones of offline clients");
     describe_counter!("alicia_mqtt_packets_received_total", "MQTT packets decoded from clients");
     describe_counter!("alicia_mqtt_packets_sent_total", "MQTT packets encoded for clients");
     describe_counter!("alicia_mqtt_received_bytes_total", "bytes read from MQTT clients");
     describe_counter!("alicia_mqtt_sent_bytes_total", "bytes written to MQTT clients");
     describe_counter!("alicia_mqtt_publishes_received_total", "PUBLISH packets received from clients");
     describe_counter!("alicia_mqtt_publishes_sent_total", "PUBLISH packets delivered to clients");
-    describe_counter!("alicia_mqtt_messages_dropped_total", "deliveries dropped, by reason");
-    describe_counter!("alicia_mqtt_refusals_total", "client input refused, by reason");
-    describe_counter!("alicia_mqtt_disconnects_total", "sessions ended, by reason");
-    describe_counter!("alicia_router_queue_full_waits_total", "times a connection waited for room in the router queue");
+    describe_counter!("alicia_mqtt_messages_dropped_total", "deliveries not made, by reason");
+    describe_counter!("alicia_mqtt_refusals_total", "client input refused, by reason (the limit or rule it broke)");
+    describe_counter!("alicia_mqtt_disconnects_total", "connections ended, by reason");
+    describe_counter!("alicia_bus_log_gaps_total", "log entries a node skipped because it fell behind the router");
+    describe_counter!(
+        "alicia_bus_ingress_waits_total",
+        "times reading from clients paused until the slowest node caught up"
+    );
     describe_histogram!(
         "alicia_mqtt_connect_seconds",
         Unit::Seconds,
         "complete CONNECT to CONNACK written, accepted sessions"
+    );
+    describe_gauge!("alicia_mqtt_retained_messages", "retained messages held");
+    describe_gauge!("alicia_mqtt_retained_bytes", Unit::Bytes, "bytes of retained topics and payloads held");
+    describe_gauge!(
+        "alicia_mqtt_queued_bytes",
+        Unit::Bytes,
+        "message bytes held for clients (the memory budget in use)"
     );
 }

@@ -1,20 +1,30 @@
-//! The embedded rumqttd router and the one handle everything else uses to reach it.
+//! The embedded rumqttd router and the links the engine's nodes read and append through.
+//!
+//! The engine uses the router as its ordered log between threads (see `bus`): each node
+//! (io thread or the in-process services' node) has one link, subscribed to the one
+//! filter `+`, and appends under its own one-level topic. So the router holds as many
+//! links, topics and filters as the engine has nodes, whatever clients do, and its event
+//! queue (1,000 events) can never fill: a link has at most one data event and one wake
+//! event outstanding at a time, so even `LinkTx::send`, which blocks on a full queue,
+//! never blocks here. [`RouterHandle::spawn`] checks that bound at start.
 //!
 //! rumqttd's router channel carries `(ConnectionId, Event)`, but `Event` lives in a
-//! private module: the sender's type cannot be named outside rumqttd. So the handle keeps
-//! it inside closures that only expose what the engine needs: making links and seeing
-//! whether the router's queue is full. When the last handle and every link are dropped the
-//! router thread sees its channel close and ends, which is how the engine shuts it down
-//! (`Broker::start()` could not be stopped).
+//! private module, so the handle keeps the sender inside a closure that only makes links.
 
 use std::sync::Arc;
-use std::time::Duration;
 
+use futures::FutureExt;
 use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
+use rumqttd::protocol::Packet;
 use rumqttd::{Notification, Router, RouterConfig};
 
 type NewLink = dyn for<'a> Fn(&'a str) -> LinkBuilder<'a> + Send + Sync;
-type QueueFull = dyn Fn() -> bool + Send + Sync;
+
+/// rumqttd's router event queue.
+const ROUTER_QUEUE: usize = 1000;
+/// Outstanding events one link can cause at most: a data event, a wake event, its
+/// connect, and one spare.
+const EVENTS_PER_LINK: usize = 4;
 
 /// The router refused or dropped a link. (rumqttd's own error carries whole router
 /// events, 800+ bytes; this keeps only what a caller can act on: the message.)
@@ -31,17 +41,23 @@ impl From<rumqttd::local::LinkError> for LinkError {
 /// Sizing of the embedded router.
 #[derive(Debug, Clone)]
 pub struct RouterSettings {
-    /// Client sessions plus in-process links the router must hold at once.
-    pub max_connections: usize,
+    /// Nodes that will hold a link.
+    pub nodes: usize,
     pub segment_size_bytes: usize,
     pub segment_count: usize,
+}
+
+impl RouterSettings {
+    /// Bytes of entries the log keeps for its slowest reader.
+    pub(crate) fn window_bytes(&self) -> usize {
+        self.segment_size_bytes.saturating_mul(self.segment_count)
+    }
 }
 
 /// Cheap to clone; every clone keeps the router alive.
 #[derive(Clone)]
 pub struct RouterHandle {
     new_link: Arc<NewLink>,
-    queue_full: Arc<QueueFull>,
 }
 
 impl std::fmt::Debug for RouterHandle {
@@ -50,20 +66,24 @@ impl std::fmt::Debug for RouterHandle {
     }
 }
 
-/// A link's two halves and the router's CONNACK for it.
-pub struct Link {
+/// A node's link: append through `tx`, read everything through `rx`.
+pub(crate) struct NodeLink {
     pub tx: LinkTx,
     pub rx: LinkRx,
-    pub connack: Notification,
 }
 
 impl RouterHandle {
     /// Starts the router on its own thread (`router-0`).
     pub fn spawn(settings: &RouterSettings) -> RouterHandle {
+        assert!(
+            settings.nodes * EVENTS_PER_LINK < ROUTER_QUEUE,
+            "{} nodes could fill the router's event queue",
+            settings.nodes
+        );
         let config = RouterConfig {
-            max_connections: settings.max_connections,
-            // rumqttd fixes the outgoing in-flight window at 100; this field is unused there.
-            max_outgoing_packet_count: 100,
+            max_connections: settings.nodes,
+            // How many entries one read hands a link at most.
+            max_outgoing_packet_count: 200,
             max_segment_size: settings.segment_size_bytes,
             max_segment_count: settings.segment_count,
             custom_segment: None,
@@ -71,37 +91,53 @@ impl RouterHandle {
             shared_subscriptions_strategy: Default::default(),
         };
         let router_tx = Router::new(0, config).spawn();
-        let full_tx = router_tx.clone();
-        RouterHandle {
-            new_link: Arc::new(move |client_id| LinkBuilder::new(client_id, router_tx.clone())),
-            queue_full: Arc::new(move || full_tx.is_full()),
+        RouterHandle { new_link: Arc::new(move |client_id| LinkBuilder::new(client_id, router_tx.clone())) }
+    }
+
+    /// Opens node `name`'s link and subscribes it to every entry. Blocks until the
+    /// router answers: call from a thread that may block.
+    pub(crate) fn node_link(&self, name: &str) -> Result<NodeLink, LinkError> {
+        let (mut tx, mut rx, connack) = (self.new_link)(name).build()?;
+        if !matches!(connack, Notification::DeviceAck(_)) {
+            return Err(LinkError(format!("router refused node link {name}")));
+        }
+        tx.subscribe("+")?;
+        // Wait for the SUBACK: from then on the node misses no entry.
+        loop {
+            match rx.recv()? {
+                Some(Notification::DeviceAck(_)) => return Ok(NodeLink { tx, rx }),
+                Some(Notification::Unschedule) => rx.ready()?,
+                _ => {}
+            }
         }
     }
+}
 
-    /// A builder for a link under `client_id` (already in router-safe form).
-    pub fn link_builder<'a>(&self, client_id: &'a str) -> LinkBuilder<'a> {
-        (self.new_link)(client_id)
-    }
-
-    /// Builds a plain clean-session link, for in-process services.
-    pub fn connect_local(&self, client_id: &str) -> Result<Link, LinkError> {
-        let (tx, rx, connack) = self.link_builder(client_id).build()?;
-        Ok(Link { tx, rx, connack })
-    }
-
-    /// True while the router's event queue is full; a sender would block.
-    pub fn queue_full(&self) -> bool {
-        (self.queue_full)()
-    }
-
-    /// Waits (without blocking the thread) until the router's queue has room.
-    /// Returns how many times it had to wait, for the metric.
-    pub async fn room(&self) -> u32 {
-        let mut waits = 0;
-        while self.queue_full() {
-            waits += 1;
-            tokio::time::sleep(Duration::from_micros(250)).await;
+/// Hands a batch of entries to the router with at most one wake-up event: the router
+/// drains a link's whole buffer per event, so while the buffer holds entries an event
+/// for it is still queued and none is needed.
+pub(crate) fn send_batch(tx: &mut LinkTx, batch: &mut Vec<Packet>) {
+    let Some(last) = batch.pop() else { return };
+    let last = {
+        // Under the buffer's lock the router cannot drain it between the look and the
+        // push: a non-empty buffer has its event queued.
+        let mut buffer = tx.buffer();
+        let was_empty = buffer.is_empty();
+        buffer.extend(batch.drain(..));
+        if was_empty {
+            Some(last)
+        } else {
+            buffer.push_back(last);
+            None
         }
-        waits
+    };
+    if let Some(last) = last {
+        // `send` never waits here: the router's queue cannot fill (see above), and the
+        // future completes on its first poll.
+        match tx.send(last).now_or_never() {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => tracing::error!(error = %e, "router gone: entries lost"),
+            None => tracing::error!("router link send did not complete at once"),
+        }
     }
 }

@@ -143,11 +143,8 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
     }
     in_range(errors, "mqtt.io_threads", c.mqtt.io_threads, 0, 64);
     in_range(errors, "mqtt.connect_timeout_ms", c.mqtt.connect_timeout_ms as usize, 100, 600_000);
-    in_range(errors, "limits.max_connections", c.limits.max_connections, 1, 100_000);
-    in_range(errors, "limits.max_inflight_messages", c.limits.max_inflight_messages, 1, 65_535);
-    in_range(errors, "limits.max_queued_messages", c.limits.max_queued_messages, 1, 10_000_000);
-    // MQTT's remaining-length field tops out at 268,435,455; 256 MiB covers any packet.
-    in_range(errors, "limits.message_size_limit", c.limits.message_size_limit, 1024, 268_435_456);
+    in_range(errors, "mqtt.write_timeout_ms", c.mqtt.write_timeout_ms as usize, 100, 3_600_000);
+    check_limits(c, errors);
     // rumqttd panics on segments under 1 KiB.
     in_range(errors, "router.segment_size_bytes", c.router.segment_size_bytes, 1024, usize::MAX);
     in_range(errors, "router.segment_count", c.router.segment_count, 1, 1024);
@@ -174,6 +171,38 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
             errors.push(&path, format!("target \"{canonical}\" is not a valid topic filter: {why}"));
         }
     }
+}
+
+fn check_limits(c: &AliciaConfig, errors: &mut ConfigErrors) {
+    let l = &c.limits;
+    in_range(errors, "limits.max_connections", l.max_connections, 1, 1_000_000);
+    in_range(errors, "limits.max_connections_per_ip", l.max_connections_per_ip, 1, 1_000_000);
+    in_range(errors, "limits.max_pending_connections", l.max_pending_connections, 1, 1_000_000);
+    in_range(errors, "limits.max_connect_bytes", l.max_connect_bytes, 128, 268_435_456);
+    in_range(errors, "limits.max_inflight_messages", l.max_inflight_messages, 1, 65_535);
+    in_range(errors, "limits.max_queued_messages", l.max_queued_messages, 1, 10_000_000);
+    in_range(errors, "limits.max_queued_bytes", l.max_queued_bytes, 1024, usize::MAX);
+    in_range(errors, "limits.max_queued_bytes_total", l.max_queued_bytes_total, 1024 * 1024, usize::MAX);
+    // MQTT's remaining-length field tops out at 268,435,455; 256 MiB covers any packet.
+    in_range(errors, "limits.message_size_limit", l.message_size_limit, 1024, 268_435_456);
+    if l.max_queued_bytes_total < l.message_size_limit {
+        let message = format!(
+            "{} is below limits.message_size_limit ({}): the largest message could never be held",
+            l.max_queued_bytes_total, l.message_size_limit
+        );
+        errors.push("limits.max_queued_bytes_total", message);
+    }
+    in_range(errors, "limits.max_client_id_length", l.max_client_id_length, 23, 65_535);
+    in_range(errors, "limits.max_topic_length", l.max_topic_length, 1, 65_535);
+    in_range(errors, "limits.max_subscriptions_per_client", l.max_subscriptions_per_client, 1, 1_000_000);
+    in_range(errors, "limits.max_filters_per_subscribe", l.max_filters_per_subscribe, 1, 65_535);
+    in_range(errors, "limits.max_sessions", l.max_sessions, 1, 10_000_000);
+    if l.max_sessions < l.max_connections {
+        errors.push("limits.max_sessions", format!("{} is below limits.max_connections", l.max_sessions));
+    }
+    in_range(errors, "limits.max_keep_alive_secs", usize::from(l.max_keep_alive_secs), 1, 65_535);
+    in_range(errors, "limits.max_retained_messages", l.max_retained_messages, 0, 100_000_000);
+    in_range(errors, "limits.max_retained_bytes", l.max_retained_bytes, 0, usize::MAX);
 }
 
 fn in_range(errors: &mut ConfigErrors, path: &str, value: usize, min: usize, max: usize) {

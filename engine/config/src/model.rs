@@ -69,6 +69,9 @@ pub struct MqttSection {
     pub io_threads: usize,
     /// A connection that sends no CONNECT within this time is closed.
     pub connect_timeout_ms: u64,
+    /// A subscriber whose socket takes no bytes for this long is disconnected (its
+    /// queue would otherwise only grow).
+    pub write_timeout_ms: u64,
 }
 
 impl Default for MqttSection {
@@ -78,37 +81,95 @@ impl Default for MqttSection {
             io: IoBackend::Auto,
             io_threads: 0,
             connect_timeout_ms: 10_000,
+            write_timeout_ms: 30_000,
         }
     }
 }
 
-/// Limits named after mosquitto's options, with the seeds' values as defaults.
+/// What any one client, and all of them together, may make the broker hold. Names
+/// follow mosquitto's options where it has one; the seeds' values are the defaults.
+/// Every limit is refused with the MQTT reason its case has, and counted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsSection {
-    /// Client connections at once; one more gets a "server unavailable" CONNACK.
+    /// Client connections at once; one more gets CONNACK 0x97 (v5) / 0x03 (3.1.1).
     pub max_connections: usize,
-    /// Unacknowledged QoS 1/2 deliveries per client.
+    /// Connections from one source address at once (open sockets, CONNECT or not).
+    pub max_connections_per_ip: usize,
+    /// Sockets that have not completed their CONNECT yet; more are closed at once.
+    pub max_pending_connections: usize,
+    /// Largest CONNECT packet (client id, credentials, will), in bytes; what a socket
+    /// may make the broker buffer before it is a client.
+    pub max_connect_bytes: usize,
+    /// Unacknowledged QoS 1/2 publishes a client may send (the Receive Maximum the
+    /// broker advertises) and QoS 1/2 deliveries in flight to one client.
     pub max_inflight_messages: usize,
-    /// Deliveries held for one client beyond the in-flight window.
+    /// Deliveries held for one client (beyond the in-flight window, or while a
+    /// persistent session is offline).
     pub max_queued_messages: usize,
+    /// Bytes of deliveries held for one client. A single message larger than this is
+    /// still delivered when nothing else is queued.
+    pub max_queued_bytes: usize,
+    /// Bytes of message data held for all clients together (queues, in-flight
+    /// deliveries, large packets being read); past it QoS 0 deliveries are dropped and
+    /// large publishes wait for room.
+    pub max_queued_bytes_total: usize,
     /// Largest accepted MQTT packet, in bytes (256 MiB by default).
     pub message_size_limit: usize,
+    /// Longest client identifier, in bytes.
+    pub max_client_id_length: usize,
+    /// Longest topic name or filter, in bytes.
+    pub max_topic_length: usize,
+    /// Subscriptions one session may hold.
+    pub max_subscriptions_per_client: usize,
+    /// Topic filters in one SUBSCRIBE packet.
+    pub max_filters_per_subscribe: usize,
+    /// Topic aliases a client may set (MQTT 5 Topic Alias Maximum).
+    pub max_topic_aliases: u16,
+    /// Sessions held at once: connected ones plus persistent ones kept for offline
+    /// clients.
+    pub max_sessions: usize,
+    /// Longest session expiry the broker grants (seconds; 4294967295 = never expires).
+    pub max_session_expiry_secs: u32,
+    /// Longest keep-alive accepted (seconds); a v5 client asking more (or none) is told
+    /// this one in the CONNACK.
+    pub max_keep_alive_secs: u16,
+    /// Retained messages held.
+    pub max_retained_messages: usize,
+    /// Bytes of retained messages held (topics and payloads).
+    pub max_retained_bytes: usize,
 }
 
 impl Default for LimitsSection {
     fn default() -> Self {
         Self {
             max_connections: 1000,
+            max_connections_per_ip: 256,
+            max_pending_connections: 256,
+            max_connect_bytes: 65_536,
             max_inflight_messages: 100,
             max_queued_messages: 1000,
+            max_queued_bytes: 64 * 1024 * 1024,
+            max_queued_bytes_total: 1024 * 1024 * 1024,
             message_size_limit: 268_435_456,
+            max_client_id_length: 256,
+            max_topic_length: 4096,
+            max_subscriptions_per_client: 256,
+            max_filters_per_subscribe: 64,
+            max_topic_aliases: 10,
+            max_sessions: 10_000,
+            max_session_expiry_secs: u32::MAX,
+            max_keep_alive_secs: u16::MAX,
+            max_retained_messages: 10_000,
+            max_retained_bytes: 64 * 1024 * 1024,
         }
     }
 }
 
-/// The embedded rumqttd router's commit log: every subscribed filter keeps up to
-/// `segment_count` segments of `segment_size_bytes` in memory for readers that lag.
+/// The embedded rumqttd router's commit log, which every message crosses once: it
+/// keeps up to `segment_count` segments of `segment_size_bytes` for the engine's readers
+/// (one per io thread, one for in-process services). Payloads of 64 KiB and more travel
+/// beside it, so these bytes bound what the log holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RouterSection {
@@ -118,10 +179,7 @@ pub struct RouterSection {
 
 impl Default for RouterSection {
     fn default() -> Self {
-        // One segment holds at least one maximal message: a 256 MiB payload is stored
-        // once (the segment grows past its nominal size by the overflowing message), and
-        // at most `segment_count` such segments are retained per filter.
-        Self { segment_size_bytes: 64 * 1024 * 1024, segment_count: 4 }
+        Self { segment_size_bytes: 4 * 1024 * 1024, segment_count: 4 }
     }
 }
 

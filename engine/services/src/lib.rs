@@ -1,4 +1,4 @@
-//! The engine's core services, each an in-process client of the embedded router.
+//! The engine's core services, each an in-process client of the bus.
 //!
 //! # Layout
 //! - `health`: publishes the engine's health and discovery heartbeat every
@@ -13,7 +13,7 @@ mod health;
 
 use std::collections::HashMap;
 
-use alicia_broker::{LocalClient, RouterHandle};
+use alicia_broker::{BusHandle, LocalClient};
 use alicia_config::AliciaConfig;
 use alicia_envelope::topics::TopicAliases;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 /// Why the services could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServicesError {
-    #[error("cannot open a router link for the {service} service: {source}")]
+    #[error("cannot join the bus for the {service} service: {source}")]
     Link { service: &'static str, source: alicia_broker::LinkError },
     #[error("invalid topic alias in config: {0}")]
     Alias(String),
@@ -34,18 +34,18 @@ pub struct CoreServices {
 }
 
 impl CoreServices {
-    pub async fn start(config: &AliciaConfig, router: &RouterHandle) -> Result<CoreServices, ServicesError> {
+    pub async fn start(config: &AliciaConfig, bus: &BusHandle) -> Result<CoreServices, ServicesError> {
         let aliases: HashMap<String, String> = config.topics.aliases.clone().into_iter().collect();
         let aliases = TopicAliases::new(aliases).map_err(|e| ServicesError::Alias(e.to_string()))?;
         let stop = CancellationToken::new();
         let mut tasks = Vec::new();
 
-        let client = connect(router, "health").await?;
+        let client = connect(bus, "health").await?;
         let health = health::HealthService::new(config, aliases.clone());
         tasks.push(tokio::spawn(health.run(client, stop.clone())));
 
         if config.services.validate_envelopes {
-            let client = connect(router, "gatekeeper").await?;
+            let client = connect(bus, "gatekeeper").await?;
             tasks.push(tokio::spawn(gatekeeper::run(client, aliases, stop.clone())));
         }
         Ok(CoreServices { stop, tasks })
@@ -60,6 +60,6 @@ impl CoreServices {
     }
 }
 
-async fn connect(router: &RouterHandle, service: &'static str) -> Result<LocalClient, ServicesError> {
-    LocalClient::connect(router, service).await.map_err(|source| ServicesError::Link { service, source })
+async fn connect(bus: &BusHandle, service: &'static str) -> Result<LocalClient, ServicesError> {
+    LocalClient::connect(bus, service).await.map_err(|source| ServicesError::Link { service, source })
 }

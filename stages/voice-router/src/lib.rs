@@ -46,7 +46,7 @@ pub mod wav;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use alicia_broker::{LocalClient, RouterHandle};
+use alicia_broker::{BusHandle, LocalClient};
 use alicia_pipeline::{RunningTopology, TopologyConfig};
 use alicia_stage_intent::{Home, IntentConfig, OutputLayout};
 use anyhow::Context;
@@ -105,7 +105,7 @@ impl VoiceService {
     /// topics. Call inside a multi-threaded tokio runtime.
     pub async fn start(
         settings: &VoiceSettings,
-        router: &RouterHandle,
+        bus: &BusHandle,
         transcriber: Transcriber,
     ) -> anyhow::Result<VoiceService> {
         let home = Home::load(&settings.home).with_context(|| format!("home {}", settings.home.display()))?;
@@ -148,10 +148,10 @@ impl VoiceService {
         let say = topology.source("say").context("voice topology has no say source")?;
 
         let stop = CancellationToken::new();
-        let intake_client = LocalClient::connect(router, "voice-intake").await?;
-        let publisher_client = LocalClient::connect(router, "voice-publisher").await?;
-        let requests_client = LocalClient::connect(router, "voice-stt-requests").await?;
-        let says_client = LocalClient::connect(router, "voice-tts-requests").await?;
+        let intake_client = LocalClient::connect(bus, "voice-intake").await?;
+        let publisher_client = LocalClient::connect(bus, "voice-publisher").await?;
+        let requests_client = LocalClient::connect(bus, "voice-stt-requests").await?;
+        let says_client = LocalClient::connect(bus, "voice-tts-requests").await?;
         let says = tts_request::PendingSays::default();
         let tasks = vec![
             tokio::spawn(intake::run(intake_client, audio, bus_tx, settings.session_timeout, stop.clone())),

@@ -1,9 +1,9 @@
 //! Socket I/O for client connections, behind two small traits so the backend can be
 //! swapped: io_uring through tokio-uring, or tokio's epoll reactor.
 //!
-//! Both backends run connections on dedicated worker threads, each a single-threaded
-//! runtime; a connection lives on one thread, so its tasks need not be `Send`. The
-//! acceptor hands sockets to workers round-robin.
+//! Each io thread is one node (see `node`): a single-threaded runtime that reads the
+//! router's log and runs the connections whose client ids hash to it, so a
+//! connection's tasks and its session need no locks.
 //!
 //! Both traits take and return owned buffers (io_uring's model): a read or write that is
 //! cancelled mid-flight would lose its buffer, so callers never race them in `select!`
@@ -13,28 +13,35 @@ mod epoll;
 mod uring;
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use alicia_config::IoBackend;
-use bytes::BytesMut;
+use alicia_supervisor::{panic_message, Component};
+use bytes::{Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::session::{self, SessionContext};
+use crate::context::Context;
+use crate::node::Node;
+use crate::router::NodeLink;
+use crate::session::Handoff;
 
 /// Reading half of a client socket.
 pub(crate) trait SocketReader: 'static {
-    /// Appends what arrives to `buf` (into its spare capacity); 0 means end of stream.
-    async fn read(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut);
+    /// Appends what arrives to `buf`. When `buf` has no spare capacity, `want` bytes are
+    /// reserved first (on epoll only once the socket is readable, so an idle
+    /// connection holds no buffer). 0 means end of stream.
+    async fn read(&mut self, buf: BytesMut, want: usize) -> (io::Result<usize>, BytesMut);
 }
 
 /// Writing half of a client socket.
 pub(crate) trait SocketWriter: 'static {
-    /// Writes all of `buf`, returning it for reuse.
-    async fn write_all(&mut self, buf: BytesMut) -> (io::Result<()>, BytesMut);
+    /// Writes all of `buf` (a shared buffer: a large payload is written from where it
+    /// arrived).
+    async fn write_all(&mut self, buf: Bytes) -> io::Result<()>;
     /// Half-closes the socket so the peer sees end of stream at once.
     fn shutdown(&mut self);
 }
@@ -79,54 +86,56 @@ pub(crate) fn choose_backend(requested: IoBackend) -> Result<ActiveBackend, IoEr
     }
 }
 
-/// A socket accepted by the listener, on its way to a worker.
-pub(crate) struct Accepted {
-    pub stream: TcpStream,
-    pub peer: SocketAddr,
+/// What an io thread needs to become a node.
+pub(crate) struct NodeSeed {
+    pub id: u16,
+    pub ctx: Arc<Context>,
+    pub link: NodeLink,
+    /// Reports the thread's death to the supervisor.
+    pub component: Component,
 }
 
-/// The pool of connection threads.
+/// The io threads.
 pub(crate) struct IoWorkers {
-    inboxes: Vec<flume::Sender<Accepted>>,
-    next: AtomicUsize,
+    inboxes: Vec<flume::Sender<Handoff>>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl IoWorkers {
     pub(crate) fn start(
         backend: ActiveBackend,
-        threads: usize,
-        ctx: Arc<SessionContext>,
+        seeds: Vec<NodeSeed>,
         stop: CancellationToken,
     ) -> Result<IoWorkers, IoError> {
-        let mut inboxes = Vec::with_capacity(threads);
-        let mut handles = Vec::with_capacity(threads);
-        for i in 0..threads {
-            let (tx, rx) = flume::unbounded::<Accepted>();
-            let ctx = ctx.clone();
+        let count = seeds.len();
+        let mut inboxes = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
+        for seed in seeds {
+            let (tx, rx) = flume::unbounded::<Handoff>();
             let stop = stop.clone();
             let handle = std::thread::Builder::new()
-                .name(format!("mqtt-io-{i}"))
-                .spawn(move || match backend {
-                    ActiveBackend::Uring => uring::run_worker(rx, ctx, stop),
-                    ActiveBackend::Epoll => epoll::run_worker(rx, ctx, stop),
-                })
+                .name(format!("mqtt-io-{}", seed.id))
+                .spawn(move || run_node(backend, seed, rx, stop))
                 .map_err(IoError::Spawn)?;
             inboxes.push(tx);
-            handles.push(handle);
+            threads.push(handle);
         }
-        info!(backend = backend.as_str(), threads, "mqtt io workers started");
-        Ok(IoWorkers { inboxes, next: AtomicUsize::new(0), threads: handles })
+        info!(backend = backend.as_str(), threads = count, "mqtt io workers started");
+        Ok(IoWorkers { inboxes, threads })
     }
 
-    /// Hands a socket to the next worker.
-    pub(crate) fn dispatch(&self, accepted: Accepted) {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.inboxes.len();
-        // A worker only goes away at shutdown; the socket is then simply closed.
-        let _ = self.inboxes[i].send(accepted);
+    pub(crate) fn len(&self) -> usize {
+        self.inboxes.len()
     }
 
-    /// Closes the inboxes and waits for every worker (and so every session) to finish.
+    /// Hands a connection to its node.
+    pub(crate) fn dispatch(&self, node: usize, handoff: Handoff) {
+        // A node only goes away at shutdown (or when it died, which ends the process);
+        // the socket is then simply closed.
+        let _ = self.inboxes[node].send(handoff);
+    }
+
+    /// Closes the inboxes and waits for every node (and so every connection) to finish.
     pub(crate) fn join(self) {
         drop(self.inboxes);
         for t in self.threads {
@@ -135,27 +144,58 @@ impl IoWorkers {
     }
 }
 
-/// The loop each worker runs inside its runtime: start a session per socket until the
-/// engine stops, then wait for the sessions to close.
-async fn accept_loop<F, Fut>(inbox: flume::Receiver<Accepted>, stop: CancellationToken, mut serve: F)
-where
-    F: FnMut(Accepted) -> Fut,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    let mut sessions = tokio::task::JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = inbox.recv_async() => match accepted {
-                Ok(accepted) => {
-                    sessions.spawn_local(serve(accepted));
-                }
-                Err(_) => break,
-            },
-            _ = stop.cancelled() => break,
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
-        }
+/// An io thread's whole life; its death (a panic anywhere outside one connection's
+/// task, or its reading loop ending before shutdown) is reported, not swallowed.
+fn run_node(backend: ActiveBackend, seed: NodeSeed, inbox: flume::Receiver<Handoff>, stop: CancellationToken) {
+    let component = seed.component.clone();
+    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| match backend {
+        ActiveBackend::Uring => uring::run_node(seed, inbox, stop.clone()),
+        ActiveBackend::Epoll => epoll::run_node(seed, inbox, stop.clone()),
+    }));
+    let cause = match ran {
+        Err(panic) => panic_message(panic.as_ref()),
+        Ok(Err(cause)) => cause,
+        Ok(Ok(())) => return,
+    };
+    if !stop.is_cancelled() {
+        component.down(cause);
     }
-    while sessions.join_next().await.is_some() {}
 }
 
-pub(crate) use session::serve as serve_session;
+/// The loop each node runs inside its runtime: read the log, start a connection per
+/// handoff; at shutdown, wait for the connections to close.
+async fn serve<F, Fut>(
+    seed: NodeSeed,
+    inbox: flume::Receiver<Handoff>,
+    stop: CancellationToken,
+    mut connect: F,
+) -> Result<(), String>
+where
+    F: FnMut(Rc<Node>, Handoff) -> Fut,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let NodeSeed { id, ctx, link, .. } = seed;
+    let node = Rc::new(Node::new(id, ctx, link.tx));
+    let mut reading = tokio::task::spawn_local(node.clone().run(link.rx));
+    let mut connections = tokio::task::JoinSet::new();
+    let result = loop {
+        tokio::select! {
+            handoff = inbox.recv_async() => match handoff {
+                Ok(handoff) => {
+                    connections.spawn_local(connect(node.clone(), handoff));
+                }
+                Err(_) => break Ok(()),
+            },
+            _ = stop.cancelled() => break Ok(()),
+            ended = &mut reading => {
+                break Err(match ended {
+                    Err(e) if e.is_panic() => panic_message(e.into_panic().as_ref()),
+                    _ => format!("node {id} stopped reading the router's log"),
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    };
+    while connections.join_next().await.is_some() {}
+    result
+}

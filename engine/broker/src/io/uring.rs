@@ -1,17 +1,17 @@
-//! io_uring backend (tokio-uring): reads land in the buffer's spare capacity directly.
+//! io_uring backend (tokio-uring): reads land in the buffer's spare capacity directly,
+//! and writes go from the shared buffer they are given.
 
 use std::io;
 use std::net::Shutdown;
 use std::rc::Rc;
-use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{accept_loop, serve_session, Accepted, SocketReader, SocketWriter};
-use crate::session::SessionContext;
+use super::{serve, NodeSeed, SocketReader, SocketWriter};
+use crate::session::{attach, Handoff};
 
 /// Succeeds when this process may create an io_uring instance.
 /// Runs on a thread of its own: the probe builds (and drops) a runtime, which tokio
@@ -22,26 +22,24 @@ pub(super) fn probe() -> io::Result<()> {
         .unwrap_or_else(|_| Err(io::Error::other("io_uring probe panicked")))
 }
 
-pub(super) fn run_worker(inbox: flume::Receiver<Accepted>, ctx: Arc<SessionContext>, stop: CancellationToken) {
-    tokio_uring::start(accept_loop(inbox, stop, move |accepted: Accepted| {
-        let ctx = ctx.clone();
-        async move {
-            let _ = accepted.stream.set_nodelay(true);
-            // io_uring waits for readiness itself; a non-blocking fd can surface EAGAIN.
-            let _ = accepted.stream.set_nonblocking(false);
-            let stream = Rc::new(TcpStream::from_std(accepted.stream));
-            let reader = UringReader(stream.clone());
-            let writer = UringWriter(stream);
-            serve_session(reader, writer, accepted.peer, ctx).await;
-        }
-    }));
+pub(super) fn run_node(seed: NodeSeed, inbox: flume::Receiver<Handoff>, stop: CancellationToken) -> Result<(), String> {
+    tokio_uring::start(serve(seed, inbox, stop, |node, Handoff { stream, client }| async move {
+        let _ = stream.set_nodelay(true);
+        // io_uring waits for readiness itself; a non-blocking fd can surface EAGAIN.
+        let _ = stream.set_nonblocking(false);
+        let stream = Rc::new(TcpStream::from_std(stream));
+        attach(node, client, UringReader(stream.clone()), UringWriter(stream)).await;
+    }))
 }
 
 pub(crate) struct UringReader(Rc<TcpStream>);
 pub(crate) struct UringWriter(Rc<TcpStream>);
 
 impl SocketReader for UringReader {
-    async fn read(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut) {
+    async fn read(&mut self, mut buf: BytesMut, want: usize) -> (io::Result<usize>, BytesMut) {
+        if buf.capacity() == buf.len() {
+            buf.reserve(want);
+        }
         let filled = buf.len();
         // Read into the spare capacity only, after what is already buffered.
         let (result, slice) = self.0.read(buf.slice(filled..)).await;
@@ -50,8 +48,8 @@ impl SocketReader for UringReader {
 }
 
 impl SocketWriter for UringWriter {
-    async fn write_all(&mut self, buf: BytesMut) -> (io::Result<()>, BytesMut) {
-        self.0.write_all(buf).await
+    async fn write_all(&mut self, buf: Bytes) -> io::Result<()> {
+        self.0.write_all(buf).await.0
     }
 
     fn shutdown(&mut self) {

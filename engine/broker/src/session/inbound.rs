@@ -1,97 +1,163 @@
-//! Client → router: decode what the socket delivers, apply the front door's rules to
-//! each packet, and hand the survivors to the router in batches.
+//! The reader task: every packet a client sends, checked and acted on.
+//!
+//! Reads land in a buffer sized to what arrives: an idle connection holds a small one
+//! (none on epoll), a busy one grows to 64 KiB, and a packet of 64 KiB or more gets a
+//! buffer of exactly its size, reserved from the engine's byte budget before its body
+//! is read. Between reads, the task waits while the slowest node is far behind the
+//! router's log, which slows a client that publishes faster than the bus delivers.
 
-use std::time::Duration;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-use rumqttd::local::LinkTx;
-use rumqttd::protocol::{self, DisconnectReasonCode, Packet};
+use bytes::{Bytes, BytesMut};
+use rumqttd::protocol::{
+    self, DisconnectReasonCode, Packet, PubAck, PubAckProperties, PubAckReason, PubComp, PubCompReason, PubRec,
+    PubRecProperties, PubRecReason,
+};
 
-use super::subscribe::{screen, Screened};
-use super::{CloseReason, SessionContext, Shared};
-use crate::codec::Codec;
+use super::connection::{CloseReason, Connection};
+use super::Session;
+use crate::budget::Reservation;
+use crate::bus::{Entry, Message};
+use crate::codec::publish::{self, InboundPublish, PublishError};
+use crate::codec::{frame, ClientPacket, FrameError};
 use crate::io::SocketReader;
+use crate::limits::LARGE_PAYLOAD;
 use crate::metrics::Refusal;
+use crate::node::Node;
+use crate::retained::RetainedRefusal;
+use crate::topic::{check_name, TopicError};
 
-const READ_CHUNK: usize = 64 * 1024;
-/// A client announcing a huge packet gets buffer as its bytes arrive, not up front.
-const MAX_RESERVE: usize = 4 * 1024 * 1024;
-
-/// What the rules say about one packet. (Packets move once, straight into the batch;
-/// boxing them would cost an allocation per packet.)
-#[allow(clippy::large_enum_variant)]
-enum Verdict {
-    Forward(Packet),
-    /// Answered by the front door itself.
-    Reply(Packet),
-    Close(CloseReason),
-}
+/// Read buffer sizes: where an idle connection starts, and the most a busy one grows to.
+const MIN_READ: usize = 1024;
+const MAX_READ: usize = 64 * 1024;
+/// How long a large packet may wait for room in the memory budget.
+const BUDGET_WAIT: Duration = Duration::from_secs(30);
 
 /// Runs until the connection should end and says why.
 pub(super) async fn run<R: SocketReader>(
     reader: &mut R,
     mut buf: BytesMut,
-    link: &mut LinkTx,
-    mut codec: Codec,
+    node: &Rc<Node>,
+    session: &Rc<RefCell<Session>>,
+    conn: &Rc<Connection>,
     keep_alive: Option<Duration>,
-    shared: &Shared,
-    ctx: &SessionContext,
 ) -> CloseReason {
     // MQTT: the server may close a client silent for 1.5 × its keep-alive.
     let idle_limit = keep_alive.map(|k| k + k / 2);
-    let mut batch = Vec::with_capacity(64);
+    let max_packet = node.ctx.limits.max_packet_size;
+    let mut read_size = MIN_READ;
+    let mut large: Option<Reservation> = None;
     loop {
-        let mut wanted = READ_CHUNK;
-        // Counted per read, not per packet: the counters are shared by every io thread
-        // and a per-packet atomic add would bounce their cache line at full rate.
-        let mut tally = Tally::default();
-        let end = loop {
-            // Fixed header byte: packet type and, for PUBLISH, the QoS bits.
-            let header = buf.first().copied();
-            match codec.read(&mut buf, ctx.limits.max_packet_size) {
-                Ok(packet) => match judge(packet, header.unwrap_or(0), &mut tally, shared, ctx) {
-                    Verdict::Forward(p) => batch.push(p),
-                    Verdict::Reply(p) => reply(p, &codec, shared),
-                    Verdict::Close(reason) => break Some(reason),
-                },
-                Err(protocol::Error::InsufficientBytes(n)) => {
-                    wanted = n;
-                    break None;
+        // Every complete packet in the buffer.
+        let mut received = 0u64;
+        let outcome = loop {
+            let frame = match frame(&buf, conn.version, max_packet) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break Ok(None),
+                Err(FrameError::TooLarge(size)) => {
+                    tracing::debug!(size, limit = max_packet, "packet too large");
+                    break Err(CloseReason::PacketTooLarge);
                 }
-                Err(protocol::Error::PayloadSizeLimitExceeded(size)) => {
-                    tracing::debug!(size, limit = ctx.limits.max_packet_size, "packet too large");
-                    break Some(CloseReason::PacketTooLarge);
+                Err(FrameError::Malformed(why)) => break Err(CloseReason::MalformedPacket(why)),
+                Err(FrameError::NotFromClient(_)) => {
+                    break Err(CloseReason::ProtocolError("a packet type only a server sends"))
                 }
-                Err(e) => {
-                    tracing::debug!(error = %e, "malformed packet");
-                    break Some(CloseReason::MalformedPacket);
-                }
+            };
+            if buf.len() < frame.len() {
+                break Ok(Some(frame.len()));
+            }
+            received += 1;
+            let reservation = large.take();
+            let handled = if frame.kind == ClientPacket::Auth {
+                // AUTH is only for a CONNECT that named an authentication method (5 §4.12).
+                Err(CloseReason::ProtocolError("AUTH without an authentication method"))
+            } else if frame.kind == ClientPacket::Publish {
+                let packet = buf.split_to(frame.len()).freeze();
+                on_publish(node, session, conn, packet, frame.header_len, reservation)
+            } else {
+                let packet = conn.codec.clone().read(&mut buf, max_packet);
+                on_packet(node, session, conn, frame.kind, packet)
+            };
+            if let Err(reason) = handled {
+                break Err(reason);
             }
         };
-        tally.record(ctx);
-        // What arrived before a bad packet still counts.
-        if !batch.is_empty() && !forward(link, &mut batch, ctx).await {
-            return CloseReason::SessionTakenOver;
+        if received > 0 {
+            node.ctx.metrics.packets_received.increment(received);
         }
-        if let Some(reason) = end {
-            return reason;
+        node.flush();
+        let incomplete = match outcome {
+            Err(reason) => return reason,
+            Ok(incomplete) => incomplete,
+        };
+        if conn.is_closing() {
+            return conn.reason();
         }
 
-        if buf.capacity() - buf.len() < wanted {
-            buf.reserve(wanted.clamp(READ_CHUNK, MAX_RESERVE));
+        // Room in the log before reading more from this client.
+        if !node.ctx.log.has_room() {
+            node.ctx.metrics.ingress_waits.increment(1);
+            tokio::select! {
+                _ = node.ctx.log.room() => {}
+                _ = conn.closing.cancelled() => return conn.reason(),
+            }
         }
-        let read = reader.read(buf);
+
+        // A buffer for what comes next.
+        match incomplete {
+            Some(len) if len >= LARGE_PAYLOAD && large.is_none() => {
+                let reserved = tokio::select! {
+                    r = tokio::time::timeout(BUDGET_WAIT, node.ctx.budget.reserve(len)) => r,
+                    _ = conn.closing.cancelled() => return conn.reason(),
+                };
+                match reserved {
+                    Ok(Some(reservation)) => large = Some(reservation),
+                    _ => return CloseReason::QuotaExceeded,
+                }
+                // Exactly this packet's size: nothing after it lands in this buffer.
+                let mut dedicated = BytesMut::with_capacity(len);
+                dedicated.extend_from_slice(&buf);
+                buf = dedicated;
+            }
+            Some(len) if len > buf.len() && large.is_none() => {
+                let want = (len - buf.len()).max(read_size);
+                if buf.capacity() - buf.len() < want {
+                    buf.reserve(want);
+                }
+            }
+            Some(_) => {}
+            None => {
+                if buf.is_empty() && buf.capacity() > 2 * read_size {
+                    // Give an idle connection's large buffer back.
+                    buf = BytesMut::new();
+                }
+            }
+        }
+
+        let read = reader.read(buf, read_size);
         let (result, returned) = tokio::select! {
             r = with_limit(idle_limit, read) => match r {
                 Some(r) => r,
                 None => return CloseReason::KeepAliveTimeout,
             },
-            _ = shared.closing.cancelled() => return shared.reason(),
+            _ = conn.closing.cancelled() => return conn.reason(),
         };
         buf = returned;
         match result {
             Ok(0) | Err(_) => return CloseReason::PeerClosed,
-            Ok(n) => ctx.metrics.bytes_received.increment(n as u64),
+            Ok(n) => {
+                node.ctx.metrics.bytes_received.increment(n as u64);
+                // Grow when reads fill what they were given; shrink when they trickle.
+                read_size = if n >= read_size {
+                    (read_size * 2).min(MAX_READ)
+                } else if n < read_size / 4 {
+                    (read_size / 2).max(MIN_READ)
+                } else {
+                    read_size
+                };
+            }
         }
     }
 }
@@ -103,86 +169,221 @@ async fn with_limit<F: std::future::Future>(limit: Option<Duration>, f: F) -> Op
     }
 }
 
-#[derive(Default)]
-struct Tally {
-    packets: u64,
-    publishes: u64,
+/// A payload whose buffer was reserved from the budget: the reservation lives as long
+/// as any part of the payload does.
+struct Charged {
+    payload: Bytes,
+    _reservation: Reservation,
 }
 
-impl Tally {
-    fn record(&self, ctx: &SessionContext) {
-        if self.packets > 0 {
-            ctx.metrics.packets_received.increment(self.packets);
-            ctx.metrics.publishes_received.increment(self.publishes);
-        }
+impl AsRef<[u8]> for Charged {
+    fn as_ref(&self) -> &[u8] {
+        &self.payload
     }
 }
 
-fn judge(packet: Packet, header: u8, tally: &mut Tally, shared: &Shared, ctx: &SessionContext) -> Verdict {
-    tally.packets += 1;
-    match packet {
-        Packet::Publish(publish, props) => {
-            tally.publishes += 1;
-            let qos = (header >> 1) & 0b11;
-            if qos > 0 {
-                let inflight = shared.inbound_inflight.get() + 1;
-                if inflight > ctx.limits.max_inflight {
-                    return Verdict::Close(CloseReason::ReceiveMaximumExceeded);
-                }
-                shared.inbound_inflight.set(inflight);
-            }
-            Verdict::Forward(Packet::Publish(publish, props))
-        }
-        Packet::Subscribe(subscribe, props) => match screen(subscribe, shared.version) {
-            Screened::AllAccepted(subscribe) => Verdict::Forward(Packet::Subscribe(subscribe, props)),
-            Screened::Partly { forward, refused, total } => {
-                ctx.metrics.refused(Refusal::TopicFilterInvalid);
-                shared.suback_fixups.borrow_mut().remember(forward.pkid, refused, total);
-                Verdict::Forward(Packet::Subscribe(forward, props))
-            }
-            Screened::AllRefused(suback) => {
-                ctx.metrics.refused(Refusal::TopicFilterInvalid);
-                Verdict::Reply(Packet::SubAck(suback, None))
-            }
-        },
-        Packet::Disconnect(disconnect, _) => Verdict::Close(CloseReason::ClientDisconnect {
-            with_will: disconnect.reason_code == DisconnectReasonCode::DisconnectWithWillMessage,
-        }),
-        // A second CONNECT, or packets only a server sends, break the protocol.
-        Packet::Connect(..)
-        | Packet::ConnAck(..)
-        | Packet::SubAck(..)
-        | Packet::UnsubAck(..)
-        | Packet::PingResp(..) => Verdict::Close(CloseReason::ProtocolError),
-        other => Verdict::Forward(other),
+fn on_publish(
+    node: &Node,
+    session: &Rc<RefCell<Session>>,
+    conn: &Connection,
+    packet: Bytes,
+    header_len: usize,
+    reservation: Option<Reservation>,
+) -> Result<(), CloseReason> {
+    let p = publish::decode(packet, header_len, conn.version).map_err(|e| match e {
+        PublishError::Malformed(why) => CloseReason::MalformedPacket(why),
+        PublishError::Protocol(why) => CloseReason::ProtocolError(why),
+    })?;
+    node.ctx.metrics.publishes_received.increment(1);
+    let InboundPublish { qos, retain, pkid, mut properties, topic, payload, dup: _ } = p;
+    let mut s = session.borrow_mut();
+    let topic = resolve_topic(node, &mut s, &topic, properties.as_mut())?;
+    let topic_name = check_name(&topic, node.ctx.limits.max_topic_length).map_err(|e| match e {
+        TopicError::NotUtf8 | TopicError::Nul => CloseReason::MalformedPacket("topic is not a valid UTF-8 string"),
+        TopicError::Empty => CloseReason::ProtocolError("empty topic"),
+        TopicError::Wildcard => CloseReason::TopicNameInvalid("wildcard in a PUBLISH topic"),
+        _ => CloseReason::TopicNameInvalid("topic longer than the server's limit"),
+    });
+    if let Err(reason) = topic_name {
+        return Err(reason);
     }
-}
+    let v5 = conn.version.is_v5();
 
-/// Queues a packet the front door answers itself for the writer.
-fn reply(packet: Packet, codec: &Codec, shared: &Shared) {
-    if codec.write(packet, &mut shared.pending.borrow_mut()).is_ok() {
-        shared.data_ready.notify_one();
+    if qos == 2 && s.inbound_qos2.contains(&pkid) {
+        // A retransmission of a message already taken: acknowledge it again, once only.
+        conn.send(Packet::PubRec(PubRec { pkid, reason: PubRecReason::Success }, None));
+        return Ok(());
     }
-}
-
-/// Hands a batch to the router with one wake-up event.
-///
-/// The router drains a link's whole buffer per event, so when the buffer already holds
-/// packets an event for it is still queued and no new one is needed. Returns false when
-/// the router no longer knows this link.
-async fn forward(link: &mut LinkTx, batch: &mut Vec<Packet>, ctx: &SessionContext) -> bool {
+    if qos == 2 && s.inbound_qos2.len() >= usize::from(node.ctx.limits.max_inflight) {
+        return Err(CloseReason::ReceiveMaximumExceeded);
+    }
+    let payload = match reservation {
+        Some(reservation) => Bytes::from_owner(Charged { payload, _reservation: reservation }),
+        None => payload,
+    };
+    if v5
+        && properties.as_ref().and_then(|p| p.payload_format_indicator) == Some(1)
+        && !publish::payload_is_utf8(&payload)
     {
-        let mut buffer = link.buffer();
-        if !buffer.is_empty() {
-            buffer.extend(batch.drain(..));
-            return true;
+        node.ctx.metrics.refused(Refusal::PayloadFormatInvalid);
+        if qos == 0 {
+            return Err(CloseReason::PayloadFormatInvalid);
+        }
+        refuse(conn, qos, pkid, AckRefusal::PayloadFormatInvalid);
+        return Ok(());
+    }
+
+    // A large packet's topic is copied so that only the payload holds its buffer; a
+    // retained message may live long, so its small payload gets its own allocation too
+    // instead of pinning the read buffer it arrived in.
+    let topic = if payload.len() >= LARGE_PAYLOAD || retain { Bytes::copy_from_slice(&topic) } else { topic };
+    let payload = if retain && payload.len() < LARGE_PAYLOAD { Bytes::copy_from_slice(&payload) } else { payload };
+    let mut message = Message {
+        topic,
+        payload,
+        qos,
+        retain,
+        properties: properties.filter(|p| *p != Default::default()),
+        publisher: s.has_no_local().then_some(s.key),
+    };
+    if retain {
+        if let Err(refusal) = node.ctx.retained.admit(&message, Instant::now()) {
+            node.ctx.metrics.refused(Refusal::RetainedLimit);
+            tracing::debug!(client_id = &*s.client_id, ?refusal, "retained message refused");
+            if v5 {
+                // MQTT 5 can say so: not published at all.
+                if qos > 0 {
+                    refuse(conn, qos, pkid, AckRefusal::Quota(refusal));
+                }
+                return Ok(());
+            }
+            // 3.1.1 has no way to say it: the message goes to today's subscribers, but
+            // is not kept.
+            message.retain = false;
         }
     }
-    let waits = ctx.router.room().await;
-    if waits > 0 {
-        ctx.metrics.router_queue_waits.increment(u64::from(waits));
+    node.append(Entry::Message(message));
+    match qos {
+        1 => {
+            conn.send(Packet::PubAck(PubAck { pkid, reason: PubAckReason::Success }, None));
+        }
+        2 => {
+            s.inbound_qos2.insert(pkid);
+            conn.send(Packet::PubRec(PubRec { pkid, reason: PubRecReason::Success }, None));
+        }
+        _ => {}
     }
-    let Some(last) = batch.pop() else { return true };
-    link.buffer().extend(batch.drain(..));
-    link.send(last).await.is_ok()
+    Ok(())
+}
+
+/// The topic a PUBLISH is about, with MQTT 5 topic aliases applied.
+fn resolve_topic(
+    node: &Node,
+    s: &mut Session,
+    topic: &Bytes,
+    properties: Option<&mut rumqttd::protocol::PublishProperties>,
+) -> Result<Bytes, CloseReason> {
+    let Some(alias) = properties.and_then(|p| p.topic_alias.take()) else {
+        if topic.is_empty() {
+            return Err(CloseReason::ProtocolError("empty topic without a topic alias"));
+        }
+        return Ok(topic.clone());
+    };
+    if alias == 0 || alias > node.ctx.limits.max_topic_aliases {
+        return Err(CloseReason::TopicAliasInvalid);
+    }
+    if topic.is_empty() {
+        return s.aliases_in.get(&alias).cloned().ok_or(CloseReason::ProtocolError("topic alias not set"));
+    }
+    // The alias outlives this packet's buffer: give the topic its own allocation.
+    let topic = Bytes::copy_from_slice(topic);
+    s.aliases_in.insert(alias, topic.clone());
+    Ok(topic)
+}
+
+enum AckRefusal {
+    PayloadFormatInvalid,
+    Quota(RetainedRefusal),
+}
+
+/// A QoS 1/2 PUBLISH refused with an MQTT 5 reason code in its acknowledgement.
+fn refuse(conn: &Connection, qos: u8, pkid: u16, why: AckRefusal) {
+    let (ack, rec, text) = match why {
+        AckRefusal::PayloadFormatInvalid => (
+            PubAckReason::PayloadFormatInvalid,
+            PubRecReason::PayloadFormatInvalid,
+            "payload is not UTF-8 but its format indicator says it is",
+        ),
+        AckRefusal::Quota(RetainedRefusal::TooManyMessages) => {
+            (PubAckReason::QuotaExceeded, PubRecReason::QuotaExceeded, "retained message limit reached")
+        }
+        AckRefusal::Quota(RetainedRefusal::TooManyBytes) => {
+            (PubAckReason::QuotaExceeded, PubRecReason::QuotaExceeded, "retained bytes limit reached")
+        }
+    };
+    let reason_string = conn.problem_info.then(|| text.to_string());
+    if qos == 1 {
+        let properties = reason_string.map(|r| PubAckProperties { reason_string: Some(r), user_properties: vec![] });
+        conn.send(Packet::PubAck(PubAck { pkid, reason: ack }, properties));
+    } else {
+        let properties = reason_string.map(|r| PubRecProperties { reason_string: Some(r), user_properties: vec![] });
+        conn.send(Packet::PubRec(PubRec { pkid, reason: rec }, properties));
+    }
+}
+
+/// Every packet but PUBLISH.
+fn on_packet(
+    node: &Node,
+    session: &Rc<RefCell<Session>>,
+    conn: &Connection,
+    kind: ClientPacket,
+    packet: Result<Packet, protocol::Error>,
+) -> Result<(), CloseReason> {
+    let packet = match packet {
+        Ok(packet) => packet,
+        Err(protocol::Error::PayloadSizeLimitExceeded(_)) => return Err(CloseReason::PacketTooLarge),
+        Err(e) => {
+            tracing::debug!(error = %e, ?kind, "malformed packet");
+            return Err(CloseReason::MalformedPacket("malformed packet"));
+        }
+    };
+    let now = Instant::now();
+    match packet {
+        Packet::PubAck(ack, _) => session.borrow_mut().on_puback(node, ack.pkid, now),
+        Packet::PubRec(rec, _) => {
+            let failed = !matches!(rec.reason, PubRecReason::Success | PubRecReason::NoMatchingSubscribers);
+            session.borrow_mut().on_pubrec(node, rec.pkid, failed, now);
+        }
+        Packet::PubComp(comp, _) => session.borrow_mut().on_pubcomp(node, comp.pkid, now),
+        Packet::PubRel(rel, _) => {
+            let known = session.borrow_mut().inbound_qos2.remove(&rel.pkid);
+            let reason = if known { PubCompReason::Success } else { PubCompReason::PacketIdentifierNotFound };
+            conn.send(Packet::PubComp(PubComp { pkid: rel.pkid, reason }, None));
+        }
+        Packet::Subscribe(subscribe, properties) => {
+            super::subscribe::subscribe(node, &mut session.borrow_mut(), conn, subscribe, properties, now)?;
+        }
+        Packet::Unsubscribe(unsubscribe, _) => {
+            super::subscribe::unsubscribe(node, &mut session.borrow_mut(), conn, unsubscribe)?;
+        }
+        Packet::PingReq(_) => {
+            conn.send(Packet::PingResp(protocol::PingResp));
+        }
+        Packet::Disconnect(disconnect, properties) => {
+            let mut s = session.borrow_mut();
+            if let Some(expiry) = properties.and_then(|p| p.session_expiry_interval) {
+                // 5 §3.14.2.2.2: a session that ends with its connection cannot be kept.
+                if s.expiry == 0 && expiry != 0 {
+                    return Err(CloseReason::ProtocolError("session expiry set on DISCONNECT after 0 on CONNECT"));
+                }
+                s.expiry = expiry.min(node.ctx.limits.max_session_expiry);
+            }
+            let with_will = disconnect.reason_code == DisconnectReasonCode::DisconnectWithWillMessage;
+            return Err(CloseReason::ClientDisconnect { with_will });
+        }
+        Packet::Connect(..) => return Err(CloseReason::ProtocolError("a second CONNECT")),
+        // AUTH without an authentication method in the CONNECT (5 §4.12).
+        _ => return Err(CloseReason::ProtocolError("unexpected packet")),
+    }
+    Ok(())
 }

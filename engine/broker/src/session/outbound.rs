@@ -1,245 +1,381 @@
-//! Router → client: the pump encodes the router's notifications into a bounded queue of
-//! bytes; the writer flushes that queue to the socket.
+//! Deliveries to the client: QoS, the in-flight window, packet ids, topic aliases, and
+//! the client's acknowledgements.
 //!
-//! Keeping them apart lets the pump keep draining the router while a slow socket
-//! write is under way, so a client that does not read fills its own queue
-//! (`max_queued_messages`, QoS 0 beyond it dropped and counted) instead of stalling the
-//! router's delivery to everyone else. QoS 1/2 deliveries are never dropped: the
-//! router's in-flight window bounds them.
+//! A delivery's QoS is the lower of the published QoS and the subscription's (the node
+//! works that out). QoS 0 goes straight to the connection's queue, or is dropped when
+//! the client is offline or its queue is full. QoS 1/2 go out while fewer than the
+//! window (the client's Receive Maximum, at most `max_inflight_messages`) are
+//! unacknowledged; the rest wait in order, also while a persistent session's client is
+//! away, and go out (or, in flight, again with DUP) when it comes back.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::time::Instant;
 
-use bytes::BytesMut;
-use futures::FutureExt;
-use rumqttd::local::LinkRx;
-use rumqttd::protocol::{Disconnect, DisconnectProperties, Packet};
-use rumqttd::Notification;
+use bytes::Bytes;
+use rumqttd::protocol::{Packet, PubRel, PubRelReason};
 
-use super::{CloseReason, SessionContext, Shared};
-use crate::codec::{Codec, MqttVersion};
-use crate::io::SocketWriter;
+use super::{Connection, Session};
+use crate::bus::Routed;
+use crate::codec::publish::OutboundPublish;
+use crate::limits::LARGE_PAYLOAD;
+use crate::metrics::DropReason;
+use crate::node::Node;
 
-/// A client that stops reading still gets this long to take its final packets.
-const FINAL_FLUSH: Duration = Duration::from_secs(1);
-/// At server shutdown the pump keeps draining the router until it has been quiet this
-/// long, so messages published just before the stop (the services' goodbyes) still
-/// reach their subscribers.
-const SHUTDOWN_QUIET: Duration = Duration::from_millis(50);
-const SHUTDOWN_DRAIN_LIMIT: Duration = Duration::from_millis(500);
+/// Topic aliases the broker uses towards one client at most, whatever it allows: each
+/// costs a topic's bytes for the connection's life.
+const MAX_OUTBOUND_ALIASES: u16 = 64;
 
-pub(super) async fn pump(link: LinkRx, codec: Codec, shared: std::rc::Rc<Shared>, ctx: Arc<SessionContext>) {
-    pump_until_closed(link, &codec, &shared, &ctx).await;
-    shared.pump_finished.cancel();
-    shared.data_ready.notify_one();
+/// One delivery held for a client.
+#[derive(Debug, Clone)]
+pub(crate) struct Queued {
+    pub routed: Rc<Routed>,
+    pub qos: u8,
+    pub retain: bool,
+    pub subscription_ids: Vec<u32>,
 }
 
-async fn pump_until_closed(mut link: LinkRx, codec: &Codec, shared: &Shared, ctx: &SessionContext) {
-    loop {
-        let first = tokio::select! {
-            n = link.next() => n,
-            _ = shared.closing.cancelled() => {
-                if shared.reason() == CloseReason::ServerShutdown {
-                    drain_at_shutdown(&mut link, codec, shared, ctx).await;
-                }
+impl Queued {
+    fn payload(&self) -> &Bytes {
+        &self.routed.message.payload
+    }
+
+    /// What holding it costs the engine's budget: a small payload is held here; a large
+    /// one was charged once when it was read.
+    fn charge(&self) -> usize {
+        let len = self.payload().len();
+        if len >= LARGE_PAYLOAD {
+            0
+        } else {
+            len
+        }
+    }
+}
+
+#[derive(Debug)]
+enum InflightState {
+    /// PUBLISH sent; PUBACK (QoS 1) or PUBREC (QoS 2) awaited.
+    Sent(Queued),
+    /// PUBREL sent; PUBCOMP awaited.
+    Released,
+}
+
+#[derive(Debug)]
+struct Inflight {
+    order: u64,
+    state: InflightState,
+}
+
+/// Topic aliases from the broker to one client: assigned on a topic's first delivery
+/// and kept for the connection.
+#[derive(Debug, Default)]
+struct OutboundAliases {
+    max: u16,
+    by_topic: HashMap<Bytes, u16>,
+}
+
+pub(super) struct Outbound {
+    waiting: VecDeque<Queued>,
+    inflight: HashMap<u16, Inflight>,
+    next_pkid: u16,
+    next_order: u64,
+    aliases: OutboundAliases,
+    /// Payload bytes of `waiting` and `inflight` (for `max_queued_bytes`).
+    held_bytes: usize,
+    /// What of them is charged to the memory budget.
+    charged: usize,
+}
+
+impl Outbound {
+    pub(super) fn new(client_alias_maximum: u16) -> Outbound {
+        Outbound {
+            waiting: VecDeque::new(),
+            inflight: HashMap::new(),
+            next_pkid: 0,
+            next_order: 0,
+            aliases: OutboundAliases { max: client_alias_maximum.min(MAX_OUTBOUND_ALIASES), by_topic: HashMap::new() },
+            held_bytes: 0,
+            charged: 0,
+        }
+    }
+
+    /// A new connection starts with no aliases (MQTT 5 §3.3.2.3.4) and its own maximum.
+    pub(super) fn reset_aliases(&mut self, client_alias_maximum: u16) {
+        self.aliases =
+            OutboundAliases { max: client_alias_maximum.min(MAX_OUTBOUND_ALIASES), by_topic: HashMap::new() };
+    }
+
+    pub(super) fn held(&self) -> (usize, usize) {
+        (self.waiting.len() + self.inflight.len(), self.held_bytes)
+    }
+
+    fn take_pkid(&mut self) -> u16 {
+        loop {
+            self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+            if !self.inflight.contains_key(&self.next_pkid) {
+                return self.next_pkid;
+            }
+        }
+    }
+
+    fn hold(&mut self, q: &Queued) {
+        self.held_bytes += q.payload().len();
+        self.charged += q.charge();
+    }
+
+    fn unhold(&mut self, node: &Node, q: &Queued) {
+        self.held_bytes -= q.payload().len();
+        self.charged -= q.charge();
+        node.budget.release(q.charge());
+    }
+}
+
+impl Session {
+    fn window(&self, node: &Node) -> usize {
+        usize::from(self.client.receive_maximum.min(node.ctx.limits.max_inflight))
+    }
+
+    /// Delivers one message to this session.
+    pub(crate) fn deliver(&mut self, node: &Node, queued: Queued, now: Instant) {
+        if queued.routed.expired(now) {
+            node.ctx.metrics.dropped(DropReason::Expired, 1);
+            return;
+        }
+        let online = self.conn.clone().filter(|c| !c.is_closing());
+        if queued.qos == 0 {
+            match online {
+                Some(conn) => self.send_qos0(node, &conn, &queued, now),
+                None => node.ctx.metrics.dropped(DropReason::OfflineQos0, 1),
+            }
+            return;
+        }
+        if let Some(conn) = online {
+            if self.outbound.waiting.is_empty() && self.outbound.inflight.len() < self.window(node) {
+                self.send_in_flight(node, &conn, queued, now);
                 return;
             }
+        }
+        self.enqueue(node, queued);
+    }
+
+    fn held_bytes_with(&self, conn: Option<&Connection>) -> usize {
+        self.outbound.held_bytes + conn.map_or(0, |c| c.out.borrow().bytes())
+    }
+
+    /// Whether one more delivery of `len` payload bytes fits this client's queue limits.
+    fn fits(&self, node: &Node, conn: Option<&Connection>, len: usize) -> Result<(), DropReason> {
+        let limits = &node.ctx.limits;
+        let held = self.held_bytes_with(conn);
+        // A message larger than the limit still goes to an empty queue: the limit must
+        // never make a message undeliverable.
+        if held > 0 && held + len > limits.max_queued_bytes {
+            return Err(DropReason::QueueBytes);
+        }
+        Ok(())
+    }
+
+    fn send_qos0(&mut self, node: &Node, conn: &Connection, q: &Queued, now: Instant) {
+        let result = if conn.out.borrow().publishes() >= node.ctx.limits.max_queued_messages {
+            Err(DropReason::QueueFull)
+        } else {
+            self.fits(node, Some(conn), q.payload().len()).and_then(|()| self.encode(node, conn, q, 0, false, now))
         };
-        let mut unscheduled = false;
-        let mut tally = Tally::default();
-        let mut next = first;
-        loop {
-            match next {
-                Ok(Some(Notification::Unschedule)) => unscheduled = true,
-                Ok(Some(notification)) => tally.add(encode(notification, codec, shared, ctx)),
-                Ok(None) => {}
-                Err(_) => {
-                    // The router dropped this link: another connection took the client id.
-                    shared.close(CloseReason::SessionTakenOver);
-                    shared.data_ready.notify_one();
+        if let Err(reason) = result {
+            node.ctx.metrics.dropped(reason, 1);
+        }
+    }
+
+    fn enqueue(&mut self, node: &Node, q: Queued) {
+        let limits = &node.ctx.limits;
+        let conn = self.conn.clone();
+        let result = if self.outbound.waiting.len() >= limits.max_queued_messages {
+            Err(DropReason::QueueFull)
+        } else if let Err(reason) = self.fits(node, conn.as_deref(), q.payload().len()) {
+            Err(reason)
+        } else if !node.budget.try_charge(q.charge()) {
+            Err(DropReason::MemoryBudget)
+        } else {
+            Ok(())
+        };
+        match result {
+            Ok(()) => {
+                self.outbound.hold(&q);
+                self.outbound.waiting.push_back(q);
+            }
+            Err(reason) => node.ctx.metrics.dropped(reason, 1),
+        }
+    }
+
+    /// Sends a QoS 1/2 delivery under a fresh packet id and keeps it until acknowledged.
+    fn send_in_flight(&mut self, node: &Node, conn: &Connection, q: Queued, now: Instant) {
+        if !node.budget.try_charge(q.charge()) {
+            node.ctx.metrics.dropped(DropReason::MemoryBudget, 1);
+            return;
+        }
+        let pkid = self.outbound.take_pkid();
+        if let Err(reason) = self.encode(node, conn, &q, pkid, false, now) {
+            node.budget.release(q.charge());
+            node.ctx.metrics.dropped(reason, 1);
+            return;
+        }
+        self.outbound.held_bytes += q.payload().len();
+        self.outbound.charged += q.charge();
+        let order = self.outbound.next_order;
+        self.outbound.next_order += 1;
+        self.outbound.inflight.insert(pkid, Inflight { order, state: InflightState::Sent(q) });
+    }
+
+    /// Encodes one PUBLISH into the connection's queue.
+    fn encode(
+        &mut self,
+        node: &Node,
+        conn: &Connection,
+        q: &Queued,
+        pkid: u16,
+        dup: bool,
+        now: Instant,
+    ) -> Result<(), DropReason> {
+        let message = &q.routed.message;
+        let v5 = conn.version.is_v5();
+        let mut publish = OutboundPublish {
+            topic: &message.topic,
+            qos: q.qos,
+            dup,
+            retain: q.retain,
+            pkid,
+            properties: if v5 { message.properties.as_ref() } else { None },
+            expiry: if v5 { q.routed.remaining_expiry(now) } else { None },
+            topic_alias: None,
+            subscription_ids: if v5 { &q.subscription_ids } else { &[] },
+            payload_len: message.payload.len(),
+        };
+        // Checked with the whole topic: an alias only makes the packet smaller.
+        if publish.packet_len(conn.version) > self.client.maximum_packet_size {
+            return Err(DropReason::TooLargeForClient);
+        }
+        let aliases = &mut self.outbound.aliases;
+        if v5 && aliases.max > 0 {
+            match aliases.by_topic.get(&message.topic) {
+                Some(&alias) => {
+                    publish.topic = b"";
+                    publish.topic_alias = Some(alias);
+                }
+                None if (aliases.by_topic.len() as u16) < aliases.max => {
+                    let alias = aliases.by_topic.len() as u16 + 1;
+                    aliases.by_topic.insert(message.topic.clone(), alias);
+                    publish.topic_alias = Some(alias);
+                }
+                None => {}
+            }
+        }
+        if !conn.try_send_publish(&publish, &message.payload) {
+            return Err(DropReason::MemoryBudget);
+        }
+        node.ctx.metrics.publishes_sent.increment(1);
+        Ok(())
+    }
+
+    /// Moves waiting deliveries into the window while there is room.
+    pub(super) fn fill_window(&mut self, node: &Node, now: Instant) {
+        let Some(conn) = self.conn.clone().filter(|c| !c.is_closing()) else { return };
+        while self.outbound.inflight.len() < self.window(node) {
+            let Some(q) = self.outbound.waiting.pop_front() else { return };
+            self.outbound.unhold(node, &q);
+            if q.routed.expired(now) {
+                node.ctx.metrics.dropped(DropReason::Expired, 1);
+                continue;
+            }
+            self.send_in_flight(node, &conn, q, now);
+        }
+    }
+
+    /// PUBACK from the client.
+    pub(super) fn on_puback(&mut self, node: &Node, pkid: u16, now: Instant) {
+        if let Some(Inflight { state: InflightState::Sent(q), .. }) =
+            self.take_inflight(pkid, |s| matches!(s, InflightState::Sent(q) if q.qos == 1))
+        {
+            self.outbound.unhold(node, &q);
+            self.fill_window(node, now);
+        }
+    }
+
+    /// PUBREC from the client; a reason of 0x80 or more ends the delivery there.
+    pub(super) fn on_pubrec(&mut self, node: &Node, pkid: u16, failed: bool, now: Instant) {
+        let Some(entry) = self.outbound.inflight.get_mut(&pkid) else { return };
+        match &entry.state {
+            InflightState::Sent(q) if q.qos == 2 => {
+                let InflightState::Sent(q) = std::mem::replace(&mut entry.state, InflightState::Released) else {
+                    unreachable!("matched above")
+                };
+                self.outbound.unhold(node, &q);
+                if failed {
+                    self.outbound.inflight.remove(&pkid);
+                    self.fill_window(node, now);
                     return;
                 }
             }
-            // Take whatever else is already there without waiting.
-            match link.next().now_or_never() {
-                Some(n) => next = n,
-                None => break,
-            }
+            // A repeated PUBREC gets its PUBREL again.
+            InflightState::Released => {}
+            InflightState::Sent(_) => return,
         }
-        tally.record(ctx);
-        shared.data_ready.notify_one();
-        if unscheduled && link.wake().await.is_err() {
-            shared.close(CloseReason::SessionTakenOver);
-            return;
-        }
-    }
-}
-
-async fn drain_at_shutdown(link: &mut LinkRx, codec: &Codec, shared: &Shared, ctx: &SessionContext) {
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN_LIMIT;
-    while tokio::time::Instant::now() < deadline {
-        match tokio::time::timeout(SHUTDOWN_QUIET, link.next()).await {
-            Ok(Ok(Some(Notification::Unschedule))) => {
-                if link.wake().await.is_err() {
-                    return;
-                }
-            }
-            Ok(Ok(Some(notification))) => {
-                let mut tally = Tally::default();
-                tally.add(encode(notification, codec, shared, ctx));
-                tally.record(ctx);
-            }
-            Ok(Ok(None)) => {}
-            Ok(Err(_)) | Err(_) => return,
-        }
-    }
-}
-
-/// What one notification became.
-enum Encoded {
-    Nothing,
-    Packet,
-    Publish,
-    Dropped,
-}
-
-/// Counts a batch, recorded once: the counters are shared by every io thread.
-#[derive(Default)]
-struct Tally {
-    packets: u64,
-    publishes: u64,
-    dropped: u64,
-}
-
-impl Tally {
-    fn add(&mut self, encoded: Encoded) {
-        match encoded {
-            Encoded::Nothing => {}
-            Encoded::Packet => self.packets += 1,
-            Encoded::Publish => {
-                self.packets += 1;
-                self.publishes += 1;
-            }
-            Encoded::Dropped => self.dropped += 1,
+        if let Some(conn) = &self.conn {
+            conn.send(Packet::PubRel(PubRel { pkid, reason: PubRelReason::Success }, None));
         }
     }
 
-    fn record(&self, ctx: &SessionContext) {
-        if self.packets > 0 {
-            ctx.metrics.packets_sent.increment(self.packets);
-            ctx.metrics.publishes_sent.increment(self.publishes);
-        }
-        if self.dropped > 0 {
-            ctx.metrics.dropped_queue_full.increment(self.dropped);
+    /// PUBCOMP from the client.
+    pub(super) fn on_pubcomp(&mut self, node: &Node, pkid: u16, now: Instant) {
+        if self.take_inflight(pkid, |s| matches!(s, InflightState::Released)).is_some() {
+            self.fill_window(node, now);
         }
     }
-}
 
-fn encode(notification: Notification, codec: &Codec, shared: &Shared, ctx: &SessionContext) -> Encoded {
-    let packet = match notification {
-        Notification::Forward(forward) => Packet::Publish(forward.publish, forward.properties),
-        Notification::DeviceAck(ack) => match Packet::from(ack) {
-            packet @ (Packet::PubAck(..) | Packet::PubComp(..)) => {
-                let inflight = shared.inbound_inflight.get();
-                shared.inbound_inflight.set(inflight.saturating_sub(1));
-                packet
-            }
-            Packet::SubAck(mut suback, props) => {
-                shared.suback_fixups.borrow_mut().apply(&mut suback, shared.version);
-                Packet::SubAck(suback, props)
-            }
-            packet => packet,
-        },
-        Notification::Disconnect(disconnect, props) => {
-            shared.close(CloseReason::ProtocolError);
-            if shared.version != MqttVersion::V5 {
-                return Encoded::Nothing;
-            }
-            Packet::Disconnect(disconnect, props)
+    fn take_inflight(&mut self, pkid: u16, expected: impl Fn(&InflightState) -> bool) -> Option<Inflight> {
+        if expected(&self.outbound.inflight.get(&pkid)?.state) {
+            self.outbound.inflight.remove(&pkid)
+        } else {
+            None
         }
-        _ => return Encoded::Nothing,
-    };
-    let is_publish = matches!(packet, Packet::Publish(..));
-    let mut pending = shared.pending.borrow_mut();
-    let start = pending.len();
-    if let Err(e) = codec.write(packet, &mut pending) {
-        tracing::warn!(error = %e, "cannot encode packet for client");
-        pending.truncate(start);
-        return Encoded::Nothing;
     }
-    if is_publish {
-        let qos = (pending[start] >> 1) & 0b11;
-        let queued = shared.queued_publishes.get();
-        if qos == 0 && queued >= ctx.limits.max_queued {
-            pending.truncate(start);
-            return Encoded::Dropped;
-        }
-        shared.queued_publishes.set(queued + 1);
-        return Encoded::Publish;
-    }
-    Encoded::Packet
-}
 
-pub(super) async fn write_loop<W: SocketWriter>(
-    mut writer: W,
-    codec: Codec,
-    shared: std::rc::Rc<Shared>,
-    ctx: Arc<SessionContext>,
-) {
-    let mut spare = BytesMut::with_capacity(16 * 1024);
-    loop {
-        let closing = tokio::select! {
-            _ = shared.data_ready.notified() => false,
-            _ = shared.closing.cancelled() => true,
-        };
-        if closing {
-            // The pump may still be draining the router (server shutdown).
-            shared.pump_finished.cancelled().await;
-            break;
-        }
-        if !flush(&mut writer, &mut spare, &shared, &ctx).await {
-            shared.close(CloseReason::WriteFailed);
-            return;
-        }
-    }
-    // Last words: what is queued, then a v5 DISCONNECT saying why.
-    let reason = shared.reason();
-    if let Some(code) = reason.disconnect_code() {
-        if shared.version == MqttVersion::V5 {
-            // Always with properties: rumqttd 0.20 mis-sizes a v5 DISCONNECT without them.
-            let properties = DisconnectProperties {
-                session_expiry_interval: None,
-                reason_string: Some(reason.explain().to_string()),
-                user_properties: Vec::new(),
-                server_reference: None,
+    /// A resumed session: what was in flight goes again (PUBLISH with DUP, or PUBREL),
+    /// in the order first sent, then the waiting deliveries fill the window.
+    pub(super) fn resend_in_flight(&mut self, node: &Node, now: Instant) {
+        let Some(conn) = self.conn.clone() else { return };
+        let mut pkids: Vec<(u64, u16)> = self.outbound.inflight.iter().map(|(&p, i)| (i.order, p)).collect();
+        pkids.sort_unstable();
+        for (_, pkid) in pkids {
+            let resend = match &self.outbound.inflight[&pkid].state {
+                InflightState::Sent(q) => Some(q.clone()),
+                InflightState::Released => None,
             };
-            let packet = Packet::Disconnect(Disconnect { reason_code: code }, Some(properties));
-            let _ = codec.write(packet, &mut shared.pending.borrow_mut());
-        }
-    }
-    let _ = tokio::time::timeout(FINAL_FLUSH, flush(&mut writer, &mut spare, &shared, &ctx)).await;
-    writer.shutdown();
-}
-
-/// Writes everything queued; false when the socket failed.
-async fn flush<W: SocketWriter>(writer: &mut W, spare: &mut BytesMut, shared: &Shared, ctx: &SessionContext) -> bool {
-    loop {
-        let out = {
-            let mut pending = shared.pending.borrow_mut();
-            if pending.is_empty() {
-                return true;
+            match resend {
+                Some(q) => {
+                    if let Err(reason) = self.encode(node, &conn, &q, pkid, true, now) {
+                        // Gone for good (expired, or too large for the client's new limit).
+                        node.ctx.metrics.dropped(reason, 1);
+                        self.outbound.inflight.remove(&pkid);
+                        self.outbound.unhold(node, &q);
+                    }
+                }
+                None => {
+                    conn.send(Packet::PubRel(PubRel { pkid, reason: PubRelReason::Success }, None));
+                }
             }
-            shared.queued_publishes.set(0);
-            std::mem::replace(&mut *pending, std::mem::take(spare))
-        };
-        let n = out.len() as u64;
-        let (result, mut out) = writer.write_all(out).await;
-        if result.is_err() {
-            return false;
         }
-        ctx.metrics.bytes_sent.increment(n);
-        out.clear();
-        // Keep a modest buffer around; a 256 MiB message should not pin its memory.
-        *spare = if out.capacity() <= 1024 * 1024 { out } else { BytesMut::with_capacity(16 * 1024) };
+        self.fill_window(node, now);
+    }
+
+    /// The session ends: everything it held is dropped and returned to the budget.
+    pub(super) fn drop_queues(&mut self, node: &Node) {
+        let dropped = self.outbound.waiting.len() + self.outbound.inflight.len();
+        node.budget.release(self.outbound.charged);
+        self.outbound.waiting.clear();
+        self.outbound.inflight.clear();
+        self.outbound.held_bytes = 0;
+        self.outbound.charged = 0;
+        if dropped > 0 {
+            node.ctx.metrics.dropped(DropReason::SessionEnded, dropped as u64);
+        }
     }
 }

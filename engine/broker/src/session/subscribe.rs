@@ -1,135 +1,151 @@
-//! SUBSCRIBE screening. rumqttd's router accepts filters with broken wildcards and
-//! drops the whole connection for a `$`-prefixed filter (so `mosquitto_sub -t '$SYS/#'`
-//! would be disconnected). The front door answers such filters itself with the SUBACK
-//! failure code of the client's MQTT version (0x80; v5: 0x8F topic filter invalid) and
-//! passes only the acceptable ones on. The router's SUBACK then lacks the refused
-//! positions; the pump puts them back before the client sees it.
+//! SUBSCRIBE and UNSUBSCRIBE.
+//!
+//! Each filter gets its own answer: the granted QoS, or the refusal of the client's
+//! version (3.1.1: 0x80; 5: 0x8F invalid filter, 0x97 a limit). A new subscription
+//! gets the matching retained messages after the SUBACK, as its Retain Handling asks
+//! (0: always, 1: only if it is new, 2: never; never for a shared subscription), each at
+//! the lower of its own QoS and the subscription's.
 
-use std::collections::HashMap;
+use std::time::Instant;
 
-use rumqttd::protocol::{valid_filter, SubAck, Subscribe, SubscribeReasonCode};
+use rumqttd::protocol::{
+    Packet, QoS, RetainForwardRule, SubAck, Subscribe, SubscribeProperties, SubscribeReasonCode, UnsubAck,
+    UnsubAckReason, Unsubscribe,
+};
 
+use super::connection::{CloseReason, Connection};
+use super::{Grant, Queued, Session, Subscription};
+use crate::bus::{Control, Entry};
 use crate::codec::MqttVersion;
+use crate::metrics::Refusal;
+use crate::node::Node;
+use crate::topic::{parse_filter, TopicError};
 
-/// What to do with one SUBSCRIBE.
-pub(super) enum Screened {
-    /// Every filter is fine: forward unchanged.
-    AllAccepted(Subscribe),
-    /// Some refused: forward the rest; remember where the refused ones were.
-    Partly { forward: Subscribe, refused: Vec<usize>, total: usize },
-    /// None acceptable: answer now.
-    AllRefused(SubAck),
-}
-
-pub(super) fn screen(subscribe: Subscribe, version: MqttVersion) -> Screened {
-    if subscribe.filters.iter().all(|f| acceptable(&f.path)) {
-        return Screened::AllAccepted(subscribe);
-    }
-    let total = subscribe.filters.len();
-    let (mut kept, mut refused) = (Vec::with_capacity(total), Vec::new());
+pub(super) fn subscribe(
+    node: &Node,
+    s: &mut Session,
+    conn: &Connection,
+    subscribe: Subscribe,
+    properties: Option<SubscribeProperties>,
+    now: Instant,
+) -> Result<(), CloseReason> {
+    let id = match properties.and_then(|p| p.id) {
+        Some(0) => return Err(CloseReason::ProtocolError("subscription identifier 0")),
+        Some(id) => Some(id as u32),
+        None => None,
+    };
+    let limits = &node.ctx.limits;
+    let version = conn.version;
+    let mut codes = Vec::with_capacity(subscribe.filters.len());
+    let mut retained = Vec::new();
     for (i, filter) in subscribe.filters.into_iter().enumerate() {
-        if acceptable(&filter.path) {
-            kept.push(filter);
-        } else {
-            tracing::debug!(filter = filter.path, "refused topic filter");
-            refused.push(i);
-        }
-    }
-    if kept.is_empty() {
-        let return_codes = vec![failure(version); total];
-        return Screened::AllRefused(SubAck { pkid: subscribe.pkid, return_codes });
-    }
-    Screened::Partly { forward: Subscribe { pkid: subscribe.pkid, filters: kept }, refused, total }
-}
-
-/// Valid MQTT filter syntax, and not a `$` topic other than a well-formed `$share`.
-fn acceptable(path: &str) -> bool {
-    match path.strip_prefix("$share/") {
-        Some(rest) => match rest.split_once('/') {
-            Some((group, filter)) => {
-                !group.is_empty() && !group.contains(['+', '#']) && valid_filter(filter) && !filter.starts_with('$')
+        let parsed = match parse_filter(&filter.path, limits.max_topic_length) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                tracing::debug!(filter = filter.path, error = %e, "refused topic filter");
+                node.ctx.metrics.refused(Refusal::TopicFilterInvalid);
+                codes.push(refused(version, e));
+                continue;
             }
-            None => false,
-        },
-        None => !path.starts_with('$') && valid_filter(path),
+        };
+        if parsed.is_shared() && filter.nolocal {
+            return Err(CloseReason::ProtocolError("no-local on a shared subscription"));
+        }
+        let existing = s.subscriptions.get(&filter.path).copied();
+        if i >= limits.max_filters_per_subscribe
+            || (existing.is_none() && s.subscriptions.len() >= limits.max_subscriptions_per_client)
+        {
+            node.ctx.metrics.refused(Refusal::SubscriptionLimit);
+            codes.push(quota(version));
+            continue;
+        }
+        let subscription = Subscription {
+            qos: filter.qos as u8,
+            no_local: filter.nolocal,
+            retain_as_published: filter.preserve_retain,
+            retain_handling: match filter.retain_forward_rule {
+                RetainForwardRule::OnEverySubscribe => 0,
+                RetainForwardRule::OnNewSubscribe => 1,
+                RetainForwardRule::Never => 2,
+            },
+            id,
+        };
+        s.subscriptions.insert(filter.path.clone(), subscription);
+        if parsed.is_shared() {
+            if existing.is_none() {
+                node.append(Entry::Control(Control::ShareJoin { share: filter.path.clone(), member: s.key }));
+            }
+        } else {
+            node.trie.borrow_mut().insert(parsed.filter, s.key.slot, Grant::from(subscription));
+            let wanted = match subscription.retain_handling {
+                0 => true,
+                1 => existing.is_none(),
+                _ => false,
+            };
+            if wanted {
+                for routed in node.retained.borrow_mut().matching(parsed.filter, now) {
+                    let qos = routed.message.qos.min(subscription.qos);
+                    retained.push(Queued { routed, qos, retain: true, subscription_ids: id.into_iter().collect() });
+                }
+            }
+        }
+        codes.push(granted(filter.qos));
+    }
+    s.refresh_no_local();
+    conn.send(Packet::SubAck(SubAck { pkid: subscribe.pkid, return_codes: codes }, None));
+    for queued in retained {
+        s.deliver(node, queued, now);
+    }
+    Ok(())
+}
+
+pub(super) fn unsubscribe(
+    node: &Node,
+    s: &mut Session,
+    conn: &Connection,
+    unsubscribe: Unsubscribe,
+) -> Result<(), CloseReason> {
+    let mut reasons = Vec::with_capacity(unsubscribe.filters.len());
+    for path in &unsubscribe.filters {
+        let reason = match parse_filter(path, usize::MAX) {
+            Err(_) => UnsubAckReason::TopicFilterInvalid,
+            Ok(parsed) => match s.subscriptions.remove(path) {
+                None => UnsubAckReason::NoSubscriptionExisted,
+                Some(_) => {
+                    if parsed.is_shared() {
+                        node.append(Entry::Control(Control::ShareLeave { share: path.clone(), member: s.key }));
+                    } else {
+                        node.trie.borrow_mut().remove(parsed.filter, s.key.slot);
+                    }
+                    UnsubAckReason::Success
+                }
+            },
+        };
+        reasons.push(reason);
+    }
+    s.refresh_no_local();
+    conn.send(Packet::UnsubAck(UnsubAck { pkid: unsubscribe.pkid, reasons }, None));
+    Ok(())
+}
+
+fn granted(qos: QoS) -> SubscribeReasonCode {
+    match qos {
+        QoS::AtMostOnce => SubscribeReasonCode::QoS0,
+        QoS::AtLeastOnce => SubscribeReasonCode::QoS1,
+        QoS::ExactlyOnce => SubscribeReasonCode::QoS2,
     }
 }
 
-fn failure(version: MqttVersion) -> SubscribeReasonCode {
+fn refused(version: MqttVersion, _why: TopicError) -> SubscribeReasonCode {
     match version {
         MqttVersion::V311 => SubscribeReasonCode::Failure,
         MqttVersion::V5 => SubscribeReasonCode::TopicFilterInvalid,
     }
 }
 
-/// Refused positions of SUBSCRIBEs in flight, by packet id.
-#[derive(Default)]
-pub(super) struct SubAckFixups(HashMap<u16, (Vec<usize>, usize)>);
-
-impl SubAckFixups {
-    pub(super) fn remember(&mut self, pkid: u16, refused: Vec<usize>, total: usize) {
-        self.0.insert(pkid, (refused, total));
-    }
-
-    /// Puts the refused positions back into the router's SUBACK.
-    pub(super) fn apply(&mut self, suback: &mut SubAck, version: MqttVersion) {
-        let Some((refused, total)) = self.0.remove(&suback.pkid) else { return };
-        let mut granted = std::mem::take(&mut suback.return_codes).into_iter();
-        suback.return_codes = (0..total)
-            .map(|i| if refused.contains(&i) { failure(version) } else { granted.next().unwrap_or(failure(version)) })
-            .collect();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rumqttd::protocol::{Filter, QoS, RetainForwardRule};
-
-    fn sub(paths: &[&str]) -> Subscribe {
-        let filters = paths
-            .iter()
-            .map(|p| Filter {
-                path: p.to_string(),
-                qos: QoS::AtLeastOnce,
-                nolocal: false,
-                preserve_retain: false,
-                retain_forward_rule: RetainForwardRule::OnEverySubscribe,
-            })
-            .collect();
-        Subscribe { pkid: 7, filters }
-    }
-
-    #[test]
-    fn acceptable_filters() {
-        for ok in ["a", "a/+/b", "#", "a/#", "+", "$share/g/a/#"] {
-            assert!(acceptable(ok), "{ok}");
-        }
-        for bad in ["", "a/#/b", "a+", "$SYS/#", "$share/g", "$share//a", "$share/g+/a", "$share/g/$SYS/x"] {
-            assert!(!acceptable(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn mixed_subscribe_is_split_and_the_suback_restored() {
-        let Screened::Partly { forward, refused, total } = screen(sub(&["a", "$SYS/#", "b/#"]), MqttVersion::V311)
-        else {
-            panic!("expected a partial refusal")
-        };
-        assert_eq!(forward.filters.len(), 2);
-        let mut fixups = SubAckFixups::default();
-        fixups.remember(7, refused, total);
-        let mut suback = SubAck { pkid: 7, return_codes: vec![SubscribeReasonCode::QoS1, SubscribeReasonCode::QoS0] };
-        fixups.apply(&mut suback, MqttVersion::V311);
-        assert_eq!(
-            suback.return_codes,
-            [SubscribeReasonCode::QoS1, SubscribeReasonCode::Failure, SubscribeReasonCode::QoS0]
-        );
-    }
-
-    #[test]
-    fn all_refused_is_answered_with_the_version_code() {
-        let Screened::AllRefused(ack) = screen(sub(&["$SYS/#"]), MqttVersion::V5) else { panic!() };
-        assert_eq!(ack.return_codes, [SubscribeReasonCode::TopicFilterInvalid]);
+fn quota(version: MqttVersion) -> SubscribeReasonCode {
+    match version {
+        MqttVersion::V311 => SubscribeReasonCode::Failure,
+        MqttVersion::V5 => SubscribeReasonCode::QuotaExceeded,
     }
 }

@@ -1,0 +1,136 @@
+//! What every node of the broker shares.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::budget::ByteBudget;
+use crate::bus::large::LargePayloads;
+use crate::limits::Limits;
+use crate::metrics::BrokerMetrics;
+use crate::retained::RetainedIndex;
+
+pub(crate) struct Context {
+    pub limits: Limits,
+    pub metrics: BrokerMetrics,
+    pub budget: Arc<ByteBudget>,
+    pub large: LargePayloads,
+    pub retained: RetainedIndex,
+    pub log: LogWatch,
+    /// Sessions held by all nodes (for `max_sessions`).
+    pub sessions: AtomicUsize,
+    /// Each node's topic in the router (the node's index as text).
+    pub tags: Vec<Bytes>,
+    pub stop: CancellationToken,
+}
+
+impl Context {
+    pub(crate) fn try_add_session(&self) -> bool {
+        let max = self.limits.max_sessions;
+        let added =
+            self.sessions.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_ok();
+        if added {
+            self.metrics.sessions.increment(1.0);
+        }
+        added
+    }
+
+    pub(crate) fn remove_session(&self) {
+        self.sessions.fetch_sub(1, Ordering::AcqRel);
+        self.metrics.sessions.decrement(1.0);
+    }
+}
+
+/// One node's read position, on a cache line of its own (nodes update theirs per batch).
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct ReadPosition(AtomicU64);
+
+/// How far the slowest node is behind the log's tail, in the bytes the router counts.
+///
+/// rumqttd skips a reader that falls behind its retained segments ahead, losing entries
+/// for it. Instead, whoever appends for clients waits while the slowest reader is more
+/// than half the log's window behind: the log never outruns a reader, and a client that
+/// publishes faster than the engine delivers is slowed at its socket.
+#[derive(Debug)]
+pub(crate) struct LogWatch {
+    appended: AtomicU64,
+    read: Box<[ReadPosition]>,
+    limit: u64,
+    room: Notify,
+    waiting: AtomicUsize,
+}
+
+impl LogWatch {
+    pub(crate) fn new(readers: usize, window_bytes: usize) -> LogWatch {
+        LogWatch {
+            appended: AtomicU64::new(0),
+            read: (0..readers).map(|_| ReadPosition::default()).collect(),
+            limit: (window_bytes / 2) as u64,
+            room: Notify::new(),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn appended(&self, bytes: usize) {
+        self.appended.fetch_add(bytes as u64, Ordering::AcqRel);
+    }
+
+    pub(crate) fn read(&self, reader: usize, bytes: usize) {
+        self.read[reader].0.fetch_add(bytes as u64, Ordering::AcqRel);
+        if self.waiting.load(Ordering::Acquire) > 0 {
+            self.room.notify_waiters();
+        }
+    }
+
+    pub(crate) fn lag(&self) -> u64 {
+        let slowest = self.read.iter().map(|r| r.0.load(Ordering::Acquire)).min().unwrap_or(0);
+        self.appended.load(Ordering::Acquire).saturating_sub(slowest)
+    }
+
+    pub(crate) fn has_room(&self) -> bool {
+        self.lag() <= self.limit
+    }
+
+    /// Waits until the slowest reader is close enough to the tail.
+    pub(crate) async fn room(&self) {
+        if self.has_room() {
+            return;
+        }
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.has_room() {
+                break;
+            }
+            notified.await;
+        }
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn appenders_wait_for_the_slowest_reader() {
+        let watch = Arc::new(LogWatch::new(2, 100));
+        watch.appended(80);
+        watch.read(0, 80);
+        assert!(!watch.has_room(), "reader 1 is 80 behind, past half the window");
+        let waiter = tokio::spawn({
+            let watch = watch.clone();
+            async move { watch.room().await }
+        });
+        tokio::task::yield_now().await;
+        watch.read(1, 40);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        assert_eq!(watch.lag(), 40);
+    }
+}

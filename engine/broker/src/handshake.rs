@@ -1,0 +1,287 @@
+//! The CONNECT, read and checked by the listener before the connection goes to its
+//! node, and answered with the CONNACK refusal the 3.1.1 / 5 specifications name when it
+//! is refused (never a silent close where a code exists).
+
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use rumqttd::protocol::{
+    ConnAck, ConnAckProperties, Connect, ConnectProperties, ConnectReturnCode, LastWill, LastWillProperties, Packet,
+    PublishProperties,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::bus::Message;
+use crate::codec::publish::payload_is_utf8;
+use crate::codec::{frame, sniff, ClientPacket, Codec, FrameError, MqttVersion, Sniff};
+use crate::limits::Limits;
+use crate::metrics::Refusal;
+use crate::session::attach::ConnectRequest;
+use crate::session::{ClientLimits, Will};
+use crate::topic::check_name;
+
+/// Why a handshake ended without a client.
+#[derive(Debug)]
+pub(crate) enum HandshakeError {
+    /// Refused (with a CONNACK where the protocol has one) and counted.
+    Refused(Refusal),
+    /// The peer went away or the socket failed before a CONNECT.
+    Io,
+}
+
+/// A CONNECT that passed every check.
+pub(crate) struct Accepted {
+    pub request: ConnectRequest,
+    pub leftover: BytesMut,
+    pub connected_at: Instant,
+}
+
+/// Reads exactly one CONNECT, growing the buffer only as bytes arrive and never past
+/// `max_connect_bytes`.
+pub(crate) async fn read_connect(stream: &mut TcpStream, limits: &Limits) -> Result<Accepted, HandshakeError> {
+    let mut buf = BytesMut::new();
+    let version = loop {
+        match sniff(&buf) {
+            Sniff::Version(v) => break v,
+            Sniff::NeedMore => read_more(stream, &mut buf, 64).await?,
+            Sniff::NotConnect => return Err(HandshakeError::Refused(Refusal::NotConnect)),
+            Sniff::UnsupportedLevel(level) => {
+                tracing::debug!(level, "unsupported mqtt protocol level");
+                // 3.1.1 §3.2.2.3: 0x01 for a level the server does not support.
+                let ack = ConnAck { session_present: false, code: ConnectReturnCode::RefusedProtocolVersion };
+                send(stream, &Codec::new(MqttVersion::V311), Packet::ConnAck(ack, None)).await;
+                return Err(HandshakeError::Refused(Refusal::UnsupportedProtocol));
+            }
+        }
+    };
+    let mut codec = Codec::new(version);
+    let packet = loop {
+        match frame(&buf, version, limits.max_connect_bytes) {
+            Ok(Some(f)) if f.kind != ClientPacket::Connect => {
+                return Err(HandshakeError::Refused(Refusal::NotConnect));
+            }
+            Ok(Some(f)) if buf.len() >= f.len() => {
+                let flags = connect_flags(&buf, f.header_len);
+                if flags & 1 != 0 {
+                    return refuse(stream, &codec, Refusal::MalformedPacket, ConnectReturnCode::MalformedPacket).await;
+                }
+                match codec.read(&mut buf, limits.max_connect_bytes) {
+                    Ok(packet) => break packet,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "malformed connect");
+                        return refuse(stream, &codec, Refusal::MalformedPacket, ConnectReturnCode::MalformedPacket)
+                            .await;
+                    }
+                }
+            }
+            Ok(Some(f)) => {
+                let missing = f.len() - buf.len();
+                read_more(stream, &mut buf, missing).await?;
+            }
+            Ok(None) => read_more(stream, &mut buf, 64).await?,
+            Err(FrameError::TooLarge(_)) => {
+                return refuse(stream, &codec, Refusal::PacketTooLarge, ConnectReturnCode::PacketTooLarge).await;
+            }
+            Err(_) => {
+                return refuse(stream, &codec, Refusal::MalformedPacket, ConnectReturnCode::MalformedPacket).await
+            }
+        }
+    };
+    let connected_at = Instant::now();
+    let Packet::Connect(connect, properties, will, will_properties, _login) = packet else {
+        return Err(HandshakeError::Refused(Refusal::NotConnect));
+    };
+    match check(version, connect, properties, will.map(|w| (w, will_properties)), limits) {
+        Ok(request) => Ok(Accepted { request, leftover: buf, connected_at }),
+        Err((refusal, code)) => refuse(stream, &codec, refusal, code).await,
+    }
+}
+
+/// The CONNECT flags byte: after the fixed header, the protocol name and the level.
+fn connect_flags(buf: &[u8], header_len: usize) -> u8 {
+    let name_len = u16::from_be_bytes([buf[header_len], buf[header_len + 1]]) as usize;
+    buf.get(header_len + 2 + name_len + 1).copied().unwrap_or(0)
+}
+
+type Refused = (Refusal, ConnectReturnCode);
+
+fn check(
+    version: MqttVersion,
+    connect: Connect,
+    properties: Option<ConnectProperties>,
+    will: Option<(LastWill, Option<LastWillProperties>)>,
+    limits: &Limits,
+) -> Result<ConnectRequest, Refused> {
+    let v5 = version.is_v5();
+    let p = properties.unwrap_or(ConnectProperties {
+        session_expiry_interval: None,
+        receive_maximum: None,
+        max_packet_size: None,
+        topic_alias_max: None,
+        request_response_info: None,
+        request_problem_info: None,
+        user_properties: vec![],
+        authentication_method: None,
+        authentication_data: None,
+    });
+    if p.authentication_method.is_some() {
+        // No enhanced authentication method is offered (5 §4.12).
+        return Err((Refusal::BadAuthenticationMethod, ConnectReturnCode::BadAuthenticationMethod));
+    }
+    let invalid_id = (Refusal::ClientIdRejected, ConnectReturnCode::ClientIdentifierNotValid);
+    let mut assigned = false;
+    let client_id = if connect.client_id.is_empty() {
+        // 3.1.1 §3.1.3.1: an empty id only with a clean session; 5 assigns one and says so.
+        if !v5 && !connect.clean_session {
+            return Err(invalid_id);
+        }
+        assigned = true;
+        format!("alicia-{}", uuid::Uuid::new_v4().simple())
+    } else {
+        connect.client_id
+    };
+    if client_id.len() > limits.max_client_id_length || client_id.contains('\0') {
+        return Err(invalid_id);
+    }
+    if p.receive_maximum == Some(0) || p.max_packet_size == Some(0) {
+        return Err((Refusal::ProtocolError, ConnectReturnCode::ProtocolError));
+    }
+    let (keep_alive, server_keep_alive) = keep_alive(version, connect.keep_alive, limits.max_keep_alive)?;
+    let asked_expiry = if v5 {
+        p.session_expiry_interval.unwrap_or(0)
+    } else if connect.clean_session {
+        0
+    } else {
+        u32::MAX
+    };
+    let session_expiry = asked_expiry.min(limits.max_session_expiry);
+    let will = match will {
+        Some((will, props)) => Some(check_will(version, will, props, limits)?),
+        None => None,
+    };
+    Ok(ConnectRequest {
+        version,
+        client_id,
+        assigned,
+        clean_start: connect.clean_session,
+        keep_alive,
+        server_keep_alive,
+        session_expiry,
+        session_expiry_capped: v5 && session_expiry != asked_expiry,
+        client: ClientLimits {
+            receive_maximum: p.receive_maximum.unwrap_or(u16::MAX),
+            maximum_packet_size: p.max_packet_size.map_or(usize::MAX, |m| m as usize),
+            topic_alias_maximum: if v5 { p.topic_alias_max.unwrap_or(0) } else { 0 },
+        },
+        problem_info: p.request_problem_info != Some(0),
+        will,
+    })
+}
+
+/// The keep-alive the connection runs with, and the MQTT 5 Server Keep Alive when the
+/// broker imposes its maximum. A 3.1.1 client cannot be told, so one asking for more
+/// (or none) is refused as mosquitto does.
+fn keep_alive(version: MqttVersion, asked: u16, max: u16) -> Result<(u16, Option<u16>), Refused> {
+    if max == u16::MAX || (asked != 0 && asked <= max) {
+        return Ok((asked, None));
+    }
+    match version {
+        MqttVersion::V5 => Ok((max, Some(max))),
+        MqttVersion::V311 => Err((Refusal::ClientIdRejected, ConnectReturnCode::ClientIdentifierNotValid)),
+    }
+}
+
+fn check_will(
+    version: MqttVersion,
+    will: LastWill,
+    props: Option<LastWillProperties>,
+    limits: &Limits,
+) -> Result<Will, Refused> {
+    let invalid_topic = (Refusal::TopicNameInvalid, ConnectReturnCode::TopicNameInvalid);
+    check_name(&will.topic, limits.max_topic_length).map_err(|_| invalid_topic)?;
+    let props = props.filter(|_| version.is_v5());
+    if props.as_ref().and_then(|p| p.payload_format_indicator) == Some(1) && !payload_is_utf8(&will.message) {
+        return Err((Refusal::PayloadFormatInvalid, ConnectReturnCode::PayloadFormatInvalid));
+    }
+    let delay = props.as_ref().and_then(|p| p.delay_interval).unwrap_or(0);
+    let properties = props
+        .map(|p| PublishProperties {
+            payload_format_indicator: p.payload_format_indicator,
+            message_expiry_interval: p.message_expiry_interval,
+            topic_alias: None,
+            response_topic: p.response_topic,
+            correlation_data: p.correlation_data,
+            user_properties: p.user_properties,
+            subscription_identifiers: vec![],
+            content_type: p.content_type,
+        })
+        .filter(|p| *p != PublishProperties::default());
+    // The will lives as long as the session: its own allocations, not the read buffer.
+    let message = Message {
+        topic: Bytes::copy_from_slice(&will.topic),
+        payload: Bytes::copy_from_slice(&will.message),
+        qos: will.qos as u8,
+        retain: will.retain,
+        properties,
+        publisher: None,
+    };
+    Ok(Will { message, delay })
+}
+
+async fn refuse(
+    stream: &mut TcpStream,
+    codec: &Codec,
+    refusal: Refusal,
+    code: ConnectReturnCode,
+) -> Result<Accepted, HandshakeError> {
+    let code = match codec.version() {
+        MqttVersion::V5 => Some(code),
+        MqttVersion::V311 => v311_code(code),
+    };
+    if let Some(code) = code {
+        let properties = (codec.version().is_v5()).then(|| ConnAckProperties {
+            reason_string: Some(refusal.as_label().replace('_', " ")),
+            ..Default::default()
+        });
+        send(stream, codec, Packet::ConnAck(ConnAck { session_present: false, code }, properties)).await;
+    }
+    Err(HandshakeError::Refused(refusal))
+}
+
+/// 3.1.1 has six return codes; a refusal without one closes the connection (§3.2.2.3).
+pub(crate) fn v311_code(code: ConnectReturnCode) -> Option<ConnectReturnCode> {
+    use ConnectReturnCode::*;
+    match code {
+        RefusedProtocolVersion | UnsupportedProtocolVersion => Some(RefusedProtocolVersion),
+        ClientIdentifierNotValid => Some(ClientIdentifierNotValid),
+        ServiceUnavailable | ServerUnavailable | ServerBusy | QuotaExceeded | ConnectionRateExceeded => {
+            Some(ServiceUnavailable)
+        }
+        BadUserNamePassword => Some(BadUserNamePassword),
+        NotAuthorized => Some(NotAuthorized),
+        _ => None,
+    }
+}
+
+async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, at_least: usize) -> Result<(), HandshakeError> {
+    buf.reserve(at_least.max(64));
+    match stream.read_buf(buf).await {
+        Ok(0) | Err(_) => Err(HandshakeError::Io),
+        Ok(_) => Ok(()),
+    }
+}
+
+pub(crate) async fn send(stream: &mut TcpStream, codec: &Codec, packet: Packet) {
+    let mut out = BytesMut::with_capacity(64);
+    if codec.write(packet, &mut out).is_ok() {
+        let _ = stream.write_all(&out).await;
+    }
+    let _ = stream.shutdown().await;
+}
+
+/// For a refusal decided after the CONNECT was read (a busy server).
+pub(crate) async fn refuse_busy(stream: &mut TcpStream, version: MqttVersion, refusal: Refusal) {
+    let codec = Codec::new(version);
+    let _ = refuse(stream, &codec, refusal, ConnectReturnCode::QuotaExceeded).await;
+}

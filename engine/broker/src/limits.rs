@@ -1,0 +1,63 @@
+//! The limits every door and session applies, read once from the config.
+
+use std::time::Duration;
+
+use alicia_config::AliciaConfig;
+
+/// Payloads at least this large travel beside the router's commit log (see
+/// `bus::large`) and get a read buffer of their own, charged to the byte budget.
+pub(crate) const LARGE_PAYLOAD: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_pending_connections: usize,
+    pub max_connect_bytes: usize,
+    pub connect_timeout: Duration,
+    pub write_timeout: Duration,
+    pub max_packet_size: usize,
+    pub max_inflight: u16,
+    pub max_queued_messages: usize,
+    pub max_queued_bytes: usize,
+    pub max_queued_bytes_total: usize,
+    pub max_client_id_length: usize,
+    pub max_topic_length: usize,
+    pub max_subscriptions_per_client: usize,
+    pub max_filters_per_subscribe: usize,
+    pub max_topic_aliases: u16,
+    pub max_sessions: usize,
+    pub max_session_expiry: u32,
+    pub max_keep_alive: u16,
+    pub max_retained_messages: usize,
+    pub max_retained_bytes: usize,
+}
+
+impl Limits {
+    pub(crate) fn from_config(config: &AliciaConfig) -> Limits {
+        let l = &config.limits;
+        Limits {
+            max_connections: l.max_connections,
+            max_connections_per_ip: l.max_connections_per_ip,
+            max_pending_connections: l.max_pending_connections,
+            max_connect_bytes: l.max_connect_bytes,
+            connect_timeout: Duration::from_millis(config.mqtt.connect_timeout_ms),
+            write_timeout: Duration::from_millis(config.mqtt.write_timeout_ms),
+            max_packet_size: l.message_size_limit,
+            max_inflight: l.max_inflight_messages.min(usize::from(u16::MAX)) as u16,
+            max_queued_messages: l.max_queued_messages,
+            max_queued_bytes: l.max_queued_bytes,
+            max_queued_bytes_total: l.max_queued_bytes_total,
+            max_client_id_length: l.max_client_id_length,
+            max_topic_length: l.max_topic_length,
+            max_subscriptions_per_client: l.max_subscriptions_per_client,
+            max_filters_per_subscribe: l.max_filters_per_subscribe,
+            max_topic_aliases: l.max_topic_aliases,
+            max_sessions: l.max_sessions,
+            max_session_expiry: l.max_session_expiry_secs,
+            max_keep_alive: l.max_keep_alive_secs,
+            max_retained_messages: l.max_retained_messages,
+            max_retained_bytes: l.max_retained_bytes,
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! A node: one io thread's view of the bus.
+//!
+//! Each node reads every entry of the router's log, in order, and keeps in step with
+//! every other node the state that must be the same everywhere: the retained messages
+//! and the shared-subscription groups. It hosts the sessions whose client ids hash to
+//! it, matches each message against their subscriptions (its own trie) and delivers.
+//! It appends what its clients publish, batched per socket read.
+//!
+//! - `sessions`: the node's session table.
+//! - this file: [`Node`], the reading loop, routing, appending.
+
+mod sessions;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+use rumqttd::local::{LinkRx, LinkTx};
+use rumqttd::protocol::Packet;
+use rumqttd::Notification;
+
+use crate::budget::NodeBudget;
+use crate::bus::{self, Entry, Message, Routed};
+use crate::context::Context;
+use crate::retained::RetainedStore;
+use crate::session::{Grant, Queued, Session};
+use crate::shared::SharedGroups;
+use crate::topic::SubscriptionTrie;
+pub(crate) use sessions::Sessions;
+
+pub(crate) struct Node {
+    pub id: u16,
+    pub ctx: Arc<Context>,
+    pub budget: Rc<NodeBudget>,
+    link_tx: RefCell<LinkTx>,
+    /// Entries appended during the current batch, handed to the router together.
+    outbox: RefCell<Vec<Packet>>,
+    pub sessions: RefCell<Sessions>,
+    pub trie: RefCell<SubscriptionTrie<u32, Grant>>,
+    pub retained: RefCell<RetainedStore>,
+    shared_groups: RefCell<SharedGroups>,
+    matches: RefCell<Vec<(u32, Grant)>>,
+    next_offset: Cell<Option<u64>>,
+}
+
+impl Node {
+    pub(crate) fn new(id: u16, ctx: Arc<Context>, link_tx: LinkTx) -> Node {
+        Node {
+            id,
+            budget: Rc::new(NodeBudget::new(ctx.budget.clone())),
+            ctx,
+            link_tx: RefCell::new(link_tx),
+            outbox: RefCell::new(Vec::new()),
+            sessions: RefCell::new(Sessions::default()),
+            trie: RefCell::new(SubscriptionTrie::default()),
+            retained: RefCell::new(RetainedStore::default()),
+            shared_groups: RefCell::new(SharedGroups::default()),
+            matches: RefCell::new(Vec::new()),
+            next_offset: Cell::new(None),
+        }
+    }
+
+    /// Queues an entry for the log; [`Node::flush`] hands the batch over.
+    pub(crate) fn append(&self, entry: Entry) {
+        let (publish, properties) = bus::to_router(entry, &self.ctx.tags[self.id as usize], &self.ctx.large);
+        self.ctx.log.appended(bus::entry_size(&publish));
+        self.outbox.borrow_mut().push(Packet::Publish(publish, properties));
+    }
+
+    /// Hands the entries appended so far to the router.
+    pub(crate) fn flush(&self) {
+        let mut outbox = self.outbox.borrow_mut();
+        if !outbox.is_empty() {
+            crate::router::send_batch(&mut self.link_tx.borrow_mut(), &mut outbox);
+        }
+    }
+
+    /// Reads the log until the router goes away.
+    pub(crate) async fn run(self: Rc<Self>, mut rx: LinkRx) {
+        loop {
+            let first = tokio::select! {
+                n = rx.next() => n,
+                _ = self.ctx.stop.cancelled() => return,
+            };
+            let mut next = first;
+            let mut bytes = 0;
+            let mut unscheduled = false;
+            loop {
+                match next {
+                    Ok(Some(Notification::Forward(forward))) => {
+                        bytes += bus::entry_size(&forward.publish);
+                        self.read_entry(forward);
+                    }
+                    Ok(Some(Notification::Unschedule)) => unscheduled = true,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(node = self.id, error = %e, "router link closed");
+                        return;
+                    }
+                }
+                match rx.next().now_or_never() {
+                    Some(n) => next = n,
+                    None => break,
+                }
+            }
+            self.ctx.log.read(self.id as usize, bytes);
+            self.flush();
+            if unscheduled && rx.wake().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn read_entry(&self, forward: rumqttd::Forward) {
+        if let Some((_, offset)) = forward.cursor {
+            if let Some(expected) = self.next_offset.get() {
+                if offset > expected {
+                    self.ctx.metrics.log_gaps.increment(offset - expected);
+                    tracing::error!(node = self.id, skipped = offset - expected, "node fell behind the router's log");
+                }
+            }
+            self.next_offset.set(Some(offset + 1));
+        }
+        match bus::from_router(forward, &self.ctx.large) {
+            Ok((_, Entry::Message(message))) => self.route(message),
+            Ok((_, Entry::Control(control))) => self.shared_groups.borrow_mut().apply(&control),
+            Err(e) => tracing::error!(node = self.id, error = %e, "unreadable log entry"),
+        }
+    }
+
+    /// Delivers a message to every session on this node that should have it.
+    fn route(&self, message: Message) {
+        let now = Instant::now();
+        let routed = Rc::new(Routed::new(message, now));
+        if routed.message.retain {
+            self.retained.borrow_mut().apply(&routed);
+        }
+        let topic = routed.message.topic_str();
+        let mut matches = self.matches.take();
+        matches.clear();
+        self.trie.borrow().for_each_match(topic, |slot, grant| matches.push((slot, *grant)));
+        self.shared_groups.borrow_mut().choose(topic, |share, member| {
+            if member.node != self.id {
+                return;
+            }
+            let sessions = self.sessions.borrow();
+            if let Some(pick) = sessions.shared_pick(member, share) {
+                matches.push(pick);
+            }
+        });
+        if matches.is_empty() {
+            self.matches.replace(matches);
+            return;
+        }
+        matches.sort_unstable_by_key(|(slot, _)| *slot);
+        let mut rest = &matches[..];
+        while let Some(&(slot, _)) = rest.first() {
+            let end = rest.iter().position(|(s, _)| *s != slot).unwrap_or(rest.len());
+            let (grants, tail) = rest.split_at(end);
+            rest = tail;
+            let Some(session) = self.sessions.borrow().get(slot) else { continue };
+            let mut session = session.borrow_mut();
+            if let Some(queued) = merge(&session, &routed, grants) {
+                session.deliver(self, queued, now);
+            }
+        }
+        self.matches.replace(matches);
+    }
+
+    /// Publishes a message for a session (its will, or an engine-made message).
+    pub(crate) fn publish_now(&self, message: Message) {
+        self.append(Entry::Message(message));
+        self.flush();
+    }
+
+    /// Removes everything a session's subscriptions put in the node's routing state.
+    pub(crate) fn unsubscribe_all(&self, session: &Session, slot: u32) {
+        let mut trie = self.trie.borrow_mut();
+        for (path, _) in session.subscriptions.iter() {
+            match crate::topic::parse_filter(path, usize::MAX) {
+                Ok(f) if f.is_shared() => {
+                    self.append(Entry::Control(bus::Control::ShareLeave { share: path.clone(), member: session.key }))
+                }
+                Ok(f) => {
+                    trie.remove(f.filter, slot);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// One delivery for one session from every subscription of it that matched: the
+/// highest granted QoS (never above the published one), RETAIN kept if any of them asks
+/// for it (Retain As Published), every subscription identifier; none at all when the
+/// only matches are no-local subscriptions of the publisher itself.
+fn merge(session: &Session, routed: &Rc<Routed>, grants: &[(u32, Grant)]) -> Option<Queued> {
+    let message = &routed.message;
+    let own = message.publisher == Some(session.key);
+    let mut qos = None::<u8>;
+    let mut retain = false;
+    let mut subscription_ids = Vec::new();
+    for (_, grant) in grants {
+        if own && grant.no_local {
+            continue;
+        }
+        qos = Some(qos.map_or(grant.qos, |q| q.max(grant.qos)));
+        retain |= grant.retain_as_published && message.retain;
+        if let Some(id) = grant.id {
+            subscription_ids.push(id);
+        }
+    }
+    let qos = qos?.min(message.qos);
+    Some(Queued { routed: routed.clone(), qos, retain, subscription_ids })
+}

@@ -1,0 +1,186 @@
+//! Retained messages.
+//!
+//! rumqttd's retained store is unbounded, forgets MQTT 5 properties, sends at most 100
+//! messages to a new subscriber and erases a topic's message on any empty PUBLISH, so
+//! the engine keeps its own: the router only ever sees RETAIN=0.
+//!
+//! Admission is decided once, where the message enters, against the engine-wide limits
+//! ([`RetainedIndex`]: count and bytes). Each node then applies the retained messages it
+//! reads from the log to its own [`RetainedStore`], so a subscription made at some
+//! point of the log sees exactly the retained messages as of that point and then every
+//! later message live: never a message twice, never one lost in between.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::bus::{Message, Routed};
+use crate::topic::matches;
+
+/// Why a retained PUBLISH was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetainedRefusal {
+    TooManyMessages,
+    TooManyBytes,
+}
+
+struct IndexEntry {
+    bytes: usize,
+    deadline: Option<Instant>,
+}
+
+#[derive(Default)]
+struct IndexState {
+    entries: HashMap<Bytes, IndexEntry>,
+    bytes: usize,
+}
+
+/// Engine-wide sizes of the retained messages, for admission.
+pub(crate) struct RetainedIndex {
+    state: Mutex<IndexState>,
+    max_messages: usize,
+    max_bytes: usize,
+}
+
+impl std::fmt::Debug for RetainedIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (messages, bytes) = self.size();
+        f.debug_struct("RetainedIndex").field("messages", &messages).field("bytes", &bytes).finish()
+    }
+}
+
+impl RetainedIndex {
+    pub(crate) fn new(max_messages: usize, max_bytes: usize) -> RetainedIndex {
+        RetainedIndex { state: Mutex::new(IndexState::default()), max_messages, max_bytes }
+    }
+
+    /// Admits setting (non-empty payload) or clearing (empty payload) `topic`'s retained
+    /// message. A clear, or a message no larger than the one it replaces, always fits.
+    pub(crate) fn admit(&self, message: &Message, now: Instant) -> Result<(), RetainedRefusal> {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        if message.payload.is_empty() {
+            if let Some(old) = state.entries.remove(&message.topic) {
+                state.bytes -= old.bytes;
+            }
+            return Ok(());
+        }
+        let bytes = message.topic.len() + message.payload.len();
+        let old = state.entries.get(&message.topic).map(|e| e.bytes);
+        let count = state.entries.len() + usize::from(old.is_none());
+        let total = state.bytes - old.unwrap_or(0) + bytes;
+        if count > self.max_messages || total > self.max_bytes {
+            // Expired messages still count until someone looks; look now.
+            state.entries.retain(|_, e| e.deadline.is_none_or(|d| d > now));
+            state.bytes = state.entries.values().map(|e| e.bytes).sum();
+            let old = state.entries.get(&message.topic).map(|e| e.bytes);
+            if state.entries.len() + usize::from(old.is_none()) > self.max_messages {
+                return Err(RetainedRefusal::TooManyMessages);
+            }
+            if state.bytes - old.unwrap_or(0) + bytes > self.max_bytes {
+                return Err(RetainedRefusal::TooManyBytes);
+            }
+        }
+        let deadline = message.expiry_interval().map(|s| now + std::time::Duration::from_secs(u64::from(s)));
+        if let Some(old) = state.entries.insert(message.topic.clone(), IndexEntry { bytes, deadline }) {
+            state.bytes -= old.bytes;
+        }
+        state.bytes += bytes;
+        Ok(())
+    }
+
+    /// (messages, bytes) retained now.
+    pub(crate) fn size(&self) -> (usize, usize) {
+        let state = self.state.lock();
+        (state.entries.len(), state.bytes)
+    }
+}
+
+/// One node's copy of the retained messages.
+#[derive(Debug, Default)]
+pub(crate) struct RetainedStore {
+    messages: HashMap<Bytes, Rc<Routed>>,
+}
+
+impl RetainedStore {
+    /// Applies a retained message read from the log (the index admitted it).
+    pub(crate) fn apply(&mut self, routed: &Rc<Routed>) {
+        let topic = &routed.message.topic;
+        if routed.message.payload.is_empty() {
+            self.messages.remove(topic);
+        } else {
+            self.messages.insert(topic.clone(), routed.clone());
+        }
+    }
+
+    /// The unexpired retained messages whose topic `filter` matches (a checked,
+    /// non-shared filter), dropping expired ones on the way.
+    pub(crate) fn matching(&mut self, filter: &str, now: Instant) -> Vec<Rc<Routed>> {
+        self.messages.retain(|_, r| !r.expired(now));
+        self.messages.values().filter(|r| matches(r.message.topic_str(), filter)).cloned().collect()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.messages.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(topic: &'static str, payload: &'static [u8]) -> Message {
+        Message {
+            topic: Bytes::from_static(topic.as_bytes()),
+            payload: Bytes::from_static(payload),
+            qos: 1,
+            retain: true,
+            properties: None,
+            publisher: None,
+        }
+    }
+
+    #[test]
+    fn admission_counts_messages_and_bytes_and_clears_always_fit() {
+        let index = RetainedIndex::new(2, 12);
+        let now = Instant::now();
+        assert_eq!(index.admit(&message("a", b"1234"), now), Ok(()));
+        assert_eq!(index.admit(&message("b", b"1234"), now), Ok(()));
+        assert_eq!(index.admit(&message("c", b"1"), now), Err(RetainedRefusal::TooManyMessages));
+        assert_eq!(index.admit(&message("a", b"12345678"), now), Err(RetainedRefusal::TooManyBytes));
+        assert_eq!(index.admit(&message("a", b"123"), now), Ok(()), "a smaller replacement fits");
+        assert_eq!(index.admit(&message("b", b""), now), Ok(()));
+        assert_eq!(index.size(), (1, 4));
+        assert_eq!(index.admit(&message("c", b"1"), now), Ok(()));
+    }
+
+    #[test]
+    fn expired_messages_make_room() {
+        let index = RetainedIndex::new(1, 100);
+        let mut short = message("a", b"x");
+        short.properties =
+            Some(rumqttd::protocol::PublishProperties { message_expiry_interval: Some(1), ..Default::default() });
+        let then = Instant::now();
+        assert_eq!(index.admit(&short, then), Ok(()));
+        assert_eq!(index.admit(&message("b", b"y"), then), Err(RetainedRefusal::TooManyMessages));
+        let later = then + std::time::Duration::from_secs(2);
+        assert_eq!(index.admit(&message("b", b"y"), later), Ok(()));
+    }
+
+    #[test]
+    fn a_store_matches_filters_and_forgets_cleared_topics() {
+        let mut store = RetainedStore::default();
+        let now = Instant::now();
+        for (t, p) in [("温度/室内", &b"21"[..]), ("温度/室外", b"5"), ("x", b"1")] {
+            let m = Message { topic: Bytes::copy_from_slice(t.as_bytes()), ..message("", b"") };
+            store.apply(&Rc::new(Routed::new(Message { payload: Bytes::copy_from_slice(p), ..m }, now)));
+        }
+        assert_eq!(store.matching("温度/#", now).len(), 2);
+        store.apply(&Rc::new(Routed::new(message("x", b""), now)));
+        assert_eq!(store.len(), 2);
+        assert!(store.matching("#", now + std::time::Duration::from_secs(1)).iter().all(|r| r.message.retain));
+    }
+}

@@ -1,0 +1,294 @@
+//! A connection takes up its session: takeover, resume or a fresh start, the CONNACK;
+//! and what follows when the connection ends: the will, the session's expiry.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use futures::FutureExt;
+use rumqttd::protocol::{ConnAck, ConnAckProperties, ConnectReturnCode, Packet};
+
+use super::connection::{CloseReason, Connection};
+use super::{inbound, writer, ClientLimits, Session, Will};
+use crate::bus::SessionKey;
+use crate::codec::MqttVersion;
+use crate::io::{SocketReader, SocketWriter};
+use crate::listener::ConnectionPermit;
+use crate::metrics::Refusal;
+use crate::node::Node;
+
+/// A timer's longest single sleep; longer waits (a session expiry of 136 years) re-arm.
+const MAX_SLEEP: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A CONNECT the listener accepted, on its way to the client id's node.
+#[derive(Debug)]
+pub(crate) struct ConnectRequest {
+    pub version: MqttVersion,
+    pub client_id: String,
+    /// The client sent an empty id and got this one (MQTT 5 reports it).
+    pub assigned: bool,
+    pub clean_start: bool,
+    /// Seconds of silence after which the connection is dropped (0: none).
+    pub keep_alive: u16,
+    /// Set when the broker overrides the client's keep-alive (MQTT 5 Server Keep Alive).
+    pub server_keep_alive: Option<u16>,
+    /// Session expiry the broker grants, and whether that is less than asked.
+    pub session_expiry: u32,
+    pub session_expiry_capped: bool,
+    pub client: ClientLimits,
+    pub problem_info: bool,
+    pub will: Option<Will>,
+}
+
+/// A socket with its checked CONNECT, handed from the listener to a node.
+pub(crate) struct Handoff {
+    pub stream: std::net::TcpStream,
+    pub client: Client,
+}
+
+/// Everything about a handed-off connection but its socket.
+pub(crate) struct Client {
+    pub peer: SocketAddr,
+    pub request: ConnectRequest,
+    /// Bytes that arrived after the CONNECT.
+    pub leftover: BytesMut,
+    pub permit: ConnectionPermit,
+    /// When the CONNECT was complete, for the connect latency metric.
+    pub connected_at: Instant,
+}
+
+/// Runs a connection from its CONNACK to its end.
+pub(crate) async fn attach<R: SocketReader, W: SocketWriter>(node: Rc<Node>, client: Client, mut reader: R, writer: W) {
+    let Client { peer, request, leftover, permit, connected_at } = client;
+    let conn =
+        Rc::new(Connection::new(request.version, peer, request.problem_info, &node.ctx.stop, node.budget.clone()));
+    let attached = take_up(&node, &conn, &request);
+    let writer = tokio::task::spawn_local(writer::run(writer, conn.clone(), node.clone()));
+    let Some((key, session)) = attached else {
+        conn.close(CloseReason::ServerShutdown);
+        let _ = writer.await;
+        return;
+    };
+    node.ctx.metrics.connect_seconds.record(connected_at.elapsed().as_secs_f64());
+    tracing::debug!(%peer, client_id = request.client_id, version = request.version.as_str(), "client connected");
+    let keep_alive = (request.keep_alive > 0).then(|| Duration::from_secs(u64::from(request.keep_alive)));
+    let reading = inbound::run(&mut reader, leftover, &node, &session, &conn, keep_alive);
+    let reason = match AssertUnwindSafe(reading).catch_unwind().await {
+        Ok(reason) => reason,
+        Err(panic) => {
+            tracing::error!(
+                client_id = request.client_id,
+                cause = alicia_supervisor::panic_message(panic.as_ref()),
+                "session task panicked"
+            );
+            CloseReason::InternalError
+        }
+    };
+    conn.close(reason);
+    let reason = conn.reason();
+    let _ = writer.await;
+    if let Some(refusal) = reason.refusal() {
+        node.ctx.metrics.refused(refusal);
+    }
+    node.ctx.metrics.disconnected(reason.as_label());
+    tracing::debug!(%peer, client_id = request.client_id, reason = reason.as_label(), "client disconnected");
+    detach(&node, key, &session, &conn, reason);
+    drop(permit);
+}
+
+/// Finds, takes over, resumes or creates the session and queues the CONNACK. `None`
+/// when the engine holds `max_sessions` already (the refusal is queued instead).
+fn take_up(
+    node: &Rc<Node>,
+    conn: &Rc<Connection>,
+    request: &ConnectRequest,
+) -> Option<(SessionKey, Rc<RefCell<Session>>)> {
+    let existing = node.sessions.borrow().find(&request.client_id);
+    let mut resumed = None;
+    if let Some((slot, session)) = existing {
+        let key = session.borrow().key;
+        debug_assert_eq!(key.slot, slot);
+        {
+            let mut s = session.borrow_mut();
+            if let Some(old) = s.conn.take() {
+                old.close(CloseReason::SessionTakenOver);
+            }
+            s.epoch += 1;
+            // The earlier connection's will: a fresh start ends the session, which sends
+            // it; a resume within the will delay cancels it (MQTT 5 §3.1.2.5).
+            if let Some(will) = s.will.take() {
+                if request.clean_start || will.delay == 0 {
+                    node.publish_now(will.message);
+                }
+            }
+        }
+        if request.clean_start {
+            end_session(node, key);
+        } else {
+            resumed = Some((key, session));
+        }
+    }
+    let session_present = resumed.is_some();
+    let (key, session) = match resumed {
+        Some(found) => found,
+        None => {
+            if !node.ctx.try_add_session() {
+                node.ctx.metrics.refused(Refusal::SessionLimit);
+                tracing::warn!(client_id = request.client_id, "refused: limits.max_sessions reached");
+                let code = match request.version {
+                    MqttVersion::V5 => ConnectReturnCode::QuotaExceeded,
+                    MqttVersion::V311 => ConnectReturnCode::ServiceUnavailable,
+                };
+                conn.send(Packet::ConnAck(ConnAck { session_present: false, code }, None));
+                return None;
+            }
+            let key = node.sessions.borrow_mut().reserve(node.id);
+            let session = Session::new(request.client_id.as_str().into(), key, request.version, request.client);
+            let session = Rc::new(RefCell::new(session));
+            node.sessions.borrow_mut().insert(key, session.clone());
+            (key, session)
+        }
+    };
+    {
+        let mut s = session.borrow_mut();
+        s.conn = Some(conn.clone());
+        s.version = request.version;
+        s.client = request.client;
+        s.expiry = request.session_expiry;
+        s.will = request.will.clone();
+        s.aliases_in.clear();
+        s.outbound.reset_aliases(request.client.topic_alias_maximum);
+        s.epoch += 1;
+        conn.send(connack(node, request, session_present));
+        let now = Instant::now();
+        if session_present {
+            s.resend_in_flight(node, now);
+        }
+    }
+    Some((key, session))
+}
+
+fn connack(node: &Node, request: &ConnectRequest, session_present: bool) -> Packet {
+    let limits = &node.ctx.limits;
+    let properties = request.version.is_v5().then(|| ConnAckProperties {
+        session_expiry_interval: request.session_expiry_capped.then_some(request.session_expiry),
+        receive_max: Some(limits.max_inflight),
+        max_packet_size: Some(limits.max_packet_size.min(u32::MAX as usize) as u32),
+        assigned_client_identifier: request.assigned.then(|| request.client_id.clone()),
+        topic_alias_max: (limits.max_topic_aliases > 0).then_some(limits.max_topic_aliases),
+        retain_available: Some(1),
+        wildcard_subscription_available: Some(1),
+        subscription_identifiers_available: Some(1),
+        shared_subscription_available: Some(1),
+        server_keep_alive: request.server_keep_alive,
+        ..Default::default()
+    });
+    Packet::ConnAck(ConnAck { session_present, code: ConnectReturnCode::Success }, properties)
+}
+
+/// The connection ended: fire or schedule the will; end the session or let it wait
+/// for its client.
+fn detach(
+    node: &Rc<Node>,
+    key: SessionKey,
+    session: &Rc<RefCell<Session>>,
+    conn: &Rc<Connection>,
+    reason: CloseReason,
+) {
+    let end_now = {
+        let mut s = session.borrow_mut();
+        if !s.conn.as_ref().is_some_and(|c| Rc::ptr_eq(c, conn)) {
+            // Taken over: the new connection has dealt with the session.
+            return;
+        }
+        s.conn = None;
+        s.epoch += 1;
+        let epoch = s.epoch;
+        match s.will.take() {
+            Some(will) if reason.fires_will() => {
+                let delay = will.delay.min(s.expiry);
+                if delay == 0 {
+                    node.publish_now(will.message);
+                } else {
+                    s.will = Some(will);
+                    schedule(node, key, epoch, delay, Timer::Will);
+                }
+            }
+            _ => {}
+        }
+        match s.expiry {
+            0 => true,
+            u32::MAX => false,
+            expiry => {
+                schedule(node, key, epoch, expiry, Timer::Expiry);
+                false
+            }
+        }
+    };
+    if end_now {
+        end_session(node, key);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Timer {
+    Will,
+    Expiry,
+}
+
+fn schedule(node: &Rc<Node>, key: SessionKey, epoch: u64, seconds: u32, timer: Timer) {
+    let node = node.clone();
+    tokio::task::spawn_local(async move {
+        let mut left = Duration::from_secs(u64::from(seconds));
+        while !left.is_zero() {
+            let step = left.min(MAX_SLEEP);
+            tokio::select! {
+                _ = tokio::time::sleep(step) => {}
+                _ = node.ctx.stop.cancelled() => return,
+            }
+            left -= step;
+            if !current(&node, key, epoch) {
+                return;
+            }
+        }
+        fire(&node, key, epoch, timer);
+    });
+}
+
+/// Whether the session is still in the state the timer was set for.
+fn current(node: &Node, key: SessionKey, epoch: u64) -> bool {
+    node.sessions.borrow().by_key(key).is_some_and(|s| s.borrow().epoch == epoch)
+}
+
+fn fire(node: &Rc<Node>, key: SessionKey, epoch: u64, timer: Timer) {
+    let Some(session) = node.sessions.borrow().by_key(key) else { return };
+    let will = {
+        let mut s = session.borrow_mut();
+        if s.epoch != epoch {
+            return;
+        }
+        s.will.take()
+    };
+    // A session that ends sends its pending will first (MQTT 5 §3.1.2.5).
+    if let Some(will) = will {
+        node.publish_now(will.message);
+    }
+    if let Timer::Expiry = timer {
+        end_session(node, key);
+    }
+}
+
+/// Ends a session: its subscriptions leave the node's routing, what it held is dropped.
+pub(crate) fn end_session(node: &Node, key: SessionKey) {
+    let Some(session) = node.sessions.borrow_mut().remove(key) else { return };
+    let mut s = session.borrow_mut();
+    node.unsubscribe_all(&s, key.slot);
+    s.subscriptions.clear();
+    s.drop_queues(node);
+    s.epoch += 1;
+    node.ctx.remove_session();
+    node.flush();
+}
