@@ -41,3 +41,42 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let body = response.split_once("\r\n\r\n").unwrap().1.to_string();
     (status, body)
 }
+
+/// The value of a metric on `/metrics`, summed over its label sets; `None` when absent.
+pub async fn metric(http: std::net::SocketAddr, name: &str) -> Option<f64> {
+    let (_, body) = http_get(http, "/metrics").await;
+    let values: Vec<f64> = body
+        .lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with([' ', '{'])))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// Polls `condition` until it holds; panics after `PATIENCE` naming `what`.
+pub async fn wait_for<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "waited {PATIENCE:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An ordinary client still gets through: a fresh 3.1.1 connection subscribes, publishes
+/// at QoS 1 and receives its own message; and `/healthz` says healthy.
+pub async fn assert_bus_works(engine: &engine::TestEngine) {
+    let topic = unique_topic("e2e/probe");
+    let id = topic.replace('/', "-");
+    let (mut probe, _) = clients::V4Client::connect(engine.mqtt_port(), &id, |_| {}).await;
+    probe.subscribe(&topic, rumqttc::QoS::AtLeastOnce).await;
+    probe.client.publish(&topic, rumqttc::QoS::AtLeastOnce, false, "probe").await.unwrap();
+    let p = probe.next_publish_on(&topic).await;
+    assert_eq!(&p.payload[..], b"probe");
+    probe.client.disconnect().await.unwrap();
+    let (status, body) = http_get(engine.http_addr(), "/healthz").await;
+    assert_eq!(status, 200, "healthz: {body}");
+}

@@ -7,16 +7,17 @@
 //! filter, so none of its per-topic and per-filter state can grow with what clients
 //! send; what the message is about travels in the PUBLISH properties:
 //!
-//! - `correlation_data` holds the real topic (or, when the client set correlation
-//!   data, `0xFF`, the topic's length, the topic, then the client's data — `0xFF`
-//!   never starts UTF-8);
+//! - `correlation_data` holds the real topic; when the message also has a message
+//!   expiry interval or correlation data, it holds `0xFF` (which never starts UTF-8),
+//!   which of the two there are, the expiry (4 bytes), the topic's length and the topic,
+//!   then the client's correlation data;
 //! - `payload_format_indicator` packs the flags ([`Flags`]): the client's indicator,
 //!   QoS as published, RETAIN, control entry, large payload, publisher present;
 //! - the publisher's session (only when no-local needs it) is a trailing user property
 //!   whose key starts with U+0000, which no client can send;
-//! - the other properties are the client's own and pass untouched. The router only
-//!   reads `message_expiry_interval`, counting down the time an entry waited (the
-//!   semantics MQTT asks for anyway).
+//! - the other properties are the client's own and pass untouched. The expiry stays
+//!   out of `message_expiry_interval`, because the router drops an entry whose interval
+//!   has run out instead of delivering it, and every node must read every entry.
 //!
 //! Payloads of [`LARGE_PAYLOAD`](crate::limits::LARGE_PAYLOAD) bytes and more travel
 //! beside the log ([`large`]), so the log never pins big buffers.
@@ -125,6 +126,10 @@ pub(crate) enum Entry {
 
 const PUBLISHER_KEY: &str = "\0p";
 const COMBINED_TOPIC: u8 = 0xff;
+const HAS_CORRELATION: u8 = 1;
+const HAS_EXPIRY: u8 = 2;
+/// Marker, presence flags, expiry, topic length.
+const COMBINED_HEADER: usize = 8;
 
 /// The flag byte in `payload_format_indicator`.
 struct Flags;
@@ -174,11 +179,16 @@ fn message_to_router(message: Message, origin: &Bytes, large: &LargePayloads) ->
     if let Some(indicator) = p.payload_format_indicator {
         flags |= Flags::INDICATOR_PRESENT | (indicator & Flags::INDICATOR_VALUE);
     }
-    p.correlation_data = Some(match p.correlation_data.take() {
-        None => topic,
-        Some(data) => {
-            let mut combined = BytesMut::with_capacity(3 + topic.len() + data.len());
+    let expiry = p.message_expiry_interval.take();
+    p.correlation_data = Some(match (p.correlation_data.take(), expiry) {
+        (None, None) => topic,
+        (data, expiry) => {
+            let present = u8::from(data.is_some()) * HAS_CORRELATION | u8::from(expiry.is_some()) * HAS_EXPIRY;
+            let data = data.unwrap_or_default();
+            let mut combined = BytesMut::with_capacity(COMBINED_HEADER + topic.len() + data.len());
             combined.put_u8(COMBINED_TOPIC);
+            combined.put_u8(present);
+            combined.put_u32(expiry.unwrap_or(0));
             combined.put_u16(topic.len() as u16);
             combined.extend_from_slice(&topic);
             combined.extend_from_slice(&data);
@@ -213,13 +223,17 @@ pub(crate) fn from_router(forward: Forward, large: &LargePayloads) -> Result<(u1
     }
     let topic = match p.correlation_data.take().ok_or(BusError::NoHeader)? {
         combined if combined.first() == Some(&COMBINED_TOPIC) => {
-            let len =
-                combined.get(1..3).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize).ok_or(BusError::NoHeader)?;
-            if combined.len() < 3 + len {
+            let header = combined.get(1..COMBINED_HEADER).ok_or(BusError::NoHeader)?;
+            let present = header[0];
+            let expiry = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+            let len = u16::from_be_bytes([header[5], header[6]]) as usize;
+            let end = COMBINED_HEADER + len;
+            if combined.len() < end {
                 return Err(BusError::NoHeader);
             }
-            p.correlation_data = Some(combined.slice(3 + len..));
-            combined.slice(3..3 + len)
+            p.message_expiry_interval = (present & HAS_EXPIRY != 0).then_some(expiry);
+            p.correlation_data = (present & HAS_CORRELATION != 0).then(|| combined.slice(end..));
+            combined.slice(COMBINED_HEADER..end)
         }
         topic => topic,
     };
@@ -292,6 +306,25 @@ mod tests {
         });
         message.publisher = Some(SessionKey { node: 1, slot: 42, generation: 7 });
         assert_eq!(through_router(Entry::Message(message.clone()), &large).1, Entry::Message(message));
+    }
+
+    #[test]
+    fn expiry_travels_outside_the_routers_reach() {
+        let large = LargePayloads::new(1);
+        for (expiry, correlation) in
+            [(Some(0), None), (Some(7), Some(Bytes::new())), (None, Some(Bytes::from_static(b"c")))]
+        {
+            let mut message = plain("t");
+            message.properties = Some(PublishProperties {
+                message_expiry_interval: expiry,
+                correlation_data: correlation,
+                ..Default::default()
+            });
+            let (publish, properties) = to_router(Entry::Message(message.clone()), &Bytes::from_static(b"0"), &large);
+            assert_eq!(properties.as_ref().unwrap().message_expiry_interval, None, "the router never sees an expiry");
+            let forward = Forward { cursor: None, size: 0, publish, properties };
+            assert_eq!(from_router(forward, &large).unwrap().1, Entry::Message(message));
+        }
     }
 
     #[test]
