@@ -19,12 +19,13 @@ pub(super) fn run_node(seed: NodeSeed, inbox: flume::Receiver<Handoff>, stop: Ca
     let local = tokio::task::LocalSet::new();
     local.block_on(
         &runtime,
-        serve(seed, inbox, stop, |node, Handoff { stream, client }| async move {
+        serve(seed, inbox, stop, |node, Handoff { stream, client }| {
             let _ = stream.set_nodelay(true);
             let _ = stream.set_nonblocking(true);
-            let Ok(stream) = TcpStream::from_std(stream) else { return };
+            // Registered here, in the runtime, before the connection's future exists.
+            let stream = TcpStream::from_std(stream).ok()?;
             let (read, write) = stream.into_split();
-            attach(node, client, EpollReader(read), EpollWriter(Some(write))).await;
+            Some(attach(node, client, EpollReader(read), EpollWriter(Some(write))))
         }),
     )
 }

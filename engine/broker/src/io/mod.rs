@@ -171,7 +171,7 @@ async fn serve<F, Fut>(
     mut connect: F,
 ) -> Result<(), String>
 where
-    F: FnMut(Rc<Node>, Handoff) -> Fut,
+    F: FnMut(Rc<Node>, Handoff) -> Option<Fut>,
     Fut: std::future::Future<Output = ()> + 'static,
 {
     let NodeSeed { id, ctx, link, .. } = seed;
@@ -182,7 +182,9 @@ where
         tokio::select! {
             handoff = inbox.recv_async() => match handoff {
                 Ok(handoff) => {
-                    connections.spawn_local(connect(node.clone(), handoff));
+                    if let Some(connection) = connect(node.clone(), handoff) {
+                        connections.spawn_local(connection);
+                    }
                 }
                 Err(_) => break Ok(()),
             },

@@ -23,12 +23,12 @@ pub(super) fn probe() -> io::Result<()> {
 }
 
 pub(super) fn run_node(seed: NodeSeed, inbox: flume::Receiver<Handoff>, stop: CancellationToken) -> Result<(), String> {
-    tokio_uring::start(serve(seed, inbox, stop, |node, Handoff { stream, client }| async move {
+    tokio_uring::start(serve(seed, inbox, stop, |node, Handoff { stream, client }| {
         let _ = stream.set_nodelay(true);
         // io_uring waits for readiness itself; a non-blocking fd can surface EAGAIN.
         let _ = stream.set_nonblocking(false);
         let stream = Rc::new(TcpStream::from_std(stream));
-        attach(node, client, UringReader(stream.clone()), UringWriter(stream)).await;
+        Some(attach(node, client, UringReader(stream.clone()), UringWriter(stream)))
     }))
 }
 

@@ -61,42 +61,54 @@ pub(crate) struct Client {
 }
 
 /// Runs a connection from its CONNACK to its end.
-pub(crate) async fn attach<R: SocketReader, W: SocketWriter>(node: Rc<Node>, client: Client, mut reader: R, writer: W) {
+///
+/// The setup runs before the returned future exists, so the future (which lives, and
+/// is allocated, for the whole connection) holds only what the connection needs from
+/// then on, not the CONNECT it started from: an idle connection's memory is mostly this.
+pub(crate) fn attach<R: SocketReader, W: SocketWriter>(
+    node: Rc<Node>,
+    client: Client,
+    mut reader: R,
+    writer: W,
+) -> impl std::future::Future<Output = ()> {
     let Client { peer, request, leftover, permit, connected_at } = client;
     let conn =
         Rc::new(Connection::new(request.version, peer, request.problem_info, &node.ctx.stop, node.budget.clone()));
     let attached = take_up(&node, &conn, &request);
     let writer = tokio::task::spawn_local(writer::run(writer, conn.clone(), node.clone()));
-    let Some((key, session)) = attached else {
-        conn.close(CloseReason::ServerShutdown);
-        let _ = writer.await;
-        return;
-    };
-    node.ctx.metrics.connect_seconds.record(connected_at.elapsed().as_secs_f64());
-    tracing::debug!(%peer, client_id = request.client_id, version = request.version.as_str(), "client connected");
-    let keep_alive = (request.keep_alive > 0).then(|| Duration::from_secs(u64::from(request.keep_alive)));
-    let reading = inbound::run(&mut reader, leftover, &node, &session, &conn, keep_alive);
-    let reason = match AssertUnwindSafe(reading).catch_unwind().await {
-        Ok(reason) => reason,
-        Err(panic) => {
-            tracing::error!(
-                client_id = request.client_id,
-                cause = alicia_supervisor::panic_message(panic.as_ref()),
-                "session task panicked"
-            );
-            CloseReason::InternalError
-        }
-    };
-    conn.close(reason);
-    let reason = conn.reason();
-    let _ = writer.await;
-    if let Some(refusal) = reason.refusal() {
-        node.ctx.metrics.refused(refusal);
+    if attached.is_some() {
+        node.ctx.metrics.connect_seconds.record(connected_at.elapsed().as_secs_f64());
+        tracing::debug!(%peer, client_id = request.client_id, version = request.version.as_str(), "client connected");
     }
-    node.ctx.metrics.disconnected(reason.as_label());
-    tracing::debug!(%peer, client_id = request.client_id, reason = reason.as_label(), "client disconnected");
-    detach(&node, key, &session, &conn, reason);
-    drop(permit);
+    let keep_alive = (request.keep_alive > 0).then(|| Duration::from_secs(u64::from(request.keep_alive)));
+    drop(request);
+    async move {
+        let Some((key, session)) = attached else {
+            conn.close(CloseReason::ServerShutdown);
+            let _ = writer.await;
+            return;
+        };
+        let reading = inbound::run(&mut reader, leftover, &node, &session, &conn, keep_alive);
+        let reason = match AssertUnwindSafe(reading).catch_unwind().await {
+            Ok(reason) => reason,
+            Err(panic) => {
+                let client_id = session.borrow().client_id.clone();
+                let cause = alicia_supervisor::panic_message(panic.as_ref());
+                tracing::error!(client_id = &*client_id, cause, "session task panicked");
+                CloseReason::InternalError
+            }
+        };
+        conn.close(reason);
+        let reason = conn.reason();
+        let _ = writer.await;
+        if let Some(refusal) = reason.refusal() {
+            node.ctx.metrics.refused(refusal);
+        }
+        node.ctx.metrics.disconnected(reason.as_label());
+        tracing::debug!(%peer, reason = reason.as_label(), "client disconnected");
+        detach(&node, key, &session, &conn, reason);
+        drop(permit);
+    }
 }
 
 /// Finds, takes over, resumes or creates the session and queues the CONNACK. `None`
