@@ -157,7 +157,7 @@ fn check(
     };
     let session_expiry = asked_expiry.min(limits.max_session_expiry);
     let will = match will {
-        Some((will, props)) => Some(check_will(version, will, props, limits)?),
+        Some((will, props)) => Some(Box::new(check_will(version, will, props, limits)?)),
         None => None,
     };
     Ok(ConnectRequest {

@@ -177,13 +177,13 @@ where
     let NodeSeed { id, ctx, link, .. } = seed;
     let node = Rc::new(Node::new(id, ctx, link.tx));
     let mut reading = tokio::task::spawn_local(node.clone().run(link.rx));
-    let mut connections = tokio::task::JoinSet::new();
+    let sweeping = tokio::task::spawn_local(node.clone().sweep_keep_alives());
     let result = loop {
         tokio::select! {
             handoff = inbox.recv_async() => match handoff {
                 Ok(handoff) => {
                     if let Some(connection) = connect(node.clone(), handoff) {
-                        connections.spawn_local(connection);
+                        tokio::task::spawn_local(connection);
                     }
                 }
                 Err(_) => break Ok(()),
@@ -195,9 +195,9 @@ where
                     _ => format!("node {id} stopped reading the router's log"),
                 });
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     };
-    while connections.join_next().await.is_some() {}
+    sweeping.abort();
+    node.close_all().await;
     result
 }

@@ -20,15 +20,21 @@ use futures::FutureExt;
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::protocol::Packet;
 use rumqttd::Notification;
+use tokio::sync::Notify;
 
 use crate::budget::NodeBudget;
 use crate::bus::{self, Entry, Message, Routed};
 use crate::context::Context;
 use crate::retained::RetainedStore;
-use crate::session::{Grant, Queued, Session};
+use crate::session::connection::CloseReason;
+use crate::session::{Connection, Grant, Queued, Session};
 use crate::shared::SharedGroups;
 use crate::topic::SubscriptionTrie;
 pub(crate) use sessions::Sessions;
+
+/// How often keep-alives are checked; a client silent 1.5 × its keep-alive is closed
+/// within this much more.
+const KEEP_ALIVE_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub(crate) struct Node {
     pub id: u16,
@@ -43,6 +49,22 @@ pub(crate) struct Node {
     shared_groups: RefCell<SharedGroups>,
     matches: RefCell<Vec<(u32, Grant)>>,
     next_offset: Cell<Option<u64>>,
+    /// Connection tasks running on this node.
+    live: Cell<usize>,
+    all_ended: Notify,
+}
+
+/// Counts a connection task as running until dropped.
+pub(crate) struct LiveConnection(Rc<Node>);
+
+impl Drop for LiveConnection {
+    fn drop(&mut self) {
+        let live = self.0.live.get() - 1;
+        self.0.live.set(live);
+        if live == 0 {
+            self.0.all_ended.notify_waiters();
+        }
+    }
 }
 
 impl Node {
@@ -59,6 +81,47 @@ impl Node {
             shared_groups: RefCell::new(SharedGroups::default()),
             matches: RefCell::new(Vec::new()),
             next_offset: Cell::new(None),
+            live: Cell::new(0),
+            all_ended: Notify::new(),
+        }
+    }
+
+    pub(crate) fn connection_started(self: &Rc<Self>) -> LiveConnection {
+        self.live.set(self.live.get() + 1);
+        LiveConnection(self.clone())
+    }
+
+    /// Every live connection of this node.
+    fn connections(&self) -> Vec<Rc<Connection>> {
+        self.sessions.borrow().iter().filter_map(|s| s.try_borrow().ok()?.conn.clone()).collect()
+    }
+
+    /// Closes clients silent past 1.5 × their keep-alive: one sweep a second for the
+    /// whole node instead of a timer in every connection.
+    pub(crate) async fn sweep_keep_alives(self: Rc<Self>) {
+        let mut tick = tokio::time::interval(KEEP_ALIVE_SWEEP);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = Instant::now();
+            for conn in self.connections() {
+                if conn.silent_too_long(now) {
+                    conn.close(CloseReason::KeepAliveTimeout);
+                }
+            }
+        }
+    }
+
+    /// Server shutdown: every client is told, and the node waits for their tasks.
+    pub(crate) async fn close_all(&self) {
+        let ended = self.all_ended.notified();
+        tokio::pin!(ended);
+        ended.as_mut().enable();
+        for conn in self.connections() {
+            conn.close(CloseReason::ServerShutdown);
+        }
+        if self.live.get() > 0 {
+            ended.await;
         }
     }
 

@@ -97,7 +97,8 @@ impl Sessions {
         })
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.by_id.len()
+    /// Every session on the node.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Rc<RefCell<Session>>> {
+        self.slots.iter().filter_map(|s| s.session.as_ref())
     }
 }

@@ -40,7 +40,7 @@ pub(crate) struct ConnectRequest {
     pub session_expiry_capped: bool,
     pub client: ClientLimits,
     pub problem_info: bool,
-    pub will: Option<Will>,
+    pub will: Option<Box<Will>>,
 }
 
 /// A socket with its checked CONNECT, handed from the listener to a node.
@@ -72,23 +72,26 @@ pub(crate) fn attach<R: SocketReader, W: SocketWriter>(
     writer: W,
 ) -> impl std::future::Future<Output = ()> {
     let Client { peer, request, leftover, permit, connected_at } = client;
-    let conn =
-        Rc::new(Connection::new(request.version, peer, request.problem_info, &node.ctx.stop, node.budget.clone()));
+    // The listener's buffer came from another thread's heap: holding it for the
+    // connection's life would pin that heap's pages. Bytes that came early are copied.
+    let leftover = if leftover.is_empty() { BytesMut::new() } else { BytesMut::from(&leftover[..]) };
+    let conn = Rc::new(Connection::new(request.version, request.keep_alive, request.problem_info, node.budget.clone()));
     let attached = take_up(&node, &conn, &request);
     let writer = tokio::task::spawn_local(writer::run(writer, conn.clone(), node.clone()));
     if attached.is_some() {
         node.ctx.metrics.connect_seconds.record(connected_at.elapsed().as_secs_f64());
         tracing::debug!(%peer, client_id = request.client_id, version = request.version.as_str(), "client connected");
     }
-    let keep_alive = (request.keep_alive > 0).then(|| Duration::from_secs(u64::from(request.keep_alive)));
     drop(request);
+    let live = node.connection_started();
     async move {
         let Some((key, session)) = attached else {
             conn.close(CloseReason::ServerShutdown);
             let _ = writer.await;
+            drop(live);
             return;
         };
-        let reading = inbound::run(&mut reader, leftover, &node, &session, &conn, keep_alive);
+        let reading = inbound::run(&mut reader, leftover, &node, &session, &conn);
         let reason = match AssertUnwindSafe(reading).catch_unwind().await {
             Ok(reason) => reason,
             Err(panic) => {
@@ -108,6 +111,7 @@ pub(crate) fn attach<R: SocketReader, W: SocketWriter>(
         tracing::debug!(%peer, reason = reason.as_label(), "client disconnected");
         detach(&node, key, &session, &conn, reason);
         drop(permit);
+        drop(live);
     }
 }
 

@@ -7,12 +7,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rumqttd::protocol::{DisconnectReasonCode, Packet};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use std::rc::Rc;
 
@@ -211,12 +210,20 @@ impl OutQueue {
 }
 
 /// A live connection, shared by its reader, its writer and the node delivering to it.
+///
+/// Small on purpose: an idle connection costs what this, its session and its two tasks
+/// take. Its end is a flag and a [`Notify`] rather than a cancellation token (a token
+/// is another allocation per connection); the node ends them all at shutdown and checks
+/// keep-alives with one sweep instead of a timer per connection.
 pub(crate) struct Connection {
     pub version: MqttVersion,
     pub codec: Codec,
-    pub peer: SocketAddr,
-    pub closing: CancellationToken,
+    closing: Cell<bool>,
+    closed: Notify,
     reason: Cell<Option<CloseReason>>,
+    /// 1.5 × the keep-alive, when there is one.
+    idle_limit: Option<Duration>,
+    last_heard: Cell<Instant>,
     pub out: RefCell<OutQueue>,
     pub writable: Notify,
     /// Whether the client accepts reason strings on acks (MQTT 5 Request Problem
@@ -226,20 +233,18 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(
-        version: MqttVersion,
-        peer: SocketAddr,
-        problem_info: bool,
-        stop: &CancellationToken,
-        budget: Rc<NodeBudget>,
-    ) -> Connection {
+    pub(crate) fn new(version: MqttVersion, keep_alive: u16, problem_info: bool, budget: Rc<NodeBudget>) -> Connection {
+        // MQTT: the server may close a client silent for 1.5 × its keep-alive.
+        let idle_limit = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
         Connection {
             budget,
             version,
             codec: Codec::new(version),
-            peer,
-            closing: stop.child_token(),
+            closing: Cell::new(false),
+            closed: Notify::new(),
             reason: Cell::new(None),
+            idle_limit,
+            last_heard: Cell::new(Instant::now()),
             out: RefCell::new(OutQueue::default()),
             writable: Notify::new(),
             problem_info,
@@ -251,8 +256,29 @@ impl Connection {
         if self.reason.get().is_none() {
             self.reason.set(Some(reason));
         }
-        self.closing.cancel();
+        self.closing.set(true);
+        self.closed.notify_waiters();
         self.writable.notify_one();
+    }
+
+    /// Completes once the connection is closing.
+    pub(crate) async fn closed(&self) {
+        // A `Notified` made before `notify_waiters` sees it even if not yet polled.
+        let notified = self.closed.notified();
+        if self.closing.get() {
+            return;
+        }
+        notified.await;
+    }
+
+    /// The client was heard from (for the keep-alive).
+    pub(crate) fn heard(&self) {
+        self.last_heard.set(Instant::now());
+    }
+
+    /// Whether the client has been silent past its keep-alive.
+    pub(crate) fn silent_too_long(&self, now: Instant) -> bool {
+        self.idle_limit.is_some_and(|limit| now.saturating_duration_since(self.last_heard.get()) > limit)
     }
 
     pub(crate) fn reason(&self) -> CloseReason {
@@ -260,7 +286,7 @@ impl Connection {
     }
 
     pub(crate) fn is_closing(&self) -> bool {
-        self.closing.is_cancelled()
+        self.closing.get()
     }
 
     /// Queues a packet other than PUBLISH (always: acks are what lets a client go on).

@@ -30,7 +30,7 @@ use crate::retained::RetainedRefusal;
 use crate::topic::{check_name, TopicError};
 
 /// Read buffer sizes: where an idle connection starts, and the most a busy one grows to.
-const MIN_READ: usize = 1024;
+const MIN_READ: usize = 512;
 const MAX_READ: usize = 64 * 1024;
 /// How long a large packet may wait for room in the memory budget.
 const BUDGET_WAIT: Duration = Duration::from_secs(30);
@@ -42,10 +42,7 @@ pub(super) async fn run<R: SocketReader>(
     node: &Rc<Node>,
     session: &Rc<RefCell<Session>>,
     conn: &Rc<Connection>,
-    keep_alive: Option<Duration>,
 ) -> CloseReason {
-    // MQTT: the server may close a client silent for 1.5 × its keep-alive.
-    let idle_limit = keep_alive.map(|k| k + k / 2);
     let max_packet = node.ctx.limits.max_packet_size;
     let mut read_size = MIN_READ;
     let mut large: Option<Reservation> = None;
@@ -99,9 +96,11 @@ pub(super) async fn run<R: SocketReader>(
         // Room in the log before reading more from this client.
         if !node.ctx.log.has_room() {
             node.ctx.metrics.ingress_waits.increment(1);
+            // Boxed: rare, and the connection's future would otherwise carry its size
+            // all the time.
             tokio::select! {
-                _ = node.ctx.log.room() => {}
-                _ = conn.closing.cancelled() => return conn.reason(),
+                _ = Box::pin(node.ctx.log.room()) => {}
+                _ = conn.closed() => return conn.reason(),
             }
         }
 
@@ -109,8 +108,8 @@ pub(super) async fn run<R: SocketReader>(
         match incomplete {
             Some(len) if len >= LARGE_PAYLOAD && large.is_none() => {
                 let reserved = tokio::select! {
-                    r = tokio::time::timeout(BUDGET_WAIT, node.ctx.budget.reserve(len)) => r,
-                    _ = conn.closing.cancelled() => return conn.reason(),
+                    r = Box::pin(tokio::time::timeout(BUDGET_WAIT, node.ctx.budget.reserve(len))) => r,
+                    _ = conn.closed() => return conn.reason(),
                 };
                 match reserved {
                     Ok(Some(reservation)) => large = Some(reservation),
@@ -136,15 +135,12 @@ pub(super) async fn run<R: SocketReader>(
             }
         }
 
-        let read = reader.read(buf, read_size);
         let (result, returned) = tokio::select! {
-            r = with_limit(idle_limit, read) => match r {
-                Some(r) => r,
-                None => return CloseReason::KeepAliveTimeout,
-            },
-            _ = conn.closing.cancelled() => return conn.reason(),
+            r = reader.read(buf, read_size) => r,
+            _ = conn.closed() => return conn.reason(),
         };
         buf = returned;
+        conn.heard();
         match result {
             Ok(0) | Err(_) => return CloseReason::PeerClosed,
             Ok(n) => {
@@ -159,13 +155,6 @@ pub(super) async fn run<R: SocketReader>(
                 };
             }
         }
-    }
-}
-
-async fn with_limit<F: std::future::Future>(limit: Option<Duration>, f: F) -> Option<F::Output> {
-    match limit {
-        Some(d) => tokio::time::timeout(d, f).await.ok(),
-        None => Some(f.await),
     }
 }
 
@@ -268,7 +257,7 @@ fn on_publish(
             conn.send(Packet::PubAck(PubAck { pkid, reason: PubAckReason::Success }, None));
         }
         2 => {
-            s.inbound_qos2.insert(pkid);
+            s.inbound_qos2.push(pkid);
             conn.send(Packet::PubRec(PubRec { pkid, reason: PubRecReason::Success }, None));
         }
         _ => {}
@@ -293,11 +282,15 @@ fn resolve_topic(
         return Err(CloseReason::TopicAliasInvalid);
     }
     if topic.is_empty() {
-        return s.aliases_in.get(&alias).cloned().ok_or(CloseReason::ProtocolError("topic alias not set"));
+        let known = s.aliases_in.iter().find(|(a, _)| *a == alias);
+        return known.map(|(_, topic)| topic.clone()).ok_or(CloseReason::ProtocolError("topic alias not set"));
     }
     // The alias outlives this packet's buffer: give the topic its own allocation.
     let topic = Bytes::copy_from_slice(topic);
-    s.aliases_in.insert(alias, topic.clone());
+    match s.aliases_in.iter_mut().find(|(a, _)| *a == alias) {
+        Some(entry) => entry.1 = topic.clone(),
+        None => s.aliases_in.push((alias, topic.clone())),
+    }
     Ok(topic)
 }
 
@@ -356,7 +349,11 @@ fn on_packet(
         }
         Packet::PubComp(comp, _) => session.borrow_mut().on_pubcomp(node, comp.pkid, now),
         Packet::PubRel(rel, _) => {
-            let known = session.borrow_mut().inbound_qos2.remove(&rel.pkid);
+            let known = {
+                let mut s = session.borrow_mut();
+                let position = s.inbound_qos2.iter().position(|&p| p == rel.pkid);
+                position.map(|i| s.inbound_qos2.swap_remove(i)).is_some()
+            };
             let reason = if known { PubCompReason::Success } else { PubCompReason::PacketIdentifierNotFound };
             conn.send(Packet::PubComp(PubComp { pkid: rel.pkid, reason }, None));
         }

@@ -22,7 +22,7 @@ mod outbound;
 mod subscribe;
 mod writer;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -84,14 +84,16 @@ pub(crate) struct Session {
     pub subscriptions: HashMap<String, Subscription>,
     /// Whether any subscription has no-local set (then its publishes carry its key).
     no_local: bool,
-    pub will: Option<Will>,
+    /// Boxed: most clients set no will, and every session pays for the field.
+    pub will: Option<Box<Will>>,
     pub conn: Option<Rc<Connection>>,
     pub client: ClientLimits,
     outbound: Outbound,
-    /// QoS 2 publishes received (PUBREC sent) whose PUBREL has not come yet.
-    inbound_qos2: HashSet<u16>,
-    /// Topic aliases the client set (MQTT 5).
-    aliases_in: HashMap<u16, Bytes>,
+    /// QoS 2 publishes received (PUBREC sent) whose PUBREL has not come yet; at most
+    /// `max_inflight_messages`, so a list.
+    inbound_qos2: Vec<u16>,
+    /// Topic aliases the client set (MQTT 5); at most `max_topic_aliases`.
+    aliases_in: Vec<(u16, Bytes)>,
     /// Bumped whenever the session changes hands (connection, resume, end), so timers
     /// and tasks of an earlier state can tell they are stale.
     pub epoch: u64,
@@ -110,8 +112,8 @@ impl Session {
             conn: None,
             client,
             outbound: Outbound::new(client.topic_alias_maximum),
-            inbound_qos2: HashSet::new(),
-            aliases_in: HashMap::new(),
+            inbound_qos2: Vec::new(),
+            aliases_in: Vec::new(),
             epoch: 0,
         }
     }

@@ -22,11 +22,12 @@ pub(super) async fn run<W: SocketWriter>(mut writer: W, conn: Rc<Connection>, no
         if conn.out.borrow().is_empty() {
             tokio::select! {
                 _ = conn.writable.notified() => {}
-                _ = conn.closing.cancelled() => break,
+                _ = conn.closed() => break,
             }
             continue;
         }
-        match tokio::time::timeout(timeout, flush(&mut writer, &conn, &node)).await {
+        // Boxed while it runs: an idle connection's writer holds no write state.
+        match Box::pin(tokio::time::timeout(timeout, flush(&mut writer, &conn, &node))).await {
             Ok(true) => {}
             Ok(false) => {
                 conn.close(CloseReason::WriteFailed);
@@ -51,7 +52,7 @@ pub(super) async fn run<W: SocketWriter>(mut writer: W, conn: Rc<Connection>, no
             };
             conn.send(Packet::Disconnect(Disconnect { reason_code: code }, Some(properties)));
         }
-        let _ = tokio::time::timeout(FINAL_FLUSH, flush(&mut writer, &conn, &node)).await;
+        let _ = Box::pin(tokio::time::timeout(FINAL_FLUSH, flush(&mut writer, &conn, &node))).await;
     }
     let dropped = conn.discard_unwritten();
     if dropped > 0 {
