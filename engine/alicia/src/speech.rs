@@ -6,19 +6,25 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alicia_broker::RouterHandle;
-use alicia_config::AliciaConfig;
+use alicia_config::{AliciaConfig, WyomingSection};
 use alicia_stage_stt::WhisperStt;
 use alicia_stage_tts::{split_sentences, PiperConfig, PiperStage};
 use alicia_voice_router::{Transcriber, VoiceService, VoiceSettings};
-use alicia_wyoming::{BackendError, SpeechBackend, WyomingConfig, WyomingServer};
+use alicia_wyoming::{AudioOut, BackendError, SpeechBackend, WyomingConfig, WyomingServer};
 use anyhow::Context;
 use bytes::Bytes;
+
+/// Sentences of Wyoming `synthesize` requests, by whether they were synthesised or
+/// skipped because the client had gone.
+pub const SENTENCES_TOTAL: &str = "alicia_wyoming_sentences_total";
 
 /// The models behind every speech request. One model run at a time each: both use every
 /// core they are given, so queueing beats thrashing on a small machine.
 pub struct LocalSpeech {
     stt: Mutex<WhisperStt>,
     tts: Mutex<PiperStage>,
+    synthesized: metrics::Counter,
+    skipped: metrics::Counter,
 }
 
 impl LocalSpeech {
@@ -27,7 +33,17 @@ impl LocalSpeech {
         let paths = alicia_models::verify_all(models).context("voice models")?;
         let stt = WhisperStt::load(&paths.whisper, stt_threads)?;
         let tts = PiperConfig::from_models_dir(models).build()?;
-        Ok(LocalSpeech { stt: Mutex::new(stt), tts: Mutex::new(tts) })
+        metrics::describe_counter!(
+            SENTENCES_TOTAL,
+            metrics::Unit::Count,
+            "sentences of Wyoming synthesize requests: synthesized, or skipped for a client that left"
+        );
+        Ok(LocalSpeech {
+            stt: Mutex::new(stt),
+            tts: Mutex::new(tts),
+            synthesized: metrics::counter!(SENTENCES_TOTAL, "outcome" => "synthesized"),
+            skipped: metrics::counter!(SENTENCES_TOTAL, "outcome" => "skipped"),
+        })
     }
 }
 
@@ -41,13 +57,23 @@ impl SpeechBackend for LocalSpeech {
             .map_err(|e| BackendError::new(e.error_type(), e.to_string()))
     }
 
-    fn synthesize(&self, text: &str, emit: &mut dyn FnMut(Bytes)) -> Result<(), BackendError> {
+    fn synthesize(&self, text: &str, out: &mut AudioOut) -> Result<(), BackendError> {
+        let sentences = split_sentences(text);
         let mut tts =
             self.tts.lock().map_err(|_| BackendError::new("tts_poisoned", "text-to-speech failed earlier"))?;
-        // Sentence by sentence, so the first audio leaves before the rest is synthesised.
-        for sentence in split_sentences(text) {
+        // Sentence by sentence, so the first audio leaves before the rest is synthesised,
+        // and the model stops for a client that has gone (waiting for the lock included).
+        for (done, sentence) in sentences.iter().enumerate() {
+            if !out.wanted() {
+                self.skipped.increment((sentences.len() - done) as u64);
+                return Ok(());
+            }
             let audio = tts.synthesize(sentence).map_err(|e| BackendError::new(e.error_type(), e.to_string()))?;
-            emit(audio);
+            self.synthesized.increment(1);
+            if out.send(audio).is_err() {
+                self.skipped.increment((sentences.len() - done - 1) as u64);
+                return Ok(());
+            }
         }
         Ok(())
     }
@@ -92,7 +118,7 @@ pub async fn start(
         Arc::new(move |pcm| speech.transcribe(pcm).map_err(|e| (e.error_type(), e.message().to_string())))
     };
     let pipeline = VoiceService::start(&settings, router, transcriber).await?;
-    let wyoming = match WyomingServer::bind(config.wyoming.listen, speech, WyomingConfig::default()).await {
+    let wyoming = match WyomingServer::bind(config.wyoming.listen, speech, wyoming_config(&config.wyoming)).await {
         Ok(server) => server,
         Err(e) => {
             pipeline.shutdown().await;
@@ -101,4 +127,22 @@ pub async fn start(
     };
     tracing::info!(addr = %wyoming.addr(), "wyoming listener ready");
     Ok(Some(Voice { pipeline, wyoming }))
+}
+
+/// The server's limits from `[wyoming]`; the model and voice names are the ones the
+/// engine loads.
+pub fn wyoming_config(section: &WyomingSection) -> WyomingConfig {
+    WyomingConfig {
+        max_header_bytes: section.max_header_bytes,
+        max_data_bytes: section.max_data_bytes,
+        max_payload_bytes: section.max_payload_bytes,
+        max_utterance_seconds: section.max_utterance_seconds,
+        max_utterance_bytes: section.max_utterance_bytes,
+        max_text_chars: section.max_text_chars,
+        max_connections: section.max_connections,
+        max_connections_per_source: section.max_connections_per_source,
+        idle_timeout: Duration::from_millis(section.idle_timeout_ms),
+        event_timeout: Duration::from_millis(section.event_timeout_ms),
+        ..WyomingConfig::default()
+    }
 }

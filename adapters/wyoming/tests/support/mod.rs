@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alicia_wyoming::{BackendError, Event, EventDecoder, SpeechBackend, WyomingConfig, WyomingServer};
+use alicia_wyoming::{AudioOut, BackendError, Event, EventDecoder, SpeechBackend, WyomingConfig, WyomingServer};
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,7 +22,23 @@ pub const FAILING_UTTERANCE: usize = 13;
 pub const PANICKING_UTTERANCE: usize = 17;
 
 /// Transcribes to a description of the PCM it got; speaks each sentence as a ramp.
-pub struct TestBackend;
+/// Sentences saying `wait` block until [`TestBackend::release`] lets one through, so
+/// a test can hold synthesis mid-way; every sentence spoken is counted.
+#[derive(Default)]
+pub struct TestBackend {
+    gate: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    pub spoken: std::sync::atomic::AtomicUsize,
+    /// Syntheses that have returned, however.
+    pub finished: std::sync::atomic::AtomicUsize,
+}
+
+impl TestBackend {
+    /// A backend whose `wait` sentences each take one release from the returned sender.
+    pub fn gated() -> (TestBackend, std::sync::mpsc::Sender<()>) {
+        let (release, gate) = std::sync::mpsc::channel();
+        (TestBackend { gate: std::sync::Mutex::new(Some(gate)), ..TestBackend::default() }, release)
+    }
+}
 
 impl SpeechBackend for TestBackend {
     fn transcribe(&self, pcm: Bytes) -> Result<String, BackendError> {
@@ -34,13 +50,33 @@ impl SpeechBackend for TestBackend {
         }
     }
 
-    fn synthesize(&self, text: &str, emit: &mut dyn FnMut(Bytes)) -> Result<(), BackendError> {
+    fn synthesize(&self, text: &str, out: &mut AudioOut) -> Result<(), BackendError> {
+        struct Finished<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Finished<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _finished = Finished(&self.finished);
         for (index, sentence) in sentences(text).enumerate() {
+            // As the engine's backend does: no work for a client that has gone.
+            if !out.wanted() {
+                return Ok(());
+            }
             match sentence {
                 "fail" => return Err(BackendError::new("test", "cannot pronounce \"fail\"")),
                 "panic" => panic!("the test backend panics on request"),
                 "silence" => {}
-                _ => emit(sentence_pcm(index)),
+                "wait" => {
+                    let gate = self.gate.lock().unwrap();
+                    gate.as_ref().expect("a gated backend").recv().expect("the test releases the gate");
+                }
+                _ => {
+                    self.spoken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if out.send(sentence_pcm(index)).is_err() {
+                        return Ok(());
+                    }
+                }
             }
         }
         Ok(())
@@ -65,8 +101,12 @@ pub fn pcm16(samples: impl IntoIterator<Item = i16>) -> Vec<u8> {
 }
 
 pub async fn start(config: WyomingConfig) -> WyomingServer {
+    start_with(config, Arc::new(TestBackend::default())).await
+}
+
+pub async fn start_with(config: WyomingConfig, backend: Arc<TestBackend>) -> WyomingServer {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    WyomingServer::bind(addr, Arc::new(TestBackend), config).await.expect("bind on an ephemeral port")
+    WyomingServer::bind(addr, backend, config).await.expect("bind on an ephemeral port")
 }
 
 pub async fn start_default() -> WyomingServer {
@@ -84,8 +124,25 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(server: &WyomingServer) -> Self {
-        let stream = TcpStream::connect(server.addr()).await.expect("connect");
-        Self { stream, buf: BytesMut::new(), decoder: EventDecoder::new(1 << 20, 64 << 20) }
+        Self::connect_from(server, "127.0.0.1").await
+    }
+
+    /// Connects from another loopback address (any of 127.0.0.0/8 reaches the
+    /// server), so tests can be several hosts for the per-source cap.
+    pub async fn connect_from(server: &WyomingServer, source: &str) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).expect("bind a loopback source address");
+        let stream = socket.connect(server.addr()).await.expect("connect");
+        Self { stream, buf: BytesMut::new(), decoder: EventDecoder::new(1 << 20, 1 << 20, 64 << 20) }
+    }
+
+    /// Closes with a reset (SO_LINGER 0), as a client that crashed or lost its
+    /// network looks to the server.
+    pub fn reset(self) {
+        // Deprecated because a positive linger blocks on drop; a zero one resets at once.
+        #[allow(deprecated)]
+        self.stream.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(self.stream);
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
