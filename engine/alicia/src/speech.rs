@@ -9,7 +9,7 @@ use alicia_broker::RouterHandle;
 use alicia_config::{AliciaConfig, WyomingSection};
 use alicia_stage_stt::WhisperStt;
 use alicia_stage_tts::{split_sentences, PiperConfig, PiperStage};
-use alicia_voice_router::{Transcriber, VoiceService, VoiceSettings};
+use alicia_voice_router::{Transcriber, VoiceLimits, VoiceService, VoiceSettings};
 use alicia_wyoming::{AudioOut, BackendError, SpeechBackend, WyomingConfig, WyomingServer};
 use anyhow::Context;
 use bytes::Bytes;
@@ -110,6 +110,14 @@ pub async fn start(
         unfinished_hangover_ms: config.voice.unfinished_hangover_ms,
         pause_ms: config.voice.pause_ms,
         session_timeout: Duration::from_millis(config.voice.session_timeout_ms),
+        limits: VoiceLimits {
+            min_frame_bytes: config.voice.min_frame_bytes,
+            max_frame_bytes: config.voice.max_frame_bytes,
+            max_session_id_bytes: config.voice.max_session_id_bytes,
+            max_envelope_bytes: config.voice.max_envelope_bytes,
+            max_stt_request_bytes: config.voice.max_stt_request_bytes,
+            max_tts_text_chars: config.voice.max_tts_text_chars,
+        },
     };
     let (models, threads) = (config.voice.models.clone(), config.voice.stt_threads);
     let speech = Arc::new(tokio::task::spawn_blocking(move || LocalSpeech::load(&models, threads)).await??);

@@ -5,7 +5,8 @@
 //! # Layout
 //! - `stages`: [`VoiceStage`], the closed set of stages this topology runs.
 //! - `intake`: MQTT → frames: `alicia/voice/audio/{site}/{start,frame,stop}`, one
-//!   session per site, format and session checks, idle sessions timed out.
+//!   session per known site, format, size and session checks, idle sessions timed out.
+//! - `limits`: [`VoiceLimits`], the refusals' names and counter, the report throttle.
 //! - `requests`: the subscription and envelope loop the two request services share.
 //! - `stt_request`: the seeds' base64-WAV request on `alicia/voice/stt/request`.
 //! - `tts_request`: text to a site's speaker, `alicia/voice/tts/request` (`alicia say
@@ -36,6 +37,7 @@
 //! (`timings_ms`, from the [`alicia_pipeline::Timeline`] the frames carry).
 
 mod intake;
+mod limits;
 mod publisher;
 mod requests;
 mod stages;
@@ -52,6 +54,7 @@ use alicia_stage_intent::{Home, IntentConfig, OutputLayout};
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
+pub use limits::VoiceLimits;
 pub use stages::VoiceStage;
 pub use stt_request::Transcriber;
 
@@ -75,6 +78,11 @@ pub fn describe_metrics() {
         Unit::Count,
         "spoken replies, by whether they were prepared during the hangover"
     );
+    describe_counter!(
+        limits::REFUSED_TOTAL,
+        Unit::Count,
+        "voice input refused (bad frames, unknown sites or sessions, oversized requests), by reason"
+    );
 }
 
 /// What the voice service needs to start.
@@ -91,6 +99,8 @@ pub struct VoiceSettings {
     pub pause_ms: u32,
     /// A started session without audio for this long is closed.
     pub session_timeout: Duration,
+    /// What a site or a requester may send.
+    pub limits: VoiceLimits,
 }
 
 /// The running voice data plane.
@@ -153,10 +163,32 @@ impl VoiceService {
         let requests_client = LocalClient::connect(router, "voice-stt-requests").await?;
         let says_client = LocalClient::connect(router, "voice-tts-requests").await?;
         let says = tts_request::PendingSays::default();
+        let refused = limits::RefusalCounters::new();
+        let limits = settings.limits.clone();
+        let intake = intake::Intake {
+            audio,
+            bus: bus_tx,
+            session_timeout: settings.session_timeout,
+            limits: limits.clone(),
+            home: home.clone(),
+        };
+        let say_service = tts_request::Says {
+            say,
+            home: home.clone(),
+            pending: says.clone(),
+            limits: limits.clone(),
+            refused: refused.clone(),
+        };
         let tasks = vec![
-            tokio::spawn(intake::run(intake_client, audio, bus_tx, settings.session_timeout, stop.clone())),
-            tokio::spawn(stt_request::run(requests_client, transcriber, stop.clone())),
-            tokio::spawn(tts_request::run(says_client, say, home.clone(), says.clone(), stop.clone())),
+            tokio::spawn(intake::run(intake_client, intake, stop.clone())),
+            tokio::spawn(stt_request::run(
+                requests_client,
+                transcriber,
+                limits.max_stt_request_bytes,
+                refused,
+                stop.clone(),
+            )),
+            tokio::spawn(tts_request::run(says_client, say_service, stop.clone())),
             tokio::spawn(publisher::run(publisher_client, bus_rx, home, says, stop.clone())),
         ];
         tracing::info!("voice data plane ready");
