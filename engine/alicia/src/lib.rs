@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use alicia_broker::Broker;
 use alicia_config::AliciaConfig;
-use alicia_http::{HealthSource, HttpServer};
+use alicia_http::{HealthSource, HttpLimits, HttpServer};
 use alicia_services::CoreServices;
 use alicia_supervisor::Supervisor;
 use tokio_util::sync::CancellationToken;
@@ -77,7 +77,13 @@ impl Engine {
             stopping: AtomicBool::new(false),
             supervisor: supervisor.clone(),
         });
-        let http = match HttpServer::start(config.http.listen, metrics.clone(), health.clone()).await {
+        let http_limits = HttpLimits {
+            header_timeout: Duration::from_millis(config.http.header_timeout_ms),
+            request_timeout: Duration::from_millis(config.http.request_timeout_ms),
+            max_connections: config.http.max_connections,
+            max_connections_per_source: config.http.max_connections_per_source,
+        };
+        let http = match HttpServer::start(config.http.listen, http_limits, metrics.clone(), health.clone()).await {
             Ok(http) => http,
             Err(e) => {
                 if let Some(voice) = voice {
