@@ -1,5 +1,5 @@
 //! The engine's speech: the voice pipeline on the MQTT audio topics, and Whisper and
-//! Piper served over the Wyoming protocol.
+//! Piper served over the Wyoming protocol, both supervised (`supervised.rs`).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use alicia_broker::RouterHandle;
 use alicia_config::{AliciaConfig, WyomingSection};
-use alicia_stage_stt::WhisperStt;
+use alicia_stage_stt::{WhisperModel, WhisperStt};
 use alicia_stage_tts::{split_sentences, PiperConfig, PiperStage};
-use alicia_voice_router::{Transcriber, VoiceLimits, VoiceService, VoiceSettings};
+use alicia_supervisor::{OnFailure, Supervisor};
+use alicia_voice_router::{Transcriber, VoiceLimits, VoiceModels, VoiceService, VoiceSettings};
 use alicia_wyoming::{AudioOut, BackendError, SpeechBackend, WyomingConfig, WyomingServer};
 use anyhow::Context;
 use bytes::Bytes;
+
+use crate::supervised::{ListenerParts, PipelineParts, Supervised, Voice, PIPELINE, WYOMING};
 
 /// Sentences of Wyoming `synthesize` requests, by whether they were synthesised or
 /// skipped because the client had gone.
@@ -28,10 +31,10 @@ pub struct LocalSpeech {
 }
 
 impl LocalSpeech {
-    /// Loads both models (about a second); a missing model says to run `make models`.
-    pub fn load(models: &Path, stt_threads: usize) -> anyhow::Result<LocalSpeech> {
-        let paths = alicia_models::verify_all(models).context("voice models")?;
-        let stt = WhisperStt::load(&paths.whisper, stt_threads)?;
+    /// Whisper on the weights already loaded, and a Piper voice of its own (loaded here,
+    /// half a second), so Wyoming's syntheses do not queue behind the pipeline's.
+    pub fn load(models: &Path, whisper: &WhisperModel, stt_threads: usize) -> anyhow::Result<LocalSpeech> {
+        let stt = WhisperStt::new(whisper, stt_threads)?;
         let tts = PiperConfig::from_models_dir(models).build()?;
         metrics::describe_counter!(
             SENTENCES_TOTAL,
@@ -79,54 +82,38 @@ impl SpeechBackend for LocalSpeech {
     }
 }
 
-/// The voice's two faces: the MQTT voice pipeline and the Wyoming server.
-pub struct Voice {
-    pub pipeline: VoiceService,
-    pub wyoming: WyomingServer,
-}
-
-impl Voice {
-    pub async fn shutdown(self) {
-        self.wyoming.shutdown().await;
-        self.pipeline.shutdown().await;
-    }
-}
-
-/// Loads the models and starts the voice pipeline on the bus and the Wyoming server,
-/// when the voice is enabled.
+/// Loads the models once and starts the voice pipeline on the bus and the Wyoming
+/// server, when the voice is enabled; both are registered with `supervisor` as
+/// [`OnFailure::Restart`] components and rebuilt when they die.
 pub async fn start(
     config: &AliciaConfig,
     router: &RouterHandle,
-    _supervisor: &alicia_supervisor::Supervisor,
+    supervisor: &Supervisor,
 ) -> anyhow::Result<Option<Voice>> {
     if !config.voice.enabled {
         return Ok(None);
     }
-    let settings = VoiceSettings {
-        models: config.voice.models.clone(),
-        home: config.voice.home.clone(),
-        stt_threads: config.voice.stt_threads,
-        hangover_ms: config.voice.hangover_ms,
-        unfinished_hangover_ms: config.voice.unfinished_hangover_ms,
-        pause_ms: config.voice.pause_ms,
-        session_timeout: Duration::from_millis(config.voice.session_timeout_ms),
-        limits: VoiceLimits {
-            min_frame_bytes: config.voice.min_frame_bytes,
-            max_frame_bytes: config.voice.max_frame_bytes,
-            max_session_id_bytes: config.voice.max_session_id_bytes,
-            max_envelope_bytes: config.voice.max_envelope_bytes,
-            max_stt_request_bytes: config.voice.max_stt_request_bytes,
-            max_tts_text_chars: config.voice.max_tts_text_chars,
-        },
+    let settings = voice_settings(config);
+    let (models, speech) = {
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(VoiceModels, LocalSpeech)> {
+            // Checked first: a missing or damaged file says to run `make models`.
+            alicia_models::verify_all(&settings.models).context("voice models")?;
+            let models = VoiceModels::load(&settings)?;
+            let speech = LocalSpeech::load(&settings.models, models.whisper(), settings.stt_threads)?;
+            Ok((models, speech))
+        })
+        .await??
     };
-    let (models, threads) = (config.voice.models.clone(), config.voice.stt_threads);
-    let speech = Arc::new(tokio::task::spawn_blocking(move || LocalSpeech::load(&models, threads)).await??);
+    let speech = Arc::new(speech);
     let transcriber: Transcriber = {
         let speech = speech.clone();
         Arc::new(move |pcm| speech.transcribe(pcm).map_err(|e| (e.error_type(), e.message().to_string())))
     };
-    let pipeline = VoiceService::start(&settings, router, transcriber).await?;
-    let wyoming = match WyomingServer::bind(config.wyoming.listen, speech, wyoming_config(&config.wyoming)).await {
+    let pipeline = VoiceService::start(&settings, &models, router, transcriber.clone()).await?;
+    let wyoming_config = wyoming_config(&config.wyoming);
+    let backend: Arc<dyn SpeechBackend> = speech;
+    let wyoming = match WyomingServer::bind(config.wyoming.listen, Arc::clone(&backend), wyoming_config.clone()).await {
         Ok(server) => server,
         Err(e) => {
             pipeline.shutdown().await;
@@ -134,7 +121,32 @@ pub async fn start(
         }
     };
     tracing::info!(addr = %wyoming.addr(), "wyoming listener ready");
-    Ok(Some(Voice { pipeline, wyoming }))
+    let pipeline = Supervised { running: pipeline, component: supervisor.register(PIPELINE, OnFailure::Restart) };
+    let wyoming = Supervised { running: wyoming, component: supervisor.register(WYOMING, OnFailure::Restart) };
+    let rebuild = PipelineParts { settings, models, router: router.clone(), transcriber };
+    let rebind = ListenerParts { backend, config: wyoming_config };
+    Ok(Some(Voice::new(pipeline, wyoming, rebuild, rebind)))
+}
+
+fn voice_settings(config: &AliciaConfig) -> VoiceSettings {
+    let voice = &config.voice;
+    VoiceSettings {
+        models: voice.models.clone(),
+        home: voice.home.clone(),
+        stt_threads: voice.stt_threads,
+        hangover_ms: voice.hangover_ms,
+        unfinished_hangover_ms: voice.unfinished_hangover_ms,
+        pause_ms: voice.pause_ms,
+        session_timeout: Duration::from_millis(voice.session_timeout_ms),
+        limits: VoiceLimits {
+            min_frame_bytes: voice.min_frame_bytes,
+            max_frame_bytes: voice.max_frame_bytes,
+            max_session_id_bytes: voice.max_session_id_bytes,
+            max_envelope_bytes: voice.max_envelope_bytes,
+            max_stt_request_bytes: voice.max_stt_request_bytes,
+            max_tts_text_chars: voice.max_tts_text_chars,
+        },
+    }
 }
 
 /// The server's limits from `[wyoming]`; the model and voice names are the ones the
