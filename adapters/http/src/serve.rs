@@ -34,6 +34,8 @@ const CLOSING_AT_ONCE: usize = 64;
 const CLOSING_GRACE: Duration = Duration::from_secs(2);
 /// Pause after a failed accept (out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// At most one log line per this for a condition a flood of clients causes.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 struct Refusals {
     max_connections: Counter,
@@ -66,6 +68,9 @@ pub(crate) async fn accept_loop(listener: TcpListener, app: Router, limits: Http
         Admission::new(limits.max_connections, limits.max_connections_per_source, metrics::gauge!(CONNECTIONS_ACTIVE));
     let closing = Arc::new(Semaphore::new(CLOSING_AT_ONCE));
     let mut connections = JoinSet::new();
+    // Out of file descriptors under a flood fails every accept: one line per interval,
+    // with the count of those it stands for.
+    let (mut warned, mut held_back) = (None::<tokio::time::Instant>, 0u64);
     loop {
         while connections.try_join_next().is_some() {}
         let accepted = tokio::select! {
@@ -75,7 +80,12 @@ pub(crate) async fn accept_loop(listener: TcpListener, app: Router, limits: Http
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(err) => {
-                tracing::warn!(error = %err, "http accept failed");
+                if warned.is_none_or(|at| at.elapsed() >= LOG_INTERVAL) {
+                    tracing::warn!(error = %err, suppressed = held_back, "http accept failed");
+                    (warned, held_back) = (Some(tokio::time::Instant::now()), 0);
+                } else {
+                    held_back += 1;
+                }
                 tokio::select! {
                     () = stop.cancelled() => break,
                     () = tokio::time::sleep(ACCEPT_BACKOFF) => {}

@@ -29,6 +29,7 @@ use crate::config::WyomingConfig;
 use crate::error::{Limit, RequestError};
 use crate::info::LANGUAGE;
 use crate::metrics::{EventKind, WyomingMetrics};
+use crate::throttle::LogThrottle;
 use crate::tts;
 
 /// Smallest read; Home Assistant's audio chunks are about 2 KiB each.
@@ -46,6 +47,8 @@ pub(crate) struct ServerState {
     pub metrics: WyomingMetrics,
     /// The `info` event, encoded once.
     pub info: Bytes,
+    /// For the lines a client can cause.
+    pub logs: LogThrottle,
 }
 
 pub(crate) struct Connection {
@@ -166,7 +169,11 @@ impl Connection {
                 }
             }
             EventKind::Other => {
-                tracing::warn!(peer = %self.peer, event_type = %event.kind, "ignoring a wyoming event this server does not serve");
+                // Normal for some clients (a satellite's wake-word events): worth a line
+                // now and then, not one per event.
+                if let Some(suppressed) = self.state.logs.allow("unknown_event") {
+                    tracing::warn!(peer = %self.peer, event_type = %event.kind, suppressed, "ignoring wyoming events this server does not serve");
+                }
                 Ok(())
             }
         };

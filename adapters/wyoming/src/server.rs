@@ -20,6 +20,7 @@ use crate::error::{RequestError, WyomingError};
 use crate::fault::FaultPoint;
 use crate::info::info_event;
 use crate::metrics::WyomingMetrics;
+use crate::throttle::LogThrottle;
 
 /// Pause after a failed accept (out of file descriptors, mostly), so the loop does
 /// not spin while the condition lasts.
@@ -59,7 +60,8 @@ impl WyomingServer {
         let listener = TcpListener::bind(addr).await.map_err(|source| WyomingError::Bind { addr, source })?;
         let local = listener.local_addr().map_err(|source| WyomingError::Bind { addr, source })?;
         let info = info_event(&config).to_bytes();
-        let state = Arc::new(ServerState { backend, metrics: WyomingMetrics::new(), info, config });
+        let logs = LogThrottle::new(LogThrottle::INTERVAL);
+        let state = Arc::new(ServerState { backend, metrics: WyomingMetrics::new(), info, config, logs });
         let stop = CancellationToken::new();
         let fault = FaultPoint::default();
         let task = tokio::spawn(accept_loop(listener, state, stop.clone(), fault.clone()));
@@ -150,7 +152,11 @@ async fn accept_loop(listener: TcpListener, state: Arc<ServerState>, stop: Cance
                 Err(refusal) => refuse(stream, peer, refusal, &state, &closing),
             },
             Err(err) => {
-                tracing::warn!(error = %err, "wyoming accept failed");
+                // Out of file descriptors under a flood fails every accept: one line now
+                // and then, with the count.
+                if let Some(suppressed) = state.logs.allow("accept_failed") {
+                    tracing::warn!(error = %err, suppressed, "wyoming accept failed");
+                }
                 tokio::select! {
                     () = stop.cancelled() => break,
                     () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
