@@ -7,7 +7,7 @@
 //! lenient: audio without `transcribe` is transcribed too, and a chunk may state the
 //! format when `audio-start` did not.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value};
 
 use crate::audio::{to_backend_format, AudioFormat};
@@ -23,21 +23,58 @@ enum State {
     Discarding,
 }
 
+/// Chunks smaller than this count as small (Home Assistant's are 2 KiB).
+const SMALL_CHUNK: usize = 256;
+/// Small chunks kept as slices before the rest are copied together.
+const SMALL_SLICES: usize = 16;
+/// Small chunks copied together are kept in pieces of about this size.
+const COPIED_PIECE: usize = 4096;
+
 /// The audio of one utterance as received.
+///
+/// Chunks are slices of the read buffers, joined once at `audio-stop`. A slice costs
+/// 32 bytes and keeps its whole read buffer alive, so a client sending two-byte chunks
+/// would make the server hold many times the audio it counts; past `SMALL_SLICES` small
+/// chunks are copied together instead, and memory stays about the audio's size.
 #[derive(Debug, Default)]
 pub(crate) struct Utterance {
     /// Known from `audio-start` or, failing that, the first chunk.
     format: Option<AudioFormat>,
-    /// Slices of the read buffers, joined once at `audio-stop`.
     chunks: Vec<Bytes>,
+    small_slices: usize,
+    /// Small chunks copied together, not yet a chunk.
+    tail: BytesMut,
+    /// All of it, chunks and tail.
     bytes: usize,
 }
 
 impl Utterance {
+    fn keep(&mut self, payload: Bytes) {
+        self.bytes += payload.len();
+        let small = payload.len() < SMALL_CHUNK;
+        if !small || self.small_slices < SMALL_SLICES {
+            self.small_slices += usize::from(small);
+            self.close_tail();
+            self.chunks.push(payload);
+        } else {
+            self.tail.extend_from_slice(&payload);
+            if self.tail.len() >= COPIED_PIECE {
+                self.close_tail();
+            }
+        }
+    }
+
+    fn close_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.chunks.push(self.tail.split().freeze());
+        }
+    }
+
     /// The audio in the backend's format. Joining and converting take time in
     /// proportion to the audio, so this runs on the blocking pool with the model.
-    pub(crate) fn into_backend_pcm(self) -> Bytes {
+    pub(crate) fn into_backend_pcm(mut self) -> Bytes {
         let format = self.format.expect("an utterance with audio has a format");
+        self.close_tail();
         to_backend_format(&self.chunks, format)
     }
 }
@@ -147,9 +184,8 @@ impl Transcription {
         if total > self.limits.bytes {
             return self.refuse(RequestError::AudioTooLarge { limit: self.limits.bytes });
         }
-        utterance.bytes += payload.len();
         if !payload.is_empty() {
-            utterance.chunks.push(payload);
+            utterance.keep(payload);
         }
         Ok(())
     }
@@ -255,6 +291,19 @@ mod tests {
         let err = asr.on_audio_chunk(&stereo_8k, Bytes::from_static(&[0; 4])).unwrap_err();
         assert_eq!(err.to_string(), "audio exceeds 1 s, the longest utterance this server transcribes");
         assert_eq!(err.reason(), crate::ErrorReason::AudioTooLong);
+    }
+
+    #[test]
+    fn tiny_chunks_are_copied_together() {
+        let mut asr = Transcription::new(limits(1 << 20));
+        let mut sent = Vec::new();
+        for i in 0..30_000i16 {
+            sent.extend_from_slice(&i.to_le_bytes());
+            asr.on_audio_chunk(&mono_16k(), Bytes::copy_from_slice(&i.to_le_bytes())).unwrap();
+        }
+        let State::Receiving(utterance) = &asr.state else { panic!("receiving") };
+        assert!(utterance.chunks.len() <= SMALL_SLICES + 60_000 / COPIED_PIECE + 1, "{}", utterance.chunks.len());
+        assert_eq!(asr.on_audio_stop().unwrap().unwrap().into_backend_pcm(), Bytes::from(sent));
     }
 
     #[test]
