@@ -1,6 +1,8 @@
 //! [`SpeechBackend`]: what the server needs from the engine's models, and
 //! [`AudioOut`], where synthesis sends its audio.
 
+use std::sync::atomic::AtomicBool;
+
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -11,8 +13,11 @@ use crate::error::BackendError;
 /// request per connection at a time, so a backend shared by many connections decides
 /// itself how many run at once.
 pub trait SpeechBackend: Send + Sync + 'static {
-    /// 16 kHz s16le mono PCM of one utterance → transcript text.
-    fn transcribe(&self, pcm: Bytes) -> Result<String, BackendError>;
+    /// 16 kHz s16le mono PCM of one utterance → transcript text. `client_gone` is set
+    /// when the client leaves before the transcript: a backend checks it before waiting
+    /// for a model and, where the model allows, while it runs, and gives up (any error
+    /// will do: nobody reads it).
+    fn transcribe(&self, pcm: Bytes, client_gone: &AtomicBool) -> Result<String, BackendError>;
 
     /// Text → 16 kHz s16le mono PCM, sentence by sentence into `out`: each sentence
     /// goes to the client while the next is synthesised. A backend checks

@@ -11,6 +11,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -183,15 +184,36 @@ impl Connection {
         }
     }
 
+    /// Transcribes on the blocking pool while watching the socket: a client that goes
+    /// away meanwhile sets the backend's `client_gone`, so the model stops early.
     async fn transcribe(&mut self, utterance: Utterance) -> io::Result<()> {
         let backend = Arc::clone(&self.state.backend);
         let started = Instant::now();
-        let transcribed = tokio::task::spawn_blocking(move || {
-            let pcm = utterance.into_backend_pcm();
-            let samples = pcm.len() / 2;
-            backend.transcribe(pcm).map(|text| (text, samples))
-        })
-        .await;
+        let client_gone = Arc::new(AtomicBool::new(false));
+        let mut work = {
+            let client_gone = Arc::clone(&client_gone);
+            tokio::task::spawn_blocking(move || {
+                let pcm = utterance.into_backend_pcm();
+                let samples = pcm.len() / 2;
+                backend.transcribe(pcm, &client_gone).map(|text| (text, samples))
+            })
+        };
+        let mut watching = true;
+        let transcribed = loop {
+            tokio::select! {
+                done = &mut work => break done,
+                gone = client_went_away(&self.stream), if watching => match gone {
+                    Some(err) => {
+                        client_gone.store(true, Ordering::Relaxed);
+                        let _ = work.await;
+                        self.state.metrics.abandoned_transcriptions.increment(1);
+                        tracing::debug!(peer = %self.peer, error = %err, "client left during transcription");
+                        return Err(err);
+                    }
+                    None => watching = false,
+                },
+            }
+        };
         self.state.metrics.transcribe_seconds.record(started.elapsed().as_secs_f64());
         let failure = match transcribed {
             Ok(Ok((text, samples))) => {
@@ -259,7 +281,7 @@ impl Connection {
             // it is on, so the model is free before this connection's slot is.
             drop(rx);
             let _ = synthesis.await;
-            self.state.metrics.abandoned.increment(1);
+            self.state.metrics.abandoned_syntheses.increment(1);
             tracing::debug!(peer = %self.peer, samples = sent, error = %err, "client left during synthesis");
             return Err(err);
         }

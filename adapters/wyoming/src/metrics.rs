@@ -14,7 +14,7 @@ pub const EVENTS_TOTAL: &str = "alicia_wyoming_events_total";
 pub const ERRORS_TOTAL: &str = "alicia_wyoming_errors_total";
 /// Limits hit, by the config key of the limit (`reason="max_payload_bytes"`).
 pub const REFUSED_TOTAL: &str = "alicia_wyoming_refused_total";
-/// Syntheses stopped because the client left before the audio was all sent.
+/// Requests stopped because the client left before the answer, by request.
 pub const ABANDONED_TOTAL: &str = "alicia_wyoming_abandoned_total";
 pub const CONNECTIONS_ACTIVE: &str = "alicia_wyoming_connections_active";
 pub const TRANSCRIBE_SECONDS: &str = "alicia_wyoming_transcribe_seconds";
@@ -70,7 +70,9 @@ pub(crate) struct WyomingMetrics {
     errors: Vec<Counter>,
     refused: Vec<Counter>,
     /// Syntheses whose client went away mid-way.
-    pub abandoned: Counter,
+    pub abandoned_syntheses: Counter,
+    /// Transcriptions whose client went away before the transcript.
+    pub abandoned_transcriptions: Counter,
     pub connections: Gauge,
     /// Backend time of one utterance, conversion included.
     pub transcribe_seconds: Histogram,
@@ -85,11 +87,12 @@ impl WyomingMetrics {
         describe_histogram!(TRANSCRIBE_SECONDS, Unit::Seconds, "Time to transcribe one Wyoming utterance");
         describe_histogram!(SYNTHESIZE_SECONDS, Unit::Seconds, "Time to synthesise and send one Wyoming reply");
         describe_counter!(REFUSED_TOTAL, Unit::Count, "Wyoming requests and connections refused, by the limit hit");
-        describe_counter!(ABANDONED_TOTAL, Unit::Count, "Wyoming syntheses stopped because the client left");
+        describe_counter!(ABANDONED_TOTAL, Unit::Count, "Wyoming requests stopped because the client left, by request");
         describe_gauge!(CONNECTIONS_ACTIVE, Unit::Count, "Wyoming connections being served");
         Self {
             refused: Limit::ALL.iter().map(|limit| counter!(REFUSED_TOTAL, "reason" => limit.as_label())).collect(),
-            abandoned: counter!(ABANDONED_TOTAL, "request" => "synthesize"),
+            abandoned_syntheses: counter!(ABANDONED_TOTAL, "request" => "synthesize"),
+            abandoned_transcriptions: counter!(ABANDONED_TOTAL, "request" => "transcribe"),
             connections: gauge!(CONNECTIONS_ACTIVE),
             events: EventKind::ALL.iter().map(|kind| counter!(EVENTS_TOTAL, "type" => kind.as_label())).collect(),
             errors: ErrorReason::ALL

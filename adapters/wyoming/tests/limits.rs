@@ -236,6 +236,33 @@ async fn synthesis_stops_when_the_client_goes_away() {
     server.shutdown().await;
 }
 
+/// A client that resets while its utterance is being transcribed: the backend is told,
+/// and stops, instead of finishing a transcript nobody will read.
+#[tokio::test]
+async fn transcription_is_given_up_when_the_client_goes_away() {
+    let backend = Arc::new(TestBackend::default());
+    let server = start_with(WyomingConfig::default(), Arc::clone(&backend)).await;
+    let mut client = Client::connect(&server).await;
+    client.assert_usable().await;
+    client.send_utterance(&[1; ENDLESS_UTTERANCE], 100).await;
+    // Reset only once the model runs: a reset earlier discards what the server has not
+    // read yet, and then there is nothing to transcribe.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while backend.endless.load(Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the transcription never began");
+        tokio::task::yield_now().await;
+    }
+    client.reset();
+    while backend.given_up.load(Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the backend was never told");
+        tokio::task::yield_now().await;
+    }
+    let mut next = Client::connect(&server).await;
+    next.send_utterance(&[1; 30], 30).await;
+    assert_eq!(next.recv().await.data["text"], "30 samples, sum 30");
+    server.shutdown().await;
+}
+
 /// The end of a client's stream is not the end of its interest: one that half-closes
 /// after asking still gets every sentence.
 #[tokio::test]

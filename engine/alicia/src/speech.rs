@@ -2,6 +2,7 @@
 //! Piper served over the Wyoming protocol, both supervised (`supervised.rs`).
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,11 +52,12 @@ impl LocalSpeech {
 }
 
 impl SpeechBackend for LocalSpeech {
-    fn transcribe(&self, pcm: Bytes) -> Result<String, BackendError> {
+    fn transcribe(&self, pcm: Bytes, client_gone: &AtomicBool) -> Result<String, BackendError> {
         let mut stt =
             self.stt.lock().map_err(|_| BackendError::new("stt_poisoned", "speech-to-text failed earlier"))?;
-        // Straight from the bytes: the f32 conversion inside is the one copy.
-        stt.transcribe_s16le(std::slice::from_ref(&pcm))
+        // Straight from the bytes: the f32 conversion inside is the one copy. Whisper
+        // polls `client_gone` between steps and stops for a client that has left.
+        stt.transcribe_s16le_unless(std::slice::from_ref(&pcm), client_gone)
             .map(|t| t.text)
             .map_err(|e| BackendError::new(e.error_type(), e.to_string()))
     }
@@ -108,7 +110,9 @@ pub async fn start(
     let speech = Arc::new(speech);
     let transcriber: Transcriber = {
         let speech = speech.clone();
-        Arc::new(move |pcm| speech.transcribe(pcm).map_err(|e| (e.error_type(), e.message().to_string())))
+        // A bus request has no client to lose: it is never given up.
+        let stays = AtomicBool::new(false);
+        Arc::new(move |pcm| speech.transcribe(pcm, &stays).map_err(|e| (e.error_type(), e.message().to_string())))
     };
     let pipeline = VoiceService::start(&settings, &models, router, transcriber.clone()).await?;
     let wyoming_config = wyoming_config(&config.wyoming);

@@ -20,6 +20,9 @@ pub const SENTENCE_SAMPLES: usize = 1500;
 /// Utterance lengths (in 16 kHz samples) at which the test backend fails.
 pub const FAILING_UTTERANCE: usize = 13;
 pub const PANICKING_UTTERANCE: usize = 17;
+/// An utterance of this length "runs" until its client is gone, as a long model run
+/// that polls for it would.
+pub const ENDLESS_UTTERANCE: usize = 19;
 
 /// Transcribes to a description of the PCM it got; speaks each sentence as a ramp.
 /// Sentences saying `wait` block until [`TestBackend::release`] lets one through, so
@@ -30,6 +33,9 @@ pub struct TestBackend {
     pub spoken: std::sync::atomic::AtomicUsize,
     /// Syntheses that have returned, however.
     pub finished: std::sync::atomic::AtomicUsize,
+    /// Endless transcriptions begun, and given up because the client had gone.
+    pub endless: std::sync::atomic::AtomicUsize,
+    pub given_up: std::sync::atomic::AtomicUsize,
 }
 
 impl TestBackend {
@@ -41,11 +47,22 @@ impl TestBackend {
 }
 
 impl SpeechBackend for TestBackend {
-    fn transcribe(&self, pcm: Bytes) -> Result<String, BackendError> {
+    fn transcribe(&self, pcm: Bytes, client_gone: &std::sync::atomic::AtomicBool) -> Result<String, BackendError> {
         let samples = pcm_samples(&pcm);
         match samples.len() {
             FAILING_UTTERANCE => Err(BackendError::new("test", "the model ran out of memory")),
             PANICKING_UTTERANCE => panic!("the test backend panics on request"),
+            ENDLESS_UTTERANCE => {
+                // The flag is what whisper.cpp's abort callback polls between steps.
+                self.endless.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let deadline = std::time::Instant::now() + PATIENCE;
+                while !client_gone.load(std::sync::atomic::Ordering::Relaxed) {
+                    assert!(std::time::Instant::now() < deadline, "nobody said the client had gone");
+                    std::thread::yield_now();
+                }
+                self.given_up.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Err(BackendError::new("test", "given up: the client has gone"))
+            }
             n => Ok(format!("{n} samples, sum {}", samples.iter().map(|&s| i64::from(s)).sum::<i64>())),
         }
     }
