@@ -2,7 +2,7 @@
 //! Piper served over the Wyoming protocol, both supervised (`supervised.rs`).
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,6 +55,10 @@ impl SpeechBackend for LocalSpeech {
     fn transcribe(&self, pcm: Bytes, client_gone: &AtomicBool) -> Result<String, BackendError> {
         let mut stt =
             self.stt.lock().map_err(|_| BackendError::new("stt_poisoned", "speech-to-text failed earlier"))?;
+        if client_gone.load(Ordering::Relaxed) {
+            // Gone while this waited for the model: not a step of it for nobody.
+            return Err(BackendError::new("given_up", "the client has gone"));
+        }
         // Straight from the bytes: the f32 conversion inside is the one copy. Whisper
         // polls `client_gone` between steps and stops for a client that has left.
         stt.transcribe_s16le_unless(std::slice::from_ref(&pcm), client_gone)
