@@ -18,6 +18,9 @@ pub enum EnvelopeError {
     /// A required field is absent.
     #[error("missing field `{field}`")]
     MissingField { field: &'static str },
+    /// Bigger than the receiver parses: refused unread.
+    #[error("message of {size} bytes exceeds the {limit}-byte limit for envelopes here")]
+    TooLarge { size: usize, limit: usize },
     /// A field is present but has the wrong type or value.
     #[error("invalid field `{field}`: {reason}")]
     InvalidField { field: &'static str, reason: String },
@@ -31,6 +34,7 @@ impl EnvelopeError {
             EnvelopeError::NotObject => "not_object",
             EnvelopeError::MissingField { .. } => "missing_field",
             EnvelopeError::InvalidField { .. } => "invalid_field",
+            EnvelopeError::TooLarge { .. } => "too_large",
         }
     }
 
@@ -39,7 +43,7 @@ impl EnvelopeError {
     pub fn field(&self) -> Option<&'static str> {
         match self {
             EnvelopeError::MissingField { field } | EnvelopeError::InvalidField { field, .. } => Some(field),
-            EnvelopeError::NotJson { .. } | EnvelopeError::NotObject => None,
+            EnvelopeError::NotJson { .. } | EnvelopeError::NotObject | EnvelopeError::TooLarge { .. } => None,
         }
     }
 
@@ -50,6 +54,9 @@ impl EnvelopeError {
             EnvelopeError::NotObject => "the message must be a json object".to_owned(),
             EnvelopeError::MissingField { .. } => "required field is missing".to_owned(),
             EnvelopeError::InvalidField { reason, .. } => reason.clone(),
+            EnvelopeError::TooLarge { size, limit } => {
+                format!("the message is {size} bytes; envelopes are read up to {limit} bytes here")
+            }
         }
     }
 

@@ -37,7 +37,11 @@ impl ErrorEvent {
     /// carried by every `EnvelopeError`: that keeps the decode path's error small,
     /// and a second look at a bad message is cheap next to publishing the event.
     pub fn for_invalid(topic: &str, bytes: &[u8], error: &EnvelopeError) -> ErrorEvent {
-        let (source, original_message_id) = crate::decode::salvage_sender(bytes);
+        // A message refused for its size is not read at all, not even for its sender.
+        let (source, original_message_id) = match error {
+            EnvelopeError::TooLarge { .. } => (None, None),
+            _ => crate::decode::salvage_sender(bytes),
+        };
         let reply_to = match source {
             Some(source) if !source.trim().is_empty() => Destination::Service(source),
             _ => Destination::Broadcast,
@@ -141,6 +145,16 @@ mod tests {
         assert_eq!(event.error_type, "not_json");
         assert_eq!(event.reply_to, Destination::Service("lamp".into()));
         assert_eq!(event.original_message_id, None, "a number is not an id to echo");
+    }
+
+    #[test]
+    fn an_oversized_message_is_refused_unread_and_broadcast() {
+        let bytes = br#"{"source":"lamp","message_id":"x"}"#;
+        let error = EnvelopeError::TooLarge { size: bytes.len(), limit: 10 };
+        let event = ErrorEvent::for_invalid("alicia/devices/lamp/status", bytes, &error);
+        assert_eq!(event.reply_to, Destination::Broadcast);
+        assert_eq!(event.data()["error_type"], "too_large");
+        assert_eq!(event.data()["reason"], "the message is 34 bytes; envelopes are read up to 10 bytes here");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! | `decode/raw` | the single serde_json pass behind it: strings borrowed, the envelope's own objects read into slots |
 //! | `error` | [`EnvelopeError`] (refuse and tell the sender) and [`Discard`] (drop and count), each with a stable `error_type()` |
 //! | `error_event` | [`ErrorEvent`]: the event sent back when an envelope is refused |
+//! | `off_runtime` | [`decode_within`], [`parse_off_runtime`]: size limits, and large JSON parsed off the async workers |
 //! | [`topics`] | canonical topic constants and builders, [`topics::error_topic_for`], [`topics::is_request_topic`], [`topics::topic_matches`], [`topics::TopicAliases`] |
 //! | [`health`] | health report, heartbeat and discovery registration payloads |
 //! | [`rfc3339`] | the one timestamp format: RFC 3339, UTC, `Z` |
@@ -47,6 +48,7 @@ mod envelope;
 mod error;
 mod error_event;
 pub mod health;
+mod off_runtime;
 pub mod rfc3339;
 pub mod topics;
 
@@ -56,3 +58,4 @@ pub use envelope::{
 };
 pub use error::{Discard, EnvelopeError};
 pub use error_event::{ErrorEvent, ENGINE_SOURCE};
+pub use off_runtime::{decode_within, parse_off_runtime, INLINE_PARSE_BYTES};

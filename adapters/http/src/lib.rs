@@ -1,13 +1,23 @@
 //! The engine's HTTP API: Prometheus `/metrics` and `/healthz`.
 //!
+//! The door has limits ([`HttpLimits`], `[http]` in `alicia.toml`): a header timeout
+//! (slowloris), a request timeout, connections in total and per source address. Over a
+//! cap a client gets `503` or `429` at once; every refusal or cut is counted in
+//! `alicia_http_refused_total{reason}` (the limit's config key).
+//!
 //! # Layout
 //! - [`recorder`]: installs the process's one Prometheus recorder.
-//! - this file: the server (axum) and its routes.
+//! - `serve`: the listener, hyper per connection, the timeouts and the refusals.
+//! - `admission`: the connection caps.
+//! - this file: [`HttpServer`], [`HttpLimits`] and the routes (axum).
 
+mod admission;
 pub mod recorder;
+mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -28,6 +38,30 @@ pub enum HttpError {
     Bind { addr: SocketAddr, source: std::io::Error },
 }
 
+pub use serve::{CONNECTIONS_ACTIVE, REFUSED_TOTAL};
+
+/// The door's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// All of a request's headers must be in within this of the connection's start.
+    pub header_timeout: Duration,
+    /// A connection (one request) must be read and answered within this.
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_source: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_connections: 64,
+            max_connections_per_source: 16,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct AppState {
     metrics: PrometheusHandle,
@@ -45,6 +79,7 @@ impl HttpServer {
     /// Binds now (a taken port is an error naming it) and serves in the background.
     pub async fn start(
         listen: SocketAddr,
+        limits: HttpLimits,
         metrics: PrometheusHandle,
         health: Arc<dyn HealthSource>,
     ) -> Result<HttpServer, HttpError> {
@@ -56,14 +91,7 @@ impl HttpServer {
             .route("/healthz", get(healthz))
             .with_state(AppState { metrics, health });
         let stop = CancellationToken::new();
-        let until = stop.clone();
-        let task = tokio::spawn(async move {
-            let served =
-                axum::serve(listener, app).with_graceful_shutdown(async move { until.cancelled().await }).await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "http server failed");
-            }
-        });
+        let task = tokio::spawn(serve::accept_loop(listener, app, limits, stop.clone()));
         tracing::info!(%addr, "http listener ready");
         Ok(HttpServer { addr, stop, task })
     }

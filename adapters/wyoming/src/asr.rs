@@ -7,7 +7,7 @@
 //! lenient: audio without `transcribe` is transcribed too, and a chunk may state the
 //! format when `audio-start` did not.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value};
 
 use crate::audio::{to_backend_format, AudioFormat};
@@ -23,35 +23,80 @@ enum State {
     Discarding,
 }
 
+/// Chunks smaller than this count as small (Home Assistant's are 2 KiB).
+const SMALL_CHUNK: usize = 256;
+/// Small chunks kept as slices before the rest are copied together.
+const SMALL_SLICES: usize = 16;
+/// Small chunks copied together are kept in pieces of about this size.
+const COPIED_PIECE: usize = 4096;
+
 /// The audio of one utterance as received.
+///
+/// Chunks are slices of the read buffers, joined once at `audio-stop`. A slice costs
+/// 32 bytes and keeps its whole read buffer alive, so a client sending two-byte chunks
+/// would make the server hold many times the audio it counts; past `SMALL_SLICES` small
+/// chunks are copied together instead, and memory stays about the audio's size.
 #[derive(Debug, Default)]
 pub(crate) struct Utterance {
     /// Known from `audio-start` or, failing that, the first chunk.
     format: Option<AudioFormat>,
-    /// Slices of the read buffers, joined once at `audio-stop`.
     chunks: Vec<Bytes>,
+    small_slices: usize,
+    /// Small chunks copied together, not yet a chunk.
+    tail: BytesMut,
+    /// All of it, chunks and tail.
     bytes: usize,
 }
 
 impl Utterance {
+    fn keep(&mut self, payload: Bytes) {
+        self.bytes += payload.len();
+        let small = payload.len() < SMALL_CHUNK;
+        if !small || self.small_slices < SMALL_SLICES {
+            self.small_slices += usize::from(small);
+            self.close_tail();
+            self.chunks.push(payload);
+        } else {
+            self.tail.extend_from_slice(&payload);
+            if self.tail.len() >= COPIED_PIECE {
+                self.close_tail();
+            }
+        }
+    }
+
+    fn close_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.chunks.push(self.tail.split().freeze());
+        }
+    }
+
     /// The audio in the backend's format. Joining and converting take time in
     /// proportion to the audio, so this runs on the blocking pool with the model.
-    pub(crate) fn into_backend_pcm(self) -> Bytes {
+    pub(crate) fn into_backend_pcm(mut self) -> Bytes {
         let format = self.format.expect("an utterance with audio has a format");
+        self.close_tail();
         to_backend_format(&self.chunks, format)
     }
+}
+
+/// How much audio one utterance may bring.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UtteranceLimits {
+    /// In seconds of the utterance's own format.
+    pub seconds: u32,
+    /// In bytes as received, whatever the format.
+    pub bytes: usize,
 }
 
 #[derive(Debug)]
 pub(crate) struct Transcription {
     state: State,
-    max_bytes: usize,
+    limits: UtteranceLimits,
 }
 
 impl Transcription {
-    /// `max_bytes` bounds one utterance's audio as received.
-    pub(crate) fn new(max_bytes: usize) -> Self {
-        Self { state: State::Idle, max_bytes }
+    pub(crate) fn new(limits: UtteranceLimits) -> Self {
+        Self { state: State::Idle, limits }
     }
 
     /// A `transcribe` request: anything in progress is abandoned.
@@ -132,12 +177,15 @@ impl Transcription {
                 format.frame_bytes()
             )));
         }
-        if utterance.bytes + payload.len() > self.max_bytes {
-            return self.refuse(RequestError::AudioTooLong { limit: self.max_bytes });
+        let total = utterance.bytes + payload.len();
+        if total > format.bytes_for_seconds(self.limits.seconds) {
+            return self.refuse(RequestError::AudioTooLong { seconds: self.limits.seconds });
         }
-        utterance.bytes += payload.len();
+        if total > self.limits.bytes {
+            return self.refuse(RequestError::AudioTooLarge { limit: self.limits.bytes });
+        }
         if !payload.is_empty() {
-            utterance.chunks.push(payload);
+            utterance.keep(payload);
         }
         Ok(())
     }
@@ -168,13 +216,17 @@ mod tests {
         value.as_object().unwrap().clone()
     }
 
+    fn limits(bytes: usize) -> UtteranceLimits {
+        UtteranceLimits { seconds: 30, bytes }
+    }
+
     fn mono_16k() -> Map<String, Value> {
         data(json!({"rate": 16000, "width": 2, "channels": 1}))
     }
 
     #[test]
     fn chunks_are_joined_at_audio_stop() {
-        let mut asr = Transcription::new(1024);
+        let mut asr = Transcription::new(limits(1024));
         asr.on_transcribe(&data(json!({"language": "en-US"}))).unwrap();
         asr.on_audio_start(&mono_16k()).unwrap();
         asr.on_audio_chunk(&mono_16k(), Bytes::from_static(&[1, 0, 2, 0])).unwrap();
@@ -185,7 +237,7 @@ mod tests {
 
     #[test]
     fn audio_alone_is_enough_and_a_chunk_may_carry_the_format() {
-        let mut asr = Transcription::new(1024);
+        let mut asr = Transcription::new(limits(1024));
         let stereo = data(json!({"rate": 16000, "width": 2, "channels": 2}));
         asr.on_audio_chunk(&stereo, Bytes::from_static(&[2, 0, 4, 0])).unwrap();
         assert_eq!(asr.on_audio_stop().unwrap().unwrap().into_backend_pcm(), Bytes::from_static(&[3, 0]));
@@ -193,7 +245,7 @@ mod tests {
 
     #[test]
     fn a_refused_utterance_is_dropped_up_to_its_stop() {
-        let mut asr = Transcription::new(1024);
+        let mut asr = Transcription::new(limits(1024));
         let err = asr.on_transcribe(&data(json!({"language": "de"}))).unwrap_err();
         assert_eq!(err.to_string(), "unsupported language \"de\": this server understands en");
         asr.on_audio_start(&mono_16k()).unwrap();
@@ -206,7 +258,7 @@ mod tests {
     #[test]
     fn every_refusal_names_the_problem() {
         let cases: [(&[(&str, Value)], &str); 6] = [
-            (&[("audio-start", json!({"rate": 44100, "width": 2, "channels": 1}))], "unsupported audio format: 44100 Hz (send 16000 Hz, or a rate 16000 Hz divides or is divided by, such as 8000 or 48000 Hz)"),
+            (&[("audio-start", json!({"rate": 44100, "width": 2, "channels": 1}))], "unsupported audio format: 44100 Hz (send 16000 Hz; 8000, 32000 and 48000 Hz are converted)"),
             (&[("audio-start", json!({}))], "invalid `audio-start` event: `rate`, `width` and `channels` are required"),
             (&[("audio-chunk", json!({}))], "invalid `audio-chunk` event: `rate`, `width` and `channels` are required when no audio-start gave them"),
             (&[("audio-start", json!({"rate": 16000, "width": 2, "channels": 1})), ("audio-chunk", json!({"rate": 48000, "width": 2, "channels": 1}))], "unsupported audio format: an audio-chunk of 48000 Hz, 2-byte samples, 1 channel(s) in a stream that started as 16000 Hz, 2-byte samples, 1 channel(s)"),
@@ -214,7 +266,7 @@ mod tests {
             (&[("audio-chunk", json!({"rate": 16000, "width": 2, "channels": 1})), ("audio-chunk", json!({"rate": 16000, "width": 2, "channels": 1}))], "audio exceeds the 10-byte limit of one utterance"),
         ];
         for (events, message) in cases {
-            let mut asr = Transcription::new(10);
+            let mut asr = Transcription::new(limits(10));
             let mut outcome = Ok(());
             for (kind, fields) in events {
                 let fields = data(fields.clone());
@@ -230,8 +282,33 @@ mod tests {
     }
 
     #[test]
+    fn the_seconds_limit_is_counted_in_the_stream_s_own_format() {
+        let mut asr = Transcription::new(UtteranceLimits { seconds: 1, bytes: 1 << 20 });
+        let stereo_8k = data(json!({"rate": 8000, "width": 2, "channels": 2}));
+        asr.on_audio_start(&stereo_8k).unwrap();
+        // One second at 8 kHz stereo is 32,000 bytes: 8,000 frames of 4.
+        asr.on_audio_chunk(&stereo_8k, Bytes::from(vec![0; 32_000])).unwrap();
+        let err = asr.on_audio_chunk(&stereo_8k, Bytes::from_static(&[0; 4])).unwrap_err();
+        assert_eq!(err.to_string(), "audio exceeds 1 s, the longest utterance this server transcribes");
+        assert_eq!(err.reason(), crate::ErrorReason::AudioTooLong);
+    }
+
+    #[test]
+    fn tiny_chunks_are_copied_together() {
+        let mut asr = Transcription::new(limits(1 << 20));
+        let mut sent = Vec::new();
+        for i in 0..30_000i16 {
+            sent.extend_from_slice(&i.to_le_bytes());
+            asr.on_audio_chunk(&mono_16k(), Bytes::copy_from_slice(&i.to_le_bytes())).unwrap();
+        }
+        let State::Receiving(utterance) = &asr.state else { panic!("receiving") };
+        assert!(utterance.chunks.len() <= SMALL_SLICES + 60_000 / COPIED_PIECE + 1, "{}", utterance.chunks.len());
+        assert_eq!(asr.on_audio_stop().unwrap().unwrap().into_backend_pcm(), Bytes::from(sent));
+    }
+
+    #[test]
     fn a_stop_without_audio_is_an_error() {
-        let mut asr = Transcription::new(10);
+        let mut asr = Transcription::new(limits(10));
         assert_eq!(asr.on_audio_stop().unwrap_err().to_string(), "audio-stop without any audio");
         asr.on_audio_start(&mono_16k()).unwrap();
         assert_eq!(asr.on_audio_stop().unwrap_err(), RequestError::NoAudio);

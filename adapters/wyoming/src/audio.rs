@@ -2,11 +2,17 @@
 //! conversion of an utterance to what the backend takes: 16 kHz s16le mono.
 //!
 //! Home Assistant already sends that format, so conversion is for other clients and
-//! covers the simple cases only: sample widths of 1 to 4 bytes, any channel count
-//! (averaged to mono), and rates that are a whole multiple of 16 kHz (averaged down)
-//! or a whole fraction of it (interpolated up). Anything else is refused with a
-//! message saying what to send; a proper resampler belongs in front of the model,
-//! not in an adapter.
+//! covers the formats microphones and WAV files actually have, and no more:
+//!
+//! - rates 8, 16, 32 and 48 kHz ([`SUPPORTED_RATES`]): whole multiples of 16 kHz are
+//!   averaged down, 8 kHz is interpolated up;
+//! - sample widths of 1 (unsigned, as in WAV), 2, 3 and 4 bytes (signed little-endian);
+//! - 1 to 8 channels, averaged to mono.
+//!
+//! Anything else is refused with a message saying what to send. The list is closed on
+//! purpose: the conversion's output is at most twice its input, so no number a client
+//! writes in `audio-start` can make it allocate more than the utterance limit allows.
+//! A proper resampler belongs in front of the model, not in an adapter.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{Map, Value};
@@ -16,9 +22,10 @@ use crate::error::RequestError;
 /// What the backend takes and what synthesis produces.
 pub(crate) const BACKEND_FORMAT: AudioFormat = AudioFormat { rate: 16_000, width: 2, channels: 1 };
 
-/// Rates outside this range are not audio any client means to send.
-const MAX_RATE: u32 = 384_000;
-const MAX_CHANNELS: u16 = 64;
+/// The rates the server converts to 16 kHz.
+pub const SUPPORTED_RATES: [u32; 4] = [8_000, 16_000, 32_000, 48_000];
+/// Microphone arrays have up to 8; more is not audio any client means to send.
+pub const MAX_CHANNELS: u16 = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct AudioFormat {
@@ -67,6 +74,11 @@ impl AudioFormat {
         usize::from(self.width) * usize::from(self.channels)
     }
 
+    /// Bytes of `seconds` of audio in this format.
+    pub(crate) fn bytes_for_seconds(self, seconds: u32) -> usize {
+        self.frame_bytes() * self.rate as usize * seconds as usize
+    }
+
     /// `Ok` when [`to_backend_format`] can convert this format; otherwise what to send.
     pub(crate) fn check_convertible(self) -> Result<(), RequestError> {
         let target = BACKEND_FORMAT.rate;
@@ -82,10 +94,9 @@ impl AudioFormat {
                 self.channels
             )));
         }
-        let whole_ratio = self.rate > 0 && (self.rate.is_multiple_of(target) || target.is_multiple_of(self.rate));
-        if self.rate > MAX_RATE || !whole_ratio {
+        if !SUPPORTED_RATES.contains(&self.rate) {
             return Err(RequestError::UnsupportedAudio(format!(
-                "{} Hz (send {target} Hz, or a rate {target} Hz divides or is divided by, such as 8000 or 48000 Hz)",
+                "{} Hz (send {target} Hz; 8000, 32000 and 48000 Hz are converted)",
                 self.rate
             )));
         }
@@ -113,6 +124,7 @@ pub(crate) fn to_backend_format(chunks: &[Bytes], format: AudioFormat) -> Bytes 
     if format == BACKEND_FORMAT {
         return joined;
     }
+    debug_assert!(format.check_convertible().is_ok(), "{format} was not checked");
     let mono = downmix(&joined, format);
     let target = BACKEND_FORMAT.rate;
     let samples = if format.rate >= target {
@@ -235,16 +247,42 @@ mod tests {
     #[test]
     fn unconvertible_formats_say_what_to_send() {
         let cases = [
-            (format(44_100, 2, 1), "unsupported audio format: 44100 Hz (send 16000 Hz, or a rate 16000 Hz divides or is divided by, such as 8000 or 48000 Hz)"),
+            (
+                format(44_100, 2, 1),
+                "unsupported audio format: 44100 Hz (send 16000 Hz; 8000, 32000 and 48000 Hz are converted)",
+            ),
             (format(16_000, 8, 1), "unsupported audio format: 8-byte samples (send 2-byte signed little-endian PCM)"),
-            (format(16_000, 2, 65), "unsupported audio format: 65 channels (at most 64; mono is best)"),
-            (format(768_000, 2, 1), "unsupported audio format: 768000 Hz (send 16000 Hz, or a rate 16000 Hz divides or is divided by, such as 8000 or 48000 Hz)"),
+            (format(16_000, 2, 9), "unsupported audio format: 9 channels (at most 8; mono is best)"),
+            // Rate 1 once made the interpolation ask for 16,000 output samples per input one.
+            (format(1, 2, 1), "unsupported audio format: 1 Hz (send 16000 Hz; 8000, 32000 and 48000 Hz are converted)"),
+            (
+                format(4_000, 2, 1),
+                "unsupported audio format: 4000 Hz (send 16000 Hz; 8000, 32000 and 48000 Hz are converted)",
+            ),
+            (
+                format(96_000, 2, 1),
+                "unsupported audio format: 96000 Hz (send 16000 Hz; 8000, 32000 and 48000 Hz are converted)",
+            ),
         ];
         for (format, message) in cases {
             assert_eq!(format.check_convertible().unwrap_err().to_string(), message);
         }
-        for ok in [BACKEND_FORMAT, format(8_000, 1, 1), format(48_000, 4, 2), format(96_000, 3, 6)] {
+        for ok in [BACKEND_FORMAT, format(8_000, 1, 1), format(48_000, 4, 2), format(32_000, 3, 8)] {
             assert_eq!(ok.check_convertible(), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn every_supported_format_converts_a_second_into_a_second() {
+        for rate in SUPPORTED_RATES {
+            for width in 1..=4 {
+                for channels in 1..=MAX_CHANNELS {
+                    let format = format(rate, width, channels);
+                    let second = Bytes::from(vec![0u8; format.bytes_for_seconds(1)]);
+                    let out = to_backend_format(&[second], format);
+                    assert_eq!(out.len(), BACKEND_FORMAT.bytes_for_seconds(1), "{format}");
+                }
+            }
         }
     }
 

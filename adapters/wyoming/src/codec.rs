@@ -95,8 +95,11 @@ pub enum DecodeError {
     /// The extra data after the header is not a JSON object.
     #[error("malformed `{kind}` data: {reason}")]
     MalformedData { kind: String, reason: String },
-    /// `data_length + payload_length` is over the limit; the body is skipped.
-    #[error("`{kind}` event of {size} bytes exceeds the {limit}-byte limit")]
+    /// `data_length` is over its limit; the body is skipped.
+    #[error("`{kind}` data of {size} bytes exceeds the {limit}-byte limit")]
+    DataTooLarge { kind: String, size: u64, limit: usize },
+    /// `payload_length` is over its limit; the body is skipped.
+    #[error("`{kind}` payload of {size} bytes exceeds the {limit}-byte limit")]
     PayloadTooLarge { kind: String, size: u64, limit: usize },
     /// The stream ended inside an event.
     #[error(
@@ -114,6 +117,7 @@ impl DecodeError {
             Self::MalformedHeader(_) => ErrorReason::MalformedHeader,
             Self::HeaderTooLong { .. } => ErrorReason::HeaderTooLong,
             Self::MalformedData { .. } => ErrorReason::MalformedData,
+            Self::DataTooLarge { .. } => ErrorReason::DataTooLarge,
             Self::PayloadTooLarge { .. } => ErrorReason::PayloadTooLarge,
             Self::TruncatedBody { .. } | Self::TruncatedHeader { .. } => ErrorReason::TruncatedEvent,
         }
@@ -142,7 +146,8 @@ enum State {
 #[derive(Debug)]
 pub struct EventDecoder {
     max_header_bytes: usize,
-    max_body_bytes: usize,
+    max_data_bytes: usize,
+    max_payload_bytes: usize,
     state: State,
     /// Bytes of the current header line already searched for a newline, so a header
     /// arriving in many reads is scanned once.
@@ -150,10 +155,17 @@ pub struct EventDecoder {
 }
 
 impl EventDecoder {
-    /// `max_header_bytes` bounds the header line; `max_body_bytes` bounds
-    /// `data_length + payload_length` of one event.
-    pub fn new(max_header_bytes: usize, max_body_bytes: usize) -> Self {
-        Self { max_header_bytes, max_body_bytes, state: State::Header, scanned: 0 }
+    /// `max_header_bytes` bounds the header line, `max_data_bytes` an event's
+    /// `data_length` and `max_payload_bytes` its `payload_length`: together, what one
+    /// event can make the decoder buffer.
+    pub fn new(max_header_bytes: usize, max_data_bytes: usize, max_payload_bytes: usize) -> Self {
+        Self { max_header_bytes, max_data_bytes, max_payload_bytes, state: State::Header, scanned: 0 }
+    }
+
+    /// Whether `buf` and the decoder hold part of an event (or of a refused one being
+    /// skipped): bytes have come that the rest of an event must follow.
+    pub fn in_event(&self, buf: &BytesMut) -> bool {
+        !buf.is_empty() || !matches!(self.state, State::Header)
     }
 
     /// The next whole event in `buf`, `Ok(None)` if more bytes are needed. After an
@@ -290,10 +302,14 @@ impl EventDecoder {
             Some(Value::Object(data)) => data.clone(),
             Some(_) => return refuse(self, malformed("`data` is not a JSON object")),
         };
-        if size > self.max_body_bytes as u64 {
-            return refuse(self, DecodeError::PayloadTooLarge { kind, size, limit: self.max_body_bytes });
+        if data_len > self.max_data_bytes as u64 {
+            return refuse(self, DecodeError::DataTooLarge { kind, size: data_len, limit: self.max_data_bytes });
         }
-        // Both fit in usize: their sum is at most `max_body_bytes`.
+        if payload_len > self.max_payload_bytes as u64 {
+            let limit = self.max_payload_bytes;
+            return refuse(self, DecodeError::PayloadTooLarge { kind, size: payload_len, limit });
+        }
+        // Both fit in usize: each is at most its limit.
         Ok(State::Body { kind, data, data_len: data_len as usize, payload_len: payload_len as usize })
     }
 }

@@ -4,10 +4,11 @@ use serde_json::json;
 use super::*;
 
 const HEADER_LIMIT: usize = 1024;
+const DATA_LIMIT: usize = 512;
 const BODY_LIMIT: usize = 4096;
 
 fn decoder() -> EventDecoder {
-    EventDecoder::new(HEADER_LIMIT, BODY_LIMIT)
+    EventDecoder::new(HEADER_LIMIT, DATA_LIMIT, BODY_LIMIT)
 }
 
 /// Everything `bytes` decodes to, errors included, fed in one piece.
@@ -199,23 +200,40 @@ fn an_oversized_body_is_refused_at_once_and_skipped_as_it_arrives() {
     let mut decoder = decoder();
     let mut buf = BytesMut::from(&wire[..60]);
     let err = decoder.decode(&mut buf).unwrap_err();
-    assert_eq!(err.to_string(), "`audio-chunk` event of 4097 bytes exceeds the 4096-byte limit");
+    assert_eq!(err.to_string(), "`audio-chunk` payload of 4097 bytes exceeds the 4096-byte limit");
     assert_eq!(err.reason(), ErrorReason::PayloadTooLarge);
     assert_eq!(decoder.decode(&mut buf), Ok(None));
     assert!(buf.is_empty(), "skipped bytes are not kept");
     buf.extend_from_slice(&wire[60..]);
     assert_eq!(decoder.decode(&mut buf), Ok(Some(Event::new("describe"))));
 
-    let data_and_payload = b"{\"type\":\"x\",\"data_length\":4000,\"payload_length\":97}\n";
+    // Each length has its own limit; the data is checked first.
+    let big_data = b"{\"type\":\"x\",\"data_length\":513,\"payload_length\":97}\n";
     assert_eq!(
-        decode_all(data_and_payload),
-        [Err(DecodeError::PayloadTooLarge { kind: "x".into(), size: 4097, limit: BODY_LIMIT })]
+        decode_all(big_data),
+        [Err(DecodeError::DataTooLarge { kind: "x".into(), size: 513, limit: DATA_LIMIT })]
     );
-    let huge = format!("{{\"type\":\"x\",\"data_length\":{},\"payload_length\":{}}}\n", u64::MAX, u64::MAX);
+    let huge = format!("{{\"type\":\"x\",\"data_length\":{},\"payload_length\":{}}}\n", 1, u64::MAX);
     assert_eq!(
         decode_all(huge.as_bytes()),
         [Err(DecodeError::PayloadTooLarge { kind: "x".into(), size: u64::MAX, limit: BODY_LIMIT })]
     );
+}
+
+#[test]
+fn the_decoder_says_when_an_event_is_under_way() {
+    let mut decoder = decoder();
+    let mut buf = BytesMut::new();
+    assert!(!decoder.in_event(&buf));
+    buf.extend_from_slice(b"{\"type\":\"a\",\"payload_length\":4}\n01");
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    assert!(decoder.in_event(&buf));
+    buf.extend_from_slice(b"23");
+    assert_eq!(decoder.decode(&mut buf).unwrap().unwrap().payload.len(), 4);
+    assert!(!decoder.in_event(&buf), "nothing of the next event yet");
+    buf.extend_from_slice(b"{");
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    assert!(decoder.in_event(&buf));
 }
 
 #[test]

@@ -4,9 +4,14 @@
 //! Requests on a connection are served one at a time, as Wyoming clients expect;
 //! events that arrive meanwhile wait in the socket. Model calls run on tokio's
 //! blocking pool so the connection's runtime thread stays free.
+//!
+//! Two clocks guard the reads: between events a connection may be silent for
+//! `idle_timeout`; once an event has begun, all of it must arrive within
+//! `event_timeout`, so a client trickling bytes cannot hold a slot for ever.
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,18 +19,18 @@ use bytes::{Buf, Bytes, BytesMut};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 
-use crate::asr::{Transcription, Utterance};
+use crate::asr::{Transcription, Utterance, UtteranceLimits};
 use crate::audio::BACKEND_FORMAT;
-use crate::backend::SpeechBackend;
+use crate::backend::{AudioOut, SpeechBackend};
 use crate::codec::{Event, EventDecoder};
 use crate::config::WyomingConfig;
-use crate::error::RequestError;
+use crate::error::{Limit, RequestError};
 use crate::info::LANGUAGE;
 use crate::metrics::{EventKind, WyomingMetrics};
+use crate::throttle::LogThrottle;
 use crate::tts;
 
 /// Smallest read; Home Assistant's audio chunks are about 2 KiB each.
@@ -43,6 +48,8 @@ pub(crate) struct ServerState {
     pub metrics: WyomingMetrics,
     /// The `info` event, encoded once.
     pub info: Bytes,
+    /// For the lines a client can cause.
+    pub logs: LogThrottle,
 }
 
 pub(crate) struct Connection {
@@ -61,8 +68,9 @@ impl Connection {
             tracing::debug!(%peer, error = %err, "cannot set TCP_NODELAY");
         }
         let config = &state.config;
-        let decoder = EventDecoder::new(config.max_header_bytes, config.max_event_bytes);
-        let asr = Transcription::new(config.max_utterance_bytes);
+        let decoder = EventDecoder::new(config.max_header_bytes, config.max_data_bytes, config.max_payload_bytes);
+        let limits = UtteranceLimits { seconds: config.max_utterance_seconds, bytes: config.max_utterance_bytes };
+        let asr = Transcription::new(limits);
         Self { stream, peer, buf: BytesMut::new(), decoder, asr, state }
     }
 
@@ -75,23 +83,42 @@ impl Connection {
     }
 
     async fn serve(&mut self, stop: &CancellationToken) -> io::Result<()> {
-        let idle = self.state.config.idle_timeout;
+        let (idle, event_timeout) = (self.state.config.idle_timeout, self.state.config.event_timeout);
+        // When the first byte of the event now being read came.
+        let mut event_began: Option<Instant> = None;
         loop {
             while !stop.is_cancelled() {
                 match self.decoder.decode(&mut self.buf) {
-                    Ok(Some(event)) => self.handle(event).await?,
+                    Ok(Some(event)) => {
+                        event_began = None;
+                        self.handle(event).await?;
+                    }
                     Ok(None) => break,
                     Err(err) => self.send_error(err.into()).await?,
                 }
             }
+            if !self.decoder.in_event(&self.buf) {
+                event_began = None;
+            } else if event_began.is_none() {
+                event_began = Some(Instant::now());
+            }
+            let deadline = match event_began {
+                Some(began) => began + event_timeout,
+                None => Instant::now() + idle,
+            };
             let ahead = self.decoder.bytes_wanted(&self.buf).clamp(READ_BYTES, MAX_READ_AHEAD);
             self.buf.reserve(ahead);
             let read = tokio::select! {
                 () = stop.cancelled() => return Ok(()),
-                read = tokio::time::timeout(idle, self.stream.read_buf(&mut self.buf)) => read,
+                read = tokio::time::timeout_at(deadline.into(), self.stream.read_buf(&mut self.buf)) => read,
             };
             match read {
+                Err(_) if event_began.is_some() => {
+                    self.send_error(RequestError::EventTimeout { after: event_timeout }).await?;
+                    return self.stream.shutdown().await;
+                }
                 Err(_) => {
+                    self.state.metrics.refused(Limit::IdleTimeout);
                     tracing::debug!(peer = %self.peer, "idle wyoming client closed");
                     return Ok(());
                 }
@@ -135,12 +162,19 @@ impl Connection {
                 Ok(None) => Ok(()),
                 Err(err) => Err(err),
             },
-            EventKind::Synthesize => match tts::synthesize_text(&event.data, &self.state.config.tts_voice) {
-                Ok(text) => return self.synthesize(text).await,
-                Err(err) => Err(err),
-            },
+            EventKind::Synthesize => {
+                let config = &self.state.config;
+                match tts::synthesize_text(&event.data, &config.tts_voice, config.max_text_chars) {
+                    Ok(text) => return self.synthesize(text).await,
+                    Err(err) => Err(err),
+                }
+            }
             EventKind::Other => {
-                tracing::warn!(peer = %self.peer, event_type = %event.kind, "ignoring a wyoming event this server does not serve");
+                // Normal for some clients (a satellite's wake-word events): worth a line
+                // now and then, not one per event.
+                if let Some(suppressed) = self.state.logs.allow("unknown_event") {
+                    tracing::warn!(peer = %self.peer, event_type = %event.kind, suppressed, "ignoring wyoming events this server does not serve");
+                }
                 Ok(())
             }
         };
@@ -150,15 +184,36 @@ impl Connection {
         }
     }
 
+    /// Transcribes on the blocking pool while watching the socket: a client that goes
+    /// away meanwhile sets the backend's `client_gone`, so the model stops early.
     async fn transcribe(&mut self, utterance: Utterance) -> io::Result<()> {
         let backend = Arc::clone(&self.state.backend);
         let started = Instant::now();
-        let transcribed = tokio::task::spawn_blocking(move || {
-            let pcm = utterance.into_backend_pcm();
-            let samples = pcm.len() / 2;
-            backend.transcribe(pcm).map(|text| (text, samples))
-        })
-        .await;
+        let client_gone = Arc::new(AtomicBool::new(false));
+        let mut work = {
+            let client_gone = Arc::clone(&client_gone);
+            tokio::task::spawn_blocking(move || {
+                let pcm = utterance.into_backend_pcm();
+                let samples = pcm.len() / 2;
+                backend.transcribe(pcm, &client_gone).map(|text| (text, samples))
+            })
+        };
+        let mut watching = true;
+        let transcribed = loop {
+            tokio::select! {
+                done = &mut work => break done,
+                gone = client_went_away(&self.stream), if watching => match gone {
+                    Some(err) => {
+                        client_gone.store(true, Ordering::Relaxed);
+                        let _ = work.await;
+                        self.state.metrics.abandoned_transcriptions.increment(1);
+                        tracing::debug!(peer = %self.peer, error = %err, "client left during transcription");
+                        return Err(err);
+                    }
+                    None => watching = false,
+                },
+            }
+        };
         self.state.metrics.transcribe_seconds.record(started.elapsed().as_secs_f64());
         let failure = match transcribed {
             Ok(Ok((text, samples))) => {
@@ -179,28 +234,56 @@ impl Connection {
     /// `audio-stop`. A failure before any audio is only an `error`; after some audio it
     /// is an `error` followed by `audio-stop`, so a client that reads up to
     /// `audio-stop` (as Home Assistant does) still ends the stream.
+    ///
+    /// A client that goes away (a reset seen while waiting for audio, or a write that
+    /// fails) closes the audio's way back, which stops the backend before its next
+    /// sentence: no model keeps working for nobody.
     async fn synthesize(&mut self, text: String) -> io::Result<()> {
         let backend = Arc::clone(&self.state.backend);
         let started_at = Instant::now();
-        let (tx, mut rx) = mpsc::channel::<Bytes>(SENTENCES_AHEAD);
-        let synthesis = tokio::task::spawn_blocking(move || {
-            // A send fails only once the client is gone; the rest of the audio is moot.
-            let mut emit = |pcm: Bytes| drop(tx.blocking_send(pcm));
-            backend.synthesize(&text, &mut emit)
-        });
+        let (mut out, mut rx) = AudioOut::channel(SENTENCES_AHEAD);
+        let synthesis = tokio::task::spawn_blocking(move || backend.synthesize(&text, &mut out));
         let chunk_bytes = self.state.config.samples_per_chunk * usize::from(BACKEND_FORMAT.width);
         let (mut started, mut sent) = (false, 0u64);
-        while let Some(pcm) = rx.recv().await {
-            debug_assert_eq!(pcm.len() % 2, 0, "the backend's PCM is whole 16-bit samples");
-            if !started {
-                self.send(&audio_event("audio-start", 0)).await?;
-                started = true;
+        // Watch the socket only until it has something to say: data (a pipelined
+        // request) or an end of stream (maybe a half-close) leave it readable for good.
+        let mut watching = true;
+        let streamed: io::Result<()> = async {
+            loop {
+                let pcm = tokio::select! {
+                    pcm = rx.recv() => match pcm {
+                        Some(pcm) => pcm,
+                        None => return Ok(()),
+                    },
+                    gone = client_went_away(&self.stream), if watching => match gone {
+                        Some(err) => return Err(err),
+                        None => {
+                            watching = false;
+                            continue;
+                        }
+                    },
+                };
+                debug_assert_eq!(pcm.len() % 2, 0, "the backend's PCM is whole 16-bit samples");
+                if !started {
+                    self.send(&audio_event("audio-start", 0)).await?;
+                    started = true;
+                }
+                for payload in tts::chunks(&pcm, chunk_bytes) {
+                    let samples = (payload.len() / 2) as u64;
+                    self.send(&audio_event("audio-chunk", sent).with_payload(payload)).await?;
+                    sent += samples;
+                }
             }
-            for payload in tts::chunks(&pcm, chunk_bytes) {
-                let samples = (payload.len() / 2) as u64;
-                self.send(&audio_event("audio-chunk", sent).with_payload(payload)).await?;
-                sent += samples;
-            }
+        }
+        .await;
+        if let Err(err) = streamed {
+            // Closing the channel is what tells the backend; then wait out the sentence
+            // it is on, so the model is free before this connection's slot is.
+            drop(rx);
+            let _ = synthesis.await;
+            self.state.metrics.abandoned_syntheses.increment(1);
+            tracing::debug!(peer = %self.peer, samples = sent, error = %err, "client left during synthesis");
+            return Err(err);
         }
         let outcome = synthesis.await;
         self.state.metrics.synthesize_seconds.record(started_at.elapsed().as_secs_f64());
@@ -228,6 +311,9 @@ impl Connection {
     async fn send_error(&mut self, err: RequestError) -> io::Result<()> {
         let reason = err.reason();
         self.state.metrics.error(reason);
+        if let Some(limit) = err.limit() {
+            self.state.metrics.refused(limit);
+        }
         tracing::debug!(peer = %self.peer, reason = reason.as_label(), error = %err, "wyoming request refused");
         self.send(&Event::new("error").with_data(json!({ "text": err.to_string(), "code": reason.as_label() }))).await
     }
@@ -245,6 +331,14 @@ impl Connection {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client stopped reading"))?
     }
+}
+
+/// Resolves when the client has sent something while the server is busy answering:
+/// `Some(error)` when the connection broke (it was reset), `None` for data or an end
+/// of stream, which say nothing for sure about whether the client still listens.
+async fn client_went_away(stream: &TcpStream) -> Option<io::Error> {
+    let mut probe = [0u8; 1];
+    stream.peek(&mut probe).await.err()
 }
 
 /// An `audio-start`, `audio-chunk` or `audio-stop` in the backend's format, stamped

@@ -52,8 +52,10 @@ pub enum ErrorReason {
     MalformedHeader,
     HeaderTooLong,
     MalformedData,
+    DataTooLarge,
     PayloadTooLarge,
     TruncatedEvent,
+    EventTimeout,
     InvalidEvent,
     UnsupportedAudio,
     AudioTooLong,
@@ -61,17 +63,22 @@ pub enum ErrorReason {
     UnsupportedLanguage,
     UnknownVoice,
     EmptyText,
+    TextTooLong,
     TranscribeFailed,
     SynthesizeFailed,
+    TooManyConnections,
+    TooManyConnectionsFromSource,
 }
 
 impl ErrorReason {
-    pub const ALL: [ErrorReason; 14] = [
+    pub const ALL: [ErrorReason; 19] = [
         ErrorReason::MalformedHeader,
         ErrorReason::HeaderTooLong,
         ErrorReason::MalformedData,
+        ErrorReason::DataTooLarge,
         ErrorReason::PayloadTooLarge,
         ErrorReason::TruncatedEvent,
+        ErrorReason::EventTimeout,
         ErrorReason::InvalidEvent,
         ErrorReason::UnsupportedAudio,
         ErrorReason::AudioTooLong,
@@ -79,8 +86,11 @@ impl ErrorReason {
         ErrorReason::UnsupportedLanguage,
         ErrorReason::UnknownVoice,
         ErrorReason::EmptyText,
+        ErrorReason::TextTooLong,
         ErrorReason::TranscribeFailed,
         ErrorReason::SynthesizeFailed,
+        ErrorReason::TooManyConnections,
+        ErrorReason::TooManyConnectionsFromSource,
     ];
 
     pub fn as_label(self) -> &'static str {
@@ -88,8 +98,10 @@ impl ErrorReason {
             ErrorReason::MalformedHeader => "malformed_header",
             ErrorReason::HeaderTooLong => "header_too_long",
             ErrorReason::MalformedData => "malformed_data",
+            ErrorReason::DataTooLarge => "data_too_large",
             ErrorReason::PayloadTooLarge => "payload_too_large",
             ErrorReason::TruncatedEvent => "truncated_event",
+            ErrorReason::EventTimeout => "event_timeout",
             ErrorReason::InvalidEvent => "invalid_event",
             ErrorReason::UnsupportedAudio => "unsupported_audio",
             ErrorReason::AudioTooLong => "audio_too_long",
@@ -97,8 +109,11 @@ impl ErrorReason {
             ErrorReason::UnsupportedLanguage => "unsupported_language",
             ErrorReason::UnknownVoice => "unknown_voice",
             ErrorReason::EmptyText => "empty_text",
+            ErrorReason::TextTooLong => "text_too_long",
             ErrorReason::TranscribeFailed => "transcribe_failed",
             ErrorReason::SynthesizeFailed => "synthesize_failed",
+            ErrorReason::TooManyConnections => "too_many_connections",
+            ErrorReason::TooManyConnectionsFromSource => "too_many_connections_from_source",
         }
     }
 
@@ -107,17 +122,72 @@ impl ErrorReason {
     }
 }
 
+/// A limit of [`crate::WyomingConfig`] a client ran into: the `reason` label of
+/// `alicia_wyoming_refused_total`, spelled as the config key (in `[wyoming]` of
+/// `alicia.toml`) an operator would raise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    HeaderBytes,
+    DataBytes,
+    PayloadBytes,
+    /// Not a number: the formats the server converts (see the crate docs).
+    AudioFormat,
+    UtteranceSeconds,
+    UtteranceBytes,
+    TextChars,
+    EventTimeout,
+    IdleTimeout,
+    Connections,
+    ConnectionsPerSource,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 11] = [
+        Limit::HeaderBytes,
+        Limit::DataBytes,
+        Limit::PayloadBytes,
+        Limit::AudioFormat,
+        Limit::UtteranceSeconds,
+        Limit::UtteranceBytes,
+        Limit::TextChars,
+        Limit::EventTimeout,
+        Limit::IdleTimeout,
+        Limit::Connections,
+        Limit::ConnectionsPerSource,
+    ];
+
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Limit::HeaderBytes => "max_header_bytes",
+            Limit::DataBytes => "max_data_bytes",
+            Limit::PayloadBytes => "max_payload_bytes",
+            Limit::AudioFormat => "audio_format",
+            Limit::UtteranceSeconds => "max_utterance_seconds",
+            Limit::UtteranceBytes => "max_utterance_bytes",
+            Limit::TextChars => "max_text_chars",
+            Limit::EventTimeout => "event_timeout_ms",
+            Limit::IdleTimeout => "idle_timeout_ms",
+            Limit::Connections => "max_connections",
+            Limit::ConnectionsPerSource => "max_connections_per_source",
+        }
+    }
+}
+
 /// A request the server cannot serve, as the client hears it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum RequestError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    #[error("event not complete {} s after its first byte; closing", .after.as_secs_f64())]
+    EventTimeout { after: std::time::Duration },
     #[error("invalid `{event}` event: {reason}")]
     InvalidEvent { event: &'static str, reason: String },
     #[error("unsupported audio format: {0}")]
     UnsupportedAudio(String),
+    #[error("audio exceeds {seconds} s, the longest utterance this server transcribes")]
+    AudioTooLong { seconds: u32 },
     #[error("audio exceeds the {limit}-byte limit of one utterance")]
-    AudioTooLong { limit: usize },
+    AudioTooLarge { limit: usize },
     #[error("audio-stop without any audio")]
     NoAudio,
     #[error("unsupported language \"{language}\": this server understands {supported}")]
@@ -126,26 +196,53 @@ pub(crate) enum RequestError {
     UnknownVoice { voice: String, available: String },
     #[error("nothing to synthesize: the text is empty")]
     EmptyText,
+    #[error("text of {chars} characters exceeds the {limit}-character limit of one synthesize")]
+    TextTooLong { chars: usize, limit: usize },
     #[error("transcription failed: {0}")]
     TranscribeFailed(String),
     #[error("synthesis failed: {0}")]
     SynthesizeFailed(String),
+    #[error("too many connections: this server serves {limit} at once; try again later")]
+    TooManyConnections { limit: usize },
+    #[error("too many connections from {address}: at most {limit} at once")]
+    TooManyConnectionsFromSource { address: std::net::IpAddr, limit: usize },
 }
 
 impl RequestError {
     pub(crate) fn reason(&self) -> ErrorReason {
         match self {
             Self::Decode(err) => err.reason(),
+            Self::EventTimeout { .. } => ErrorReason::EventTimeout,
             Self::InvalidEvent { .. } => ErrorReason::InvalidEvent,
             Self::UnsupportedAudio(_) => ErrorReason::UnsupportedAudio,
-            Self::AudioTooLong { .. } => ErrorReason::AudioTooLong,
+            Self::AudioTooLong { .. } | Self::AudioTooLarge { .. } => ErrorReason::AudioTooLong,
             Self::NoAudio => ErrorReason::NoAudio,
             Self::UnsupportedLanguage { .. } => ErrorReason::UnsupportedLanguage,
             Self::UnknownVoice { .. } => ErrorReason::UnknownVoice,
             Self::EmptyText => ErrorReason::EmptyText,
+            Self::TextTooLong { .. } => ErrorReason::TextTooLong,
             Self::TranscribeFailed(_) => ErrorReason::TranscribeFailed,
             Self::SynthesizeFailed(_) => ErrorReason::SynthesizeFailed,
+            Self::TooManyConnections { .. } => ErrorReason::TooManyConnections,
+            Self::TooManyConnectionsFromSource { .. } => ErrorReason::TooManyConnectionsFromSource,
         }
+    }
+
+    /// The configured limit this refusal enforces, if it is one.
+    pub(crate) fn limit(&self) -> Option<Limit> {
+        Some(match self {
+            Self::Decode(DecodeError::HeaderTooLong { .. }) => Limit::HeaderBytes,
+            Self::Decode(DecodeError::DataTooLarge { .. }) => Limit::DataBytes,
+            Self::Decode(DecodeError::PayloadTooLarge { .. }) => Limit::PayloadBytes,
+            Self::EventTimeout { .. } => Limit::EventTimeout,
+            Self::UnsupportedAudio(_) => Limit::AudioFormat,
+            Self::AudioTooLong { .. } => Limit::UtteranceSeconds,
+            Self::AudioTooLarge { .. } => Limit::UtteranceBytes,
+            Self::TextTooLong { .. } => Limit::TextChars,
+            Self::TooManyConnections { .. } => Limit::Connections,
+            Self::TooManyConnectionsFromSource { .. } => Limit::ConnectionsPerSource,
+            _ => return None,
+        })
     }
 
     pub(crate) fn invalid(event: &'static str, reason: impl Into<String>) -> Self {
@@ -158,9 +255,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reasons_are_listed_once_in_declaration_order() {
+    fn reasons_and_limits_are_listed_once_in_declaration_order() {
         for (i, reason) in ErrorReason::ALL.iter().enumerate() {
             assert_eq!(reason.index(), i, "{reason:?}");
+        }
+        for (i, limit) in Limit::ALL.iter().enumerate() {
+            assert_eq!(*limit as usize, i, "{limit:?}");
         }
     }
 

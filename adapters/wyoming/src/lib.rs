@@ -9,22 +9,42 @@
 //! [`SpeechBackend`], which the engine implements; audio reaches it as 16 kHz s16le
 //! mono `Bytes` joined once from slices of the read buffers.
 //!
+//! # Limits
+//!
+//! Nothing a client sends can make the server hold more than [`WyomingConfig`]
+//! allows: header, data and payload of each event; seconds and bytes of each
+//! utterance; characters of each `synthesize`; connections in total and per source
+//! address; an idle clock between events and an event clock within one. Audio formats
+//! are a closed list: rates 8, 16, 32 and 48 kHz; 1- to 4-byte samples; 1 to 8
+//! channels (everything else is `unsupported_audio`). Each refusal is an `error` event
+//! with its `code`, counted in `alicia_wyoming_errors_total{reason}`, and the limit it
+//! enforces in `alicia_wyoming_refused_total{reason}` (the limit's config key). A
+//! client that leaves during `synthesize` stops the backend before its next sentence.
+//!
+//! The `fault-injection` feature (off by default, on only in the end-to-end tests)
+//! adds [`WyomingServer::inject_fault`], which makes the accept loop panic so the
+//! engine's supervision can be tested; no client input reaches it.
+//!
 //! # Layout
 //!
 //! | file | what lives there |
 //! |---|---|
-//! | `server.rs` | [`WyomingServer`]: bind, accept loop, connection limit, shutdown |
-//! | `connection.rs` | one client: read, decode, answer in order; model calls on the blocking pool |
+//! | `server.rs` | [`WyomingServer`]: bind, accept loop, refusals over a connection cap, shutdown |
+//! | `admission.rs` | the connection caps, in total and per source address |
+//! | `connection.rs` | one client: read with idle and event clocks, decode, answer in order; model calls on the blocking pool |
 //! | `codec.rs` | [`Event`], [`EventDecoder`]: the wire format, incremental and self-resynchronising |
 //! | `asr.rs` | the `transcribe` / `audio-*` state of a connection |
 //! | `tts.rs` | `synthesize` requests and cutting PCM into chunks |
 //! | `audio.rs` | audio formats and conversion to 16 kHz s16le mono |
 //! | `info.rs` | the `info` event: programs, model, voice, languages |
-//! | `backend.rs` | [`SpeechBackend`], the engine's side |
+//! | `backend.rs` | [`SpeechBackend`], the engine's side, and [`AudioOut`], synthesis's way back |
 //! | `config.rs` | [`WyomingConfig`], its defaults and validation |
 //! | `metrics.rs` | `alicia_wyoming_*` meters |
-//! | `error.rs` | [`WyomingError`], [`BackendError`], [`ErrorReason`] (the `error` event codes) |
+//! | `error.rs` | [`WyomingError`], [`BackendError`], [`ErrorReason`] (the `error` event codes), [`Limit`] |
+//! | `throttle.rs` | log lines a client can cause, one per reason per 10 s with a count |
+//! | `fault.rs` | the `fault-injection` hook |
 
+mod admission;
 mod asr;
 mod audio;
 mod backend;
@@ -32,15 +52,21 @@ mod codec;
 mod config;
 mod connection;
 mod error;
+mod fault;
 mod info;
 mod metrics;
 mod server;
+mod throttle;
 mod tts;
 
-pub use backend::SpeechBackend;
+pub use audio::{MAX_CHANNELS, SUPPORTED_RATES};
+pub use backend::{AudioOut, ClientGone, SpeechBackend};
 pub use codec::{DecodeError, Event, EventDecoder, PROTOCOL_VERSION};
 pub use config::{WyomingConfig, DEFAULT_PORT};
-pub use error::{BackendError, ErrorReason, WyomingError};
+pub use error::{BackendError, ErrorReason, Limit, WyomingError};
 pub use info::{ASR_PROGRAM, LANGUAGE, TTS_PROGRAM};
-pub use metrics::{ERRORS_TOTAL, EVENTS_TOTAL, SYNTHESIZE_SECONDS, TRANSCRIBE_SECONDS};
+pub use metrics::{
+    ABANDONED_TOTAL, CONNECTIONS_ACTIVE, ERRORS_TOTAL, EVENTS_TOTAL, REFUSED_TOTAL, SYNTHESIZE_SECONDS,
+    TRANSCRIBE_SECONDS,
+};
 pub use server::WyomingServer;

@@ -4,12 +4,19 @@
 //!
 //! Naming contract: `alicia_<area>_<name>_<unit>`, counters end in `_total`.
 
-use metrics::{counter, describe_counter, describe_histogram, histogram, Counter, Histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Gauge, Histogram, Unit,
+};
 
-use crate::error::ErrorReason;
+use crate::error::{ErrorReason, Limit};
 
 pub const EVENTS_TOTAL: &str = "alicia_wyoming_events_total";
 pub const ERRORS_TOTAL: &str = "alicia_wyoming_errors_total";
+/// Limits hit, by the config key of the limit (`reason="max_payload_bytes"`).
+pub const REFUSED_TOTAL: &str = "alicia_wyoming_refused_total";
+/// Requests stopped because the client left before the answer, by request.
+pub const ABANDONED_TOTAL: &str = "alicia_wyoming_abandoned_total";
+pub const CONNECTIONS_ACTIVE: &str = "alicia_wyoming_connections_active";
 pub const TRANSCRIBE_SECONDS: &str = "alicia_wyoming_transcribe_seconds";
 pub const SYNTHESIZE_SECONDS: &str = "alicia_wyoming_synthesize_seconds";
 
@@ -61,6 +68,12 @@ impl EventKind {
 pub(crate) struct WyomingMetrics {
     events: Vec<Counter>,
     errors: Vec<Counter>,
+    refused: Vec<Counter>,
+    /// Syntheses whose client went away mid-way.
+    pub abandoned_syntheses: Counter,
+    /// Transcriptions whose client went away before the transcript.
+    pub abandoned_transcriptions: Counter,
+    pub connections: Gauge,
     /// Backend time of one utterance, conversion included.
     pub transcribe_seconds: Histogram,
     /// From `synthesize` to the last audio sent.
@@ -73,7 +86,14 @@ impl WyomingMetrics {
         describe_counter!(ERRORS_TOTAL, Unit::Count, "Wyoming error events sent, by reason");
         describe_histogram!(TRANSCRIBE_SECONDS, Unit::Seconds, "Time to transcribe one Wyoming utterance");
         describe_histogram!(SYNTHESIZE_SECONDS, Unit::Seconds, "Time to synthesise and send one Wyoming reply");
+        describe_counter!(REFUSED_TOTAL, Unit::Count, "Wyoming requests and connections refused, by the limit hit");
+        describe_counter!(ABANDONED_TOTAL, Unit::Count, "Wyoming requests stopped because the client left, by request");
+        describe_gauge!(CONNECTIONS_ACTIVE, Unit::Count, "Wyoming connections being served");
         Self {
+            refused: Limit::ALL.iter().map(|limit| counter!(REFUSED_TOTAL, "reason" => limit.as_label())).collect(),
+            abandoned_syntheses: counter!(ABANDONED_TOTAL, "request" => "synthesize"),
+            abandoned_transcriptions: counter!(ABANDONED_TOTAL, "request" => "transcribe"),
+            connections: gauge!(CONNECTIONS_ACTIVE),
             events: EventKind::ALL.iter().map(|kind| counter!(EVENTS_TOTAL, "type" => kind.as_label())).collect(),
             errors: ErrorReason::ALL
                 .iter()
@@ -91,6 +111,10 @@ impl WyomingMetrics {
     pub(crate) fn error(&self, reason: ErrorReason) {
         self.errors[reason.index()].increment(1);
     }
+
+    pub(crate) fn refused(&self, limit: Limit) {
+        self.refused[limit as usize].increment(1);
+    }
 }
 
 #[cfg(test)]
@@ -104,7 +128,9 @@ mod tests {
 
     #[test]
     fn names_follow_the_contract() {
-        for name in [EVENTS_TOTAL, ERRORS_TOTAL, TRANSCRIBE_SECONDS, SYNTHESIZE_SECONDS] {
+        let names =
+            [EVENTS_TOTAL, ERRORS_TOTAL, REFUSED_TOTAL, ABANDONED_TOTAL, TRANSCRIBE_SECONDS, SYNTHESIZE_SECONDS];
+        for name in names {
             assert!(name.starts_with("alicia_wyoming_"), "{name}");
             let unit_ok = name.ends_with("_total") || name.ends_with("_seconds");
             assert!(unit_ok && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
@@ -125,6 +151,7 @@ mod tests {
         meters.event(EventKind::AudioChunk);
         meters.event(EventKind::of("satellite-connected"));
         meters.error(ErrorReason::PayloadTooLarge);
+        meters.refused(Limit::PayloadBytes);
         meters.transcribe_seconds.record(0.25);
 
         let mut counts: Vec<(String, Labels, u64)> = snapshotter
@@ -144,6 +171,7 @@ mod tests {
             (EVENTS_TOTAL.to_owned(), label("type", "audio-chunk"), 2),
             (EVENTS_TOTAL.to_owned(), label("type", "other"), 1),
             (ERRORS_TOTAL.to_owned(), label("reason", "payload_too_large"), 1),
+            (REFUSED_TOTAL.to_owned(), label("reason", "max_payload_bytes"), 1),
         ];
         counts.sort();
         expected.sort();

@@ -10,8 +10,13 @@ use crate::info::{is_supported_language, LANGUAGE, TTS_PROGRAM};
 /// The text of a `synthesize` event, once its voice is known to be ours.
 ///
 /// A voice is chosen by `name` (ours, or the program's name) or by `language`;
-/// `speaker` is ignored because the voice has one speaker.
-pub(crate) fn synthesize_text(data: &Map<String, Value>, voice_name: &str) -> Result<String, RequestError> {
+/// `speaker` is ignored because the voice has one speaker. Text longer than
+/// `max_chars` characters is refused before any of it reaches the model.
+pub(crate) fn synthesize_text(
+    data: &Map<String, Value>,
+    voice_name: &str,
+    max_chars: usize,
+) -> Result<String, RequestError> {
     let text = match data.get("text") {
         Some(Value::String(text)) => text,
         _ => return Err(RequestError::invalid("synthesize", "`text` must be a string")),
@@ -23,6 +28,11 @@ pub(crate) fn synthesize_text(data: &Map<String, Value>, voice_name: &str) -> Re
     }
     if text.trim().is_empty() {
         return Err(RequestError::EmptyText);
+    }
+    // Counting stops just past the limit: the refusal needs no more.
+    let chars = text.chars().take(max_chars + 1).count();
+    if chars > max_chars {
+        return Err(RequestError::TextTooLong { chars: text.chars().count(), limit: max_chars });
     }
     Ok(text.clone())
 }
@@ -60,12 +70,13 @@ mod tests {
     use super::*;
 
     fn text(value: Value) -> Result<String, String> {
-        synthesize_text(value.as_object().unwrap(), "en_US-joe-medium").map_err(|e| e.to_string())
+        synthesize_text(value.as_object().unwrap(), "en_US-joe-medium", 12).map_err(|e| e.to_string())
     }
 
     #[test]
     fn text_with_our_voice_or_none() {
         assert_eq!(text(json!({"text": "Hello."})), Ok("Hello.".into()));
+        assert_eq!(text(json!({"text": "Twelve chärs"})), Ok("Twelve chärs".into()), "characters, not bytes");
         assert_eq!(text(json!({"text": "Hi", "voice": {"name": "en_US-joe-medium", "speaker": "x"}})), Ok("Hi".into()));
         assert_eq!(text(json!({"text": "Hi", "voice": {"name": "alicia-piper"}})), Ok("Hi".into()));
         assert_eq!(text(json!({"text": "Hi", "voice": {"language": "en_US"}})), Ok("Hi".into()));
@@ -78,6 +89,10 @@ mod tests {
             (json!({}), "invalid `synthesize` event: `text` must be a string"),
             (json!({"text": 3}), "invalid `synthesize` event: `text` must be a string"),
             (json!({"text": " \n"}), "nothing to synthesize: the text is empty"),
+            (
+                json!({"text": "Thirteen chrs"}),
+                "text of 13 characters exceeds the 12-character limit of one synthesize",
+            ),
             (json!({"text": "Hi", "voice": "joe"}), "invalid `synthesize` event: `voice` must be an object"),
             (json!({"text": "Hi", "voice": {"name": 1}}), "invalid `synthesize` event: `voice.name` must be a string"),
             (

@@ -33,11 +33,11 @@ async fn a_header_that_is_not_json() {
 
 #[tokio::test]
 async fn an_oversized_event_is_refused_and_skipped() {
-    let server = start(WyomingConfig { max_event_bytes: 4096, ..WyomingConfig::default() }).await;
+    let server = start(WyomingConfig { max_payload_bytes: 4096, ..WyomingConfig::default() }).await;
     let mut client = Client::connect(&server).await;
     client.send("transcribe", json!({})).await;
     client.send_with_payload("audio-chunk", json!({"rate": 16000, "width": 2, "channels": 1}), &[0; 5000]).await;
-    expect_error(&mut client, "`audio-chunk` event of 5000 bytes exceeds the 4096-byte limit", "payload_too_large")
+    expect_error(&mut client, "`audio-chunk` payload of 5000 bytes exceeds the 4096-byte limit", "payload_too_large")
         .await;
     // The refused chunk's payload was skipped, so the next utterance reads cleanly.
     client.send_utterance(&[5; 2000], 1000).await;
@@ -65,7 +65,7 @@ async fn an_unconvertible_format_drops_the_utterance() {
     client.send("audio-start", cd.clone()).await;
     expect_error(
         &mut client,
-        "unsupported audio format: 44100 Hz (send 16000 Hz, or a rate 16000 Hz divides or is divided by, such as 8000 or 48000 Hz)",
+        "unsupported audio format: 44100 Hz (send 16000 Hz; 8000, 32000 and 48000 Hz are converted)",
         "unsupported_audio",
     )
     .await;
@@ -113,7 +113,7 @@ async fn a_chunk_that_contradicts_the_stream() {
 }
 
 #[tokio::test]
-async fn an_utterance_over_its_limit() {
+async fn an_utterance_over_its_byte_limit() {
     let server = start(WyomingConfig { max_utterance_bytes: 1000, ..WyomingConfig::default() }).await;
     let mut client = Client::connect(&server).await;
     client.send_utterance(&[0; 600], 300).await;

@@ -89,9 +89,10 @@ async fn other_formats_are_converted_for_the_backend() {
 async fn a_large_chunk_within_the_limit_is_accepted() {
     let server = start_default().await;
     let mut client = Client::connect(&server).await;
-    let samples = vec![1i16; 600_000];
+    // 25 s in one 800 KB chunk: under the 1 MiB payload and the 30 s utterance limits.
+    let samples = vec![1i16; 400_000];
     client.send_utterance(&samples, samples.len()).await;
-    assert_eq!(client.recv().await.data["text"], "600000 samples, sum 600000");
+    assert_eq!(client.recv().await.data["text"], "400000 samples, sum 400000");
     server.shutdown().await;
 }
 
@@ -168,11 +169,11 @@ async fn ping_is_answered_with_the_reference_header_layout() {
 async fn a_taken_port_is_an_error_naming_the_address() {
     let server = start_default().await;
     let taken = server.addr();
-    let err = WyomingServer::bind(taken, Arc::new(TestBackend), WyomingConfig::default()).await.unwrap_err();
+    let err = WyomingServer::bind(taken, Arc::new(TestBackend::default()), WyomingConfig::default()).await.unwrap_err();
     assert!(err.to_string().starts_with(&format!("cannot bind wyoming listener on {taken}: ")), "{err}");
     let bad = WyomingConfig { samples_per_chunk: 0, ..WyomingConfig::default() };
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let err = WyomingServer::bind(any, Arc::new(TestBackend), bad).await.unwrap_err();
+    let err = WyomingServer::bind(any, Arc::new(TestBackend::default()), bad).await.unwrap_err();
     assert_eq!(err.to_string(), "invalid wyoming config: samples_per_chunk must be positive");
     server.shutdown().await;
 }
@@ -195,19 +196,5 @@ async fn an_idle_client_is_disconnected() {
     let mut client = Client::connect(&server).await;
     client.assert_usable().await;
     assert!(client.next().await.is_none(), "closed after the idle timeout");
-    server.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_client_waiting_for_a_connection_slot_is_served_when_one_frees() {
-    let config = WyomingConfig { max_connections: 1, ..WyomingConfig::default() };
-    let server = start(config).await;
-    let mut first = Client::connect(&server).await;
-    first.assert_usable().await;
-    let mut second = Client::connect(&server).await;
-    second.send("describe", json!({})).await;
-    first.finish_sending().await;
-    assert!(first.next().await.is_none());
-    assert_eq!(second.recv().await.kind, "info");
     server.shutdown().await;
 }

@@ -3,7 +3,9 @@
 //! # Layout
 //! - this file: [`Engine`], which starts the broker, the core services, the speech
 //!   server and the HTTP API in order and stops them in reverse.
-//! - [`speech`]: Whisper + Piper behind the Wyoming protocol server.
+//! - [`speech`]: Whisper + Piper for the voice pipeline and the Wyoming protocol server.
+//! - `supervised`: the voice pipeline and the Wyoming server as supervised components,
+//!   rebuilt when they die (and, with the `fault-injection` feature, killed on purpose).
 //! - `supervision`: alerts for components that die, and the exit when one that held
 //!   client state does.
 //! - `main.rs`: the `alicia` command line (serve, check-config).
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use alicia_broker::Broker;
 use alicia_config::AliciaConfig;
-use alicia_http::{HealthSource, HttpServer};
+use alicia_http::{HealthSource, HttpLimits, HttpServer};
 use alicia_services::CoreServices;
 use alicia_supervisor::Supervisor;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +26,7 @@ pub use alicia_config as config;
 pub use alicia_supervisor as supervisor;
 
 pub mod speech;
+mod supervised;
 mod supervision;
 
 pub use supervision::COMPONENT_FAILED_EXIT;
@@ -32,7 +35,7 @@ pub use supervision::COMPONENT_FAILED_EXIT;
 pub struct Engine {
     broker: Broker,
     services: CoreServices,
-    voice: Option<speech::Voice>,
+    voice: Option<supervised::Voice>,
     http: HttpServer,
     health: Arc<EngineHealth>,
     upkeep: tokio::task::JoinHandle<()>,
@@ -77,7 +80,13 @@ impl Engine {
             stopping: AtomicBool::new(false),
             supervisor: supervisor.clone(),
         });
-        let http = match HttpServer::start(config.http.listen, metrics.clone(), health.clone()).await {
+        let http_limits = HttpLimits {
+            header_timeout: Duration::from_millis(config.http.header_timeout_ms),
+            request_timeout: Duration::from_millis(config.http.request_timeout_ms),
+            max_connections: config.http.max_connections,
+            max_connections_per_source: config.http.max_connections_per_source,
+        };
+        let http = match HttpServer::start(config.http.listen, http_limits, metrics.clone(), health.clone()).await {
             Ok(http) => http,
             Err(e) => {
                 if let Some(voice) = voice {
@@ -109,11 +118,20 @@ impl Engine {
 
     /// The Wyoming server's address, when the voice is enabled.
     pub fn wyoming_addr(&self) -> Option<SocketAddr> {
-        self.voice.as_ref().map(|v| v.wyoming.addr())
+        self.voice.as_ref().map(|v| v.wyoming_addr())
     }
 
     pub fn io_backend(&self) -> &'static str {
         self.broker.io_backend().as_str()
+    }
+
+    /// Kills `component` (`voice-pipeline` or `wyoming`) as a bug would, so tests can
+    /// watch the supervision notice and restart it; false if there is no such component
+    /// running. Only with the `fault-injection` feature, which the engine's binary never
+    /// has; nothing a client sends reaches this.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_fault(&self, component: &str) -> bool {
+        self.voice.as_ref().is_some_and(|voice| voice.inject_fault(component))
     }
 
     /// The registry of the engine's components and their status.

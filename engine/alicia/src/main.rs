@@ -242,7 +242,22 @@ async fn wait_for_signal() -> anyhow::Result<&'static str> {
 }
 
 fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("ALICIA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colour codes are for a person at a terminal; in a journal or a file they are noise.
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    // A panic (a stage the supervision restarts, say) is logged like everything else,
+    // with a timestamp and at error, instead of a bare line on stderr.
+    std::panic::set_hook(Box::new(|panic| {
+        let thread = std::thread::current();
+        let location = panic.location().map(ToString::to_string).unwrap_or_default();
+        let message = match (panic.payload().downcast_ref::<&str>(), panic.payload().downcast_ref::<String>()) {
+            (Some(text), _) => (*text).to_owned(),
+            (_, Some(text)) => text.clone(),
+            _ => "a panic without a message".to_owned(),
+        };
+        tracing::error!(thread = thread.name().unwrap_or("unnamed"), %location, "panicked: {message}");
+    }));
 }

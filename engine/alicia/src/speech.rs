@@ -1,98 +1,123 @@
 //! The engine's speech: the voice pipeline on the MQTT audio topics, and Whisper and
-//! Piper served over the Wyoming protocol.
+//! Piper served over the Wyoming protocol, both supervised (`supervised.rs`).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alicia_broker::BusHandle;
-use alicia_config::AliciaConfig;
-use alicia_stage_stt::WhisperStt;
+use alicia_config::{AliciaConfig, WyomingSection};
+use alicia_stage_stt::{WhisperModel, WhisperStt};
 use alicia_stage_tts::{split_sentences, PiperConfig, PiperStage};
-use alicia_voice_router::{Transcriber, VoiceService, VoiceSettings};
-use alicia_wyoming::{BackendError, SpeechBackend, WyomingConfig, WyomingServer};
+use alicia_supervisor::{OnFailure, Supervisor};
+use alicia_voice_router::{Transcriber, VoiceLimits, VoiceModels, VoiceService, VoiceSettings};
+use alicia_wyoming::{AudioOut, BackendError, SpeechBackend, WyomingConfig, WyomingServer};
 use anyhow::Context;
 use bytes::Bytes;
+
+use crate::supervised::{ListenerParts, PipelineParts, Supervised, Voice, PIPELINE, WYOMING};
+
+/// Sentences of Wyoming `synthesize` requests, by whether they were synthesised or
+/// skipped because the client had gone.
+pub const SENTENCES_TOTAL: &str = "alicia_wyoming_sentences_total";
 
 /// The models behind every speech request. One model run at a time each: both use every
 /// core they are given, so queueing beats thrashing on a small machine.
 pub struct LocalSpeech {
     stt: Mutex<WhisperStt>,
     tts: Mutex<PiperStage>,
+    synthesized: metrics::Counter,
+    skipped: metrics::Counter,
 }
 
 impl LocalSpeech {
-    /// Loads both models (about a second); a missing model says to run `make models`.
-    pub fn load(models: &Path, stt_threads: usize) -> anyhow::Result<LocalSpeech> {
-        let paths = alicia_models::verify_all(models).context("voice models")?;
-        let stt = WhisperStt::load(&paths.whisper, stt_threads)?;
+    /// Whisper on the weights already loaded, and a Piper voice of its own (loaded here,
+    /// half a second), so Wyoming's syntheses do not queue behind the pipeline's.
+    pub fn load(models: &Path, whisper: &WhisperModel, stt_threads: usize) -> anyhow::Result<LocalSpeech> {
+        let stt = WhisperStt::new(whisper, stt_threads)?;
         let tts = PiperConfig::from_models_dir(models).build()?;
-        Ok(LocalSpeech { stt: Mutex::new(stt), tts: Mutex::new(tts) })
+        metrics::describe_counter!(
+            SENTENCES_TOTAL,
+            metrics::Unit::Count,
+            "sentences of Wyoming synthesize requests: synthesized, or skipped for a client that left"
+        );
+        Ok(LocalSpeech {
+            stt: Mutex::new(stt),
+            tts: Mutex::new(tts),
+            synthesized: metrics::counter!(SENTENCES_TOTAL, "outcome" => "synthesized"),
+            skipped: metrics::counter!(SENTENCES_TOTAL, "outcome" => "skipped"),
+        })
     }
 }
 
 impl SpeechBackend for LocalSpeech {
-    fn transcribe(&self, pcm: Bytes) -> Result<String, BackendError> {
+    fn transcribe(&self, pcm: Bytes, client_gone: &AtomicBool) -> Result<String, BackendError> {
         let mut stt =
             self.stt.lock().map_err(|_| BackendError::new("stt_poisoned", "speech-to-text failed earlier"))?;
-        // Straight from the bytes: the f32 conversion inside is the one copy.
-        stt.transcribe_s16le(std::slice::from_ref(&pcm))
+        if client_gone.load(Ordering::Relaxed) {
+            // Gone while this waited for the model: not a step of it for nobody.
+            return Err(BackendError::new("given_up", "the client has gone"));
+        }
+        // Straight from the bytes: the f32 conversion inside is the one copy. Whisper
+        // polls `client_gone` between steps and stops for a client that has left.
+        stt.transcribe_s16le_unless(std::slice::from_ref(&pcm), client_gone)
             .map(|t| t.text)
             .map_err(|e| BackendError::new(e.error_type(), e.to_string()))
     }
 
-    fn synthesize(&self, text: &str, emit: &mut dyn FnMut(Bytes)) -> Result<(), BackendError> {
+    fn synthesize(&self, text: &str, out: &mut AudioOut) -> Result<(), BackendError> {
+        let sentences = split_sentences(text);
         let mut tts =
             self.tts.lock().map_err(|_| BackendError::new("tts_poisoned", "text-to-speech failed earlier"))?;
-        // Sentence by sentence, so the first audio leaves before the rest is synthesised.
-        for sentence in split_sentences(text) {
+        // Sentence by sentence, so the first audio leaves before the rest is synthesised,
+        // and the model stops for a client that has gone (waiting for the lock included).
+        for (done, sentence) in sentences.iter().enumerate() {
+            if !out.wanted() {
+                self.skipped.increment((sentences.len() - done) as u64);
+                return Ok(());
+            }
             let audio = tts.synthesize(sentence).map_err(|e| BackendError::new(e.error_type(), e.to_string()))?;
-            emit(audio);
+            self.synthesized.increment(1);
+            if out.send(audio).is_err() {
+                self.skipped.increment((sentences.len() - done - 1) as u64);
+                return Ok(());
+            }
         }
         Ok(())
     }
 }
 
-/// The voice's two faces: the MQTT voice pipeline and the Wyoming server.
-pub struct Voice {
-    pub pipeline: VoiceService,
-    pub wyoming: WyomingServer,
-}
-
-impl Voice {
-    pub async fn shutdown(self) {
-        self.wyoming.shutdown().await;
-        self.pipeline.shutdown().await;
-    }
-}
-
-/// Loads the models and starts the voice pipeline on the bus and the Wyoming server,
-/// when the voice is enabled.
-pub async fn start(
-    config: &AliciaConfig,
-    bus: &BusHandle,
-    _supervisor: &alicia_supervisor::Supervisor,
-) -> anyhow::Result<Option<Voice>> {
+/// Loads the models once and starts the voice pipeline on the bus and the Wyoming
+/// server, when the voice is enabled; both are registered with `supervisor` as
+/// [`OnFailure::Restart`] components and rebuilt when they die.
+pub async fn start(config: &AliciaConfig, bus: &BusHandle, supervisor: &Supervisor) -> anyhow::Result<Option<Voice>> {
     if !config.voice.enabled {
         return Ok(None);
     }
-    let settings = VoiceSettings {
-        models: config.voice.models.clone(),
-        home: config.voice.home.clone(),
-        stt_threads: config.voice.stt_threads,
-        hangover_ms: config.voice.hangover_ms,
-        unfinished_hangover_ms: config.voice.unfinished_hangover_ms,
-        pause_ms: config.voice.pause_ms,
-        session_timeout: Duration::from_millis(config.voice.session_timeout_ms),
+    let settings = voice_settings(config);
+    let (models, speech) = {
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(VoiceModels, LocalSpeech)> {
+            // Checked first: a missing or damaged file says to run `make models`.
+            alicia_models::verify_all(&settings.models).context("voice models")?;
+            let models = VoiceModels::load(&settings)?;
+            let speech = LocalSpeech::load(&settings.models, models.whisper(), settings.stt_threads)?;
+            Ok((models, speech))
+        })
+        .await??
     };
-    let (models, threads) = (config.voice.models.clone(), config.voice.stt_threads);
-    let speech = Arc::new(tokio::task::spawn_blocking(move || LocalSpeech::load(&models, threads)).await??);
+    let speech = Arc::new(speech);
     let transcriber: Transcriber = {
         let speech = speech.clone();
-        Arc::new(move |pcm| speech.transcribe(pcm).map_err(|e| (e.error_type(), e.message().to_string())))
+        // A bus request has no client to lose: it is never given up.
+        let stays = AtomicBool::new(false);
+        Arc::new(move |pcm| speech.transcribe(pcm, &stays).map_err(|e| (e.error_type(), e.message().to_string())))
     };
-    let pipeline = VoiceService::start(&settings, bus, transcriber).await?;
-    let wyoming = match WyomingServer::bind(config.wyoming.listen, speech, WyomingConfig::default()).await {
+    let pipeline = VoiceService::start(&settings, &models, bus, transcriber.clone()).await?;
+    let wyoming_config = wyoming_config(&config.wyoming);
+    let backend: Arc<dyn SpeechBackend> = speech;
+    let wyoming = match WyomingServer::bind(config.wyoming.listen, Arc::clone(&backend), wyoming_config.clone()).await {
         Ok(server) => server,
         Err(e) => {
             pipeline.shutdown().await;
@@ -100,5 +125,48 @@ pub async fn start(
         }
     };
     tracing::info!(addr = %wyoming.addr(), "wyoming listener ready");
-    Ok(Some(Voice { pipeline, wyoming }))
+    let pipeline = Supervised { running: pipeline, component: supervisor.register(PIPELINE, OnFailure::Restart) };
+    let wyoming = Supervised { running: wyoming, component: supervisor.register(WYOMING, OnFailure::Restart) };
+    let rebuild = PipelineParts { settings, models, bus: bus.clone(), transcriber };
+    let rebind = ListenerParts { backend, config: wyoming_config };
+    Ok(Some(Voice::new(pipeline, wyoming, rebuild, rebind)))
+}
+
+fn voice_settings(config: &AliciaConfig) -> VoiceSettings {
+    let voice = &config.voice;
+    VoiceSettings {
+        models: voice.models.clone(),
+        home: voice.home.clone(),
+        stt_threads: voice.stt_threads,
+        hangover_ms: voice.hangover_ms,
+        unfinished_hangover_ms: voice.unfinished_hangover_ms,
+        pause_ms: voice.pause_ms,
+        session_timeout: Duration::from_millis(voice.session_timeout_ms),
+        limits: VoiceLimits {
+            min_frame_bytes: voice.min_frame_bytes,
+            max_frame_bytes: voice.max_frame_bytes,
+            max_session_id_bytes: voice.max_session_id_bytes,
+            max_envelope_bytes: voice.max_envelope_bytes,
+            max_stt_request_bytes: voice.max_stt_request_bytes,
+            max_tts_text_chars: voice.max_tts_text_chars,
+        },
+    }
+}
+
+/// The server's limits from `[wyoming]`; the model and voice names are the ones the
+/// engine loads.
+pub fn wyoming_config(section: &WyomingSection) -> WyomingConfig {
+    WyomingConfig {
+        max_header_bytes: section.max_header_bytes,
+        max_data_bytes: section.max_data_bytes,
+        max_payload_bytes: section.max_payload_bytes,
+        max_utterance_seconds: section.max_utterance_seconds,
+        max_utterance_bytes: section.max_utterance_bytes,
+        max_text_chars: section.max_text_chars,
+        max_connections: section.max_connections,
+        max_connections_per_source: section.max_connections_per_source,
+        idle_timeout: Duration::from_millis(section.idle_timeout_ms),
+        event_timeout: Duration::from_millis(section.event_timeout_ms),
+        ..WyomingConfig::default()
+    }
 }

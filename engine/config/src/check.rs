@@ -159,6 +159,7 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
         errors.push("voice.pause_ms", format!("{} must be 0 (off) or from 20 to below hangover_ms", c.voice.pause_ms));
     }
     in_range(errors, "voice.session_timeout_ms", c.voice.session_timeout_ms as usize, 100, 600_000);
+    crate::doors::check(c, errors);
     if c.mqtt.listen.port() != 0 && c.mqtt.listen == c.http.listen {
         errors.push("http.listen", format!("same address as mqtt.listen ({})", c.mqtt.listen));
     }
@@ -205,7 +206,7 @@ fn check_limits(c: &AliciaConfig, errors: &mut ConfigErrors) {
     in_range(errors, "limits.max_retained_bytes", l.max_retained_bytes, 0, usize::MAX);
 }
 
-fn in_range(errors: &mut ConfigErrors, path: &str, value: usize, min: usize, max: usize) {
+pub(crate) fn in_range(errors: &mut ConfigErrors, path: &str, value: usize, min: usize, max: usize) {
     if value < min || value > max {
         let bound = if max == usize::MAX { format!("at least {min}") } else { format!("between {min} and {max}") };
         errors.push(path, format!("{value} is out of range: must be {bound}"));

@@ -3,10 +3,12 @@
 //! # Layout
 //! - [`model`]: the sections of `alicia.toml` as typed structs with defaults.
 //! - [`check`]: validation that reports every error at once, each with its dotted path.
+//! - `doors`: the rules for the limits of `[http]`, `[wyoming]`, `[voice]` and `[services]`.
 //! - this file: loading a file, merging an environment overlay
 //!   (`environments/<name>.toml` next to it) and the error type callers print.
 
 mod check;
+mod doors;
 mod model;
 
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub use check::{ConfigError, ConfigErrors};
 pub use model::{
     AliciaConfig, EngineSection, HttpSection, IoBackend, LimitsSection, MqttSection, RouterSection, ServicesSection,
-    TopicsSection,
+    TopicsSection, VoiceSection, WyomingSection,
 };
 
 /// Why a configuration could not be loaded.

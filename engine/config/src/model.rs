@@ -188,11 +188,26 @@ impl Default for RouterSection {
 pub struct HttpSection {
     /// `/metrics` and `/healthz`.
     pub listen: SocketAddr,
+    /// A request whose headers are not all in within this is dropped (a slowloris).
+    pub header_timeout_ms: u64,
+    /// A connection serves one request, and all of it, reading and answering, must be
+    /// done within this.
+    pub request_timeout_ms: u64,
+    /// Connections at once; one more gets `503 Service Unavailable`.
+    pub max_connections: usize,
+    /// Connections at once from one IP address; one more gets `429 Too Many Requests`.
+    pub max_connections_per_source: usize,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([0, 0, 0, 0], 8080)) }
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            header_timeout_ms: 5_000,
+            request_timeout_ms: 10_000,
+            max_connections: 64,
+            max_connections_per_source: 16,
+        }
     }
 }
 
@@ -204,11 +219,15 @@ pub struct ServicesSection {
     /// Validate envelopes on `alicia/` request topics and answer invalid ones with an
     /// error event.
     pub validate_envelopes: bool,
+    /// The largest envelope the core services parse (validation, health checks); a
+    /// larger one on a request topic is answered with a `too_large` error event. The
+    /// message itself is still delivered: this bounds the engine's own work.
+    pub max_envelope_bytes: usize,
 }
 
 impl Default for ServicesSection {
     fn default() -> Self {
-        Self { heartbeat_interval_secs: 30, validate_envelopes: true }
+        Self { heartbeat_interval_secs: 30, validate_envelopes: true, max_envelope_bytes: 1 << 20 }
     }
 }
 
@@ -246,6 +265,19 @@ pub struct VoiceSection {
     /// A started session that sends no audio for this long is closed (as if stopped)
     /// and reported as `session_timeout`.
     pub session_timeout_ms: u64,
+    /// Smallest audio frame a site may send (an empty one carries nothing but cost).
+    pub min_frame_bytes: usize,
+    /// Largest audio frame a site may send (64 KiB is 2 s of 16 kHz speech).
+    pub max_frame_bytes: usize,
+    /// Longest `session_id` of a start, in bytes; it travels with every frame.
+    pub max_session_id_bytes: usize,
+    /// Largest start, stop or `tts/request` envelope the voice parses.
+    pub max_envelope_bytes: usize,
+    /// Largest seeds-style `stt/request` envelope (its base64 WAV included); 2 MiB
+    /// holds the 30 s Whisper hears at once.
+    pub max_stt_request_bytes: usize,
+    /// Longest text a `tts/request` may ask to be spoken, in characters.
+    pub max_tts_text_chars: usize,
 }
 
 impl Default for VoiceSection {
@@ -259,20 +291,58 @@ impl Default for VoiceSection {
             unfinished_hangover_ms: 700,
             pause_ms: 40,
             session_timeout_ms: 5_000,
+            min_frame_bytes: 2,
+            max_frame_bytes: 64 << 10,
+            max_session_id_bytes: 128,
+            max_envelope_bytes: 64 << 10,
+            max_stt_request_bytes: 2 << 20,
+            max_tts_text_chars: 1_000,
         }
     }
 }
 
 /// The Wyoming protocol server (Home Assistant's speech integration); runs when
-/// `voice.enabled`.
+/// `voice.enabled`. Its limits bound what one client can make it hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WyomingSection {
     pub listen: SocketAddr,
+    /// Longest event header line.
+    pub max_header_bytes: usize,
+    /// Largest extra JSON data of one event.
+    pub max_data_bytes: usize,
+    /// Largest binary payload of one event (an audio chunk).
+    pub max_payload_bytes: usize,
+    /// Longest utterance of one `transcribe`, in seconds of its own format.
+    pub max_utterance_seconds: u32,
+    /// Most bytes of audio of one utterance, whatever its format.
+    pub max_utterance_bytes: usize,
+    /// Longest `synthesize` text, in characters.
+    pub max_text_chars: usize,
+    /// Connections at once; one more is refused with `too_many_connections`.
+    pub max_connections: usize,
+    /// Connections at once from one IP address.
+    pub max_connections_per_source: usize,
+    /// A connection silent between events this long is closed.
+    pub idle_timeout_ms: u64,
+    /// An event must arrive whole within this of its first byte.
+    pub event_timeout_ms: u64,
 }
 
 impl Default for WyomingSection {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([0, 0, 0, 0], 10300)) }
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 10300)),
+            max_header_bytes: 64 << 10,
+            max_data_bytes: 64 << 10,
+            max_payload_bytes: 1 << 20,
+            max_utterance_seconds: 30,
+            max_utterance_bytes: 6 << 20,
+            max_text_chars: 1_000,
+            max_connections: 32,
+            max_connections_per_source: 8,
+            idle_timeout_ms: 60_000,
+            event_timeout_ms: 10_000,
+        }
     }
 }

@@ -7,7 +7,8 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Cheap to clone; every clone trips the same switch. Tripping is permanent.
+/// Cheap to clone; every clone trips the same switch. Tripping is permanent, and the
+/// first failure that tripped it is kept as its cause.
 #[derive(Clone, Debug)]
 pub struct KillSwitch {
     inner: Arc<Inner>,
@@ -20,6 +21,7 @@ struct Inner {
     // every waiter at once, whether it waits from a thread or a task.
     trigger: Mutex<Option<flume::Sender<Infallible>>>,
     signal: flume::Receiver<Infallible>,
+    cause: Mutex<Option<String>>,
 }
 
 impl Default for KillSwitch {
@@ -31,7 +33,13 @@ impl Default for KillSwitch {
 impl KillSwitch {
     pub fn new() -> Self {
         let (trigger, signal) = flume::bounded(1);
-        Self { inner: Arc::new(Inner { tripped: AtomicBool::new(false), trigger: Mutex::new(Some(trigger)), signal }) }
+        let inner = Inner {
+            tripped: AtomicBool::new(false),
+            trigger: Mutex::new(Some(trigger)),
+            signal,
+            cause: Mutex::new(None),
+        };
+        Self { inner: Arc::new(inner) }
     }
 
     /// Stops every stage at its next frame boundary. Idempotent.
@@ -42,6 +50,20 @@ impl KillSwitch {
             let mut trigger = self.inner.trigger.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             trigger.take();
         }
+    }
+
+    /// Trips the switch for a failure; the first failure is kept as the cause.
+    pub fn trip_because(&self, cause: impl Into<String>) {
+        {
+            let mut kept = self.inner.cause.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            kept.get_or_insert_with(|| cause.into());
+        }
+        self.trip();
+    }
+
+    /// Why a failure tripped the switch; `None` if it is untripped or was only aborted.
+    pub fn cause(&self) -> Option<String> {
+        self.inner.cause.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     pub fn is_tripped(&self) -> bool {
@@ -75,6 +97,16 @@ mod tests {
         kill.trip();
         assert!(kill.is_tripped());
         assert!(waiter.join().unwrap());
+        assert_eq!(kill.cause(), None, "an abort has no cause");
+    }
+
+    #[test]
+    fn the_first_failure_is_the_cause() {
+        let kill = KillSwitch::new();
+        kill.trip_because("stage stt panicked: boom");
+        kill.trip_because("stage tts failed: later");
+        assert!(kill.is_tripped());
+        assert_eq!(kill.cause().as_deref(), Some("stage stt panicked: boom"));
     }
 
     #[tokio::test]

@@ -4,7 +4,11 @@
 //! edges; each stage drains its queue, flushes, and drops its outputs, which closes the
 //! next edges. Abort is the kill switch: every stage stops at its next frame boundary.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use crate::edge::{EdgeSender, EdgeShared, EdgeStats};
 use crate::kill::KillSwitch;
@@ -18,8 +22,8 @@ use crate::topology::Topology;
 pub enum PipelineError {
     #[error("stage {stage} failed: {error}")]
     Stage { stage: Arc<str>, error: StageError },
-    #[error("stage {stage} panicked")]
-    Panicked { stage: Arc<str> },
+    #[error("stage {stage} panicked: {message}")]
+    Panicked { stage: Arc<str>, message: String },
     #[error("stage {stage} was cancelled: its tokio runtime shut down")]
     Cancelled { stage: Arc<str> },
     #[error("cannot start a thread for stage {stage}: {error}")]
@@ -48,20 +52,26 @@ struct ExitReporter {
     stage: Arc<str>,
     kill: KillSwitch,
     done: flume::Sender<StageDone>,
-    exit: Option<StageExit>,
+    exit: Option<Exit>,
+}
+
+/// How a stage's loop ended, a panic included.
+enum Exit {
+    Loop(StageExit),
+    Panicked(String),
 }
 
 impl Drop for ExitReporter {
     fn drop(&mut self) {
         let stage = self.stage.clone();
         let result = match self.exit.take() {
-            Some(StageExit::Drained | StageExit::Aborted) => Ok(()),
-            Some(StageExit::Failed(error)) => Err(PipelineError::Stage { stage, error }),
-            None if std::thread::panicking() => Err(PipelineError::Panicked { stage }),
+            Some(Exit::Loop(StageExit::Drained | StageExit::Aborted)) => Ok(()),
+            Some(Exit::Loop(StageExit::Failed(error))) => Err(PipelineError::Stage { stage, error }),
+            Some(Exit::Panicked(message)) => Err(PipelineError::Panicked { stage, message }),
             None => Err(PipelineError::Cancelled { stage }),
         };
-        if result.is_err() {
-            self.kill.trip();
+        if let Err(error) = &result {
+            self.kill.trip_because(error.to_string());
         }
         // The receiver only goes away with the RunningTopology, when nobody listens.
         let _ = self.done.send(StageDone { result });
@@ -111,11 +121,45 @@ impl<S: Stage> Topology<S> {
 }
 
 fn run_thread<S: Stage>(runner: StageRunner<S>, mut reporter: ExitReporter) {
-    reporter.exit = Some(runner.run_blocking());
+    // Caught here, after the panic hook has printed it, so the message reaches the
+    // report (and the kill switch's cause) instead of dying with the thread.
+    reporter.exit = Some(match std::panic::catch_unwind(AssertUnwindSafe(|| runner.run_blocking())) {
+        Ok(exit) => Exit::Loop(exit),
+        Err(payload) => Exit::Panicked(panic_message(payload.as_ref())),
+    });
 }
 
 async fn run_task<S: Stage>(runner: StageRunner<S>, mut reporter: ExitReporter) {
-    reporter.exit = Some(runner.run_async().await);
+    reporter.exit = Some(match CatchUnwind(Box::pin(runner.run_async())).await {
+        Ok(exit) => Exit::Loop(exit),
+        Err(payload) => Exit::Panicked(panic_message(payload.as_ref())),
+    });
+}
+
+/// A future whose panics come out as `Err(payload)`, as `catch_unwind` does for calls.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+type PanicPayload = Box<dyn std::any::Any + Send>;
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, PanicPayload>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(message), _) => (*message).to_owned(),
+        (_, Some(message)) => message.clone(),
+        _ => "a panic without a message".to_owned(),
+    }
 }
 
 /// A started pipeline. Dropping it without [`shutdown`](Self::shutdown) lets the

@@ -230,7 +230,7 @@ impl<S: Stage> StageRunner<S> {
             sink(&report);
         }
         if report.error.is_fatal() {
-            self.kill.trip();
+            self.kill.trip_because(format!("stage {} failed: {}", self.id, report.error));
             Step::Stop(StageExit::Failed(report.error))
         } else {
             Step::Continue
@@ -358,9 +358,18 @@ mod tests {
     async fn a_panicking_stage_stops_the_pipeline_and_is_reported() {
         let (running, _events, _reports) = pipeline("panics", TestStage::Panics { at_seq: 0 });
         let mic = running.source("mic").unwrap();
+        let kill = running.kill_switch();
         mic.send_async(text(0)).await.unwrap();
+        // The switch says why before anyone joins the pipeline: what a supervisor sees.
+        kill.tripped().await;
+        let cause = kill.cause().unwrap();
+        assert!(
+            cause.starts_with("stage panics panicked: assertion `left != right` failed: test stage panics on purpose"),
+            "{cause}"
+        );
         let err = running.shutdown().await.unwrap_err();
-        assert!(matches!(&err, PipelineError::Panicked { stage } if &**stage == "panics"), "{err}");
+        assert!(matches!(&err, PipelineError::Panicked { stage, .. } if &**stage == "panics"), "{err}");
+        assert_eq!(err.to_string(), cause);
         drop(mic);
     }
 

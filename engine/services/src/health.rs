@@ -19,7 +19,7 @@ use alicia_broker::LocalClient;
 use alicia_config::AliciaConfig;
 use alicia_envelope::health::{HealthReport, HealthStatus, Heartbeat, ServiceRegistration, ServiceUnregistration};
 use alicia_envelope::topics::{self, TopicAliases};
-use alicia_envelope::{Destination, Envelope};
+use alicia_envelope::{decode_within, Destination, Envelope};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +33,8 @@ pub(crate) struct HealthService {
     aliases: TopicAliases,
     check_filters: Vec<String>,
     checks_answered: u64,
+    /// Larger check requests are not read (the gatekeeper tells their sender).
+    max_envelope_bytes: usize,
 }
 
 impl HealthService {
@@ -54,6 +56,7 @@ impl HealthService {
             aliases,
             check_filters,
             checks_answered: 0,
+            max_envelope_bytes: config.services.max_envelope_bytes,
         }
     }
 
@@ -78,7 +81,7 @@ impl HealthService {
                         let topic = self.aliases.resolve(&message.topic);
                         if topic == topics::SYSTEM_HEALTH_CHECK {
                             let started = Instant::now();
-                            if self.answer(&mut client, &message.payload).await {
+                            if self.answer(&mut client, message.payload).await {
                                 check_seconds.record(started.elapsed().as_secs_f64());
                             }
                         }
@@ -116,8 +119,8 @@ impl HealthService {
     }
 
     /// Answers a check addressed to this engine; true when it did.
-    async fn answer(&mut self, client: &mut LocalClient, payload: &[u8]) -> bool {
-        let Ok(request) = Envelope::decode(payload) else { return false };
+    async fn answer(&mut self, client: &mut LocalClient, payload: Bytes) -> bool {
+        let Ok(request) = decode_within(payload, self.max_envelope_bytes).await else { return false };
         let for_us = match &request.destination {
             Destination::Broadcast => true,
             Destination::Service(name) => *name == self.name,

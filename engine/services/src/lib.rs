@@ -46,7 +46,8 @@ impl CoreServices {
 
         if config.services.validate_envelopes {
             let client = connect(bus, "gatekeeper").await?;
-            tasks.push(tokio::spawn(gatekeeper::run(client, aliases, stop.clone())));
+            let limit = config.services.max_envelope_bytes;
+            tasks.push(tokio::spawn(gatekeeper::run(client, aliases, limit, stop.clone())));
         }
         Ok(CoreServices { stop, tasks })
     }

@@ -23,5 +23,10 @@ pub(crate) fn give_up_when(params: &mut FullParams<'_, '_>, flag: &AtomicBool) {
 /// whisper.cpp's abort callback: `flag` is the pointer `give_up_when` registered.
 unsafe extern "C" fn flag_is_set(flag: *mut c_void) -> bool {
     // SAFETY: see `give_up_when`: a live `AtomicBool`, only read.
-    unsafe { (*flag.cast::<AtomicBool>()).load(Ordering::Relaxed) }
+    let set = unsafe { (*flag.cast::<AtomicBool>()).load(Ordering::Relaxed) };
+    if set {
+        // whisper.cpp is about to log the stop as a failure, on this thread: it is not one.
+        crate::logs::giving_up();
+    }
+    set
 }

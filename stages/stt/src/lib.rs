@@ -5,8 +5,9 @@
 //!
 //! | file | what lives there |
 //! |---|---|
-//! | `whisper.rs` | [`WhisperStt`]: the model loaded once, [`WhisperStt::transcribe`], the window sized to the utterance, [`SttError`] |
-//! | `give_up.rs` | the abort callback that lets a transcription stop mid-way (the crate's one `unsafe`) |
+//! | `whisper.rs` | [`WhisperModel`] (the weights, shared), [`WhisperStt`] (a decoder state on them), [`WhisperStt::transcribe`], the window sized to the utterance, [`SttError`] |
+//! | `give_up.rs` | the abort callback that lets a transcription stop mid-way (`unsafe`: a C callback) |
+//! | `logs.rs` | whisper.cpp's and ggml's logs into tracing at sensible levels; a deliberate give-up is not an error (`unsafe`: a C callback) |
 //! | `stage.rs` | [`WhisperStage`]: per-session utterance buffers of `Bytes`, transcribed at a pause (provisionally) and at end of stream |
 //!
 //! The [`Transcript`] it makes is the pipeline's own payload type, re-exported here.
@@ -24,6 +25,7 @@
 //! ```
 
 mod give_up;
+mod logs;
 mod stage;
 mod whisper;
 
@@ -32,4 +34,4 @@ mod testing;
 
 pub use alicia_pipeline::Transcript;
 pub use stage::{SttStats, WhisperStage};
-pub use whisper::{SttError, WhisperStt, MAX_SAMPLES, SAMPLE_RATE};
+pub use whisper::{SttError, WhisperModel, WhisperStt, MAX_SAMPLES, SAMPLE_RATE};

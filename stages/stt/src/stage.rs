@@ -10,7 +10,7 @@ use alicia_pipeline::{
     AudioChunk, AudioFormat, Frame, FrameMeta, Outputs, PauseSignal, Payload, SessionId, Stage, StageError, StageHints,
     Transcript,
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::whisper::{SttError, WhisperStt, MAX_SAMPLES};
 
@@ -51,14 +51,67 @@ pub struct SttStats {
     pub given_up: u64,
 }
 
-/// One session's audio so far: the chunks as they arrived, never copied.
+/// Frames smaller than this count as small (a 10 ms frame, 320 bytes, does not).
+const SMALL_FRAME: usize = 256;
+/// Small frames copied together are kept in pieces of about this size.
+const COPIED_PIECE: usize = 4096;
+
+/// Small frames kept as handles before the rest are copied: an ordinary stream has one
+/// (its last), a client sending tiny frames has thousands.
+const SMALL_HANDLES: usize = 16;
+
+/// One session's audio so far: the frames' own buffers, uncopied, unless a client
+/// sends many small frames. Each handle costs 32 bytes and keeps the whole read buffer
+/// its frame came in alive, so a stream of two-byte frames kept as handles would hold
+/// many times its audio; past `SMALL_HANDLES` small frames are copied together
+/// instead, and memory stays about the audio's size.
 struct Utterance {
     chunks: Vec<Bytes>,
+    /// Small frames kept as handles so far.
+    small_handles: usize,
+    /// Small frames copied together, not yet a chunk.
+    tail: BytesMut,
+    /// All of it, chunks and tail.
     bytes: usize,
     /// The latest frame's meta, for a transcript emitted at shutdown.
     last: FrameMeta,
-    /// The transcript made at the latest pause, and how many chunks it heard.
+    /// The transcript made at the latest pause, and how many bytes it heard.
     provisional: Option<(usize, Transcript)>,
+}
+
+impl Utterance {
+    fn new(meta: &FrameMeta) -> Self {
+        let (chunks, tail) = (Vec::new(), BytesMut::new());
+        Utterance { chunks, small_handles: 0, tail, bytes: 0, last: meta.clone(), provisional: None }
+    }
+
+    fn keep(&mut self, pcm: &Bytes) {
+        let small = pcm.len() < SMALL_FRAME;
+        if !small || self.small_handles < SMALL_HANDLES {
+            self.small_handles += usize::from(small);
+            self.close_tail();
+            // A reference-counted handle on the frame's buffer: no copy.
+            self.chunks.push(pcm.clone());
+        } else {
+            self.tail.extend_from_slice(pcm);
+            if self.tail.len() >= COPIED_PIECE {
+                self.close_tail();
+            }
+        }
+        self.bytes += pcm.len();
+    }
+
+    /// The audio so far, in order, as chunks.
+    fn audio(&mut self) -> &[Bytes] {
+        self.close_tail();
+        &self.chunks
+    }
+
+    fn close_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.chunks.push(self.tail.split().freeze());
+        }
+    }
 }
 
 impl std::fmt::Debug for WhisperStage {
@@ -108,19 +161,12 @@ impl WhisperStage {
         if !chunk.pcm.len().is_multiple_of(2) {
             return Err(stt_error(SttError::OddLength { len: chunk.pcm.len() }));
         }
-        let utterance = self.utterances.entry(meta.session_id.clone()).or_insert_with(|| Utterance {
-            chunks: Vec::new(),
-            bytes: 0,
-            last: meta.clone(),
-            provisional: None,
-        });
+        let utterance = self.utterances.entry(meta.session_id.clone()).or_insert_with(|| Utterance::new(meta));
         if utterance.bytes + chunk.pcm.len() > Self::MAX_BYTES {
             let seconds = (utterance.bytes + chunk.pcm.len()) as f64 / Self::FORMAT.bytes_per_second() as f64;
             return Err(stt_error(SttError::TooLong { seconds }));
         }
-        utterance.bytes += chunk.pcm.len();
-        // A reference-counted handle on the frame's buffer: no copy.
-        utterance.chunks.push(chunk.pcm.clone());
+        utterance.keep(&chunk.pcm);
         utterance.last = meta.clone();
         Ok(())
     }
@@ -130,8 +176,8 @@ impl WhisperStage {
     /// failure is only logged: the end of stream tries again and reports it.
     fn provisional(&mut self, meta: &FrameMeta, pause: &PauseSignal, out: &mut Outputs) -> Result<(), StageError> {
         let Some(utterance) = self.utterances.get_mut(&meta.session_id) else { return Ok(()) };
-        let heard = utterance.chunks.len();
-        if utterance.provisional.as_ref().is_some_and(|(chunks, _)| *chunks == heard) {
+        let heard = utterance.bytes;
+        if utterance.provisional.as_ref().is_some_and(|(bytes, _)| *bytes == heard) {
             return Ok(());
         }
         if pause.is_over() {
@@ -139,7 +185,7 @@ impl WhisperStage {
             return Ok(());
         }
         let started = Instant::now();
-        match self.stt.transcribe_s16le_unless(&utterance.chunks, pause.flag()) {
+        match self.stt.transcribe_s16le_unless(utterance.audio(), pause.flag()) {
             Ok(transcript) => {
                 tracing::debug!(
                     session = %meta.session_id,
@@ -169,12 +215,12 @@ impl WhisperStage {
     fn finish(&mut self, meta: &FrameMeta, out: &mut Outputs) -> Result<(), StageError> {
         // A guess not made yet is moot: this is the answer.
         self.guesses.retain(|(pending, _)| pending.session_id != meta.session_id);
-        let Some(utterance) = self.utterances.remove(&meta.session_id) else {
+        let Some(mut utterance) = self.utterances.remove(&meta.session_id) else {
             return Err(stt_error(SttError::NoAudio));
         };
-        let (transcript, reused) = match utterance.provisional {
-            Some((heard, transcript)) if heard == utterance.chunks.len() => (transcript, true),
-            _ => (self.stt.transcribe_s16le(&utterance.chunks).map_err(stt_error)?, false),
+        let (transcript, reused) = match utterance.provisional.take() {
+            Some((heard, transcript)) if heard == utterance.bytes => (transcript, true),
+            _ => (self.stt.transcribe_s16le(utterance.audio()).map_err(stt_error)?, false),
         };
         self.stats.transcribed += 1;
         self.stats.reused += u64::from(reused);

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperError, WhisperState};
@@ -75,9 +76,39 @@ impl SttError {
     }
 }
 
-/// A loaded Whisper model and its decoder state.
+/// A loaded Whisper model: the weights, read-only, shared by every [`WhisperStt`] made
+/// from it (each has its own decoder state). Cheap to clone: a stage that dies is
+/// rebuilt on the weights already in memory.
+#[derive(Clone)]
+pub struct WhisperModel {
+    context: Arc<WhisperContext>,
+}
+
+impl std::fmt::Debug for WhisperModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WhisperModel").field("multilingual", &self.context.is_multilingual()).finish()
+    }
+}
+
+impl WhisperModel {
+    /// Loads the ggml model at `path` (e.g. `models/whisper/ggml-tiny.en.bin`).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, SttError> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(SttError::ModelMissing { path: path.to_owned() });
+        }
+        // whisper.cpp logs every load to stderr; route it to tracing instead.
+        crate::logs::route_to_tracing();
+        let context = WhisperContext::new_with_params(path, WhisperContextParameters::default())
+            .map_err(|source| SttError::ModelLoad { path: path.to_owned(), source })?;
+        tracing::info!(path = %path.display(), "whisper model loaded");
+        Ok(Self { context: Arc::new(context) })
+    }
+}
+
+/// A Whisper model with its own decoder state: one transcription at a time.
 pub struct WhisperStt {
-    context: WhisperContext,
+    context: Arc<WhisperContext>,
     state: WhisperState,
     threads: i32,
     language: &'static str,
@@ -95,18 +126,15 @@ impl WhisperStt {
     /// Loads the ggml model at `path` (e.g. `models/whisper/ggml-tiny.en.bin`) for
     /// decoding on `threads` threads.
     pub fn load(path: impl AsRef<Path>, threads: usize) -> Result<Self, SttError> {
-        let path = path.as_ref();
-        if !path.is_file() {
-            return Err(SttError::ModelMissing { path: path.to_owned() });
-        }
-        // whisper.cpp logs every load to stderr; route it to tracing instead.
-        whisper_rs::install_logging_hooks();
-        let context = WhisperContext::new_with_params(path, WhisperContextParameters::default())
-            .map_err(|source| SttError::ModelLoad { path: path.to_owned(), source })?;
+        Self::new(&WhisperModel::load(path)?, threads)
+    }
+
+    /// A decoder state of its own on `model`'s weights, decoding on `threads` threads.
+    pub fn new(model: &WhisperModel, threads: usize) -> Result<Self, SttError> {
+        let context = Arc::clone(&model.context);
         let state = context.create_state().map_err(SttError::State)?;
         // English-only models know one language; a multilingual one detects it.
         let language = if context.is_multilingual() { "auto" } else { "en" };
-        tracing::info!(path = %path.display(), threads, language, "whisper model loaded");
         Ok(Self { context, state, threads: threads.max(1) as i32, language, samples: Vec::new() })
     }
 
@@ -172,7 +200,10 @@ impl WhisperStt {
             // `flag` is borrowed for this whole function, so it outlives `full`.
             crate::give_up::give_up_when(&mut params, flag);
         }
-        match self.state.full(params, &self.samples) {
+        crate::logs::clear_giving_up();
+        let result = self.state.full(params, &self.samples);
+        crate::logs::clear_giving_up();
+        match result {
             Ok(_) => Ok(self.collect()),
             Err(_) if give_up.is_some_and(|flag| flag.load(Ordering::Relaxed)) => Err(SttError::GivenUp),
             Err(e) => Err(SttError::Transcribe(e)),

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use alicia_pipeline::AudioFormat;
 use bytes::Bytes;
@@ -97,8 +97,10 @@ struct InferenceJson {
     noise_w: f32,
 }
 
-/// A loaded Piper voice, ready to speak. Not shareable between threads at once: one
-/// ONNX session runs one utterance at a time.
+/// A loaded Piper voice, ready to speak. Clones share the ONNX session, which runs one
+/// utterance at a time (a clone waits for the other's run): a stage that dies is
+/// rebuilt on the voice already in memory.
+#[derive(Clone)]
 pub struct PiperVoice {
     name: String,
     sample_rate: u32,
@@ -106,7 +108,7 @@ pub struct PiperVoice {
     ids: HashMap<char, Vec<i64>>,
     /// `noise_scale`, `length_scale`, `noise_w`: the model's `scales` input.
     scales: [f32; 3],
-    session: Session,
+    session: Arc<Mutex<Session>>,
     resampler: Resampler,
     runs: ModelRuns,
 }
@@ -152,7 +154,7 @@ impl PiperVoice {
             phonemizer: Phonemizer::new(json.espeak.voice),
             ids,
             scales: [noise_scale, length_scale, noise_w],
-            session,
+            session: Arc::new(Mutex::new(session)),
             resampler: Resampler::new(json.audio.sample_rate, OUTPUT_FORMAT.sample_rate),
             runs: ModelRuns::default(),
         };
@@ -235,8 +237,10 @@ impl PiperVoice {
         let lengths = Tensor::from_array(([1usize], vec![len as i64])).map_err(TtsError::inference)?;
         let scales = Tensor::from_array(([3usize], self.scales.to_vec())).map_err(TtsError::inference)?;
         self.runs.increment();
-        let outputs = self
-            .session
+        // A panic elsewhere while holding the lock leaves the session as it was: ONNX
+        // Runtime keeps no state between runs.
+        let mut session = self.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let outputs = session
             .run(ort::inputs!["input" => input, "input_lengths" => lengths, "scales" => scales])
             .map_err(TtsError::inference)?;
         let (_, samples) = outputs[0].try_extract_tensor::<f32>().map_err(TtsError::inference)?;

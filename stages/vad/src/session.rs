@@ -115,6 +115,10 @@ impl Session {
         self.held_bytes
     }
 
+    pub(crate) fn held_frames(&self) -> usize {
+        self.held.len()
+    }
+
     /// Audio heard so far while waiting, for a `no_speech` report.
     pub(crate) fn waited(&self) -> Duration {
         FORMAT.duration_of(self.waited as usize * FORMAT.bytes_per_frame())

@@ -76,6 +76,8 @@ pub struct VadStats {
     pub dropped_frames: u64,
     /// Sessions forgotten to stay within `max_sessions`.
     pub evicted_sessions: u64,
+    /// Audio frames without a sample, dropped on arrival.
+    pub empty_frames: u64,
     /// Pauses announced downstream (each lets the stages prepare an answer).
     pub pauses: u64,
     /// Pauses the user talked through: the answer prepared for them was wasted.
@@ -127,6 +129,17 @@ impl VadStage {
             .sum()
     }
 
+    /// Frames held across all sessions (each a handle on its audio and its meta).
+    pub fn held_frames(&self) -> usize {
+        self.sessions
+            .values()
+            .map(|slot| match slot {
+                Slot::Active { session, .. } => session.held_frames(),
+                Slot::Closed { .. } => 0,
+            })
+            .sum()
+    }
+
     /// Sessions the stage is tracking, closed ones awaiting their stop included.
     pub fn open_sessions(&self) -> usize {
         self.sessions.len()
@@ -145,6 +158,12 @@ impl VadStage {
         if let Err(err) = check_audio(chunk) {
             self.close(&id, used, out)?;
             return Err(err.into());
+        }
+        if chunk.pcm.is_empty() {
+            // No audio, no news: holding it would cost a frame of memory for nothing
+            // (the pre-roll is trimmed by bytes), and a stream of them would grow it.
+            self.stats.empty_frames += 1;
+            return Ok(());
         }
         if !self.sessions.contains_key(&id) {
             self.make_room(out)?;

@@ -3,9 +3,13 @@
 //! speaker.
 //!
 //! # Layout
-//! - `stages`: [`VoiceStage`], the closed set of stages this topology runs.
+//! - `stages`: [`VoiceModels`] (loaded once, shared by every topology built on them) and
+//!   [`VoiceStage`], the closed set of stages this topology runs.
+//! - `fault`: the `fault-injection` feature's hook (a stage thread made to panic, for
+//!   tests of the engine's supervision; off by default).
 //! - `intake`: MQTT → frames: `alicia/voice/audio/{site}/{start,frame,stop}`, one
-//!   session per site, format and session checks, idle sessions timed out.
+//!   session per known site, format, size and session checks, idle sessions timed out.
+//! - `limits`: [`VoiceLimits`], the refusals' names and counter, the report throttle.
 //! - `requests`: the subscription and envelope loop the two request services share.
 //! - `stt_request`: the seeds' base64-WAV request on `alicia/voice/stt/request`.
 //! - `tts_request`: text to a site's speaker, `alicia/voice/tts/request` (`alicia say
@@ -13,7 +17,8 @@
 //! - [`wav`]: 16 kHz mono WAV in and out, zero copy.
 //! - `publisher`: frames → MQTT: transcripts, device commands and results, the reply's
 //!   announcement and its PCM chunks, stage errors on their stage's error topic.
-//! - this file: [`VoiceService`], which builds the topology and runs both ends.
+//! - this file: [`VoiceService`], which builds the topology, runs both ends, and says
+//!   when it has died ([`VoiceService::died`]) so its owner can rebuild it.
 //!
 //! ```text
 //! intake ─► vad ─► stt ─► tap ─► intent ─reply─► tts ─► bus
@@ -35,7 +40,9 @@
 //! announcement on `alicia/voice/tts/response` carries where its time went
 //! (`timings_ms`, from the [`alicia_pipeline::Timeline`] the frames carry).
 
+mod fault;
 mod intake;
+mod limits;
 mod publisher;
 mod requests;
 mod stages;
@@ -48,11 +55,13 @@ use std::time::Duration;
 
 use alicia_broker::{BusHandle, LocalClient};
 use alicia_pipeline::{RunningTopology, TopologyConfig};
-use alicia_stage_intent::{Home, IntentConfig, OutputLayout};
+use alicia_stage_intent::{IntentConfig, OutputLayout};
 use anyhow::Context;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use stages::VoiceStage;
+pub use limits::VoiceLimits;
+pub use stages::{VoiceModels, VoiceStage};
 pub use stt_request::Transcriber;
 
 /// Registers units and help texts of the voice metrics (and the stage runtime's) with
@@ -75,6 +84,11 @@ pub fn describe_metrics() {
         Unit::Count,
         "spoken replies, by whether they were prepared during the hangover"
     );
+    describe_counter!(
+        limits::REFUSED_TOTAL,
+        Unit::Count,
+        "voice input refused (bad frames, unknown sites or sessions, oversized requests), by reason"
+    );
 }
 
 /// What the voice service needs to start.
@@ -91,29 +105,40 @@ pub struct VoiceSettings {
     pub pause_ms: u32,
     /// A started session without audio for this long is closed.
     pub session_timeout: Duration,
+    /// What a site or a requester may send.
+    pub limits: VoiceLimits,
 }
 
 /// The running voice data plane.
 pub struct VoiceService {
     topology: RunningTopology,
     stop: CancellationToken,
+    /// The watchers of the intake, request and publisher tasks, which end with them.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Why a task ended while the service was not stopping.
+    ended: mpsc::UnboundedReceiver<String>,
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    fault: (fault::Fault, alicia_pipeline::EdgeSender),
 }
 
+/// Longest a dead service's remains get to wind down before a new one starts anyway.
+const ABANDON_WAIT: Duration = Duration::from_secs(10);
+
 impl VoiceService {
-    /// Loads the models and the home, builds the topology and subscribes to the audio
-    /// topics. Call inside a multi-threaded tokio runtime.
+    /// Builds the topology on the loaded `models` and subscribes to the audio and
+    /// request topics. Call inside a multi-threaded tokio runtime.
     pub async fn start(
         settings: &VoiceSettings,
+        models: &VoiceModels,
         bus: &BusHandle,
         transcriber: Transcriber,
     ) -> anyhow::Result<VoiceService> {
-        let home = Home::load(&settings.home).with_context(|| format!("home {}", settings.home.display()))?;
-        let paths = alicia_models_paths(settings)?;
+        let home = models.home().clone();
         let (bus_tx, bus_rx) = flume::unbounded();
+        let fault = fault::Fault::default();
         let stages = {
-            let (home, bus_tx, settings) = (home.clone(), bus_tx.clone(), settings.clone());
-            tokio::task::spawn_blocking(move || stages::build(&settings, &paths, &home, bus_tx)).await??
+            let (models, bus_tx, settings, fault) = (models.clone(), bus_tx.clone(), settings.clone(), fault.clone());
+            tokio::task::spawn_blocking(move || stages::build(&settings, &models, bus_tx, fault)).await??
         };
 
         let mut config = TopologyConfig::new();
@@ -153,38 +178,117 @@ impl VoiceService {
         let requests_client = LocalClient::connect(bus, "voice-stt-requests").await?;
         let says_client = LocalClient::connect(bus, "voice-tts-requests").await?;
         let says = tts_request::PendingSays::default();
+        let refused = limits::RefusalCounters::new();
+        let limits = settings.limits.clone();
+        let fault = (fault, audio.clone());
+        let intake = intake::Intake {
+            audio,
+            bus: bus_tx,
+            session_timeout: settings.session_timeout,
+            limits: limits.clone(),
+            home: home.clone(),
+        };
+        let say_service = tts_request::Says {
+            say,
+            home: home.clone(),
+            pending: says.clone(),
+            limits: limits.clone(),
+            refused: refused.clone(),
+        };
+        let (ended_tx, ended) = mpsc::unbounded_channel();
+        let watch = |name: &'static str, task| watched(name, task, ended_tx.clone(), stop.clone());
+        let requests =
+            stt_request::run(requests_client, transcriber, limits.max_stt_request_bytes, refused, stop.clone());
         let tasks = vec![
-            tokio::spawn(intake::run(intake_client, audio, bus_tx, settings.session_timeout, stop.clone())),
-            tokio::spawn(stt_request::run(requests_client, transcriber, stop.clone())),
-            tokio::spawn(tts_request::run(says_client, say, home.clone(), says.clone(), stop.clone())),
-            tokio::spawn(publisher::run(publisher_client, bus_rx, home, says, stop.clone())),
+            watch("voice intake", tokio::spawn(intake::run(intake_client, intake, stop.clone()))),
+            watch("voice stt requests", tokio::spawn(requests)),
+            watch("voice tts requests", tokio::spawn(tts_request::run(says_client, say_service, stop.clone()))),
+            watch("voice publisher", tokio::spawn(publisher::run(publisher_client, bus_rx, home, says, stop.clone()))),
         ];
         tracing::info!("voice data plane ready");
-        Ok(VoiceService { topology, stop, tasks })
+        Ok(VoiceService { topology, stop, tasks, ended, fault })
+    }
+
+    /// Resolves when the service has died on its own, with why: a stage panicked or
+    /// failed (the pipeline's kill switch tripped) or one of its tasks ended. Pending
+    /// while it is healthy; safe in `select!` and to call again.
+    pub async fn died(&mut self) -> String {
+        let kill = self.topology.kill_switch();
+        tokio::select! {
+            // The pipeline's own cause first: a task ends only because the pipeline did.
+            biased;
+            () = kill.tripped() => kill.cause().unwrap_or_else(|| "the voice pipeline was aborted".to_owned()),
+            Some(cause) = self.ended.recv() => cause,
+        }
+    }
+
+    /// Makes the Whisper stage's thread panic on its next frame, as a bug would, and
+    /// sends it one: for tests of the supervision. No client input reaches this.
+    #[cfg(feature = "fault-injection")]
+    pub async fn inject_fault(&self) {
+        let (fault, audio) = &self.fault;
+        fault.arm();
+        // Text passes the VAD untouched and reaches the Whisper stage.
+        let probe = alicia_pipeline::Frame::text(alicia_pipeline::FrameMeta::new("fault", "fault", 0), "");
+        let _ = audio.send_async(probe).await;
     }
 
     /// Stops taking audio, lets the stages drain what they hold, then stops publishing.
     pub async fn shutdown(self) {
-        self.stop.cancel();
-        let mut tasks = self.tasks.into_iter();
+        let VoiceService { topology, stop, tasks, fault, .. } = self;
+        // The fault hook's sender into the audio source would keep the pipeline open.
+        drop(fault);
+        stop.cancel();
+        let mut tasks = tasks.into_iter();
         for front in tasks.by_ref().take(3) {
             let _ = front.await;
         }
-        if let Err(e) = self.topology.shutdown().await {
+        if let Err(e) = topology.shutdown().await {
             tracing::warn!(error = %e, "voice pipeline stopped with an error");
         }
         for task in tasks {
             let _ = task.await;
         }
     }
+
+    /// What is left of a service that died: stops every stage where it is and waits
+    /// (for at most a few seconds) for its threads and tasks to end, so a new one can
+    /// take its place on the bus.
+    pub async fn abandon(self) {
+        self.topology.abort();
+        if tokio::time::timeout(ABANDON_WAIT, self.shutdown()).await.is_err() {
+            tracing::warn!("the dead voice pipeline is still winding down; starting a new one anyway");
+        }
+    }
 }
 
-fn alicia_models_paths(settings: &VoiceSettings) -> anyhow::Result<stages::ModelFiles> {
-    let whisper = settings.models.join("whisper/ggml-tiny.en.bin");
-    if !whisper.is_file() {
-        anyhow::bail!("whisper model not found at {}: run `make models`", whisper.display());
-    }
-    Ok(stages::ModelFiles { whisper, models_dir: settings.models.clone() })
+/// Watches `task` and, if it ends while the service is not stopping, says so on
+/// `ended`. The watcher ends with the task, so awaiting it awaits both.
+fn watched(
+    name: &'static str,
+    task: tokio::task::JoinHandle<()>,
+    ended: mpsc::UnboundedSender<String>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let outcome = task.await;
+        if stop.is_cancelled() {
+            return;
+        }
+        let cause = match outcome {
+            Ok(()) => format!("{name} stopped"),
+            Err(err) if err.is_panic() => {
+                let payload = err.into_panic();
+                match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+                    (Some(text), _) => format!("{name} panicked: {text}"),
+                    (_, Some(text)) => format!("{name} panicked: {text}"),
+                    _ => format!("{name} panicked"),
+                }
+            }
+            Err(_) => format!("{name} was cancelled"),
+        };
+        let _ = ended.send(cause);
+    })
 }
 
 /// The intent stage's layout here: commands and replies on separate ports.

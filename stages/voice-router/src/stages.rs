@@ -1,26 +1,64 @@
 //! The closed set of stages in the voice topology, and the two small ones it adds: the
 //! transcript tap and the bus sink.
 
-use std::path::PathBuf;
-
 use alicia_pipeline::{Frame, Outputs, Payload, Stage, StageError, StageHints};
 use alicia_stage_intent::{Home, IntentStage};
-use alicia_stage_stt::WhisperStage;
-use alicia_stage_tts::{PiperConfig, PiperStage};
+use alicia_stage_stt::{WhisperModel, WhisperStage, WhisperStt};
+use alicia_stage_tts::{PiperConfig, PiperStage, PiperVoice};
 use alicia_stage_vad::{VadConfig, VadStage};
+use anyhow::Context;
 
+use crate::fault::Fault;
 use crate::publisher::BusItem;
 use crate::VoiceSettings;
 
-pub(crate) struct ModelFiles {
-    pub whisper: PathBuf,
-    pub models_dir: PathBuf,
+/// What the voice loads once and every (re)built topology shares: the Whisper weights,
+/// the Piper voice and the home. A topology that dies is rebuilt on these in
+/// milliseconds, without reading a model file again.
+#[derive(Clone)]
+pub struct VoiceModels {
+    whisper: WhisperModel,
+    piper: PiperVoice,
+    piper_config: PiperConfig,
+    home: Home,
+}
+
+impl std::fmt::Debug for VoiceModels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VoiceModels").field("whisper", &self.whisper).field("piper", &self.piper).finish()
+    }
+}
+
+impl VoiceModels {
+    /// Loads the home and the models (blocking: about a second); a missing model says
+    /// to run `make models`.
+    pub fn load(settings: &VoiceSettings) -> anyhow::Result<VoiceModels> {
+        let home = Home::load(&settings.home).with_context(|| format!("home {}", settings.home.display()))?;
+        let whisper_file = settings.models.join("whisper/ggml-tiny.en.bin");
+        if !whisper_file.is_file() {
+            anyhow::bail!("whisper model not found at {}: run `make models`", whisper_file.display());
+        }
+        let whisper = WhisperModel::load(&whisper_file)?;
+        let piper_config = PiperConfig::from_models_dir(&settings.models);
+        let piper = PiperVoice::load(&piper_config.voice, piper_config.intra_threads)?;
+        Ok(VoiceModels { whisper, piper, piper_config, home })
+    }
+
+    /// The Whisper weights, for other users of the same model (the Wyoming server).
+    pub fn whisper(&self) -> &WhisperModel {
+        &self.whisper
+    }
+
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
 }
 
 /// Every stage the voice topology runs, matched here rather than boxed.
 pub enum VoiceStage {
     Vad(VadStage),
-    Stt(WhisperStage),
+    /// Whisper, with the `fault-injection` feature's hook (empty without it).
+    Stt(WhisperStage, Fault),
     Tap(TranscriptTap),
     Intent(IntentStage),
     Tts(PiperStage),
@@ -31,7 +69,7 @@ impl Stage for VoiceStage {
     fn name(&self) -> &'static str {
         match self {
             VoiceStage::Vad(s) => s.name(),
-            VoiceStage::Stt(s) => s.name(),
+            VoiceStage::Stt(s, _) => s.name(),
             VoiceStage::Tap(s) => s.name(),
             VoiceStage::Intent(s) => s.name(),
             VoiceStage::Tts(s) => s.name(),
@@ -42,7 +80,10 @@ impl Stage for VoiceStage {
     fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
         match self {
             VoiceStage::Vad(s) => s.process(frame, out),
-            VoiceStage::Stt(s) => s.process(frame, out),
+            VoiceStage::Stt(s, fault) => {
+                fault.check("stt");
+                s.process(frame, out)
+            }
             VoiceStage::Tap(s) => s.process(frame, out),
             VoiceStage::Intent(s) => s.process(frame, out),
             VoiceStage::Tts(s) => s.process(frame, out),
@@ -53,7 +94,7 @@ impl Stage for VoiceStage {
     fn flush(&mut self, out: &mut Outputs) -> Result<(), StageError> {
         match self {
             VoiceStage::Vad(s) => s.flush(out),
-            VoiceStage::Stt(s) => s.flush(out),
+            VoiceStage::Stt(s, _) => s.flush(out),
             VoiceStage::Tap(s) => s.flush(out),
             VoiceStage::Intent(s) => s.flush(out),
             VoiceStage::Tts(s) => s.flush(out),
@@ -64,7 +105,7 @@ impl Stage for VoiceStage {
     fn idle(&mut self, out: &mut Outputs) -> Result<bool, StageError> {
         match self {
             VoiceStage::Vad(s) => s.idle(out),
-            VoiceStage::Stt(s) => s.idle(out),
+            VoiceStage::Stt(s, _) => s.idle(out),
             VoiceStage::Tap(s) => s.idle(out),
             VoiceStage::Intent(s) => s.idle(out),
             VoiceStage::Tts(s) => s.idle(out),
@@ -75,7 +116,7 @@ impl Stage for VoiceStage {
     fn hints(&self) -> StageHints {
         match self {
             VoiceStage::Vad(s) => s.hints(),
-            VoiceStage::Stt(s) => s.hints(),
+            VoiceStage::Stt(s, _) => s.hints(),
             VoiceStage::Tap(s) => s.hints(),
             VoiceStage::Intent(s) => s.hints(),
             VoiceStage::Tts(s) => s.hints(),
@@ -94,12 +135,13 @@ pub(crate) struct Built {
     pub bus: VoiceStage,
 }
 
-/// Loads the models (blocking: about a second).
+/// The stages of a topology on the loaded `models` (blocking: Whisper's decoder state
+/// is allocated here, some tens of milliseconds).
 pub(crate) fn build(
     settings: &VoiceSettings,
-    models: &ModelFiles,
-    home: &Home,
+    models: &VoiceModels,
     bus: flume::Sender<BusItem>,
+    fault: Fault,
 ) -> anyhow::Result<Built> {
     Ok(Built {
         vad: VoiceStage::Vad(
@@ -111,10 +153,10 @@ pub(crate) fn build(
             }
             .build()?,
         ),
-        stt: VoiceStage::Stt(WhisperStage::load(&models.whisper, settings.stt_threads)?),
+        stt: VoiceStage::Stt(WhisperStage::new(WhisperStt::new(&models.whisper, settings.stt_threads)?), fault),
         tap: VoiceStage::Tap(TranscriptTap),
-        intent: VoiceStage::Intent(crate::intent_config().build(home)?),
-        tts: VoiceStage::Tts(PiperConfig::from_models_dir(&models.models_dir).build()?),
+        intent: VoiceStage::Intent(crate::intent_config().build(&models.home)?),
+        tts: VoiceStage::Tts(PiperStage::new(models.piper.clone(), &models.piper_config)),
         bus: VoiceStage::Bus(BusSink { bus }),
     })
 }

@@ -3,23 +3,22 @@
 //! topology and played on the site's speaker like any reply: announced on
 //! `alicia/voice/tts/response` (a response correlated to the request), then PCM chunks
 //! on `alicia/devices/{speaker}/audio` and an empty message. What is wrong with the
-//! request (no text, too much text, an unknown site) is answered on
-//! `alicia/voice/tts/error`, correlated the same way. `alicia say --site` sends these.
+//! request (no text, more than `max_tts_text_chars`, an unknown site) is answered on
+//! `alicia/voice/tts/error`, correlated the same way; one over `max_envelope_bytes` is
+//! refused unread with `envelope_too_large`. `alicia say --site` sends these.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use alicia_broker::LocalClient;
-use alicia_envelope::{topics, Envelope, MessageType, ENGINE_SOURCE};
+use alicia_envelope::{topics, Destination, Envelope, MessageType, ENGINE_SOURCE};
 use alicia_pipeline::{EdgeSender, Frame, FrameMeta};
 use alicia_stage_intent::Home;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::requests;
-
-/// The longest text one request may ask to be spoken: about a minute of speech.
-pub const MAX_TEXT_CHARS: usize = 1_000;
+use crate::limits::{Refusal, RefusalCounters, VoiceLimits};
+use crate::requests::{self, Request};
 
 /// Requests being spoken, by the session id their frames carry (the request's
 /// `message_id`), so the publisher can correlate the announcement or the error.
@@ -37,16 +36,32 @@ impl PendingSays {
     }
 }
 
-pub(crate) async fn run(
-    mut client: LocalClient,
-    say: EdgeSender,
-    home: Home,
-    pending: PendingSays,
-    stop: CancellationToken,
-) {
+/// What the service needs besides its bus link.
+pub(crate) struct Says {
+    pub say: EdgeSender,
+    pub home: Home,
+    pub pending: PendingSays,
+    pub limits: VoiceLimits,
+    pub refused: RefusalCounters,
+}
+
+pub(crate) async fn run(mut client: LocalClient, says: Says, stop: CancellationToken) {
+    let Says { say, home, pending, limits, refused } = says;
     let Some(inbox) = requests::subscribe(&mut client, topics::VOICE_TTS_REQUEST).await else { return };
-    while let Some(request) = requests::next(&inbox, &stop).await {
-        match check(&request, &home) {
+    while let Some(request) = requests::next(&inbox, limits.max_envelope_bytes, &stop).await {
+        let request = match request {
+            Request::Valid(request) => *request,
+            Request::TooLarge(error) => {
+                refused.count(Refusal::EnvelopeTooLarge);
+                let data = json!({"error_type": Refusal::EnvelopeTooLarge.as_label(), "message": error.to_string()});
+                let refusal = Envelope::new(ENGINE_SOURCE, Destination::Broadcast, MessageType::Event, data);
+                if let Err(e) = client.publish(topics::VOICE_TTS_ERROR, refusal.encode(), false).await {
+                    tracing::warn!(error = %e, "cannot refuse tts request");
+                }
+                continue;
+            }
+        };
+        match check(&request, &home, limits.max_tts_text_chars) {
             Ok((text, site)) => {
                 let session = request.message_id.to_string();
                 pending.insert(session.clone(), request);
@@ -55,6 +70,11 @@ pub(crate) async fn run(
                 }
             }
             Err((error_type, message)) => {
+                if error_type == Refusal::TextTooLong.as_label() {
+                    refused.count(Refusal::TextTooLong);
+                } else if error_type == Refusal::UnknownSite.as_label() {
+                    refused.count(Refusal::UnknownSite);
+                }
                 let mut refusal = Envelope::response_to(
                     &request,
                     ENGINE_SOURCE,
@@ -70,15 +90,15 @@ pub(crate) async fn run(
 }
 
 /// The text and the site of a request, or why it cannot be spoken.
-fn check(request: &Envelope, home: &Home) -> Result<(String, String), (&'static str, String)> {
+fn check(request: &Envelope, home: &Home, max_chars: usize) -> Result<(String, String), (&'static str, String)> {
     let data = &request.payload.data;
     let text = data.get("text").and_then(Value::as_str).map(str::trim).unwrap_or_default();
     if text.is_empty() {
         return Err(("missing_text", "payload.data.text must hold the words to speak".into()));
     }
     let chars = text.chars().count();
-    if chars > MAX_TEXT_CHARS {
-        return Err(("text_too_long", format!("payload.data.text has {chars} characters; at most {MAX_TEXT_CHARS}")));
+    if chars > max_chars {
+        return Err(("text_too_long", format!("payload.data.text has {chars} characters; at most {max_chars}")));
     }
     let Some(site) = data.get("site_id").and_then(Value::as_str) else {
         return Err(("missing_site", "payload.data.site_id must name the site whose speaker plays it".into()));

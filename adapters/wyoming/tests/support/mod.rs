@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alicia_wyoming::{BackendError, Event, EventDecoder, SpeechBackend, WyomingConfig, WyomingServer};
+use alicia_wyoming::{AudioOut, BackendError, Event, EventDecoder, SpeechBackend, WyomingConfig, WyomingServer};
 use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,27 +20,80 @@ pub const SENTENCE_SAMPLES: usize = 1500;
 /// Utterance lengths (in 16 kHz samples) at which the test backend fails.
 pub const FAILING_UTTERANCE: usize = 13;
 pub const PANICKING_UTTERANCE: usize = 17;
+/// An utterance of this length "runs" until its client is gone, as a long model run
+/// that polls for it would.
+pub const ENDLESS_UTTERANCE: usize = 19;
 
 /// Transcribes to a description of the PCM it got; speaks each sentence as a ramp.
-pub struct TestBackend;
+/// Sentences saying `wait` block until [`TestBackend::release`] lets one through, so
+/// a test can hold synthesis mid-way; every sentence spoken is counted.
+#[derive(Default)]
+pub struct TestBackend {
+    gate: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    pub spoken: std::sync::atomic::AtomicUsize,
+    /// Syntheses that have returned, however.
+    pub finished: std::sync::atomic::AtomicUsize,
+    /// Endless transcriptions begun, and given up because the client had gone.
+    pub endless: std::sync::atomic::AtomicUsize,
+    pub given_up: std::sync::atomic::AtomicUsize,
+}
+
+impl TestBackend {
+    /// A backend whose `wait` sentences each take one release from the returned sender.
+    pub fn gated() -> (TestBackend, std::sync::mpsc::Sender<()>) {
+        let (release, gate) = std::sync::mpsc::channel();
+        (TestBackend { gate: std::sync::Mutex::new(Some(gate)), ..TestBackend::default() }, release)
+    }
+}
 
 impl SpeechBackend for TestBackend {
-    fn transcribe(&self, pcm: Bytes) -> Result<String, BackendError> {
+    fn transcribe(&self, pcm: Bytes, client_gone: &std::sync::atomic::AtomicBool) -> Result<String, BackendError> {
         let samples = pcm_samples(&pcm);
         match samples.len() {
             FAILING_UTTERANCE => Err(BackendError::new("test", "the model ran out of memory")),
             PANICKING_UTTERANCE => panic!("the test backend panics on request"),
+            ENDLESS_UTTERANCE => {
+                // The flag is what whisper.cpp's abort callback polls between steps.
+                self.endless.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let deadline = std::time::Instant::now() + PATIENCE;
+                while !client_gone.load(std::sync::atomic::Ordering::Relaxed) {
+                    assert!(std::time::Instant::now() < deadline, "nobody said the client had gone");
+                    std::thread::yield_now();
+                }
+                self.given_up.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Err(BackendError::new("test", "given up: the client has gone"))
+            }
             n => Ok(format!("{n} samples, sum {}", samples.iter().map(|&s| i64::from(s)).sum::<i64>())),
         }
     }
 
-    fn synthesize(&self, text: &str, emit: &mut dyn FnMut(Bytes)) -> Result<(), BackendError> {
+    fn synthesize(&self, text: &str, out: &mut AudioOut) -> Result<(), BackendError> {
+        struct Finished<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Finished<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _finished = Finished(&self.finished);
         for (index, sentence) in sentences(text).enumerate() {
+            // As the engine's backend does: no work for a client that has gone.
+            if !out.wanted() {
+                return Ok(());
+            }
             match sentence {
                 "fail" => return Err(BackendError::new("test", "cannot pronounce \"fail\"")),
                 "panic" => panic!("the test backend panics on request"),
                 "silence" => {}
-                _ => emit(sentence_pcm(index)),
+                "wait" => {
+                    let gate = self.gate.lock().unwrap();
+                    gate.as_ref().expect("a gated backend").recv().expect("the test releases the gate");
+                }
+                _ => {
+                    self.spoken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if out.send(sentence_pcm(index)).is_err() {
+                        return Ok(());
+                    }
+                }
             }
         }
         Ok(())
@@ -65,8 +118,12 @@ pub fn pcm16(samples: impl IntoIterator<Item = i16>) -> Vec<u8> {
 }
 
 pub async fn start(config: WyomingConfig) -> WyomingServer {
+    start_with(config, Arc::new(TestBackend::default())).await
+}
+
+pub async fn start_with(config: WyomingConfig, backend: Arc<TestBackend>) -> WyomingServer {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    WyomingServer::bind(addr, Arc::new(TestBackend), config).await.expect("bind on an ephemeral port")
+    WyomingServer::bind(addr, backend, config).await.expect("bind on an ephemeral port")
 }
 
 pub async fn start_default() -> WyomingServer {
@@ -84,8 +141,25 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(server: &WyomingServer) -> Self {
-        let stream = TcpStream::connect(server.addr()).await.expect("connect");
-        Self { stream, buf: BytesMut::new(), decoder: EventDecoder::new(1 << 20, 64 << 20) }
+        Self::connect_from(server, "127.0.0.1").await
+    }
+
+    /// Connects from another loopback address (any of 127.0.0.0/8 reaches the
+    /// server), so tests can be several hosts for the per-source cap.
+    pub async fn connect_from(server: &WyomingServer, source: &str) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).expect("bind a loopback source address");
+        let stream = socket.connect(server.addr()).await.expect("connect");
+        Self { stream, buf: BytesMut::new(), decoder: EventDecoder::new(1 << 20, 1 << 20, 64 << 20) }
+    }
+
+    /// Closes with a reset (SO_LINGER 0), as a client that crashed or lost its
+    /// network looks to the server.
+    pub fn reset(self) {
+        // Deprecated because a positive linger blocks on drop; a zero one resets at once.
+        #[allow(deprecated)]
+        self.stream.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(self.stream);
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {

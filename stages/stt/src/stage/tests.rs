@@ -272,3 +272,27 @@ fn an_end_of_stream_queued_behind_a_pause_is_answered_without_the_guess() {
     assert!(!heard[0].1.as_ref().unwrap().is_provisional());
     assert_eq!(stage.stats(), SttStats { transcribed: 1, provisional: 0, reused: 0, given_up: 0 });
 }
+
+#[test]
+fn tiny_frames_are_copied_together_and_ordinary_ones_are_not_copied() {
+    let meta = FrameMeta::new("a", "kitchen", 0);
+    let mut tiny = Utterance::new(&meta);
+    let mut sent = Vec::new();
+    for i in 0..100_000u32 {
+        let sample = (i as i16).to_le_bytes();
+        sent.extend_from_slice(&sample);
+        tiny.keep(&Bytes::copy_from_slice(&sample));
+    }
+    let chunks = tiny.audio().to_vec();
+    assert!(chunks.len() <= 16 + 200_000 / 4096 + 1, "{} pieces hold 100,000 two-byte frames", chunks.len());
+    assert_eq!(chunks.concat(), sent, "in order, nothing lost");
+    assert_eq!(tiny.bytes, 200_000);
+
+    // 20 ms frames, the last one short, stay the frames' own buffers.
+    let pcm = Bytes::from(vec![7u8; 640 * 10 + 100]);
+    let mut ordinary = Utterance::new(&meta);
+    let frames: Vec<Bytes> = (0..pcm.len()).step_by(640).map(|at| pcm.slice(at..(at + 640).min(pcm.len()))).collect();
+    frames.iter().for_each(|frame| ordinary.keep(frame));
+    let kept: Vec<*const u8> = ordinary.audio().iter().map(|chunk| chunk.as_ptr()).collect();
+    assert_eq!(kept, frames.iter().map(|frame| frame.as_ptr()).collect::<Vec<_>>());
+}

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::*;
 
+mod empty;
 mod pauses;
 
 const RATE: usize = 16_000;

@@ -1,0 +1,240 @@
+//! The voice's two components under supervision: `voice-pipeline` (the stages and the
+//! bus tasks around them) and `wyoming` (the Wyoming listener). Each runs inside a
+//! task that waits for its death (a stage thread that panics or fails, a task that
+//! ends; the accept loop that ends), reports it down with the cause, rebuilds it (the
+//! pipeline on the models already loaded, the listener on the same address) and
+//! reports it up. Neither holds client state the engine cannot rebuild: a session in
+//! flight is lost with the pipeline, as if its satellite had been cut off.
+//!
+//! With the `fault-injection` feature (tests only) [`Voice::inject_fault`] kills
+//! either on purpose; nothing a client sends can.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alicia_broker::BusHandle;
+use alicia_supervisor::Component;
+use alicia_voice_router::{Transcriber, VoiceModels, VoiceService, VoiceSettings};
+use alicia_wyoming::{SpeechBackend, WyomingConfig, WyomingServer};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Before a restart. Doubled each time a component dies soon after its last start, so
+/// a component that cannot stay up does not spin.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Up this long, a component's next death is treated as a first one.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+
+/// The running voice: both components, each in its supervising task.
+pub struct Voice {
+    wyoming_addr: SocketAddr,
+    stop: CancellationToken,
+    pipeline: JoinHandle<()>,
+    wyoming: JoinHandle<()>,
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    faults: Faults,
+}
+
+impl Voice {
+    pub(crate) fn new(
+        pipeline: Supervised<VoiceService>,
+        wyoming: Supervised<WyomingServer>,
+        rebuild: PipelineParts,
+        listener: ListenerParts,
+    ) -> Voice {
+        let stop = CancellationToken::new();
+        let faults = Faults::default();
+        let wyoming_addr = wyoming.running.addr();
+        let pipeline = tokio::spawn(supervise_pipeline(pipeline, rebuild, faults.clone(), stop.clone()));
+        let wyoming = tokio::spawn(supervise_wyoming(wyoming, listener, faults.clone(), stop.clone()));
+        Voice { wyoming_addr, stop, pipeline, wyoming, faults }
+    }
+
+    /// Where the Wyoming server listens (the same address across restarts).
+    pub fn wyoming_addr(&self) -> SocketAddr {
+        self.wyoming_addr
+    }
+
+    /// Kills `component` (`voice-pipeline` or `wyoming`) as a bug would; false for
+    /// another name. For tests of the supervision.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_fault(&self, component: &str) -> bool {
+        match component {
+            PIPELINE => self.faults.pipeline.notify_one(),
+            WYOMING => self.faults.wyoming.notify_one(),
+            _ => return false,
+        }
+        true
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.wyoming.await;
+        let _ = self.pipeline.await;
+    }
+}
+
+pub(crate) const PIPELINE: &str = "voice-pipeline";
+pub(crate) const WYOMING: &str = "wyoming";
+
+/// A running part and its handle on the supervisor.
+pub(crate) struct Supervised<T> {
+    pub running: T,
+    pub component: Component,
+}
+
+/// What rebuilding the pipeline takes.
+pub(crate) struct PipelineParts {
+    pub settings: VoiceSettings,
+    pub models: VoiceModels,
+    pub bus: BusHandle,
+    pub transcriber: Transcriber,
+}
+
+/// What rebinding the listener takes.
+pub(crate) struct ListenerParts {
+    pub backend: Arc<dyn SpeechBackend>,
+    pub config: WyomingConfig,
+}
+
+/// Fault requests from [`Voice::inject_fault`]; never fire without the feature.
+#[derive(Clone, Default)]
+struct Faults {
+    #[cfg(feature = "fault-injection")]
+    pipeline: Arc<tokio::sync::Notify>,
+    #[cfg(feature = "fault-injection")]
+    wyoming: Arc<tokio::sync::Notify>,
+}
+
+impl Faults {
+    async fn for_pipeline(&self) {
+        #[cfg(feature = "fault-injection")]
+        self.pipeline.notified().await;
+        #[cfg(not(feature = "fault-injection"))]
+        std::future::pending::<()>().await;
+    }
+
+    async fn for_wyoming(&self) {
+        #[cfg(feature = "fault-injection")]
+        self.wyoming.notified().await;
+        #[cfg(not(feature = "fault-injection"))]
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The wait before the next restart of something that was started at `started`.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self { next: FIRST_BACKOFF }
+    }
+
+    /// The delay for a death now, of a component started at `started`.
+    fn after_death(&mut self, started: Instant) -> Duration {
+        if started.elapsed() >= STABLE_AFTER {
+            self.next = FIRST_BACKOFF;
+        }
+        let delay = self.next;
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        delay
+    }
+}
+
+async fn supervise_pipeline(
+    mut pipeline: Supervised<VoiceService>,
+    parts: PipelineParts,
+    faults: Faults,
+    stop: CancellationToken,
+) {
+    let (mut backoff, mut started) = (Backoff::new(), Instant::now());
+    loop {
+        let cause = tokio::select! {
+            cause = pipeline.running.died() => cause,
+            () = faults.for_pipeline() => {
+                #[cfg(feature = "fault-injection")]
+                pipeline.running.inject_fault().await;
+                continue;
+            }
+            () = stop.cancelled() => return pipeline.running.shutdown().await,
+        };
+        pipeline.component.down(cause);
+        let mut delay = backoff.after_death(started);
+        let dead = pipeline.running;
+        dead.abandon().await;
+        pipeline.running = loop {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stop.cancelled() => return,
+            }
+            let transcriber = Arc::clone(&parts.transcriber);
+            match VoiceService::start(&parts.settings, &parts.models, &parts.bus, transcriber).await {
+                Ok(service) => break service,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "the voice pipeline could not be rebuilt; trying again");
+                    delay = backoff.after_death(Instant::now());
+                }
+            }
+        };
+        started = Instant::now();
+        pipeline.component.up();
+    }
+}
+
+async fn supervise_wyoming(
+    mut wyoming: Supervised<WyomingServer>,
+    parts: ListenerParts,
+    faults: Faults,
+    stop: CancellationToken,
+) {
+    let addr = wyoming.running.addr();
+    let (mut backoff, mut started) = (Backoff::new(), Instant::now());
+    loop {
+        let cause = tokio::select! {
+            cause = wyoming.running.stopped() => cause,
+            () = faults.for_wyoming() => {
+                #[cfg(feature = "fault-injection")]
+                wyoming.running.inject_fault();
+                continue;
+            }
+            () = stop.cancelled() => return wyoming.running.shutdown().await,
+        };
+        wyoming.component.down(cause);
+        let mut delay = backoff.after_death(started);
+        wyoming.running = loop {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stop.cancelled() => return,
+            }
+            match WyomingServer::bind(addr, Arc::clone(&parts.backend), parts.config.clone()).await {
+                Ok(server) => break server,
+                Err(e) => {
+                    tracing::error!(error = %e, "the wyoming listener could not be rebound; trying again");
+                    delay = backoff.after_death(Instant::now());
+                }
+            }
+        };
+        started = Instant::now();
+        wyoming.component.up();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_component_that_cannot_stay_up_waits_longer_each_time() {
+        let mut backoff = Backoff::new();
+        let just_now = Instant::now();
+        let delays: Vec<Duration> = (0..10).map(|_| backoff.after_death(just_now)).collect();
+        assert_eq!(delays[..3], [FIRST_BACKOFF, FIRST_BACKOFF * 2, FIRST_BACKOFF * 4]);
+        assert_eq!(*delays.last().unwrap(), MAX_BACKOFF);
+        let long_ago = Instant::now().checked_sub(STABLE_AFTER).unwrap();
+        assert_eq!(backoff.after_death(long_ago), FIRST_BACKOFF, "a stable component starts over");
+    }
+}
