@@ -145,7 +145,7 @@ impl Default for LimitsSection {
         Self {
             max_connections: 1000,
             max_connections_per_ip: 256,
-            max_pending_connections: 256,
+            max_pending_connections: 1024,
             max_connect_bytes: 65_536,
             max_inflight_messages: 100,
             max_queued_messages: 1000,
