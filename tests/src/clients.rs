@@ -181,6 +181,46 @@ impl V5Client {
         }
     }
 
+    /// Subscribes to several filters with their options; returns the SUBACK's codes.
+    pub async fn subscribe_filters(
+        &mut self,
+        filters: Vec<v5::mqttbytes::v5::Filter>,
+    ) -> Vec<v5::mqttbytes::v5::SubscribeReasonCode> {
+        self.client.subscribe_many(filters).await.unwrap();
+        self.suback().await
+    }
+
+    /// Subscribes with properties (a subscription identifier).
+    pub async fn subscribe_with(
+        &mut self,
+        filter: v5::mqttbytes::v5::Filter,
+        properties: v5::mqttbytes::v5::SubscribeProperties,
+    ) -> Vec<v5::mqttbytes::v5::SubscribeReasonCode> {
+        self.client.subscribe_many_with_properties([filter], properties).await.unwrap();
+        self.suback().await
+    }
+
+    async fn suback(&mut self) -> Vec<v5::mqttbytes::v5::SubscribeReasonCode> {
+        loop {
+            if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::SubAck(ack)) =
+                self.next_event().await.expect("connected")
+            {
+                return ack.return_codes;
+            }
+        }
+    }
+
+    /// The next PUBACK from the broker.
+    pub async fn puback(&mut self) -> v5::mqttbytes::v5::PubAck {
+        loop {
+            if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::PubAck(ack)) =
+                self.next_event().await.expect("connected")
+            {
+                return ack;
+            }
+        }
+    }
+
     pub async fn next_publish(&mut self) -> v5::mqttbytes::v5::Publish {
         loop {
             if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::Publish(p)) =
