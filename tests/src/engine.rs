@@ -42,6 +42,12 @@ impl TestEngine {
         TestEngine { engine }
     }
 
+    /// With what to do instead of exiting when a component that held client state dies.
+    pub async fn start_with(config: AliciaConfig, on_fatal: alicia::OnFatal) -> TestEngine {
+        let engine = Engine::start_with(config, on_fatal).await.expect("engine starts");
+        TestEngine { engine }
+    }
+
     pub async fn with_defaults() -> TestEngine {
         TestEngine::start(test_config()).await
     }

@@ -8,7 +8,9 @@
 //! - [`raw`]: hand-written MQTT bytes over a plain TCP socket, for bad input.
 //! - [`mosquitto`]: `mosquitto_pub` / `mosquitto_sub` as foreign peers.
 //! - [`voice`]: an engine with the real models, espeak speech, a Wyoming client.
+//! - [`bus_death`]: an engine whose fatal exit is caught, and clients that watch alerts.
 
+pub mod bus_death;
 pub mod clients;
 pub mod engine;
 pub mod mosquitto;

@@ -91,3 +91,21 @@ fn check_config_lists_every_error_with_its_path() {
         assert!(out.status.success(), "{env:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn max_connections_beyond_the_file_descriptor_limit_is_refused_at_start() {
+    let config = bus_config_dir().join("alicia.toml");
+    // The shipped max_connections (1,000) cannot fit a hard limit of 512 descriptors.
+    let script = format!(
+        "ulimit -Sn 512 && ulimit -Hn 512 && exec {} serve --config {} --mqtt-listen 127.0.0.1:0 --http-listen 127.0.0.1:0",
+        alicia_binary().display(),
+        config.display()
+    );
+    let out = Command::new("bash").args(["-c", &script]).stdin(Stdio::null()).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("limits.max_connections = 1000 needs 1256 file descriptors") && stderr.contains("512"),
+        "{stderr}"
+    );
+}

@@ -29,7 +29,7 @@ pub mod speech;
 mod supervised;
 mod supervision;
 
-pub use supervision::COMPONENT_FAILED_EXIT;
+pub use supervision::{OnFatal, COMPONENT_FAILED_EXIT};
 
 /// A running engine.
 pub struct Engine {
@@ -46,8 +46,15 @@ pub struct Engine {
 
 impl Engine {
     /// Starts everything; any listener that cannot bind fails the whole start with an
-    /// error naming its address. Call inside a multi-threaded tokio runtime.
+    /// error naming its address. Call inside a multi-threaded tokio runtime. A
+    /// component that dies with client state ends the process (exit status 70).
     pub async fn start(config: AliciaConfig) -> anyhow::Result<Engine> {
+        Engine::start_with(config, Arc::new(|code| std::process::exit(code))).await
+    }
+
+    /// [`Engine::start`], with what to do instead of exiting when a component that held
+    /// client state has died (`on_fatal` gets the exit status).
+    pub async fn start_with(config: AliciaConfig, on_fatal: OnFatal) -> anyhow::Result<Engine> {
         let metrics = alicia_http::recorder::install();
         alicia_voice_router::describe_metrics();
         let supervisor = Supervisor::new();
@@ -55,12 +62,9 @@ impl Engine {
         let supervision_stop = CancellationToken::new();
         let supervision = {
             let client = alicia_broker::LocalClient::connect(broker.bus(), "supervisor").await?;
-            tokio::spawn(supervision::run(
-                supervisor.clone(),
-                client,
-                config.engine.name.clone(),
-                supervision_stop.clone(),
-            ))
+            let reach =
+                supervision::Reach { client, bus: broker.bus().clone(), source: config.engine.name.clone(), on_fatal };
+            tokio::spawn(supervision::run(supervisor.clone(), reach, supervision_stop.clone()))
         };
         let services = CoreServices::start(&config, broker.bus()).await?;
         let voice = match speech::start(&config, broker.bus(), &supervisor).await {
@@ -125,13 +129,13 @@ impl Engine {
         self.broker.io_backend().as_str()
     }
 
-    /// Kills `component` (`voice-pipeline` or `wyoming`) as a bug would, so tests can
+    /// Kills `component` (`voice-pipeline`, `wyoming`, `mqtt-io-N` or `router`) as a bug would, so tests can
     /// watch the supervision notice and restart it; false if there is no such component
     /// running. Only with the `fault-injection` feature, which the engine's binary never
     /// has; nothing a client sends reaches this.
     #[cfg(feature = "fault-injection")]
     pub fn inject_fault(&self, component: &str) -> bool {
-        self.voice.as_ref().is_some_and(|voice| voice.inject_fault(component))
+        self.broker.inject_fault(component) || self.voice.as_ref().is_some_and(|voice| voice.inject_fault(component))
     }
 
     /// The registry of the engine's components and their status.

@@ -4,9 +4,10 @@
 //! process with a non-zero status after a short grace, so that `/healthz` and the alert
 //! are seen and the service manager starts a clean engine.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use alicia_broker::LocalClient;
+use alicia_broker::{BusHandle, LocalClient};
 use alicia_envelope::topics::MONITORING_ALERTS;
 use alicia_envelope::{Destination, Envelope, MessageType, Priority};
 use alicia_supervisor::{Event, OnFailure, Supervisor};
@@ -18,8 +19,22 @@ pub const COMPONENT_FAILED_EXIT: i32 = 70;
 /// health probe to see 503, short enough that clients come back within seconds.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
+/// What ends the process after a fatal failure: `std::process::exit` for the binary;
+/// an embedder (or a test) may decide otherwise.
+pub type OnFatal = Arc<dyn Fn(i32) + Send + Sync>;
+
+/// The ways the supervision reaches out.
+pub(crate) struct Reach {
+    pub client: LocalClient,
+    /// For an alert the router can no longer carry.
+    pub bus: BusHandle,
+    pub source: String,
+    pub on_fatal: OnFatal,
+}
+
 /// Publishes an alert for every failure and recovery; exits on a fatal failure.
-pub(crate) async fn run(supervisor: Supervisor, mut client: LocalClient, source: String, stop: CancellationToken) {
+pub(crate) async fn run(supervisor: Supervisor, reach: Reach, stop: CancellationToken) {
+    let Reach { mut client, bus, source, on_fatal } = reach;
     let mut events = supervisor.events();
     loop {
         let event = tokio::select! {
@@ -31,15 +46,17 @@ pub(crate) async fn run(supervisor: Supervisor, mut client: LocalClient, source:
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
             Err(_) => return,
         };
-        let alert = alert_envelope(&source, &event);
-        if let Err(e) = client.publish(MONITORING_ALERTS, alert.encode(), false).await {
-            tracing::warn!(error = %e, "cannot publish component alert");
+        let alert = alert_envelope(&source, &event).encode();
+        if let Err(e) = client.publish(MONITORING_ALERTS, alert.clone(), false).await {
+            tracing::warn!(error = %e, "the bus cannot carry the alert; handing it to subscribers directly");
+            bus.deliver_directly(MONITORING_ALERTS, alert);
         }
         if let Event::Down { component, on_failure: OnFailure::Exit, .. } = &event {
             let _ = client.flush(EXIT_GRACE / 2).await;
             tracing::error!(component, "a component holding client state died; exiting for a clean restart");
             tokio::time::sleep(EXIT_GRACE / 2).await;
-            std::process::exit(COMPONENT_FAILED_EXIT);
+            on_fatal(COMPONENT_FAILED_EXIT);
+            return;
         }
     }
 }

@@ -29,6 +29,7 @@ mod budget;
 mod bus;
 mod codec;
 mod context;
+mod fd_limit;
 mod handshake;
 mod io;
 mod limits;
@@ -79,6 +80,8 @@ pub enum BrokerError {
     Link(#[from] router::LinkError),
     #[error("cannot start the local node: {0}")]
     LocalNode(std::io::Error),
+    #[error("{0}")]
+    FdLimit(String),
 }
 
 /// A running broker. Dropping it without [`Broker::shutdown`] leaves threads running.
@@ -96,6 +99,10 @@ impl Broker {
     /// tokio runtime. Each io thread registers with `supervisor`: one that dies took its
     /// clients' sessions with it, so its failure ends the process.
     pub async fn start(config: &AliciaConfig, supervisor: &Supervisor) -> Result<Broker, BrokerError> {
+        let fds = fd_limit::raise()
+            .map_err(|e| BrokerError::FdLimit(format!("cannot read the file descriptor limit: {e}")))?;
+        fd_limit::check(config.limits.max_connections, fds).map_err(BrokerError::FdLimit)?;
+        tracing::debug!(soft = fds.soft, hard = fds.hard, "file descriptor limit");
         let backend = io::choose_backend(config.mqtt.io)?;
         let listener = listener::bind(config.mqtt.listen).await?;
         let mqtt_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
@@ -138,8 +145,14 @@ impl Broker {
             .await
             .map_err(|e| LinkError(e.to_string()))??
         };
+        // Every component that fails here takes state the engine cannot rebuild in
+        // place (the clients' sessions, the log's order), so each ends the process.
+        let router_component = supervisor.register("router", OnFailure::Exit);
         let local_link = links.pop().expect("one link per node");
-        let bus = BusHandle::start(ctx.clone(), io_threads as u16, local_link).map_err(BrokerError::LocalNode)?;
+        let local_component = supervisor.register("bus-local", OnFailure::Exit);
+        let bus =
+            BusHandle::start(ctx.clone(), io_threads as u16, local_link, local_component, router_component.clone())
+                .map_err(BrokerError::LocalNode)?;
         let seeds = links
             .into_iter()
             .enumerate()
@@ -148,9 +161,11 @@ impl Broker {
                 ctx: ctx.clone(),
                 link,
                 component: supervisor.register(format!("mqtt-io-{i}"), OnFailure::Exit),
+                router: router_component.clone(),
             })
             .collect();
         let workers = Arc::new(IoWorkers::start(backend, seeds, stop.clone())?);
+        bus.set_nodes(workers.inboxes());
         ::metrics::gauge!("alicia_mqtt_io_backend_info", "backend" => backend.as_str()).set(1.0);
         spawn_upkeep(ctx.clone());
         let acceptor = tokio::spawn(listener::accept_loop(listener, workers.clone(), ctx.clone(), stop));
@@ -171,6 +186,21 @@ impl Broker {
     /// For in-process services: how they join the bus.
     pub fn bus(&self) -> &BusHandle {
         &self.bus
+    }
+
+    /// Kills a component as a bug would, so tests can watch the supervision notice:
+    /// `mqtt-io-N` (its thread panics), `router` (rumqttd's router thread panics).
+    /// Only with the `fault-injection` feature, which the engine's binary never has.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_fault(&self, component: &str) -> bool {
+        if component == "router" {
+            self.bus.kill_router();
+            return true;
+        }
+        let Some(node) = component.strip_prefix("mqtt-io-").and_then(|n| n.parse::<usize>().ok()) else {
+            return false;
+        };
+        self.workers.inboxes().get(node).is_some_and(|inbox| inbox.send(io::NodeCommand::Fail).is_ok())
     }
 
     /// Stops accepting, lets every node read what was published before the stop,

@@ -7,10 +7,12 @@
 //! keep up loses deliveries (counted), never stalls the bus.
 
 use std::cell::RefCell;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use alicia_supervisor::{panic_message, Component};
 use bytes::Bytes;
 use futures::FutureExt;
 use parking_lot::Mutex;
@@ -21,6 +23,7 @@ use tokio::sync::oneshot;
 
 use crate::bus::{self, Entry, Message, Routed};
 use crate::context::Context;
+use crate::io::NodeCommand;
 use crate::metrics::DropReason;
 use crate::retained::RetainedStore;
 use crate::router::{send_batch, LinkError, NodeLink};
@@ -38,9 +41,20 @@ pub struct LocalMessage {
 }
 
 enum Command {
-    Register { inbox: flume::Sender<LocalMessage>, reply: oneshot::Sender<u32> },
-    Subscribe { client: u32, filter: String, reply: oneshot::Sender<()> },
-    Unregister { client: u32 },
+    Register {
+        inbox: flume::Sender<LocalMessage>,
+        reply: oneshot::Sender<u32>,
+    },
+    Subscribe {
+        client: u32,
+        filter: String,
+        reply: oneshot::Sender<()>,
+    },
+    Unregister {
+        client: u32,
+    },
+    /// A message for the local clients that does not go through the router.
+    Deliver(Message),
 }
 
 /// The handle in-process services connect through. Cheap to clone.
@@ -50,6 +64,8 @@ pub struct BusHandle {
     node: u16,
     tx: Arc<Mutex<LinkTx>>,
     commands: flume::Sender<Command>,
+    /// The io nodes, once they run: for [`BusHandle::deliver_directly`].
+    nodes: Arc<OnceLock<Vec<flume::Sender<NodeCommand>>>>,
 }
 
 impl std::fmt::Debug for BusHandle {
@@ -59,19 +75,67 @@ impl std::fmt::Debug for BusHandle {
 }
 
 impl BusHandle {
-    /// Starts the local node's thread.
-    pub(crate) fn start(ctx: Arc<Context>, node: u16, link: NodeLink) -> std::io::Result<BusHandle> {
+    /// Starts the local node's thread; its death (and the router's, which it sees as
+    /// its link closing) is reported to the supervisor.
+    pub(crate) fn start(
+        ctx: Arc<Context>,
+        node: u16,
+        link: NodeLink,
+        component: Component,
+        router: Component,
+    ) -> std::io::Result<BusHandle> {
         let (commands, inbox) = flume::unbounded();
         let NodeLink { tx, rx } = link;
         let reader_ctx = ctx.clone();
         std::thread::Builder::new().name("bus-local".into()).spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime,
-                Err(e) => return tracing::error!(error = %e, "cannot build the local node's runtime"),
+            let stop = reader_ctx.stop.clone();
+            let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot build the local node's runtime: {e}"))?;
+                runtime.block_on(run(reader_ctx, node, rx, inbox, router))
+            }));
+            let cause = match ran {
+                Ok(Ok(())) => return,
+                Ok(Err(cause)) => cause,
+                Err(panic) => panic_message(panic.as_ref()),
             };
-            runtime.block_on(run(reader_ctx, node, rx, inbox));
+            if !stop.is_cancelled() {
+                component.down(cause);
+            }
         })?;
-        Ok(BusHandle { ctx, node, tx: Arc::new(Mutex::new(tx)), commands })
+        Ok(BusHandle { ctx, node, tx: Arc::new(Mutex::new(tx)), commands, nodes: Arc::new(OnceLock::new()) })
+    }
+
+    pub(crate) fn set_nodes(&self, nodes: Vec<flume::Sender<NodeCommand>>) {
+        let _ = self.nodes.set(nodes);
+    }
+
+    /// Hands a message to every subscriber without the router: how the engine still
+    /// says "the router died" to its clients before it exits.
+    pub fn deliver_directly(&self, topic: &str, payload: Bytes) {
+        let message = Message {
+            topic: Bytes::copy_from_slice(topic.as_bytes()),
+            payload,
+            qos: 0,
+            retain: false,
+            properties: None,
+            publisher: None,
+        };
+        for node in self.nodes.get().into_iter().flatten() {
+            let _ = node.send(NodeCommand::Deliver(message.clone()));
+        }
+        let _ = self.commands.send(Command::Deliver(message));
+    }
+
+    /// Makes rumqttd's router thread panic, the way a topic starting with a non-ASCII
+    /// character did before the engine kept real topics away from it (tests of the
+    /// supervision only).
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn kill_router(&self) {
+        let publish = rumqttd::protocol::Publish::new(Bytes::from_static("é".as_bytes()), Bytes::new(), false);
+        let _ = send_batch(&mut self.tx.lock(), &mut vec![Packet::Publish(publish, None)]);
     }
 
     /// Appends one message for an in-process client, after waiting for room in the log.
@@ -87,8 +151,7 @@ impl BusHandle {
             bus::to_router(Entry::Message(message), &self.ctx.tags[self.node as usize], &self.ctx.large);
         self.ctx.log.appended(bus::entry_size(&publish));
         let mut batch = vec![Packet::Publish(publish, properties)];
-        send_batch(&mut self.tx.lock(), &mut batch);
-        Ok(())
+        send_batch(&mut self.tx.lock(), &mut batch)
     }
 }
 
@@ -203,8 +266,15 @@ struct LocalNode {
     matched: Vec<u32>,
 }
 
-async fn run(ctx: Arc<Context>, id: u16, mut rx: LinkRx, commands: flume::Receiver<Command>) {
+async fn run(
+    ctx: Arc<Context>,
+    id: u16,
+    mut rx: LinkRx,
+    commands: flume::Receiver<Command>,
+    router: Component,
+) -> Result<(), String> {
     let stop = ctx.stop.clone();
+    let mut router_gone = false;
     let node = Rc::new(RefCell::new(LocalNode {
         ctx,
         id,
@@ -220,9 +290,9 @@ async fn run(ctx: Arc<Context>, id: u16, mut rx: LinkRx, commands: flume::Receiv
             biased;
             command = commands.recv_async() => match command {
                 Ok(command) => node.borrow_mut().command(command),
-                Err(_) => return,
+                Err(_) => return Ok(()),
             },
-            n = rx.next() => {
+            n = rx.next(), if !router_gone => {
                 let mut next = n;
                 let mut bytes = 0;
                 let mut unscheduled = false;
@@ -235,7 +305,13 @@ async fn run(ctx: Arc<Context>, id: u16, mut rx: LinkRx, commands: flume::Receiv
                         }
                         Ok(Some(Notification::Unschedule)) => unscheduled = true,
                         Ok(_) => {}
-                        Err(e) => return tracing::error!(error = %e, "local node: router link closed"),
+                        Err(e) => {
+                            // Keep serving commands: direct deliveries still reach the
+                            // local clients until the engine exits.
+                            router.down(format!("router link closed: {e}"));
+                            router_gone = true;
+                            break;
+                        }
                     }
                     match rx.next().now_or_never() {
                         Some(n) => next = n,
@@ -244,11 +320,12 @@ async fn run(ctx: Arc<Context>, id: u16, mut rx: LinkRx, commands: flume::Receiv
                 }
                 node.ctx.log.read(node.id as usize, bytes);
                 drop(node);
-                if unscheduled && rx.wake().await.is_err() {
-                    return;
+                if unscheduled && !router_gone && rx.wake().await.is_err() {
+                    router.down("router link closed");
+                    router_gone = true;
                 }
             }
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return Ok(()),
         }
     }
 }
@@ -280,6 +357,7 @@ impl LocalNode {
                 }
                 let _ = reply.send(());
             }
+            Command::Deliver(message) => self.route(message),
             Command::Unregister { client } => {
                 for filter in std::mem::take(&mut self.subscriptions[client as usize]) {
                     self.trie.remove(&filter, client);
@@ -291,12 +369,15 @@ impl LocalNode {
     }
 
     fn read_entry(&mut self, forward: rumqttd::Forward) {
-        let message = match bus::from_router(forward, &self.ctx.large) {
-            Ok((_, Entry::Message(message))) => message,
+        match bus::from_router(forward, &self.ctx.large) {
+            Ok((_, Entry::Message(message))) => self.route(message),
             // Shared subscriptions have no members here.
-            Ok((_, Entry::Control(_))) => return,
-            Err(e) => return tracing::error!(error = %e, "local node: unreadable log entry"),
-        };
+            Ok((_, Entry::Control(_))) => {}
+            Err(e) => tracing::error!(error = %e, "local node: unreadable log entry"),
+        }
+    }
+
+    fn route(&mut self, message: Message) {
         let routed = Rc::new(Routed::new(message, Instant::now()));
         if routed.message.retain {
             self.retained.apply(&routed);

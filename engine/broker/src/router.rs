@@ -116,8 +116,8 @@ impl RouterHandle {
 /// Hands a batch of entries to the router with at most one wake-up event: the router
 /// drains a link's whole buffer per event, so while the buffer holds entries an event
 /// for it is still queued and none is needed.
-pub(crate) fn send_batch(tx: &mut LinkTx, batch: &mut Vec<Packet>) {
-    let Some(last) = batch.pop() else { return };
+pub(crate) fn send_batch(tx: &mut LinkTx, batch: &mut Vec<Packet>) -> Result<(), LinkError> {
+    let Some(last) = batch.pop() else { return Ok(()) };
     let last = {
         // Under the buffer's lock the router cannot drain it between the look and the
         // push: a non-empty buffer has its event queued.
@@ -134,10 +134,11 @@ pub(crate) fn send_batch(tx: &mut LinkTx, batch: &mut Vec<Packet>) {
     if let Some(last) = last {
         // `send` never waits here: the router's queue cannot fill (see above), and the
         // future completes on its first poll.
-        match tx.send(last).now_or_never() {
-            Some(Ok(_)) => {}
-            Some(Err(e)) => tracing::error!(error = %e, "router gone: entries lost"),
-            None => tracing::error!("router link send did not complete at once"),
-        }
+        return match tx.send(last).now_or_never() {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(LinkError(format!("the router is gone: {e}"))),
+            None => Err(LinkError("router link send did not complete at once".into())),
+        };
     }
+    Ok(())
 }

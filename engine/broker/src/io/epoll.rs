@@ -8,10 +8,15 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::NodeCommand;
 use super::{serve, NodeSeed, SocketReader, SocketWriter};
 use crate::session::{attach, Handoff};
 
-pub(super) fn run_node(seed: NodeSeed, inbox: flume::Receiver<Handoff>, stop: CancellationToken) -> Result<(), String> {
+pub(super) fn run_node(
+    seed: NodeSeed,
+    inbox: flume::Receiver<NodeCommand>,
+    stop: CancellationToken,
+) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -24,10 +24,23 @@ use bytes::{Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::bus::Message;
 use crate::context::Context;
 use crate::node::Node;
 use crate::router::NodeLink;
 use crate::session::Handoff;
+
+/// What a node's thread is asked to do.
+pub(crate) enum NodeCommand {
+    /// Run a connection whose client id hashes to this node.
+    Connect(Handoff),
+    /// Deliver a message to this node's sessions without the router (an engine alert
+    /// when the router is gone).
+    Deliver(Message),
+    /// Die as a bug would (tests of the supervision only).
+    #[cfg(feature = "fault-injection")]
+    Fail,
+}
 
 /// Reading half of a client socket.
 pub(crate) trait SocketReader: 'static {
@@ -93,11 +106,13 @@ pub(crate) struct NodeSeed {
     pub link: NodeLink,
     /// Reports the thread's death to the supervisor.
     pub component: Component,
+    /// Reports the router's: a node sees it when its link closes.
+    pub router: Component,
 }
 
 /// The io threads.
 pub(crate) struct IoWorkers {
-    inboxes: Vec<flume::Sender<Handoff>>,
+    inboxes: Vec<flume::Sender<NodeCommand>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -111,7 +126,7 @@ impl IoWorkers {
         let mut inboxes = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         for seed in seeds {
-            let (tx, rx) = flume::unbounded::<Handoff>();
+            let (tx, rx) = flume::unbounded::<NodeCommand>();
             let stop = stop.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("mqtt-io-{}", seed.id))
@@ -132,7 +147,12 @@ impl IoWorkers {
     pub(crate) fn dispatch(&self, node: usize, handoff: Handoff) {
         // A node only goes away at shutdown (or when it died, which ends the process);
         // the socket is then simply closed.
-        let _ = self.inboxes[node].send(handoff);
+        let _ = self.inboxes[node].send(NodeCommand::Connect(handoff));
+    }
+
+    /// The command senders, for deliveries that must not need the router.
+    pub(crate) fn inboxes(&self) -> Vec<flume::Sender<NodeCommand>> {
+        self.inboxes.clone()
     }
 
     /// Closes the inboxes and waits for every node (and so every connection) to finish.
@@ -146,7 +166,7 @@ impl IoWorkers {
 
 /// An io thread's whole life; its death (a panic anywhere outside one connection's
 /// task, or its reading loop ending before shutdown) is reported, not swallowed.
-fn run_node(backend: ActiveBackend, seed: NodeSeed, inbox: flume::Receiver<Handoff>, stop: CancellationToken) {
+fn run_node(backend: ActiveBackend, seed: NodeSeed, inbox: flume::Receiver<NodeCommand>, stop: CancellationToken) {
     let component = seed.component.clone();
     let ran = std::panic::catch_unwind(AssertUnwindSafe(|| match backend {
         ActiveBackend::Uring => uring::run_node(seed, inbox, stop.clone()),
@@ -166,7 +186,7 @@ fn run_node(backend: ActiveBackend, seed: NodeSeed, inbox: flume::Receiver<Hando
 /// handoff; at shutdown, wait for the connections to close.
 async fn serve<F, Fut>(
     seed: NodeSeed,
-    inbox: flume::Receiver<Handoff>,
+    inbox: flume::Receiver<NodeCommand>,
     stop: CancellationToken,
     mut connect: F,
 ) -> Result<(), String>
@@ -174,26 +194,38 @@ where
     F: FnMut(Rc<Node>, Handoff) -> Option<Fut>,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    let NodeSeed { id, ctx, link, .. } = seed;
+    let NodeSeed { id, ctx, link, component, router } = seed;
     let node = Rc::new(Node::new(id, ctx, link.tx));
-    let mut reading = tokio::task::spawn_local(node.clone().run(link.rx));
+    let mut reading = Some(tokio::task::spawn_local(node.clone().run(link.rx)));
     let sweeping = tokio::task::spawn_local(node.clone().sweep_keep_alives());
     let result = loop {
         tokio::select! {
-            handoff = inbox.recv_async() => match handoff {
-                Ok(handoff) => {
+            command = inbox.recv_async() => match command {
+                Ok(NodeCommand::Connect(handoff)) => {
                     if let Some(connection) = connect(node.clone(), handoff) {
                         tokio::task::spawn_local(connection);
                     }
                 }
+                Ok(NodeCommand::Deliver(message)) => node.route(message),
+                #[cfg(feature = "fault-injection")]
+                Ok(NodeCommand::Fail) => panic!("fault injected into node {id}"),
                 Err(_) => break Ok(()),
             },
             _ = stop.cancelled() => break Ok(()),
-            ended = &mut reading => {
-                break Err(match ended {
+            ended = async { reading.as_mut().expect("guarded").await }, if reading.is_some() => {
+                reading = None;
+                let cause = match ended {
+                    Ok(Ok(())) => break Ok(()),
+                    Ok(Err(cause)) => {
+                        router.down(cause.clone());
+                        cause
+                    }
                     Err(e) if e.is_panic() => panic_message(e.into_panic().as_ref()),
-                    _ => format!("node {id} stopped reading the router's log"),
-                });
+                    Err(_) => format!("node {id} stopped reading the router's log"),
+                };
+                // Its clients stay connected: an alert about this can still reach them
+                // directly before the engine exits.
+                component.down(cause);
             }
         }
     };

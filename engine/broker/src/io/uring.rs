@@ -10,6 +10,7 @@ use tokio_uring::buf::BoundedBuf;
 use tokio_uring::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::NodeCommand;
 use super::{serve, NodeSeed, SocketReader, SocketWriter};
 use crate::session::{attach, Handoff};
 
@@ -22,7 +23,11 @@ pub(super) fn probe() -> io::Result<()> {
         .unwrap_or_else(|_| Err(io::Error::other("io_uring probe panicked")))
 }
 
-pub(super) fn run_node(seed: NodeSeed, inbox: flume::Receiver<Handoff>, stop: CancellationToken) -> Result<(), String> {
+pub(super) fn run_node(
+    seed: NodeSeed,
+    inbox: flume::Receiver<NodeCommand>,
+    stop: CancellationToken,
+) -> Result<(), String> {
     tokio_uring::start(serve(seed, inbox, stop, |node, Handoff { stream, client }| {
         let _ = stream.set_nodelay(true);
         // io_uring waits for readiness itself; a non-blocking fd can surface EAGAIN.

@@ -136,16 +136,19 @@ impl Node {
     pub(crate) fn flush(&self) {
         let mut outbox = self.outbox.borrow_mut();
         if !outbox.is_empty() {
-            crate::router::send_batch(&mut self.link_tx.borrow_mut(), &mut outbox);
+            if let Err(e) = crate::router::send_batch(&mut self.link_tx.borrow_mut(), &mut outbox) {
+                outbox.clear();
+                tracing::error!(node = self.id, error = %e, "entries lost");
+            }
         }
     }
 
-    /// Reads the log until the router goes away.
-    pub(crate) async fn run(self: Rc<Self>, mut rx: LinkRx) {
+    /// Reads the log until the engine stops; an error means the router is gone.
+    pub(crate) async fn run(self: Rc<Self>, mut rx: LinkRx) -> Result<(), String> {
         loop {
             let first = tokio::select! {
                 n = rx.next() => n,
-                _ = self.ctx.stop.cancelled() => return,
+                _ = self.ctx.stop.cancelled() => return Ok(()),
             };
             let mut next = first;
             let mut bytes = 0;
@@ -158,10 +161,7 @@ impl Node {
                     }
                     Ok(Some(Notification::Unschedule)) => unscheduled = true,
                     Ok(_) => {}
-                    Err(e) => {
-                        tracing::error!(node = self.id, error = %e, "router link closed");
-                        return;
-                    }
+                    Err(e) => return Err(format!("router link closed: {e}")),
                 }
                 match rx.next().now_or_never() {
                     Some(n) => next = n,
@@ -170,8 +170,8 @@ impl Node {
             }
             self.ctx.log.read(self.id as usize, bytes);
             self.flush();
-            if unscheduled && rx.wake().await.is_err() {
-                return;
+            if unscheduled {
+                rx.wake().await.map_err(|e| format!("router link closed: {e}"))?;
             }
         }
     }
@@ -193,8 +193,9 @@ impl Node {
         }
     }
 
-    /// Delivers a message to every session on this node that should have it.
-    fn route(&self, message: Message) {
+    /// Delivers a message to every session on this node that should have it (from the
+    /// log; or, when the router is gone, straight from the engine).
+    pub(crate) fn route(&self, message: Message) {
         let now = Instant::now();
         let routed = Rc::new(Routed::new(message, now));
         if routed.message.retain {

@@ -22,6 +22,8 @@ use crate::node::Node;
 
 /// A timer's longest single sleep; longer waits (a session expiry of 136 years) re-arm.
 const MAX_SLEEP: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long a client may go on sending after the broker's DISCONNECT.
+const DRAIN_BEFORE_CLOSE: Duration = Duration::from_secs(1);
 
 /// A CONNECT the listener accepted, on its way to the client id's node.
 #[derive(Debug)]
@@ -104,6 +106,9 @@ pub(crate) fn attach<R: SocketReader, W: SocketWriter>(
         conn.close(reason);
         let reason = conn.reason();
         let _ = writer.await;
+        if reason.disconnect_code().is_some() && reason != CloseReason::ServerShutdown {
+            drain_before_close(&mut reader).await;
+        }
         if let Some(refusal) = reason.refusal() {
             node.ctx.metrics.refused(refusal);
         }
@@ -113,6 +118,24 @@ pub(crate) fn attach<R: SocketReader, W: SocketWriter>(
         drop(permit);
         drop(live);
     }
+}
+
+/// After the broker's DISCONNECT, reads (and drops) what the client still sends, until
+/// it closes or a second passes: closing a socket with unread bytes makes the kernel
+/// reset the connection, and the client might lose the DISCONNECT that said why.
+async fn drain_before_close<R: SocketReader>(reader: &mut R) {
+    let drain = async {
+        let mut buf = BytesMut::new();
+        loop {
+            buf.clear();
+            let (result, returned) = reader.read(buf, 512).await;
+            buf = returned;
+            if !matches!(result, Ok(n) if n > 0) {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_BEFORE_CLOSE, Box::pin(drain)).await;
 }
 
 /// Finds, takes over, resumes or creates the session and queues the CONNACK. `None`
