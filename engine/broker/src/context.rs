@@ -3,12 +3,12 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::budget::ByteBudget;
 use crate::bus::large::LargePayloads;
+use crate::bus::tags::Tags;
 use crate::limits::Limits;
 use crate::metrics::BrokerMetrics;
 use crate::retained::RetainedIndex;
@@ -22,8 +22,8 @@ pub(crate) struct Context {
     pub log: LogWatch,
     /// Sessions held by all nodes (for `max_sessions`).
     pub sessions: AtomicUsize,
-    /// Each node's topic in the router (the node's index as text).
-    pub tags: Vec<Bytes>,
+    /// Each node's topics in the router.
+    pub tags: Tags,
     pub stop: CancellationToken,
 }
 

@@ -50,7 +50,6 @@ use std::time::Duration;
 
 use alicia_config::AliciaConfig;
 use alicia_supervisor::{OnFailure, Supervisor};
-use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 pub use codec::MqttVersion;
@@ -130,10 +129,7 @@ impl Broker {
             retained: RetainedIndex::new(limits.max_retained_messages, limits.max_retained_bytes),
             log: LogWatch::new(nodes, settings.window_bytes()),
             sessions: AtomicUsize::new(0),
-            // Leaked once at start: each node's router topic clones for free.
-            tags: (0..nodes)
-                .map(|i| Bytes::from_static(Box::leak(i.to_string().into_boxed_str()).as_bytes()))
-                .collect(),
+            tags: bus::tags::Tags::new(nodes),
             stop: stop.clone(),
             limits,
         });

@@ -147,8 +147,7 @@ impl BusHandle {
                 .map_err(|r| LinkError(format!("retained message refused: {r:?}")))?;
         }
         self.ctx.log.room().await;
-        let (publish, properties) =
-            bus::to_router(Entry::Message(message), &self.ctx.tags[self.node as usize], &self.ctx.large);
+        let (publish, properties) = bus::to_router(Entry::Message(message), self.node, &self.ctx.tags, &self.ctx.large);
         self.ctx.log.appended(bus::entry_size(&publish));
         let mut batch = vec![Packet::Publish(publish, properties)];
         send_batch(&mut self.tx.lock(), &mut batch)

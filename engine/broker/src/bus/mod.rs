@@ -3,9 +3,10 @@
 //! The router is the engine's one ordered log between threads: every application
 //! message and every control entry is appended to it once, and every node (each io
 //! thread, and the in-process services' node) reads all of it in the same order. The
-//! router sees a bounded set of topics (one per node: who appended the entry) and one
-//! filter, so none of its per-topic and per-filter state can grow with what clients
-//! send; what the message is about travels in the PUBLISH properties:
+//! router sees a bounded set of topics (a few per node, see [`tags`]: who appended the
+//! entry, padded to what it costs) and one filter, so none of its per-topic and
+//! per-filter state can grow with what clients send; what the message is about travels
+//! in the PUBLISH properties:
 //!
 //! - `correlation_data` holds the real topic; when the message also has a message
 //!   expiry interval or correlation data, it holds `0xFF` (which never starts UTF-8),
@@ -19,11 +20,12 @@
 //!   out of `message_expiry_interval`, because the router drops an entry whose interval
 //!   has run out instead of delivering it, and every node must read every entry.
 //!
-//! Payloads of [`LARGE_PAYLOAD`](crate::limits::LARGE_PAYLOAD) bytes and more travel
-//! beside the log ([`large`]), so the log never pins big buffers.
+//! Messages that cost more than the largest class (a large payload, long topics or
+//! properties) travel beside the log ([`large`]), so the log never pins big buffers.
 
 pub(crate) mod control;
 pub(crate) mod large;
+pub(crate) mod tags;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rumqttd::protocol::{Publish, PublishProperties};
@@ -31,8 +33,7 @@ use rumqttd::Forward;
 
 pub(crate) use control::Control;
 use large::LargePayloads;
-
-use crate::limits::LARGE_PAYLOAD;
+use tags::Tags;
 
 /// Where a session lives: its node, its slot there, and which occupant of the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,6 +82,17 @@ impl Message {
 
     pub(crate) fn expiry_interval(&self) -> Option<u32> {
         self.properties.as_ref().and_then(|p| p.message_expiry_interval)
+    }
+
+    /// The bytes it carries: topic, payload and what its properties hold.
+    pub(crate) fn footprint(&self) -> usize {
+        let properties = self.properties.as_ref().map_or(0, |p| {
+            p.response_topic.as_ref().map_or(0, String::len)
+                + p.correlation_data.as_ref().map_or(0, Bytes::len)
+                + p.content_type.as_ref().map_or(0, String::len)
+                + p.user_properties.iter().map(|(k, v)| 48 + k.len() + v.len()).sum::<usize>()
+        });
+        self.topic.len() + self.payload.len() + properties
     }
 }
 
@@ -157,19 +169,32 @@ pub(crate) enum BusError {
     BadControl,
 }
 
-/// Turns an entry into what the router appends. `origin` is the appending node's
-/// router topic.
-pub(crate) fn to_router(entry: Entry, origin: &Bytes, large: &LargePayloads) -> (Publish, Option<PublishProperties>) {
+/// Turns an entry into what the router appends, from node `node`.
+pub(crate) fn to_router(
+    entry: Entry,
+    node: u16,
+    tags: &Tags,
+    large: &LargePayloads,
+) -> (Publish, Option<PublishProperties>) {
     match entry {
-        Entry::Message(message) => message_to_router(message, origin, large),
+        Entry::Message(message) => match tags.for_cost(node, message.footprint() + tags::ENTRY_OVERHEAD) {
+            Some(tag) => message_to_router(message, tag),
+            None => {
+                // Too big for the log: it holds a handle, the message waits beside it.
+                let properties =
+                    PublishProperties { payload_format_indicator: Some(Flags::LARGE), ..Default::default() };
+                let handle = Bytes::copy_from_slice(&large.insert(message).to_be_bytes());
+                (Publish::new(tags.small(node).clone(), handle, false), Some(properties))
+            }
+        },
         Entry::Control(control) => {
             let properties = PublishProperties { payload_format_indicator: Some(Flags::CONTROL), ..Default::default() };
-            (Publish::new(origin.clone(), control.encode(), false), Some(properties))
+            (Publish::new(tags.small(node).clone(), control.encode(), false), Some(properties))
         }
     }
 }
 
-fn message_to_router(message: Message, origin: &Bytes, large: &LargePayloads) -> (Publish, Option<PublishProperties>) {
+fn message_to_router(message: Message, tag: &Bytes) -> (Publish, Option<PublishProperties>) {
     let Message { topic, payload, qos, retain, properties, publisher } = message;
     let mut p = properties.unwrap_or_default();
     let mut flags = (qos & 0b11) << Flags::QOS_SHIFT;
@@ -199,27 +224,23 @@ fn message_to_router(message: Message, origin: &Bytes, large: &LargePayloads) ->
         flags |= Flags::PUBLISHER;
         p.user_properties.push((PUBLISHER_KEY.to_string(), key.encode()));
     }
-    let payload = if payload.len() >= LARGE_PAYLOAD {
-        flags |= Flags::LARGE;
-        Bytes::copy_from_slice(&large.insert(payload).to_be_bytes())
-    } else {
-        payload
-    };
     p.payload_format_indicator = Some(flags);
-    (Publish::new(origin.clone(), payload, false), Some(p))
+    (Publish::new(tag.clone(), payload, false), Some(p))
 }
 
 /// Reads an entry back; returns the index of the node that appended it too.
 pub(crate) fn from_router(forward: Forward, large: &LargePayloads) -> Result<(u16, Entry), BusError> {
-    let origin = std::str::from_utf8(&forward.publish.topic)
-        .ok()
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or(BusError::UnknownOrigin)?;
+    let origin = tags::origin(&forward.publish.topic).ok_or(BusError::UnknownOrigin)?;
     let mut p = forward.properties.ok_or(BusError::NoHeader)?;
     let flags = p.payload_format_indicator.ok_or(BusError::NoHeader)?;
     let payload = forward.publish.payload;
     if flags & Flags::CONTROL != 0 {
         return Control::decode(&payload).map(|c| (origin, Entry::Control(c))).ok_or(BusError::BadControl);
+    }
+    if flags & Flags::LARGE != 0 {
+        let id = <[u8; 8]>::try_from(&payload[..]).map(u64::from_be_bytes).map_err(|_| BusError::NoHeader)?;
+        let message = large.take(id).ok_or(BusError::LargePayloadGone(id))?;
+        return Ok((origin, Entry::Message(message)));
     }
     let topic = match p.correlation_data.take().ok_or(BusError::NoHeader)? {
         combined if combined.first() == Some(&COMBINED_TOPIC) => {
@@ -243,12 +264,6 @@ pub(crate) fn from_router(forward: Forward, large: &LargePayloads) -> Result<(u1
     } else {
         None
     };
-    let payload = if flags & Flags::LARGE != 0 {
-        let id = <[u8; 8]>::try_from(&payload[..]).map(u64::from_be_bytes).map_err(|_| BusError::NoHeader)?;
-        large.take(id).ok_or(BusError::LargePayloadGone(id))?
-    } else {
-        payload
-    };
     p.payload_format_indicator = (flags & Flags::INDICATOR_PRESENT != 0).then_some(flags & Flags::INDICATOR_VALUE);
     let properties = (p != PublishProperties::default()).then_some(p);
     let message = Message {
@@ -267,7 +282,7 @@ mod tests {
     use super::*;
 
     fn through_router(entry: Entry, large: &LargePayloads) -> (u16, Entry) {
-        let (publish, properties) = to_router(entry, &Bytes::from_static(b"3"), large);
+        let (publish, properties) = to_router(entry, 3, &Tags::new(4), large);
         let forward = Forward { cursor: None, size: 0, publish, properties };
         from_router(forward, large).unwrap()
     }
@@ -320,7 +335,7 @@ mod tests {
                 correlation_data: correlation,
                 ..Default::default()
             });
-            let (publish, properties) = to_router(Entry::Message(message.clone()), &Bytes::from_static(b"0"), &large);
+            let (publish, properties) = to_router(Entry::Message(message.clone()), 0, &Tags::new(1), &large);
             assert_eq!(properties.as_ref().unwrap().message_expiry_interval, None, "the router never sees an expiry");
             let forward = Forward { cursor: None, size: 0, publish, properties };
             assert_eq!(from_router(forward, &large).unwrap().1, Entry::Message(message));
@@ -328,17 +343,35 @@ mod tests {
     }
 
     #[test]
-    fn large_payloads_travel_beside_the_log() {
+    fn large_messages_travel_beside_the_log() {
         let large = LargePayloads::new(2);
         let mut message = plain("big");
-        message.payload = Bytes::from(vec![7u8; LARGE_PAYLOAD]);
-        let (publish, properties) = to_router(Entry::Message(message.clone()), &Bytes::from_static(b"0"), &large);
+        message.payload = Bytes::from(vec![7u8; 64 * 1024]);
+        let (publish, properties) = to_router(Entry::Message(message.clone()), 0, &Tags::new(1), &large);
         assert_eq!(publish.payload.len(), 8, "the log holds a handle, not the payload");
         let forward = Forward { cursor: None, size: 0, publish, properties };
         assert_eq!(from_router(forward.clone(), &large).unwrap().1, Entry::Message(message.clone()));
         assert_eq!(from_router(forward.clone(), &large).unwrap().1, Entry::Message(message));
         assert_eq!(large.held(), 0, "released once every reader took it");
         assert!(matches!(from_router(forward, &large), Err(BusError::LargePayloadGone(_))));
+    }
+
+    #[test]
+    fn what_an_entry_costs_picks_its_topic_and_long_topics_go_beside_the_log() {
+        let large = LargePayloads::new(1);
+        let tags = Tags::new(1);
+        let mut message = plain("t");
+        let (publish, _) = to_router(Entry::Message(message.clone()), 0, &tags, &large);
+        assert_eq!(publish.topic.len(), 512);
+        message.topic = Bytes::from("l".repeat(4000));
+        let (publish, _) = to_router(Entry::Message(message.clone()), 0, &tags, &large);
+        assert_eq!(publish.topic.len(), 8192, "the router counts the topic it cannot see");
+        message.properties =
+            Some(PublishProperties { user_properties: vec![("k".into(), "v".repeat(40_000))], ..Default::default() });
+        let (publish, properties) = to_router(Entry::Message(message.clone()), 0, &tags, &large);
+        assert_eq!(publish.payload.len(), 8);
+        let forward = Forward { cursor: None, size: 0, publish, properties };
+        assert_eq!(from_router(forward, &large).unwrap().1, Entry::Message(message));
     }
 
     #[test]

@@ -127,7 +127,7 @@ impl Node {
 
     /// Queues an entry for the log; [`Node::flush`] hands the batch over.
     pub(crate) fn append(&self, entry: Entry) {
-        let (publish, properties) = bus::to_router(entry, &self.ctx.tags[self.id as usize], &self.ctx.large);
+        let (publish, properties) = bus::to_router(entry, self.id, &self.ctx.tags, &self.ctx.large);
         self.ctx.log.appended(bus::entry_size(&publish));
         self.outbox.borrow_mut().push(Packet::Publish(publish, properties));
     }
