@@ -63,8 +63,10 @@ async fn client_ids_topics_and_filters_by_the_thousand_leave_nothing_behind() {
         subscriber.client.unsubscribe(&filter).await.unwrap();
     }
     // Everything read and routed before measuring.
-    wait_for("the log read to its end", || async { metric(engine.http, "alicia_bus_log_lag_bytes").await == Some(0.0) })
-        .await;
+    wait_for("the log read to its end", || async {
+        metric(engine.http, "alicia_bus_log_lag_bytes").await == Some(0.0)
+    })
+    .await;
     let after = rss_mb(&engine);
     assert_eq!(metric(engine.http, "alicia_mqtt_sessions").await, Some(2.0), "only the two still connected");
     // 10,000 ids, ~100 MB of distinct topics, 20,000 distinct filters (~20 MB): what

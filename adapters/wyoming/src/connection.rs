@@ -30,8 +30,8 @@ use crate::config::WyomingConfig;
 use crate::error::{Limit, RequestError};
 use crate::info::LANGUAGE;
 use crate::metrics::{EventKind, WyomingMetrics};
-use crate::throttle::LogThrottle;
 use crate::tts;
+use alicia_supervisor::LogThrottle;
 
 /// Smallest read; Home Assistant's audio chunks are about 2 KiB each.
 const READ_BYTES: usize = 8 << 10;

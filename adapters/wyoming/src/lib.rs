@@ -41,7 +41,6 @@
 //! | `config.rs` | [`WyomingConfig`], its defaults and validation |
 //! | `metrics.rs` | `alicia_wyoming_*` meters |
 //! | `error.rs` | [`WyomingError`], [`BackendError`], [`ErrorReason`] (the `error` event codes), [`Limit`] |
-//! | `throttle.rs` | log lines a client can cause, one per reason per 10 s with a count |
 //! | `fault.rs` | the `fault-injection` hook |
 
 mod admission;
@@ -56,7 +55,6 @@ mod fault;
 mod info;
 mod metrics;
 mod server;
-mod throttle;
 mod tts;
 
 pub use audio::{MAX_CHANNELS, SUPPORTED_RATES};

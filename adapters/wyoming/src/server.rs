@@ -20,7 +20,7 @@ use crate::error::{RequestError, WyomingError};
 use crate::fault::FaultPoint;
 use crate::info::info_event;
 use crate::metrics::WyomingMetrics;
-use crate::throttle::LogThrottle;
+use alicia_supervisor::LogThrottle;
 
 /// Pause after a failed accept (out of file descriptors, mostly), so the loop does
 /// not spin while the condition lasts.

@@ -32,10 +32,6 @@ impl ByteBudget {
         self.used.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn limit(&self) -> usize {
-        self.limit
-    }
-
     fn try_take(&self, n: usize) -> bool {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| used.checked_add(n).filter(|&u| u <= self.limit))
@@ -133,6 +129,7 @@ impl NodeBudget {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn used(&self) -> usize {
         self.used.get()
     }

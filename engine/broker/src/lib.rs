@@ -235,7 +235,7 @@ fn spawn_upkeep(ctx: Arc<Context>) {
             ::metrics::gauge!("alicia_mqtt_retained_bytes").set(bytes as f64);
             ::metrics::gauge!("alicia_mqtt_queued_bytes").set(ctx.budget.used() as f64);
             ::metrics::gauge!("alicia_bus_log_lag_bytes").set(ctx.log.lag() as f64);
-            if ticks % 60 == 0 {
+            if ticks.is_multiple_of(60) {
                 let swept = ctx.large.sweep(Duration::from_secs(60));
                 if swept > 0 {
                     tracing::error!(swept, "large payloads no node took were dropped");

@@ -6,7 +6,6 @@
 //! publishes straight into the router through the node's link. A service that does not
 //! keep up loses deliveries (counted), never stalls the bus.
 
-use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
@@ -274,7 +273,7 @@ async fn run(
 ) -> Result<(), String> {
     let stop = ctx.stop.clone();
     let mut router_gone = false;
-    let node = Rc::new(RefCell::new(LocalNode {
+    let mut node = LocalNode {
         ctx,
         id,
         clients: Vec::new(),
@@ -283,19 +282,18 @@ async fn run(
         trie: SubscriptionTrie::default(),
         retained: RetainedStore::default(),
         matched: Vec::new(),
-    }));
+    };
     loop {
         tokio::select! {
             biased;
             command = commands.recv_async() => match command {
-                Ok(command) => node.borrow_mut().command(command),
+                Ok(command) => node.command(command),
                 Err(_) => return Ok(()),
             },
             n = rx.next(), if !router_gone => {
                 let mut next = n;
                 let mut bytes = 0;
                 let mut unscheduled = false;
-                let mut node = node.borrow_mut();
                 loop {
                     match next {
                         Ok(Some(Notification::Forward(forward))) => {
@@ -318,7 +316,6 @@ async fn run(
                     }
                 }
                 node.ctx.log.read(node.id as usize, bytes);
-                drop(node);
                 if unscheduled && !router_gone && rx.wake().await.is_err() {
                     router.down("router link closed");
                     router_gone = true;

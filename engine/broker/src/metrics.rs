@@ -4,6 +4,7 @@
 //! Naming contract: `alicia_<area>_<name>_<unit>`, counters end in `_total`, sizes in
 //! bytes. `tests/` checks every exported name against it.
 
+use alicia_supervisor::LogThrottle;
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter, Gauge, Histogram, Unit,
 };
@@ -80,14 +81,12 @@ reasons! {
     }
 }
 
-#[derive(Clone)]
 pub(crate) struct BrokerMetrics {
     pub sockets_accepted: Counter,
     pub connections_active: Gauge,
     pub connections_pending: Gauge,
     pub sessions: Gauge,
     pub packets_received: Counter,
-    pub packets_sent: Counter,
     pub bytes_received: Counter,
     pub bytes_sent: Counter,
     pub publishes_received: Counter,
@@ -97,6 +96,9 @@ pub(crate) struct BrokerMetrics {
     pub ingress_waits: Counter,
     refusals: Vec<Counter>,
     drops: Vec<Counter>,
+    /// Every refusal is counted; a line in the log says so at most once per reason per
+    /// ten seconds, with how many it stands for.
+    log: LogThrottle,
 }
 
 impl BrokerMetrics {
@@ -109,7 +111,6 @@ impl BrokerMetrics {
             connections_pending: gauge!("alicia_mqtt_connections_pending", &[l]),
             sessions: gauge!("alicia_mqtt_sessions"),
             packets_received: counter!("alicia_mqtt_packets_received_total", &[l]),
-            packets_sent: counter!("alicia_mqtt_packets_sent_total", &[l]),
             bytes_received: counter!("alicia_mqtt_received_bytes_total", &[l]),
             bytes_sent: counter!("alicia_mqtt_sent_bytes_total", &[l]),
             publishes_received: counter!("alicia_mqtt_publishes_received_total", &[l]),
@@ -125,15 +126,22 @@ impl BrokerMetrics {
                 .iter()
                 .map(|d| counter!("alicia_mqtt_messages_dropped_total", "reason" => d.as_label()))
                 .collect(),
+            log: LogThrottle::new(LogThrottle::INTERVAL),
         }
     }
 
     pub(crate) fn refused(&self, refusal: Refusal) {
         self.refusals[refusal as usize].increment(1);
+        if let Some(more) = self.log.allow(refusal.as_label()) {
+            tracing::warn!(reason = refusal.as_label(), more, "refused client input");
+        }
     }
 
     pub(crate) fn dropped(&self, reason: DropReason, n: u64) {
         self.drops[reason as usize].increment(n);
+        if let Some(more) = self.log.allow(reason.as_label()) {
+            tracing::warn!(reason = reason.as_label(), more, "dropped deliveries");
+        }
     }
 
     /// Disconnect reasons are few and fixed; the macro's registry lookup is fine here.
@@ -148,7 +156,6 @@ fn describe() {
     describe_gauge!("alicia_mqtt_connections_pending", "sockets accepted that have not completed their CONNECT");
     describe_gauge!("alicia_mqtt_sessions", "sessions held: connected plus persistent ones of offline clients");
     describe_counter!("alicia_mqtt_packets_received_total", "MQTT packets decoded from clients");
-    describe_counter!("alicia_mqtt_packets_sent_total", "MQTT packets encoded for clients");
     describe_counter!("alicia_mqtt_received_bytes_total", "bytes read from MQTT clients");
     describe_counter!("alicia_mqtt_sent_bytes_total", "bytes written to MQTT clients");
     describe_counter!("alicia_mqtt_publishes_received_total", "PUBLISH packets received from clients");

@@ -123,6 +123,7 @@ impl RetainedStore {
         self.messages.values().filter(|r| matches(r.message.topic_str(), filter)).cloned().collect()
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.messages.len()
     }

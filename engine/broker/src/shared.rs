@@ -97,6 +97,7 @@ impl SharedGroups {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.by_share.len()
     }

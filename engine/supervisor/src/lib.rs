@@ -5,13 +5,19 @@
 //!   router thread, the io workers, the voice pipeline, the Wyoming server) registers
 //!   with, and [`Component`], the handle a part uses to say it died or came back.
 //!
+//! - [`throttle`]: [`LogThrottle`], for log lines a client can cause.
+//!
 //! A part watches itself (its thread's or task's end) and reports; the supervisor
 //! keeps the truth for `/healthz` and `alicia_component_up{component}`, and hands each
 //! failure to whoever decides what follows (the composition root: restart or exit).
 //! Nothing here polls: a failure is an event.
 
+pub mod throttle;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+pub use throttle::LogThrottle;
 
 use parking_lot::Mutex;
 use tokio::sync::broadcast;

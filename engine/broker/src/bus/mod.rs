@@ -208,7 +208,7 @@ fn message_to_router(message: Message, tag: &Bytes) -> (Publish, Option<PublishP
     p.correlation_data = Some(match (p.correlation_data.take(), expiry) {
         (None, None) => topic,
         (data, expiry) => {
-            let present = u8::from(data.is_some()) * HAS_CORRELATION | u8::from(expiry.is_some()) * HAS_EXPIRY;
+            let present = (u8::from(data.is_some()) * HAS_CORRELATION) | (u8::from(expiry.is_some()) * HAS_EXPIRY);
             let data = data.unwrap_or_default();
             let mut combined = BytesMut::with_capacity(COMBINED_HEADER + topic.len() + data.len());
             combined.put_u8(COMBINED_TOPIC);

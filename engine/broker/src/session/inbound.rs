@@ -187,15 +187,12 @@ fn on_publish(
     let InboundPublish { qos, retain, pkid, mut properties, topic, payload, dup: _ } = p;
     let mut s = session.borrow_mut();
     let topic = resolve_topic(node, &mut s, &topic, properties.as_mut())?;
-    let topic_name = check_name(&topic, node.ctx.limits.max_topic_length).map_err(|e| match e {
+    check_name(&topic, node.ctx.limits.max_topic_length).map_err(|e| match e {
         TopicError::NotUtf8 | TopicError::Nul => CloseReason::MalformedPacket("topic is not a valid UTF-8 string"),
         TopicError::Empty => CloseReason::ProtocolError("empty topic"),
         TopicError::Wildcard => CloseReason::TopicNameInvalid("wildcard in a PUBLISH topic"),
         _ => CloseReason::TopicNameInvalid("topic longer than the server's limit"),
-    });
-    if let Err(reason) = topic_name {
-        return Err(reason);
-    }
+    })?;
     let v5 = conn.version.is_v5();
 
     if qos == 2 && s.inbound_qos2.contains(&pkid) {

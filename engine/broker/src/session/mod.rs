@@ -125,8 +125,4 @@ impl Session {
     fn refresh_no_local(&mut self) {
         self.no_local = self.subscriptions.values().any(|s| s.no_local);
     }
-
-    pub(crate) fn is_online(&self) -> bool {
-        self.conn.as_ref().is_some_and(|c| !c.is_closing())
-    }
 }

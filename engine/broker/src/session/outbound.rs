@@ -105,10 +105,6 @@ impl Outbound {
             OutboundAliases { max: client_alias_maximum.min(MAX_OUTBOUND_ALIASES), by_topic: HashMap::new() };
     }
 
-    pub(super) fn held(&self) -> (usize, usize) {
-        (self.waiting.len() + self.inflight.len(), self.held_bytes)
-    }
-
     fn take_pkid(&mut self) -> u16 {
         loop {
             self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);

@@ -28,12 +28,6 @@ impl<K, V> Node<K, V> {
     }
 }
 
-/// Size of a trie, for limits and metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct TrieStats {
-    pub entries: usize,
-}
-
 #[derive(Debug)]
 pub(crate) struct SubscriptionTrie<K, V> {
     root: Node<K, V>,
@@ -53,10 +47,6 @@ enum Slot {
 }
 
 impl<K: Copy + Eq, V> SubscriptionTrie<K, V> {
-    pub(crate) fn stats(&self) -> TrieStats {
-        TrieStats { entries: self.entries }
-    }
-
     /// Adds (or replaces) `key`'s subscription to `filter` (a checked, non-shared filter).
     /// Returns the options it replaced.
     pub(crate) fn insert(&mut self, filter: &str, key: K, value: V) -> Option<V> {
@@ -223,10 +213,10 @@ mod tests {
         let mut trie = SubscriptionTrie::default();
         assert_eq!(trie.insert("a/+/c", 1u32, 1u8), None);
         assert_eq!(trie.insert("a/+/c", 1, 2), Some(1));
-        assert_eq!(trie.stats().entries, 1);
+        assert_eq!(trie.entries, 1);
         assert_eq!(trie.remove("a/+/c", 2), None);
         assert_eq!(trie.remove("a/+/c", 1), Some(2));
-        assert_eq!(trie.stats().entries, 0);
+        assert_eq!(trie.entries, 0);
         assert!(trie.root.is_empty(), "empty branches are pruned");
     }
 

@@ -5,21 +5,23 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub(crate) struct LogThrottle {
+/// Holds back repeats of a log line per reason.
+#[derive(Debug)]
+pub struct LogThrottle {
     interval: Duration,
     /// By reason: when the last line went out, and how many were held back since.
     last: Mutex<HashMap<&'static str, (Instant, u64)>>,
 }
 
 impl LogThrottle {
-    pub(crate) const INTERVAL: Duration = Duration::from_secs(10);
+    pub const INTERVAL: Duration = Duration::from_secs(10);
 
-    pub(crate) fn new(interval: Duration) -> Self {
+    pub fn new(interval: Duration) -> Self {
         Self { interval, last: Mutex::new(HashMap::new()) }
     }
 
     /// `Some(held back since the last line)` when a line for `reason` may go out now.
-    pub(crate) fn allow(&self, reason: &'static str) -> Option<u64> {
+    pub fn allow(&self, reason: &'static str) -> Option<u64> {
         let now = Instant::now();
         let mut last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         match last.get_mut(reason) {
