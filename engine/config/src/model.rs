@@ -179,7 +179,7 @@ pub struct RouterSection {
 
 impl Default for RouterSection {
     fn default() -> Self {
-        Self { segment_size_bytes: 4 * 1024 * 1024, segment_count: 4 }
+        Self { segment_size_bytes: 1024 * 1024, segment_count: 4 }
     }
 }
 

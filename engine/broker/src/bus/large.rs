@@ -1,7 +1,7 @@
 //! Large messages beside the log.
 //!
 //! rumqttd's commit log keeps what was appended until newer entries push it out, so a
-//! 256 MiB payload appended once would stay in memory until 16 MiB of other traffic
+//! 256 MiB payload appended once would stay in memory until 4 MiB of other traffic
 //! followed. Instead the log carries an id, and the message (payload, topic and
 //! properties) waits here until every node has read its entry (each node reads every
 //! entry exactly once), then only the sessions that queued it hold it.

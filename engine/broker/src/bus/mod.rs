@@ -20,8 +20,8 @@
 //!   out of `message_expiry_interval`, because the router drops an entry whose interval
 //!   has run out instead of delivering it, and every node must read every entry.
 //!
-//! Messages that cost more than the largest class (a large payload, long topics or
-//! properties) travel beside the log ([`large`]), so the log never pins big buffers.
+//! Messages with a payload of 64 KiB or more, or topic and properties longer than the
+//! largest class, travel beside the log ([`large`]), so the log never pins big buffers.
 
 pub(crate) mod control;
 pub(crate) mod large;
@@ -34,6 +34,8 @@ use rumqttd::Forward;
 pub(crate) use control::Control;
 use large::LargePayloads;
 use tags::Tags;
+
+use crate::limits::LARGE_PAYLOAD;
 
 /// Where a session lives: its node, its slot there, and which occupant of the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,15 +86,15 @@ impl Message {
         self.properties.as_ref().and_then(|p| p.message_expiry_interval)
     }
 
-    /// The bytes it carries: topic, payload and what its properties hold.
-    pub(crate) fn footprint(&self) -> usize {
+    /// The bytes it carries besides its payload: topic and what its properties hold.
+    pub(crate) fn header_footprint(&self) -> usize {
         let properties = self.properties.as_ref().map_or(0, |p| {
             p.response_topic.as_ref().map_or(0, String::len)
                 + p.correlation_data.as_ref().map_or(0, Bytes::len)
                 + p.content_type.as_ref().map_or(0, String::len)
                 + p.user_properties.iter().map(|(k, v)| 48 + k.len() + v.len()).sum::<usize>()
         });
-        self.topic.len() + self.payload.len() + properties
+        self.topic.len() + properties
     }
 }
 
@@ -177,9 +179,9 @@ pub(crate) fn to_router(
     large: &LargePayloads,
 ) -> (Publish, Option<PublishProperties>) {
     match entry {
-        Entry::Message(message) => match tags.for_cost(node, message.footprint() + tags::ENTRY_OVERHEAD) {
-            Some(tag) => message_to_router(message, tag),
-            None => {
+        Entry::Message(message) => match tags.for_header(node, message.header_footprint()) {
+            Some(tag) if message.payload.len() < LARGE_PAYLOAD => message_to_router(message, tag),
+            _ => {
                 // Too big for the log: it holds a handle, the message waits beside it.
                 let properties =
                     PublishProperties { payload_format_indicator: Some(Flags::LARGE), ..Default::default() };
@@ -362,10 +364,10 @@ mod tests {
         let tags = Tags::new(1);
         let mut message = plain("t");
         let (publish, _) = to_router(Entry::Message(message.clone()), 0, &tags, &large);
-        assert_eq!(publish.topic.len(), 512);
+        assert_eq!(publish.topic.len(), 64);
         message.topic = Bytes::from("l".repeat(4000));
         let (publish, _) = to_router(Entry::Message(message.clone()), 0, &tags, &large);
-        assert_eq!(publish.topic.len(), 8192, "the router counts the topic it cannot see");
+        assert_eq!(publish.topic.len(), 4096, "the router counts the topic it cannot see");
         message.properties =
             Some(PublishProperties { user_properties: vec![("k".into(), "v".repeat(40_000))], ..Default::default() });
         let (publish, properties) = to_router(Entry::Message(message.clone()), 0, &tags, &large);

@@ -2,22 +2,23 @@
 //! a size class.
 //!
 //! rumqttd rotates its log's segments by the bytes it counts per entry, `4 + topic +
-//! payload`, but an entry also costs its `Publish` and properties (a few hundred bytes)
-//! and the real topic it carries in them. Left uncounted, a flood of tiny messages with
-//! long topics would make the log hold millions of entries before it rotates. So the
-//! router topic is padded to at least what the entry really costs, rounded up to one of
-//! a few classes: each node has a handful of topics, the router's topic state stays
-//! that small, and its window of `segment_size × segment_count` bytes is a bound on
-//! memory again.
+//! payload`. The payload is the real one, but the real topic and the other properties
+//! travel in the entry's properties, uncounted, and so does the entry's own overhead
+//! (its `Publish` and properties, a few hundred bytes). Left so, a flood of messages with
+//! long topics and tiny payloads would make the log hold millions of entries before it
+//! rotated. So the router topic is padded to cover the real topic and properties,
+//! rounded up to one of a few classes: each node has a handful of topics, the router's
+//! topic state stays that small, and its window of `segment_size × segment_count` bytes
+//! bounds memory again (the smallest class keeps entries to one per 68 counted bytes,
+//! and each costs at most about 400 more than it is counted).
+//! Short classes matter: rumqttd hashes and copies the topic of every entry it
+//! appends.
 
 use bytes::Bytes;
 
-/// What an entry costs beyond what it carries (its `Publish`, its properties, the
-/// segment's slot, rumqttd's bookkeeping), measured as the size of those structs.
-pub(crate) const ENTRY_OVERHEAD: usize = 384;
-/// The classes a router topic is padded to. An entry that would need more travels
-/// beside the log (`large`).
-const CLASSES: [usize; 4] = [512, 2048, 8192, 32768];
+/// The classes a router topic is padded to. An entry whose topic and properties need
+/// more travels beside the log (`large`).
+const CLASSES: [usize; 6] = [64, 128, 256, 1024, 4096, 16384];
 
 /// Every node's padded topics. Built once at start and kept for the process's life, so
 /// each clone is free.
@@ -41,10 +42,10 @@ impl Tags {
         Tags { per_node }
     }
 
-    /// The topic for an entry of `cost` bytes (what it carries plus the overhead), or
-    /// `None` when it is too large for the log.
-    pub(crate) fn for_cost(&self, node: u16, cost: usize) -> Option<&Bytes> {
-        let class = CLASSES.iter().position(|&c| c >= cost)?;
+    /// The topic for an entry whose topic and properties take `header` bytes, or `None`
+    /// when they are too large for the log.
+    pub(crate) fn for_header(&self, node: u16, header: usize) -> Option<&Bytes> {
+        let class = CLASSES.iter().position(|&c| c >= header)?;
         Some(&self.per_node[node as usize][class])
     }
 
@@ -68,12 +69,14 @@ mod tests {
     #[test]
     fn topics_are_padded_to_the_cost_and_name_their_node() {
         let tags = Tags::new(12);
-        let t = tags.for_cost(11, 700).unwrap();
-        assert_eq!(t.len(), 2048);
+        let t = tags.for_header(11, 700).unwrap();
+        assert_eq!(t.len(), 1024);
         assert_eq!(origin(t), Some(11));
         assert!(!t.contains(&b'/'));
-        assert!(tags.for_cost(0, 32768).is_some());
-        assert!(tags.for_cost(0, 32769).is_none());
+        assert_eq!(tags.for_header(0, 0).unwrap().len(), 64);
+        assert_eq!(tags.for_header(0, 65).unwrap().len(), 128);
+        assert!(tags.for_header(0, 16384).is_some());
+        assert!(tags.for_header(0, 16385).is_none());
         assert_eq!(origin(tags.small(3)), Some(3));
     }
 }
