@@ -224,6 +224,9 @@ pub(crate) struct Connection {
     /// 1.5 × the keep-alive, when there is one.
     idle_limit: Option<Duration>,
     last_heard: Cell<Instant>,
+    /// The broker itself has stopped reading (waiting for room in the log or the
+    /// budget): the client's silence is not its own.
+    held_back: Cell<bool>,
     pub out: RefCell<OutQueue>,
     pub writable: Notify,
     /// Whether the client accepts reason strings on acks (MQTT 5 Request Problem
@@ -245,6 +248,7 @@ impl Connection {
             reason: Cell::new(None),
             idle_limit,
             last_heard: Cell::new(Instant::now()),
+            held_back: Cell::new(false),
             out: RefCell::new(OutQueue::default()),
             writable: Notify::new(),
             problem_info,
@@ -278,7 +282,17 @@ impl Connection {
 
     /// Whether the client has been silent past its keep-alive.
     pub(crate) fn silent_too_long(&self, now: Instant) -> bool {
-        self.idle_limit.is_some_and(|limit| now.saturating_duration_since(self.last_heard.get()) > limit)
+        !self.held_back.get()
+            && self.idle_limit.is_some_and(|limit| now.saturating_duration_since(self.last_heard.get()) > limit)
+    }
+
+    /// The broker stops (`true`) or resumes reading from the client; the keep-alive
+    /// counts from the resume.
+    pub(crate) fn hold_back(&self, held: bool) {
+        self.held_back.set(held);
+        if !held {
+            self.heard();
+        }
     }
 
     pub(crate) fn reason(&self) -> CloseReason {

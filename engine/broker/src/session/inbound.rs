@@ -98,19 +98,23 @@ pub(super) async fn run<R: SocketReader>(
             node.ctx.metrics.ingress_waits.increment(1);
             // Boxed: rare, and the connection's future would otherwise carry its size
             // all the time.
+            conn.hold_back(true);
             tokio::select! {
                 _ = Box::pin(node.ctx.log.room()) => {}
                 _ = conn.closed() => return conn.reason(),
             }
+            conn.hold_back(false);
         }
 
         // A buffer for what comes next.
         match incomplete {
             Some(len) if len >= LARGE_PAYLOAD && large.is_none() => {
+                conn.hold_back(true);
                 let reserved = tokio::select! {
                     r = Box::pin(tokio::time::timeout(BUDGET_WAIT, node.ctx.budget.reserve(len))) => r,
                     _ = conn.closed() => return conn.reason(),
                 };
+                conn.hold_back(false);
                 match reserved {
                     Ok(Some(reservation)) => large = Some(reservation),
                     _ => return CloseReason::QuotaExceeded,

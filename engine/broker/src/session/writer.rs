@@ -4,6 +4,8 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use rumqttd::protocol::{Disconnect, DisconnectProperties, Packet};
 
 use super::connection::{CloseReason, Connection};
@@ -12,6 +14,10 @@ use crate::node::Node;
 
 /// A client that stops reading still gets this long to take its final packets.
 const FINAL_FLUSH: Duration = Duration::from_secs(1);
+/// Writes go in pieces of at most this much, each within the write timeout: a large
+/// message to a slow but reading client keeps going, a client that takes nothing is
+/// found out.
+const PIECE: usize = 1024 * 1024;
 
 pub(super) async fn run<W: SocketWriter>(mut writer: W, conn: Rc<Connection>, node: Rc<Node>) {
     let timeout = node.ctx.limits.write_timeout;
@@ -27,16 +33,9 @@ pub(super) async fn run<W: SocketWriter>(mut writer: W, conn: Rc<Connection>, no
             continue;
         }
         // Boxed while it runs: an idle connection's writer holds no write state.
-        match Box::pin(tokio::time::timeout(timeout, flush(&mut writer, &conn, &node))).await {
-            Ok(true) => {}
-            Ok(false) => {
-                conn.close(CloseReason::WriteFailed);
-                break;
-            }
-            Err(_) => {
-                conn.close(CloseReason::WriteTimeout);
-                break;
-            }
+        if let Err(reason) = Box::pin(flush(&mut writer, &conn, &node, timeout)).await {
+            conn.close(reason);
+            break;
         }
     }
     // Last words: what is queued, then for MQTT 5 a DISCONNECT saying why.
@@ -52,7 +51,7 @@ pub(super) async fn run<W: SocketWriter>(mut writer: W, conn: Rc<Connection>, no
             };
             conn.send(Packet::Disconnect(Disconnect { reason_code: code }, Some(properties)));
         }
-        let _ = Box::pin(tokio::time::timeout(FINAL_FLUSH, flush(&mut writer, &conn, &node))).await;
+        let _ = Box::pin(tokio::time::timeout(FINAL_FLUSH, flush(&mut writer, &conn, &node, FINAL_FLUSH))).await;
     }
     let dropped = conn.discard_unwritten();
     if dropped > 0 {
@@ -61,16 +60,31 @@ pub(super) async fn run<W: SocketWriter>(mut writer: W, conn: Rc<Connection>, no
     writer.shutdown();
 }
 
-/// Writes everything queued; false when the socket failed.
-async fn flush<W: SocketWriter>(writer: &mut W, conn: &Connection, node: &Node) -> bool {
+/// Writes everything queued, each piece within `timeout`.
+async fn flush<W: SocketWriter>(
+    writer: &mut W,
+    conn: &Connection,
+    node: &Node,
+    timeout: Duration,
+) -> Result<(), CloseReason> {
     loop {
-        let Some(chunk) = conn.out.borrow_mut().take() else { return true };
-        let n = chunk.bytes.len() as u64;
-        let result = writer.write_all(chunk.bytes).await;
+        let Some(chunk) = conn.out.borrow_mut().take() else { return Ok(()) };
+        let result = write_pieces(writer, &chunk.bytes, timeout).await;
         conn.written(chunk.charged);
-        if result.is_err() {
-            return false;
-        }
-        node.ctx.metrics.bytes_sent.increment(n);
+        result?;
+        node.ctx.metrics.bytes_sent.increment(chunk.bytes.len() as u64);
     }
+}
+
+async fn write_pieces<W: SocketWriter>(writer: &mut W, bytes: &Bytes, timeout: Duration) -> Result<(), CloseReason> {
+    let mut at = 0;
+    while at < bytes.len() {
+        let end = (at + PIECE).min(bytes.len());
+        match tokio::time::timeout(timeout, writer.write_all(bytes.slice(at..end))).await {
+            Ok(Ok(())) => at = end,
+            Ok(Err(_)) => return Err(CloseReason::WriteFailed),
+            Err(_) => return Err(CloseReason::WriteTimeout),
+        }
+    }
+    Ok(())
 }
