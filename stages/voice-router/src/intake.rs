@@ -86,6 +86,9 @@ pub(crate) async fn run(mut client: LocalClient, intake: Intake, stop: Cancellat
     };
     loop {
         let message: LocalMessage = tokio::select! {
+            // Audio already here first: a session is idle when nothing came, not when
+            // this task was too busy (a stage behind, a loaded machine) to read it.
+            biased;
             m = inbox.recv_async() => match m { Ok(m) => m, Err(_) => return },
             _ = sweep.tick() => {
                 if running.close_idle().await.is_err() {
