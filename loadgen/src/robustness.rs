@@ -1,0 +1,118 @@
+//! The command line of the robustness scenarios (issue 7: `connections`) and of where the brokers loadgen starts come from.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+
+use alicia_loadgen::brokers::{self, BrokerKind, Launch};
+use alicia_loadgen::connections::{self, ConnectionGates, ConnectionsOptions};
+use alicia_loadgen::Verdict;
+
+use crate::parse_duration;
+
+/// Where the brokers loadgen starts come from.
+#[derive(Args)]
+pub(crate) struct BrokerArgs {
+    /// mosquitto binary (default: on PATH, else /usr/sbin/mosquitto).
+    #[arg(long)]
+    mosquitto_bin: Option<PathBuf>,
+    /// Engine binary (default: `alicia` next to this executable).
+    #[arg(long)]
+    alicia_bin: Option<PathBuf>,
+    /// Engine config (default: bus-config/alicia.toml of this checkout).
+    #[arg(long)]
+    alicia_config: Option<PathBuf>,
+    /// Extra argument for `alicia serve` (repeatable).
+    #[arg(long = "alicia-arg", allow_hyphen_values = true)]
+    alicia_args: Vec<String>,
+    /// How long a broker may take to answer its first CONNECT.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    startup_timeout: Duration,
+}
+
+impl BrokerArgs {
+    pub(crate) fn launch(self) -> Result<Launch> {
+        let exe_dir = std::env::current_exe()?.parent().map(PathBuf::from).unwrap_or_default();
+        Ok(Launch {
+            mosquitto_bin: self
+                .mosquitto_bin
+                .unwrap_or_else(|| brokers::find_program("mosquitto", &["/usr/sbin/mosquitto"])),
+            alicia_bin: self.alicia_bin.unwrap_or_else(|| exe_dir.join("alicia")),
+            alicia_config: self.alicia_config.or_else(brokers::default_engine_config),
+            alicia_args: self.alicia_args,
+            startup_timeout: self.startup_timeout,
+        })
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct ConnectionsArgs {
+    /// Brokers to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "mosquitto,engine")]
+    brokers: Vec<BrokerKind>,
+    /// Idle connections to open and hold.
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+    /// Connects per second.
+    #[arg(long, default_value_t = 2_000.0)]
+    rate: f64,
+    /// MQTT keep-alive of every connection (0: none, the connections stay silent).
+    #[arg(long, default_value_t = 0)]
+    keep_alive: u16,
+    /// Longest wait for one CONNACK.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    handshake_timeout: Duration,
+    /// How long the connections stay open after the broker's memory settled.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    hold: Duration,
+    /// Longest wait for the broker's memory to settle.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    settle_timeout: Duration,
+    /// The engine's limits.max_connections for the run [default: connections + 64].
+    #[arg(long)]
+    engine_max_connections: Option<usize>,
+    /// Fail (exit 2) if the gated broker accepted (and held) fewer connections.
+    #[arg(long)]
+    min_accepted: Option<u64>,
+    /// Fail (exit 2) if the gated broker's memory per connection is above this (KB).
+    #[arg(long)]
+    max_kb_per_connection: Option<f64>,
+    /// The broker the gates judge.
+    #[arg(long, default_value = "engine")]
+    gate_on: BrokerKind,
+    #[command(flatten)]
+    brokers_from: BrokerArgs,
+    /// Report directory.
+    #[arg(long, default_value = "perf-report")]
+    out: PathBuf,
+}
+
+pub(crate) fn run_connections(args: ConnectionsArgs) -> Result<Verdict> {
+    if args.connections == 0 || args.rate.is_nan() || args.rate <= 0.0 {
+        anyhow::bail!("--connections and --rate must be positive");
+    }
+    let opts = ConnectionsOptions {
+        brokers: args.brokers,
+        count: args.connections,
+        rate: args.rate,
+        keep_alive: args.keep_alive,
+        handshake_timeout: args.handshake_timeout,
+        hold: args.hold,
+        settle_timeout: args.settle_timeout,
+        engine_max_connections: args.engine_max_connections,
+        launch: args.brokers_from.launch()?,
+        gates: ConnectionGates {
+            min_accepted: args.min_accepted,
+            max_kb_per_connection: args.max_kb_per_connection,
+            broker: args.gate_on,
+        },
+        out: args.out,
+    };
+    connections::run(&opts, &runtime()?)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
