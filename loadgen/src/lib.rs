@@ -17,7 +17,7 @@
 //! | `gates` | pass/fail targets |
 //! | `report`, `machine` | tables, JSON, markdown; host facts and CPU use |
 //! | `throughput`, `compare`, `voice` | the scenarios (`voice`: spoken requests to the engine's voice plane) |
-//! | `connections` | idle connections held |
+//! | `connections`, `large` | idle connections held, one huge message |
 //! | `brokers`, `baseline` | starting and stopping brokers; rumqttd with its own listener |
 //! | `engine_process`, `engine_config` | the engine with all its listeners; a config written for one run |
 //! | `packet`, `client` | MQTT 3.1.1 + 5 packets byte for byte; one scripted conversation |
@@ -34,6 +34,7 @@ mod engine_config;
 mod engine_process;
 pub mod gates;
 mod http;
+pub mod large;
 mod machine;
 mod memory;
 mod ordinary;

@@ -19,7 +19,7 @@ use alicia_loadgen::{baseline, Verdict};
 
 mod robustness;
 
-use robustness::{run_connections, BrokerArgs, ConnectionsArgs};
+use robustness::{run_connections, run_large, BrokerArgs, ConnectionsArgs, LargeArgs};
 
 #[derive(Parser)]
 #[command(name = "alicia-loadgen", version, about = "Load generator and side-by-side benchmark for MQTT brokers")]
@@ -38,6 +38,9 @@ enum Command {
     /// N idle MQTT connections opened at a connect rate and held, broker after broker:
     /// accepted, refused, broker memory per connection.
     Connections(ConnectionsArgs),
+    /// One message of S bytes to K subscribers: delivered byte for byte, time, peak broker
+    /// memory; optionally with subscribers that stop reading.
+    Large(LargeArgs),
     /// K satellites speak synthesised requests to the engine's voice plane in real time:
     /// end of speech → first reply audio, word error rate, intent accuracy, engine stage medians.
     Voice(VoiceArgs),
@@ -249,6 +252,7 @@ fn run(command: Command) -> Result<Verdict> {
         Command::Compare(args) => run_compare(args),
         Command::Voice(args) => run_voice(args),
         Command::Connections(args) => run_connections(args),
+        Command::Large(args) => run_large(args),
         Command::RumqttdBaseline { listen, exit_on_stdin_eof } => {
             baseline::serve(listen, exit_on_stdin_eof)?;
             Ok(Verdict::default())

@@ -1,4 +1,5 @@
-//! The command line of the robustness scenarios (issue 7: `connections`) and of where the brokers loadgen starts come from.
+//! The command line of the robustness scenarios (issue 7: `connections`, `large`,
+//! `hostile`) and of where the brokers loadgen starts come from.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,7 +9,8 @@ use clap::Args;
 
 use alicia_loadgen::brokers::{self, BrokerKind, Launch};
 use alicia_loadgen::connections::{self, ConnectionGates, ConnectionsOptions};
-use alicia_loadgen::Verdict;
+use alicia_loadgen::large::{self, LargeOptions, Variant};
+use alicia_loadgen::{Verdict, Version};
 
 use crate::parse_duration;
 
@@ -89,6 +91,62 @@ pub(crate) struct ConnectionsArgs {
     out: PathBuf,
 }
 
+#[derive(Args)]
+pub(crate) struct LargeArgs {
+    /// Brokers to run, in order.
+    #[arg(long, value_delimiter = ',', default_value = "mosquitto,engine")]
+    brokers: Vec<BrokerKind>,
+    /// Payload bytes [default: 256 MiB less 1 KiB, so the whole packet fits the engine's
+    /// 256 MiB message_size_limit]; accepts K, M, MiB suffixes.
+    #[arg(long, value_parser = parse_size)]
+    size: Option<usize>,
+    #[arg(long, default_value_t = 3)]
+    subscribers: usize,
+    /// Subscriber protocol versions, used in turn.
+    #[arg(long, value_delimiter = ',', default_value = "3.1.1,5")]
+    protocols: Vec<Version>,
+    #[arg(long, default_value = "3.1.1")]
+    publisher_protocol: Version,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    qos: u8,
+    /// normal: subscribers read; stalled: they stop reading for --stall-for.
+    #[arg(long, value_delimiter = ',', default_value = "normal")]
+    variants: Vec<Variant>,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    stall_for: Duration,
+    /// Longest a delivery may take (from the publish, or from the end of a stall).
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Fail (exit 2) if the gated broker's peak RSS exceeds this many times the payload.
+    #[arg(long)]
+    max_peak_rss_ratio: Option<f64>,
+    /// The broker the gates judge (delivery and memory).
+    #[arg(long, default_value = "engine")]
+    gate_on: BrokerKind,
+    #[command(flatten)]
+    brokers_from: BrokerArgs,
+    /// Report directory.
+    #[arg(long, default_value = "perf-report")]
+    out: PathBuf,
+}
+
+/// `268434432`, `64M`, `64MiB`, `512K` (binary units).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim().trim_end_matches("iB").trim_end_matches('B');
+    let (digits, scale) = match t.chars().last() {
+        Some('K' | 'k') => (&t[..t.len() - 1], 1usize << 10),
+        Some('M' | 'm') => (&t[..t.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    digits
+        .replace('_', "")
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("expected a size like 268434432, 64M or 256MiB, got `{s}`"))
+}
+
 pub(crate) fn run_connections(args: ConnectionsArgs) -> Result<Verdict> {
     if args.connections == 0 || args.rate.is_nan() || args.rate <= 0.0 {
         anyhow::bail!("--connections and --rate must be positive");
@@ -111,6 +169,25 @@ pub(crate) fn run_connections(args: ConnectionsArgs) -> Result<Verdict> {
         out: args.out,
     };
     connections::run(&opts, &runtime()?)
+}
+
+pub(crate) fn run_large(args: LargeArgs) -> Result<Verdict> {
+    let opts = LargeOptions {
+        brokers: args.brokers,
+        size: args.size.unwrap_or(large::DEFAULT_SIZE),
+        subscribers: args.subscribers,
+        protocols: args.protocols,
+        publisher_protocol: args.publisher_protocol,
+        qos: args.qos,
+        variants: args.variants,
+        stall_for: args.stall_for,
+        timeout: args.timeout,
+        launch: args.brokers_from.launch()?,
+        max_peak_rss_ratio: args.max_peak_rss_ratio,
+        gate_broker: args.gate_on,
+        out: args.out,
+    };
+    large::run(&opts, &runtime()?)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
