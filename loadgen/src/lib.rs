@@ -17,7 +17,7 @@
 //! | `gates` | pass/fail targets |
 //! | `report`, `machine` | tables, JSON, markdown; host facts and CPU use |
 //! | `throughput`, `compare`, `voice` | the scenarios (`voice`: spoken requests to the engine's voice plane) |
-//! | `connections`, `large` | idle connections held, one huge message |
+//! | `connections`, `large`, `hostile` | idle connections held, one huge message, misbehaving clients |
 //! | `brokers`, `baseline` | starting and stopping brokers; rumqttd with its own listener |
 //! | `engine_process`, `engine_config` | the engine with all its listeners; a config written for one run |
 //! | `packet`, `client` | MQTT 3.1.1 + 5 packets byte for byte; one scripted conversation |
@@ -33,6 +33,7 @@ pub mod connections;
 mod engine_config;
 mod engine_process;
 pub mod gates;
+pub mod hostile;
 mod http;
 pub mod large;
 mod machine;

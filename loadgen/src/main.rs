@@ -19,7 +19,7 @@ use alicia_loadgen::{baseline, Verdict};
 
 mod robustness;
 
-use robustness::{run_connections, run_large, BrokerArgs, ConnectionsArgs, LargeArgs};
+use robustness::{run_connections, run_hostile, run_large, BrokerArgs, ConnectionsArgs, HostileArgs, LargeArgs};
 
 #[derive(Parser)]
 #[command(name = "alicia-loadgen", version, about = "Load generator and side-by-side benchmark for MQTT brokers")]
@@ -41,6 +41,9 @@ enum Command {
     /// One message of S bytes to K subscribers: delivered byte for byte, time, peak broker
     /// memory; optionally with subscribers that stop reading.
     Large(LargeArgs),
+    /// Every misbehaviour of issue 7, step by step, against the engine (or mosquitto);
+    /// after each: alive, /healthz 200, an ordinary client still gets through.
+    Hostile(HostileArgs),
     /// K satellites speak synthesised requests to the engine's voice plane in real time:
     /// end of speech → first reply audio, word error rate, intent accuracy, engine stage medians.
     Voice(VoiceArgs),
@@ -253,6 +256,7 @@ fn run(command: Command) -> Result<Verdict> {
         Command::Voice(args) => run_voice(args),
         Command::Connections(args) => run_connections(args),
         Command::Large(args) => run_large(args),
+        Command::Hostile(args) => run_hostile(args),
         Command::RumqttdBaseline { listen, exit_on_stdin_eof } => {
             baseline::serve(listen, exit_on_stdin_eof)?;
             Ok(Verdict::default())

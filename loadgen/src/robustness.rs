@@ -9,6 +9,7 @@ use clap::Args;
 
 use alicia_loadgen::brokers::{self, BrokerKind, Launch};
 use alicia_loadgen::connections::{self, ConnectionGates, ConnectionsOptions};
+use alicia_loadgen::hostile::{self, HostileOptions, Scale, Step};
 use alicia_loadgen::large::{self, LargeOptions, Variant};
 use alicia_loadgen::{Verdict, Version};
 
@@ -84,6 +85,43 @@ pub(crate) struct ConnectionsArgs {
     /// The broker the gates judge.
     #[arg(long, default_value = "engine")]
     gate_on: BrokerKind,
+    #[command(flatten)]
+    brokers_from: BrokerArgs,
+    /// Report directory.
+    #[arg(long, default_value = "perf-report")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct HostileArgs {
+    /// engine or mosquitto.
+    #[arg(long, default_value = "engine")]
+    target: BrokerKind,
+    /// Also start the engine's voice plane and Wyoming server (the development overlay)
+    /// and run the voice and Wyoming steps.
+    #[arg(long)]
+    voice: bool,
+    /// The models directory for --voice [default: the config's, models/ of the checkout].
+    #[arg(long, requires = "voice")]
+    models: Option<PathBuf>,
+    /// Steps to run, in this order [default: all; see --list].
+    #[arg(long, value_delimiter = ',')]
+    steps: Vec<Step>,
+    /// Print every step with what it sends, and exit.
+    #[arg(long)]
+    list: bool,
+    /// Multiply every count and size by this (0.01 for a quick run), never below 1.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// How long the ordinary client may take to get through after a step.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    probe_timeout: Duration,
+    /// A step whose broker RSS peaks above this did not hold [default: 1024, 1536 with --voice].
+    #[arg(long)]
+    max_rss_mb: Option<f64>,
+    /// Keep the same broker after a step that did not hold (default: start a fresh one).
+    #[arg(long)]
+    no_restart: bool,
     #[command(flatten)]
     brokers_from: BrokerArgs,
     /// Report directory.
@@ -188,6 +226,32 @@ pub(crate) fn run_large(args: LargeArgs) -> Result<Verdict> {
         out: args.out,
     };
     large::run(&opts, &runtime()?)
+}
+
+pub(crate) fn run_hostile(args: HostileArgs) -> Result<Verdict> {
+    if args.list {
+        print!("{}", hostile::list());
+        return Ok(Verdict::default());
+    }
+    if args.target == BrokerKind::Rumqttd {
+        anyhow::bail!("hostile runs against the engine or mosquitto");
+    }
+    if args.scale.is_nan() || args.scale <= 0.0 || args.scale > 1.0 {
+        anyhow::bail!("--scale must be in (0, 1]");
+    }
+    let opts = HostileOptions {
+        target: args.target,
+        launch: args.brokers_from.launch()?,
+        voice: args.voice,
+        models: args.models,
+        steps: if args.steps.is_empty() { Step::ALL.to_vec() } else { args.steps },
+        scale: Scale(args.scale),
+        probe_budget: args.probe_timeout,
+        max_rss_mb: args.max_rss_mb.unwrap_or(if args.voice { 1536.0 } else { 1024.0 }),
+        restart: !args.no_restart,
+        out: args.out,
+    };
+    hostile::run(&opts, &runtime()?)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
