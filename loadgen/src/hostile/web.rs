@@ -24,7 +24,21 @@ fn http(ctx: &Ctx) -> Result<SocketAddr> {
 }
 
 /// Asks `/healthz` every [`HEALTH_EVERY`] until `stop`; (answers, failures, slowest ms).
-async fn health_during(addr: SocketAddr, mut stop: watch::Receiver<bool>) -> (usize, Vec<String>, f64) {
+/// It runs on a thread and runtime of its own, so the attack's thousand tasks in
+/// loadgen's runtime cannot delay the question and make the engine look slow.
+async fn health_during(addr: SocketAddr, stop: watch::Receiver<bool>) -> (usize, Vec<String>, f64) {
+    let asker = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a current-thread runtime");
+        rt.block_on(ask_until(addr, stop))
+    });
+    tokio::task::spawn_blocking(move || asker.join())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| (0, vec!["the /healthz asker failed".into()], 0.0))
+}
+
+async fn ask_until(addr: SocketAddr, mut stop: watch::Receiver<bool>) -> (usize, Vec<String>, f64) {
     let (mut ok, mut failures, mut slowest) = (0, Vec::new(), 0.0f64);
     let mut tick = tokio::time::interval(HEALTH_EVERY);
     loop {
