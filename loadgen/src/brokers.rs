@@ -203,10 +203,14 @@ impl BrokerProcess {
         }
     }
 
+    /// The log as written; a line that is not UTF-8 (a topic cut inside a character)
+    /// must not hide the rest.
+    pub fn log_bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.log).unwrap_or_default()
+    }
+
     pub fn log_text(&self) -> String {
-        let mut text = String::new();
-        let _ = File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));
-        text
+        String::from_utf8_lossy(&self.log_bytes()).into_owned()
     }
 
     /// Log lines that say the broker dropped messages, e.g. mosquitto's "Outgoing messages

@@ -3,7 +3,7 @@
 //! line says where each listener is. Stopped with SIGTERM then SIGKILL, killed on drop.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -105,10 +105,14 @@ impl EngineProcess {
         self.child.try_wait().ok().flatten()
     }
 
+    /// The log as written; a line that is not UTF-8 (a topic cut inside a character)
+    /// must not hide the rest.
+    pub fn log_bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.log).unwrap_or_default()
+    }
+
     pub fn log_text(&self) -> String {
-        let mut text = String::new();
-        let _ = File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));
-        text
+        String::from_utf8_lossy(&self.log_bytes()).into_owned()
     }
 
     pub fn log_tail(&self) -> String {

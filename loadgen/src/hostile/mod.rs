@@ -155,10 +155,7 @@ pub fn run(opts: &HostileOptions, rt: &Runtime) -> Result<Verdict> {
         // again before the next one, and start afresh if the bus is down.
         if let Some(broken) = broken_now(&mut target, opts, rt) {
             if let Some(last) = reports.iter_mut().rev().find(|r| r.status != report::Status::Skipped) {
-                last.broke_later(
-                    broken.clone(),
-                    target::log_highlights(target.log_text().get(log_mark..).unwrap_or("")),
-                );
+                last.broke_later(broken.clone(), target::log_highlights(&target.log_since(log_mark)));
             }
             println!("  the bus is down before {} ({broken}): restarting {}", step.name(), opts.target);
             target = restart(target, opts, dir.path())?;
@@ -174,7 +171,7 @@ pub fn run(opts: &HostileOptions, rt: &Runtime) -> Result<Verdict> {
             probe_budget: opts.probe_budget,
         };
         let pid = target.pid();
-        let log_start = target.log_text().len();
+        let log_start = target.log_len();
         log_mark = log_start;
         let sampler = PeakSampler::start(pid, Duration::from_millis(50));
         let started = Instant::now();
@@ -210,7 +207,7 @@ pub fn run(opts: &HostileOptions, rt: &Runtime) -> Result<Verdict> {
             max_rss_mb: opts.max_rss_mb,
             seconds,
             restarted_before,
-            log: target::log_highlights(target.log_text().get(log_start..).unwrap_or("")),
+            log: target::log_highlights(&target.log_since(log_start)),
         });
         report.print();
         restarted_before = false;

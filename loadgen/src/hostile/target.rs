@@ -101,10 +101,21 @@ impl Target {
         .map(|s| s.to_string())
     }
 
-    pub fn log_text(&self) -> String {
+    /// Bytes logged so far; a mark for [`Target::log_since`].
+    pub fn log_len(&self) -> usize {
+        self.log_bytes().len()
+    }
+
+    /// What was logged after `mark`.
+    pub fn log_since(&self, mark: usize) -> String {
+        let bytes = self.log_bytes();
+        String::from_utf8_lossy(bytes.get(mark..).unwrap_or_default()).into_owned()
+    }
+
+    fn log_bytes(&self) -> Vec<u8> {
         match self {
-            Target::Engine(e) => e.log_text(),
-            Target::Broker(b) => b.log_text(),
+            Target::Engine(e) => e.log_bytes(),
+            Target::Broker(b) => b.log_bytes(),
         }
     }
 
