@@ -322,10 +322,10 @@ fn markdown(r: &HostileReport<'_>) -> String {
     }
     let steps_list: String = r.steps.iter().map(|s| format!("- `{}`: {}\n", s.step, s.what)).collect();
     format!(
-        "# Hostile clients against the {}\n\n{}- target: `{}`\n- voice plane: {}, scale {}, probe budget {} s, --max-rss-mb {}\n\n\
+        "# Hostile clients against {}\n\n{}- target: `{}`\n- voice plane: {}, scale {}, probe budget {} s, --max-rss-mb {}\n\n\
          **{} held, {} not held, {} skipped.**\n\n## Steps\n\n{}\n## Not held or skipped\n\n{}\n## Gate\n\n{}\n\
          ## What each step sends\n\n{}\n## Method\n\n{}\n",
-        r.target,
+        if r.target == "engine" { "the engine" } else { r.target },
         r.provenance.markdown(),
         r.target_command,
         if r.voice { "on" } else { "off" },
