@@ -25,6 +25,9 @@ help:
 	@echo "make perf         side-by-side throughput vs mosquitto and rumqttd into perf-report/"
 	@echo "make perf-floor   the mission's floor: 1,000 msg/s with p99 < 10 ms, or exit non-zero"
 	@echo "make perf-voice   end of speech → first reply audio over MQTT, 1, 5 and 10 satellites, into perf-report/ (gate: p95 < 500 ms for one)"
+	@echo "make perf-connections  10,000 idle connections, engine vs mosquitto (gates: all accepted, < 4 KB each)"
+	@echo "make perf-large   one 256 MiB message to 3 subscribers, also stalled ones (gate: peak RSS < 3x the payload)"
+	@echo "make perf-hostile every misbehaviour of issue 7 against the engine with its voice on (gate: every step held)"
 
 # System packages, installed only when one is missing.
 deps: toolchain
@@ -92,6 +95,22 @@ perf-floor: build-release
 # Spoken requests streamed in real time over MQTT to an engine with the real models.
 perf-voice: build-release models
 	$(RELEASE_BIN)/alicia-loadgen voice --sessions-list 1,5,10 --utterances 5 --max-p95-ms 500 --alicia-bin $(RELEASE_BIN)/alicia --out perf-report
+
+# Issue 7, "nothing a client sends can hurt the bus"; each exits 2 when a target is missed.
+.PHONY: perf-connections perf-large perf-hostile
+# 10,000 idle MQTT connections at 2,000 connects/s, mosquitto then the engine.
+perf-connections: build-release
+	$(RELEASE_BIN)/alicia-loadgen connections --brokers mosquitto,engine --connections 10000 --rate 2000 \
+		--min-accepted 10000 --max-kb-per-connection 4 --alicia-bin $(RELEASE_BIN)/alicia --out $(or $(PERF_OUT),perf-report)
+
+# One 256 MiB message (less 1 KiB of header room) to 3 subscribers, reading and stalled.
+perf-large: build-release
+	$(RELEASE_BIN)/alicia-loadgen large --brokers mosquitto,engine --subscribers 3 --variants normal,stalled \
+		--max-peak-rss-ratio 3 --alicia-bin $(RELEASE_BIN)/alicia --out $(or $(PERF_OUT),perf-report)
+
+# Every hostile step, the voice and Wyoming ones included; after each the bus must still work.
+perf-hostile: build-release models
+	$(RELEASE_BIN)/alicia-loadgen hostile --voice --alicia-bin $(RELEASE_BIN)/alicia --out $(or $(PERF_OUT),perf-report)
 
 clean:
 	$(CARGO) clean

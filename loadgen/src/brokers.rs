@@ -186,6 +186,11 @@ impl BrokerProcess {
         self.child.id()
     }
 
+    /// `Some` once the process has ended.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// The last few lines the broker logged, on one line, to explain a failure.
     pub fn log_tail(&self) -> String {
         let text = self.log_text();
@@ -198,10 +203,14 @@ impl BrokerProcess {
         }
     }
 
-    fn log_text(&self) -> String {
-        let mut text = String::new();
-        let _ = File::open(&self.log).and_then(|mut f| f.read_to_string(&mut text));
-        text
+    /// The log as written; a line that is not UTF-8 (a topic cut inside a character)
+    /// must not hide the rest.
+    pub fn log_bytes(&self) -> Vec<u8> {
+        std::fs::read(&self.log).unwrap_or_default()
+    }
+
+    pub fn log_text(&self) -> String {
+        String::from_utf8_lossy(&self.log_bytes()).into_owned()
     }
 
     /// Log lines that say the broker dropped messages, e.g. mosquitto's "Outgoing messages
@@ -286,9 +295,12 @@ pub(crate) fn kill_if_running(child: &mut Child) {
 
 /// `message_size_limit` is the seeds' 256 MB less one byte: mosquitto 2.0 refuses
 /// 268435456 ("Invalid message_size_limit value"); 268435455 is the MQTT maximum.
+/// `max_connections -1` (mosquitto's default, written out) lets `connections` hold
+/// 10,000 clients.
 fn mosquitto_config(port: u16) -> String {
     format!(
         "listener {port} 127.0.0.1\n\
+         max_connections -1\n\
          allow_anonymous true\n\
          max_inflight_messages 100\n\
          max_queued_messages 1000\n\

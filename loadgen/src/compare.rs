@@ -56,7 +56,7 @@ pub struct CompareOptions {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-enum Status {
+pub enum Status {
     Ran,
     /// Cannot run here (binary or config missing): reported, never faked.
     Skipped,
@@ -65,7 +65,7 @@ enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Status::Ran => "ran",
             Status::Skipped => "skipped",

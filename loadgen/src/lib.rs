@@ -17,25 +17,43 @@
 //! | `gates` | pass/fail targets |
 //! | `report`, `machine` | tables, JSON, markdown; host facts and CPU use |
 //! | `throughput`, `compare`, `voice` | the scenarios (`voice`: spoken requests to the engine's voice plane) |
+//! | `connections`, `large`, `hostile` | idle connections held, one huge message, misbehaving clients |
 //! | `brokers`, `baseline` | starting and stopping brokers; rumqttd with its own listener |
+//! | `engine_process`, `engine_config` | the engine with all its listeners; a config written for one run |
+//! | `packet`, `client` | MQTT 3.1.1 + 5 packets byte for byte; one scripted conversation |
+//! | `ordinary` | an ordinary client's round trip: is the bus still usable? |
+//! | `memory`, `rlimit`, `http` | a process's resident memory; the open-file limit; a bare HTTP GET |
 
 pub mod baseline;
 pub mod brokers;
+mod client;
 pub mod compare;
 mod connection;
+pub mod connections;
+mod engine_config;
+mod engine_process;
 pub mod gates;
+pub mod hostile;
+mod http;
+pub mod large;
 mod machine;
+mod memory;
+mod ordinary;
 pub mod pacer;
+mod packet;
 mod probe;
 mod progress;
 mod publisher;
 mod report;
+mod rlimit;
 pub mod run;
 mod stats;
 mod subscriber;
 pub mod throughput;
 pub mod voice;
 mod wire;
+
+pub use packet::Version;
 
 /// What a command found: missed targets and things that went wrong on the way.
 #[derive(Debug, Default)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use alicia_loadgen::brokers::{self, BrokerKind, Launch};
+use alicia_loadgen::brokers::BrokerKind;
 use alicia_loadgen::compare::{self, CompareOptions, Shape};
 use alicia_loadgen::gates::Gates;
 use alicia_loadgen::pacer::Rate;
@@ -16,6 +16,10 @@ use alicia_loadgen::run::RunSpec;
 use alicia_loadgen::throughput::{self, ThroughputOptions};
 use alicia_loadgen::voice::{self, VoiceOptions};
 use alicia_loadgen::{baseline, Verdict};
+
+mod robustness;
+
+use robustness::{run_connections, run_hostile, run_large, BrokerArgs, ConnectionsArgs, HostileArgs, LargeArgs};
 
 #[derive(Parser)]
 #[command(name = "alicia-loadgen", version, about = "Load generator and side-by-side benchmark for MQTT brokers")]
@@ -31,6 +35,15 @@ enum Command {
     /// The same load matrix against mosquitto, rumqttd's own listener and the engine,
     /// each started here on free loopback ports.
     Compare(CompareArgs),
+    /// N idle MQTT connections opened at a connect rate and held, broker after broker:
+    /// accepted, refused, broker memory per connection.
+    Connections(ConnectionsArgs),
+    /// One message of S bytes to K subscribers: delivered byte for byte, time, peak broker
+    /// memory; optionally with subscribers that stop reading.
+    Large(LargeArgs),
+    /// Every misbehaviour of issue 7, step by step, against the engine (or mosquitto);
+    /// after each: alive, /healthz 200, an ordinary client still gets through.
+    Hostile(HostileArgs),
     /// K satellites speak synthesised requests to the engine's voice plane in real time:
     /// end of speech → first reply audio, word error rate, intent accuracy, engine stage medians.
     Voice(VoiceArgs),
@@ -81,21 +94,8 @@ struct CompareArgs {
     /// Short runs for CI: --duration 2s --warmup 0.5s --drain-timeout 3s unless given.
     #[arg(long)]
     quick: bool,
-    /// mosquitto binary (default: on PATH, else /usr/sbin/mosquitto).
-    #[arg(long)]
-    mosquitto_bin: Option<PathBuf>,
-    /// Engine binary (default: `alicia` next to this executable).
-    #[arg(long)]
-    alicia_bin: Option<PathBuf>,
-    /// Engine config (default: bus-config/alicia.toml of this checkout).
-    #[arg(long)]
-    alicia_config: Option<PathBuf>,
-    /// Extra argument for `alicia serve` (repeatable).
-    #[arg(long = "alicia-arg", allow_hyphen_values = true)]
-    alicia_args: Vec<String>,
-    /// How long a broker may take to answer its first CONNECT.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    startup_timeout: Duration,
+    #[command(flatten)]
+    brokers_from: BrokerArgs,
     #[command(flatten)]
     load: LoadArgs,
 }
@@ -254,6 +254,9 @@ fn run(command: Command) -> Result<Verdict> {
         Command::Throughput(args) => run_throughput(args),
         Command::Compare(args) => run_compare(args),
         Command::Voice(args) => run_voice(args),
+        Command::Connections(args) => run_connections(args),
+        Command::Large(args) => run_large(args),
+        Command::Hostile(args) => run_hostile(args),
         Command::RumqttdBaseline { listen, exit_on_stdin_eof } => {
             baseline::serve(listen, exit_on_stdin_eof)?;
             Ok(Verdict::default())
@@ -279,16 +282,7 @@ fn run_throughput(args: ThroughputArgs) -> Result<Verdict> {
 }
 
 fn run_compare(args: CompareArgs) -> Result<Verdict> {
-    let exe_dir = std::env::current_exe()?.parent().map(PathBuf::from).unwrap_or_default();
-    let launch = Launch {
-        mosquitto_bin: args
-            .mosquitto_bin
-            .unwrap_or_else(|| brokers::find_program("mosquitto", &["/usr/sbin/mosquitto"])),
-        alicia_bin: args.alicia_bin.unwrap_or_else(|| exe_dir.join("alicia")),
-        alicia_config: args.alicia_config.or_else(brokers::default_engine_config),
-        alicia_args: args.alicia_args,
-        startup_timeout: args.startup_timeout,
-    };
+    let launch = args.brokers_from.launch()?;
     let template = args.load.spec(args.quick, String::new(), ([127, 0, 0, 1], 0).into());
     template.validate()?;
     let opts = CompareOptions {

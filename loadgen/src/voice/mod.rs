@@ -10,7 +10,7 @@
 //! | `satellite` | one connection per site streaming requests; the K runs |
 //! | `watcher` | one connection receiving the engine's results, routed per site |
 //! | `summary` | per-run figures, tables and the markdown report |
-//! | `engine` | starting and stopping `alicia serve` |
+//! | `engine` | `alicia serve` with the voice on |
 //!
 //! The engine runs one session per site, so each satellite has a site (and speaker) of its
 //! own. The engine's /metrics is not read: its stage means are per stage *call* (per frame
@@ -35,7 +35,6 @@ use anyhow::{bail, Context, Result};
 use crate::report::{self, ms, Provenance};
 use crate::Verdict;
 
-pub use engine::VoiceEngine;
 pub use home::{parse_sites, Site};
 pub use satellite::{CommandSeen, Utterance};
 pub use summary::{EngineMedians, Latency, VoiceRun};
@@ -107,7 +106,7 @@ pub fn run(opts: &VoiceOptions, rt: &tokio::runtime::Runtime) -> Result<Verdict>
     let config = opts.alicia_config.clone().or_else(crate::brokers::default_engine_config);
     let home_path = match (&opts.home, &config) {
         (Some(h), _) => h.clone(),
-        (None, Some(c)) => engine::repo_of(c).join("bus-config/home.toml"),
+        (None, Some(c)) => crate::engine_config::repo_of(c).join("bus-config/home.toml"),
         (None, None) => PathBuf::from("bus-config/home.toml"),
     };
     let base = std::fs::read_to_string(&home_path).with_context(|| format!("read home {}", home_path.display()))?;
@@ -158,7 +157,7 @@ pub fn run(opts: &VoiceOptions, rt: &tokio::runtime::Runtime) -> Result<Verdict>
         Some(addr) => (None, addr, format!("running engine at {addr}")),
         None => {
             let config = config.context("no engine config found (bus-config/alicia.toml); pass --alicia-config")?;
-            let e = VoiceEngine::start(&opts.alicia_bin, &config, &engine_home, opts.startup_timeout)?;
+            let e = engine::start(&opts.alicia_bin, &config, &engine_home, opts.startup_timeout)?;
             let (desc, mqtt) = (e.command.clone(), e.mqtt);
             (Some(e), mqtt, desc)
         }
@@ -168,7 +167,7 @@ pub fn run(opts: &VoiceOptions, rt: &tokio::runtime::Runtime) -> Result<Verdict>
         let measure = satellite::measure_all(opts, &opts.sessions, &all_sites, &speech, mqtt);
         tokio::time::timeout(opts.timeout, measure).await
     });
-    let log_tail = engine.as_ref().map(VoiceEngine::log_tail);
+    let log_tail = engine.as_ref().map(crate::engine_process::EngineProcess::log_tail);
     if let Some(e) = engine {
         e.stop()?;
     }
