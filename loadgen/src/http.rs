@@ -1,12 +1,13 @@
 //! A minimal HTTP/1.1 GET, for `/healthz` while a scenario attacks the engine: one request
-//! per connection, `Connection: close`, the status line and the body.
+//! per connection, `Connection: close`, the status line and the body. It connects from
+//! the ordinary client's address ([`crate::ordinary::source_for`]), so the attack's
+//! per-address limits are not mistaken for the health endpoint failing.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Bodies beyond this are cut (a health answer is a few hundred bytes).
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -22,7 +23,7 @@ pub struct Response {
 pub async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response> {
     let started = Instant::now();
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.with_context(|| format!("connect to {addr}"))?;
+        let mut stream = crate::client::tcp(addr, crate::ordinary::source_for(addr), timeout).await?;
         let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
         let mut raw = Vec::with_capacity(1024);

@@ -20,6 +20,23 @@ impl RawClient {
         RawClient { stream, buf: BytesMut::new() }
     }
 
+    /// A client from another loopback address (127.0.0.2, …): another device to the engine.
+    pub async fn connect_from(port: u16, source: std::net::Ipv4Addr) -> RawClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind((source, 0).into()).expect("bind the source address");
+        let stream = socket.connect(([127, 0, 0, 1], port).into()).await.expect("tcp connect");
+        RawClient { stream, buf: BytesMut::new() }
+    }
+
+    /// A client whose receive buffer is fixed at a few KiB (no autotuning), so a peer
+    /// that never reads is found out after kilobytes, whatever the host's TCP memory.
+    pub async fn connect_with_small_window(port: u16) -> RawClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(([127, 0, 0, 1], port).into()).await.expect("tcp connect");
+        RawClient { stream, buf: BytesMut::new() }
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write");
     }

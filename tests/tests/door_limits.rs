@@ -274,7 +274,7 @@ async fn a_subscriber_that_stops_reading_is_bounded_in_bytes_then_dropped() {
     let port = engine.mqtt_port();
     let topic = unique_topic("e2e/stalled");
     // Subscribes, then never reads a byte.
-    let mut stalled = RawClient::connect(port).await;
+    let mut stalled = RawClient::connect_with_small_window(port).await;
     assert_eq!(stalled.handshake("stalled", 0, |_| {}).await, 0);
     let mut subscribe = bytes::BytesMut::new();
     rumqttc::Subscribe::new(&topic, QoS::AtMostOnce).write(&mut subscribe).unwrap();
@@ -287,8 +287,9 @@ async fn a_subscriber_that_stops_reading_is_bounded_in_bytes_then_dropped() {
         metric(engine.http_addr(), "alicia_mqtt_connections_active").await == Some(2.0)
     })
     .await;
-    // 16 MiB at it: socket buffers fill, the queue holds 256 KiB, the rest is dropped.
-    for _ in 0..256 {
+    // 64 MiB at it: socket buffers fill (the engine's send buffer may grow to the host's
+    // tcp_wmem maximum, commonly 4 MiB), the queue holds 256 KiB, the rest is dropped.
+    for _ in 0..1024 {
         publisher.client.publish(&topic, QoS::AtMostOnce, false, vec![b'x'; 64 * 1024]).await.unwrap();
     }
     wait_for("drops counted by bytes", || async {

@@ -18,16 +18,35 @@ use crate::io::IoWorkers;
 use crate::metrics::Refusal;
 use crate::session::{Client, Handoff};
 
+/// Accept queue asked of the kernel (capped by `net.core.somaxconn`): a home's devices
+/// reconnecting at once after a Wi-Fi drop must queue, not be dropped at the SYN.
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// Binds the listener now, so a taken port fails start-up before anything else runs.
 pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::BrokerError> {
-    TcpListener::bind(addr).await.map_err(|source| crate::BrokerError::Bind { what: "MQTT", addr, source })
+    let bind = || {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        // As std's bind does, so a restart can take the port while old sockets linger.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    bind().map_err(|source| crate::BrokerError::Bind { what: "MQTT", addr, source })
 }
+
+/// Sockets past their address's cap that may wait at once for the CONNECT their refusal
+/// answers; past this, such sockets are closed unanswered.
+const REFUSING_AT_ONCE: usize = 64;
+/// How long a socket past its address's cap gets to send the CONNECT its refusal answers.
+const REFUSAL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Counts of open sockets, shared by the listener and every connection's permit.
 #[derive(Debug, Default)]
 pub(crate) struct Door {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     pending: AtomicUsize,
+    /// Sockets past their address's cap, waiting for the CONNECT to refuse.
+    refusing: AtomicUsize,
     active: AtomicUsize,
 }
 
@@ -94,11 +113,6 @@ pub(crate) async fn accept_loop(
         };
         ctx.metrics.sockets_accepted.increment(1);
         let limits = &ctx.limits;
-        if door.pending.load(Ordering::Acquire) >= limits.max_pending_connections {
-            // Too many sockets that are not clients yet: not even a CONNACK is owed.
-            ctx.metrics.refused(Refusal::PendingLimit);
-            continue;
-        }
         let over_ip_limit = {
             let mut per_ip = door.per_ip.lock();
             let n = per_ip.entry(peer.ip()).or_insert(0);
@@ -106,11 +120,22 @@ pub(crate) async fn accept_loop(
             *n > limits.max_connections_per_ip
         };
         let permit = ConnectionPermit { door: door.clone(), ctx: ctx.clone(), ip: peer.ip(), active: false };
+        if over_ip_limit {
+            // Checked before the pending pool, and kept out of it: one address's flood
+            // must not take the handshake slots every other address needs.
+            refuse_over_ip_limit(stream, permit, &door, &ctx);
+            continue;
+        }
+        if door.pending.load(Ordering::Acquire) >= limits.max_pending_connections {
+            // Too many sockets that are not clients yet: not even a CONNACK is owed.
+            ctx.metrics.refused(Refusal::PendingLimit);
+            continue;
+        }
         door.pending.fetch_add(1, Ordering::AcqRel);
         ctx.metrics.connections_pending.increment(1.0);
         let (ctx, workers, door) = (ctx.clone(), workers.clone(), door.clone());
         tokio::spawn(async move {
-            let result = handshake(stream, peer, permit, over_ip_limit, &ctx, &workers).await;
+            let result = handshake(stream, peer, permit, &ctx, &workers).await;
             door.pending.fetch_sub(1, Ordering::AcqRel);
             ctx.metrics.connections_pending.decrement(1.0);
             if let Err(HandshakeError::Refused(refusal)) = result {
@@ -121,11 +146,37 @@ pub(crate) async fn accept_loop(
     }
 }
 
+/// A socket past its address's cap: answered with the refusal (0x97 / 0x03) if it sends
+/// its CONNECT within [`REFUSAL_GRACE`] and few others wait the same way, else closed
+/// unanswered. Either way it never holds a pending slot.
+fn refuse_over_ip_limit(
+    mut stream: tokio::net::TcpStream,
+    permit: ConnectionPermit,
+    door: &Arc<Door>,
+    ctx: &Arc<Context>,
+) {
+    ctx.metrics.refused(Refusal::PerIpLimit);
+    let waiting =
+        door.refusing.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < REFUSING_AT_ONCE).then_some(n + 1));
+    if waiting.is_err() {
+        return;
+    }
+    let (ctx, door) = (ctx.clone(), door.clone());
+    tokio::spawn(async move {
+        let grace = ctx.limits.connect_timeout.min(REFUSAL_GRACE);
+        let read = tokio::time::timeout(grace, handshake::read_connect(&mut stream, &ctx.limits));
+        if let Ok(Ok(accepted)) = read.await {
+            handshake::refuse_busy(&mut stream, accepted.request.version, Refusal::PerIpLimit).await;
+        }
+        door.refusing.fetch_sub(1, Ordering::AcqRel);
+        drop(permit);
+    });
+}
+
 async fn handshake(
     mut stream: tokio::net::TcpStream,
     peer: SocketAddr,
     mut permit: ConnectionPermit,
-    over_ip_limit: bool,
     ctx: &Arc<Context>,
     workers: &IoWorkers,
 ) -> Result<(), HandshakeError> {
@@ -138,10 +189,6 @@ async fn handshake(
         _ = ctx.stop.cancelled() => return Err(HandshakeError::Io),
     };
     let version = accepted.request.version;
-    if over_ip_limit {
-        handshake::refuse_busy(&mut stream, version, Refusal::PerIpLimit).await;
-        return Err(HandshakeError::Refused(Refusal::PerIpLimit));
-    }
     if !permit.activate() {
         handshake::refuse_busy(&mut stream, version, Refusal::ServerBusy).await;
         return Err(HandshakeError::Refused(Refusal::ServerBusy));

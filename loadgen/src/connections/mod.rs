@@ -36,7 +36,7 @@ use fleet::{Fleet, FleetSpec};
 use summary::{check_gates, markdown, rows, HEADERS};
 
 /// The engine's own ceiling for `limits.max_connections` (its config check).
-const ENGINE_MAX_CONNECTIONS: usize = 100_000;
+const ENGINE_MAX_CONNECTIONS: usize = 1_000_000;
 /// Room above N for loadgen's readiness probe.
 const CONNECTION_MARGIN: usize = 64;
 
@@ -211,9 +211,12 @@ fn run_broker(kind: BrokerKind, opts: &ConnectionsOptions, rt: &Runtime, dir: &t
         BrokerKind::Engine => {
             let max = opts.engine_max_connections.unwrap_or(opts.count + CONNECTION_MARGIN).min(ENGINE_MAX_CONNECTIONS);
             let base = launch.alicia_config.clone().context("no engine config")?;
-            let overrides = [("limits.max_connections".to_string(), toml::Value::Integer(max as i64))];
+            // Every connection comes from 127.0.0.1, so the per-address cap and the
+            // session table rise with the connection limit.
+            let overrides = ["limits.max_connections", "limits.max_connections_per_ip", "limits.max_sessions"]
+                .map(|key| (key.to_string(), toml::Value::Integer(max as i64)));
             launch.alicia_config = Some(engine_config::write(&base, None, &overrides, dir.path())?);
-            format!("limits.max_connections = {max}")
+            format!("limits.max_connections = max_connections_per_ip = max_sessions = {max}")
         }
         BrokerKind::Mosquitto => "max_connections -1".to_string(),
         BrokerKind::Rumqttd => "router max_connections 10,010".to_string(),
