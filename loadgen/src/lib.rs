@@ -17,12 +17,14 @@
 //! | `gates` | pass/fail targets |
 //! | `report`, `machine` | tables, JSON, markdown; host facts and CPU use |
 //! | `throughput`, `compare`, `voice` | the scenarios (`voice`: spoken requests to the engine's voice plane) |
+//! | `fuzz` | arbitrary and odd MQTT, envelopes, Wyoming and voice audio against a live engine, with its vitals checked |
 //! | `brokers`, `baseline` | starting and stopping brokers; rumqttd with its own listener |
 
 pub mod baseline;
 pub mod brokers;
 pub mod compare;
 mod connection;
+pub mod fuzz;
 pub mod gates;
 mod machine;
 pub mod pacer;
