@@ -14,8 +14,10 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := build-essential pkg-config curl ca-certificates python3 python3-pip python3-venv \
 	cmake clang libclang-dev espeak-ng libespeak-ng-dev sox mosquitto mosquitto-clients
 RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/release
+DEBUG_BIN   := $(or $(CARGO_TARGET_DIR),target)/debug
 
 .PHONY: help deps toolchain build build-release models run test test-deps lint bench bench-quick perf perf-floor perf-voice clean
+.PHONY: fuzz fuzz-quick
 
 help:
 	@echo "make run          install what is missing, build, serve (ENV=$(ENV), CONFIG=$(CONFIG), ARGS=extra serve flags)"
@@ -25,6 +27,8 @@ help:
 	@echo "make perf         side-by-side throughput vs mosquitto and rumqttd into perf-report/"
 	@echo "make perf-floor   the mission's floor: 1,000 msg/s with p99 < 10 ms, or exit non-zero"
 	@echo "make perf-voice   end of speech → first reply audio over MQTT, 1, 5 and 10 satellites, into perf-report/ (gate: p95 < 500 ms for one)"
+	@echo "make fuzz         10 minutes of hostile and odd input against a live engine (voice too if models/ is there); FUZZ_SEED=N repeats a run"
+	@echo "make fuzz-quick   the CI-sized fuzz run: 25 s, fixed seed, into perf-report/ci"
 
 # System packages, installed only when one is missing.
 deps: toolchain
@@ -92,6 +96,18 @@ perf-floor: build-release
 # Spoken requests streamed in real time over MQTT to an engine with the real models.
 perf-voice: build-release models
 	$(RELEASE_BIN)/alicia-loadgen voice --sessions-list 1,5,10 --utterances 5 --max-p95-ms 500 --alicia-bin $(RELEASE_BIN)/alicia --out perf-report
+
+# Hostile and odd input (MQTT 3.1.1/5 packets, envelopes, Wyoming, voice audio) against a
+# live engine; after every batch it must be alive, healthy, serve an ordinary client and
+# stay under its memory budget, or the run exits 2 with the seed and the suspect cases.
+FUZZ_SEED ?= $(shell date +%s)
+fuzz: build-release
+	$(RELEASE_BIN)/alicia-loadgen fuzz --seconds $(or $(FUZZ_SECONDS),600) --seed $(FUZZ_SEED) \
+		$$([ -d models/whisper ] && [ -d models/piper ] && echo --voice) \
+		--alicia-bin $(RELEASE_BIN)/alicia --out $(or $(FUZZ_OUT),perf-report)
+
+fuzz-quick: build
+	$(DEBUG_BIN)/alicia-loadgen fuzz --seconds 25 --seed 20261203 --alicia-bin $(DEBUG_BIN)/alicia --out perf-report/ci
 
 clean:
 	$(CARGO) clean

@@ -17,7 +17,10 @@ use anyhow::{bail, Context, Result};
 use crate::brokers::{kill_if_running, terminate};
 
 /// What the engine is told it may hold; each is far below the shipped default so a
-/// short run meets it (the byte budget, the packet size limit, retained bytes).
+/// short run meets it (the byte budget, the packet size limit, retained bytes). Session
+/// expiry is capped at ten minutes: mutated CONNECTs and v5 clients with assigned ids
+/// make a new never-expiring persistent session every few cases, and the session limit
+/// they would fill refuses every new client, the ordinary one of the checks included.
 const LIMITS: &str = "\
 [limits]
 message_size_limit = 1048576
@@ -27,6 +30,7 @@ max_retained_messages = 2000
 max_retained_bytes = 16777216
 max_connect_bytes = 65536
 max_sessions = 2000
+max_session_expiry_secs = 600
 ";
 
 /// Where the voice's models and home are, when it runs.

@@ -125,7 +125,7 @@ pub fn run(opts: &FuzzOptions) -> Result<Verdict> {
         opts.first_case,
         names.join(",")
     );
-    let watch = vitals::Watch { pid, mqtt, http, max_rss_mb: opts.max_rss_mb };
+    let watch = vitals::Watch { pid, mqtt, http, wyoming, max_rss_mb: opts.max_rss_mb };
     let end = opts.max_cases.map_or(u64::MAX, |n| opts.first_case.saturating_add(n));
     let campaign = Arc::new(Campaign::new(opts.seed, families.clone(), opts.first_case, end, mqtt, wyoming));
     let mut notes = Vec::new();

@@ -98,6 +98,7 @@ pub(crate) struct Watch {
     pub pid: Option<u32>,
     pub mqtt: SocketAddr,
     pub http: Option<SocketAddr>,
+    pub wyoming: Option<SocketAddr>,
     pub max_rss_mb: f64,
 }
 
@@ -144,6 +145,13 @@ impl Watch {
                 check.held = Some(Held::from_metrics(&body));
             }
         }
+        if let Some(wyoming) = self.wyoming {
+            match timeout(PROBE_TIMEOUT, describe(wyoming)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => check.failures.push(format!("Wyoming describe failed: {e}")),
+                Err(_) => check.failures.push(format!("Wyoming describe got no answer within {PROBE_TIMEOUT:?}")),
+            }
+        }
         let started = Instant::now();
         match timeout(PROBE_TIMEOUT, ordinary_client(self.mqtt, probe_no)).await {
             Ok(Ok(())) => check.probe_ms = Some(started.elapsed().as_secs_f64() * 1e3),
@@ -169,6 +177,32 @@ pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, Strin
         Ok((status, body))
     };
     timeout(HTTP_TIMEOUT, exchange).await.map_err(|_| format!("no answer within {HTTP_TIMEOUT:?}"))?
+}
+
+/// Wyoming's `describe` must be answered with `info`. From 127.0.0.2: the fuzzer's
+/// own connections from 127.0.0.1 may hold every slot the server gives one address.
+async fn describe(addr: SocketAddr) -> Result<(), String> {
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
+    if addr.ip().is_loopback() {
+        socket.bind(([127, 0, 0, 2], 0).into()).map_err(|e| format!("bind 127.0.0.2: {e}"))?;
+    }
+    let mut stream = socket.connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.write_all(b"{\"type\": \"describe\"}\n").await.map_err(|e| format!("write: {e}"))?;
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.len() < 64 * 1024 {
+        match stream.read(&mut byte).await {
+            Ok(0) => return Err(format!("closed after {:?}", String::from_utf8_lossy(&line))),
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) => line.push(byte[0]),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    let header: serde_json::Value = serde_json::from_slice(&line).map_err(|e| format!("header not JSON: {e}"))?;
+    match header["type"].as_str() {
+        Some("info") => Ok(()),
+        _ => Err(format!("expected info, got {}", String::from_utf8_lossy(&line))),
+    }
 }
 
 /// Reads until one whole packet is decoded; `what` names the wait in errors.
