@@ -193,7 +193,7 @@ struct FuzzArgs {
     #[arg(long)]
     max_cases: Option<u64>,
     /// Families to draw from (raw-connect, raw-after-connect, packets, mutated, envelopes,
-    /// voice-audio, wyoming) [default: all the engine serves].
+    /// voice-audio, voice-requests, wyoming) [default: all the engine serves].
     #[arg(long, value_delimiter = ',')]
     families: Vec<Family>,
     /// How long to fuzz.

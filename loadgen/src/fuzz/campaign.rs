@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::case::{Case, Family, Target};
 use super::driver::{self, Outcome};
 use super::gen::Gen;
-use super::{envelopes, mqtt_cases, voice_audio, wyoming};
+use super::{envelopes, mqtt_cases, voice_audio, voice_requests, wyoming};
 
 /// Bytes of each step kept in the hex of a recent case; the rest is regenerated from
 /// the seed and the case's index (`--show-case`).
@@ -30,6 +30,7 @@ fn weight(family: Family) -> u32 {
         Family::Mutated => 14,
         Family::Envelopes => 15,
         Family::VoiceAudio => 8,
+        Family::VoiceRequests => 4,
         Family::Wyoming => 10,
     }
 }
@@ -48,6 +49,7 @@ pub(crate) fn generate(seed: u64, index: u64, families: &[Family]) -> Case {
         Family::Mutated => mqtt_cases::mutated(&mut gen, &mut case),
         Family::Envelopes => envelopes::envelopes(&mut gen, &mut case),
         Family::VoiceAudio => voice_audio::voice_audio(&mut gen, &mut case),
+        Family::VoiceRequests => voice_requests::voice_requests(&mut gen, &mut case),
         Family::Wyoming => wyoming::wyoming(&mut gen, &mut case),
     }
     case

@@ -30,18 +30,21 @@ pub enum Family {
     Envelopes,
     /// `alicia/voice/audio/{site}/start|frame|stop` (the voice plane).
     VoiceAudio,
+    /// `alicia/voice/stt/request` (base64 WAV) and `alicia/voice/tts/request`.
+    VoiceRequests,
     /// Wyoming events (the voice plane's Home Assistant door).
     Wyoming,
 }
 
 impl Family {
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 8] = [
         Family::RawConnect,
         Family::RawAfterConnect,
         Family::Packets,
         Family::Mutated,
         Family::Envelopes,
         Family::VoiceAudio,
+        Family::VoiceRequests,
         Family::Wyoming,
     ];
 
@@ -53,13 +56,14 @@ impl Family {
             Family::Mutated => "mutated",
             Family::Envelopes => "envelopes",
             Family::VoiceAudio => "voice-audio",
+            Family::VoiceRequests => "voice-requests",
             Family::Wyoming => "wyoming",
         }
     }
 
     /// Families that only mean something with the voice plane running.
     pub fn needs_voice(self) -> bool {
-        matches!(self, Family::VoiceAudio | Family::Wyoming)
+        matches!(self, Family::VoiceAudio | Family::VoiceRequests | Family::Wyoming)
     }
 }
 

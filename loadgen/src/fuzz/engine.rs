@@ -4,6 +4,7 @@
 //! is searched for panics after every batch: a panic the engine survives is still a
 //! finding.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::SocketAddr;
@@ -102,8 +103,10 @@ pub struct FuzzEngine {
     pub command: String,
     child: Child,
     log: PathBuf,
-    /// How far the log has been searched for panics.
+    /// How far the log has been read.
     scanned: u64,
+    /// Warnings and errors the engine logged, by level, target and message.
+    lines: BTreeMap<String, u64>,
     dir: tempfile::TempDir,
 }
 
@@ -144,7 +147,7 @@ impl FuzzEngine {
         loop {
             if let Ok(line) = ready_rx.recv_timeout(Duration::from_millis(100)) {
                 let doors = parse_ready(&line).with_context(|| format!("unreadable ready line {line:?}"))?;
-                return Ok(FuzzEngine { doors, command, child, log, scanned: 0, dir });
+                return Ok(FuzzEngine { doors, command, child, log, scanned: 0, lines: BTreeMap::new(), dir });
             }
             if let Some(status) = child.try_wait()? {
                 bail!("engine exited ({status}) before it was ready ({})", tail(&log, 5));
@@ -169,22 +172,26 @@ impl FuzzEngine {
         }
     }
 
-    /// Log lines written since the last call that tell of a panic or a stack overflow.
+    /// Reads what the engine logged since the last call: counts each line by its kind,
+    /// and returns those that tell of a panic or a stack overflow.
     pub fn new_panics(&mut self) -> Vec<String> {
-        let Ok(mut file) = File::open(&self.log) else { return Vec::new() };
-        if file.seek(SeekFrom::Start(self.scanned)).is_err() {
-            return Vec::new();
+        let (scanned, lines) = read_from(&self.log, self.scanned);
+        self.scanned = scanned;
+        let mut panics = Vec::new();
+        for line in lines {
+            if let Some(kind) = line_kind(&line) {
+                *self.lines.entry(kind).or_default() += 1;
+            }
+            if line.contains("panicked") || line.contains("overflowed its stack") {
+                panics.push(line);
+            }
         }
-        let mut text = String::new();
-        let _ = BufReader::new(&mut file).read_to_string(&mut text);
-        // Only whole lines: a line being written is read next time.
-        let complete = text.rfind('\n').map_or(0, |i| i + 1);
-        self.scanned += complete as u64;
-        text[..complete]
-            .lines()
-            .filter(|l| l.contains("panicked") || l.contains("overflowed its stack"))
-            .map(str::to_string)
-            .collect()
+        panics
+    }
+
+    /// Warning and error lines so far, by level, target and message.
+    pub fn log_lines(&self) -> &BTreeMap<String, u64> {
+        &self.lines
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
@@ -210,6 +217,30 @@ impl Drop for FuzzEngine {
     }
 }
 
+/// The whole lines of `log` from byte `from` on, and where the next read starts (a line
+/// still being written is read next time).
+fn read_from(log: &Path, from: u64) -> (u64, Vec<String>) {
+    let Ok(mut file) = File::open(log) else { return (from, Vec::new()) };
+    if file.seek(SeekFrom::Start(from)).is_err() {
+        return (from, Vec::new());
+    }
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let text = String::from_utf8_lossy(&bytes[..complete]);
+    (from + complete as u64, text.lines().map(str::to_string).collect())
+}
+
+/// `WARN alicia_wyoming::connection: synthesis failed` from a tracing line
+/// (`<timestamp>  WARN <target>: <message> key=value ...`); `None` for other lines.
+fn line_kind(line: &str) -> Option<String> {
+    let mut words = line.split_whitespace().skip(1);
+    let level = words.next().filter(|l| ["WARN", "ERROR"].contains(l))?;
+    let target = words.next()?;
+    let message: Vec<&str> = words.take_while(|w| !w.contains('=')).take(8).collect();
+    Some(format!("{level} {target} {}", message.join(" ")))
+}
+
 fn tail(log: &Path, lines: usize) -> String {
     let mut text = String::new();
     let _ = File::open(log).and_then(|mut f| f.read_to_string(&mut text));
@@ -220,6 +251,26 @@ fn tail(log: &Path, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_whole_lines_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("engine.log");
+        std::fs::write(&log, "one\nthread 'io-1' panicked at x.rs:1:1:\npart").unwrap();
+        let (at, lines) = read_from(&log, 0);
+        assert_eq!(lines, ["one", "thread 'io-1' panicked at x.rs:1:1:"]);
+        std::fs::write(&log, "one\nthread 'io-1' panicked at x.rs:1:1:\npartial line\n").unwrap();
+        assert_eq!(read_from(&log, at), (at + 13, vec!["partial line".to_string()]));
+    }
+
+    #[test]
+    fn counts_log_lines_by_kind() {
+        let line =
+            "2026-12-03T08:35:48.513459Z  WARN alicia_wyoming::connection: synthesis failed peer=127.0.0.1:1 e=x";
+        assert_eq!(line_kind(line).as_deref(), Some("WARN alicia_wyoming::connection: synthesis failed"));
+        assert_eq!(line_kind("2026-12-03T08:35:48Z  INFO alicia: ready"), None);
+        assert_eq!(line_kind("alicia ready mqtt=127.0.0.1:1"), None);
+    }
 
     #[test]
     fn reads_the_ready_line() {

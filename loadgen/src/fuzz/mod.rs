@@ -16,6 +16,7 @@
 //! | `mqtt_cases` | raw bytes, packet sequences, mutation; how connections end |
 //! | `envelopes` | JSON envelopes on `alicia/` request topics |
 //! | `voice_audio` | `alicia/voice/audio/{site}/start|frame|stop` |
+//! | `voice_requests` | `alicia/voice/stt/request` (base64 WAV), `alicia/voice/tts/request` |
 //! | `wyoming` | Wyoming events |
 //! | `driver` | one case over a socket, every wait bounded |
 //! | `campaign` | family choice, workers, per-family counts, recent cases |
@@ -36,6 +37,7 @@ mod mqtt_wire;
 mod summary;
 mod vitals;
 mod voice_audio;
+mod voice_requests;
 mod wyoming;
 
 use std::net::SocketAddr;
@@ -214,6 +216,7 @@ pub fn run(opts: &FuzzOptions) -> Result<Verdict> {
             notes.push(format!("engine log copied to {} (config: {})", copy.display(), e.config_path().display()));
         }
     }
+    let log_lines = engine.as_ref().map(|e| e.log_lines().clone()).unwrap_or_default();
     if let Some(e) = engine.take() {
         e.stop()?;
     }
@@ -256,6 +259,7 @@ pub fn run(opts: &FuzzOptions) -> Result<Verdict> {
         checks,
         limits_hit,
         panics,
+        log_lines,
         gate_failures: verdict.gate_failures.clone(),
         engine_log_tail,
         suspects,

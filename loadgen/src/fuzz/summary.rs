@@ -26,7 +26,8 @@ AUTH, DISCONNECT changing the session expiry, SUBSCRIBEs of up to 5,000 filters,
 mutated byte by byte; JSON envelopes on alicia/ request topics (valid, a field missing, of the wrong \
 type or odd, truncated, nested up to 100,000 deep, numbers and strings at the edges, not JSON); and \
 with the voice plane, MQTT voice audio (odd sites, session ids and formats, frames empty, odd-sized \
-and over the limit, starts and stops out of order) and Wyoming events (odd headers, lengths that \
+and over the limit, starts and stops out of order), the seeds' stt/request with base64 WAVs whose \
+headers lie and tts/request with odd texts and sites, and Wyoming events (odd headers, lengths that \
 lie, unknown types, audio formats out of range, huge texts, whole transcriptions). Each connection \
 ends with a FIN, an RST (SO_LINGER 0) or a half-close, sometimes in the middle of a packet. \
 `connections` workers run cases side by side. After every batch (--check-every) the engine must be \
@@ -67,6 +68,9 @@ pub struct FuzzReport {
     /// The engine's refusal and error counters at the end: the limits the run reached.
     pub limits_hit: BTreeMap<String, f64>,
     pub panics: Vec<String>,
+    /// Warning and error lines the engine logged, by level, target and message: what
+    /// hostile input makes it say, and how often.
+    pub log_lines: BTreeMap<String, u64>,
     pub gate_failures: Vec<String>,
     pub engine_log_tail: Option<String>,
     pub suspects: Vec<Recorded>,
@@ -236,6 +240,15 @@ pub fn markdown(r: &FuzzReport) -> String {
         md.push_str("## Limits and refusals the run reached (engine counters at the end)\n\n");
         let rows: Vec<Vec<String>> = r.limits_hit.iter().map(|(k, v)| vec![format!("`{k}`"), thousands(*v)]).collect();
         md.push_str(&markdown_table(&["counter", "value"], &rows, true));
+        md.push('\n');
+    }
+    if !r.log_lines.is_empty() {
+        md.push_str("## What the engine logged (warnings and errors)\n\n");
+        let mut lines: Vec<(&String, &u64)> = r.log_lines.iter().collect();
+        lines.sort_by(|a, b| b.1.cmp(a.1));
+        let rows: Vec<Vec<String>> =
+            lines.iter().take(20).map(|(k, v)| vec![format!("`{k}`"), thousands(**v as f64)]).collect();
+        md.push_str(&markdown_table(&["line", "count"], &rows, true));
         md.push('\n');
     }
     for n in &r.notes {
