@@ -208,6 +208,10 @@ struct FuzzArgs {
     /// Most resident memory the engine may reach (VmRSS and VmHWM) [default: 512, 2048 with --voice].
     #[arg(long)]
     max_rss_mb: Option<f64>,
+    /// With --broker: its limits.max_queued_bytes_total in MiB; the engine's account of
+    /// held message bytes (alicia_mqtt_queued_bytes) may not exceed it by more than 16 MiB.
+    #[arg(long, requires = "broker")]
+    max_queued_mb: Option<f64>,
     /// How long the engine may take to start (and load its models).
     #[arg(long, default_value = "180s", value_parser = parse_duration)]
     startup_timeout: Duration,
@@ -395,6 +399,7 @@ fn run_fuzz(args: FuzzArgs) -> Result<Verdict> {
         wyoming: args.wyoming.as_deref().map(|w| resolve("wyoming", w)).transpose()?,
         pid: args.pid,
         max_rss_mb: args.max_rss_mb.unwrap_or(if voice.is_some() { 2048.0 } else { 512.0 }),
+        max_queued_mb: args.max_queued_mb,
         voice,
         alicia_bin: voice::default_alicia_bin(args.alicia_bin),
         seed,

@@ -101,6 +101,8 @@ pub(crate) struct Campaign {
     next: AtomicU64,
     stats: Mutex<BTreeMap<Family, FamilyStats>>,
     recent: Mutex<VecDeque<Recorded>>,
+    /// Room for connections held open in the background.
+    held: Arc<tokio::sync::Semaphore>,
 }
 
 impl Campaign {
@@ -121,6 +123,7 @@ impl Campaign {
             next: AtomicU64::new(first),
             stats: Mutex::new(BTreeMap::new()),
             recent: Mutex::new(VecDeque::new()),
+            held: Arc::new(tokio::sync::Semaphore::new(driver::MAX_HELD)),
         }
     }
 
@@ -174,7 +177,7 @@ impl Campaign {
             };
             self.remember(&case);
             let started = Instant::now();
-            let outcome = driver::run(&case, addr).await;
+            let outcome = driver::run(&case, addr, &self.held).await;
             self.finish(&case, &outcome, started.elapsed());
             if !outcome.connected {
                 // An engine that takes no connections is for the next check to judge; a

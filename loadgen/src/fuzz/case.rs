@@ -98,14 +98,18 @@ pub(crate) enum Ending {
     Reset,
     /// Our write side shut, the read side open: the engine must close its side.
     HalfClose,
+    /// Open and unread for this long, in the background (the case's worker moves on):
+    /// a client that went silent without leaving, past the engine's write timeout.
+    Hold(Duration),
 }
 
 impl Ending {
-    fn name(self) -> &'static str {
+    fn name(self) -> String {
         match self {
-            Ending::Close => "close",
-            Ending::Reset => "reset",
-            Ending::HalfClose => "half-close",
+            Ending::Close => "close".into(),
+            Ending::Reset => "reset".into(),
+            Ending::HalfClose => "half-close".into(),
+            Ending::Hold(d) => format!("held unread {} s", d.as_secs()),
         }
     }
 }

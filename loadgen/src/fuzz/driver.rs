@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio::time::timeout;
 
 use super::case::{Case, Ending, Step};
@@ -67,7 +67,11 @@ async fn write(write: &mut OwnedWriteHalf, bytes: &[u8], chunk: Option<usize>) -
     }
 }
 
-pub(crate) async fn run(case: &Case, addr: SocketAddr) -> Outcome {
+/// Connections held open in the background at once; a case that finds none free ends
+/// with a plain close instead (the engine's per-address connection limit is far above).
+pub(crate) const MAX_HELD: usize = 16;
+
+pub(crate) async fn run(case: &Case, addr: SocketAddr, held: &std::sync::Arc<Semaphore>) -> Outcome {
     let mut outcome = Outcome::default();
     let Ok(Ok(stream)) = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await else {
         return outcome;
@@ -106,6 +110,19 @@ pub(crate) async fn run(case: &Case, addr: SocketAddr) -> Outcome {
             HALF_CLOSE_WAIT
         }
         Ending::Reset => Duration::ZERO,
+        Ending::Hold(hold) => {
+            if let Ok(permit) = held.clone().try_acquire_owned() {
+                let _ = stop.send(true);
+                tokio::spawn(async move {
+                    // Not reading: what the engine writes fills the socket buffers.
+                    let drained = reader.await;
+                    tokio::time::sleep(hold).await;
+                    drop((drained, write_half, permit));
+                });
+                return outcome;
+            }
+            SETTLE
+        }
     };
     let drained = match timeout(wait, &mut reader).await {
         Ok(result) => result.ok(),
@@ -150,14 +167,15 @@ mod tests {
         let mut case = Case::new(0, Family::Packets, Target::Mqtt);
         case.send("four", vec![1, 2, 3, 4]);
         case.ending = Ending::HalfClose;
-        let out = run(&case, addr).await;
+        let held = std::sync::Arc::new(Semaphore::new(MAX_HELD));
+        let out = run(&case, addr, &held).await;
         assert!(out.connected && out.closed_by_engine, "{out:?}");
         assert_eq!(out.received, 2);
 
         let mut case = Case::new(1, Family::Packets, Target::Mqtt);
         case.steps.push(Step::Send { bytes: vec![9; 10], chunk: Some(3) });
         case.ending = Ending::Reset;
-        let out = run(&case, addr).await;
+        let out = run(&case, addr, &held).await;
         assert!(out.connected && !out.closed_by_engine, "{out:?}");
         let read = peer.await.unwrap();
         assert!(read.is_err(), "the peer sees a reset, not an orderly end: {read:?}");

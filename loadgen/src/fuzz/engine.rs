@@ -19,7 +19,7 @@ use crate::brokers::{kill_if_running, terminate};
 
 /// What the engine is told it may hold; each is far below the shipped default so a
 /// short run meets it (the byte budget, the packet size limit, retained bytes). Session
-/// expiry is capped at ten minutes: mutated CONNECTs and v5 clients with assigned ids
+/// expiry is capped at a minute: mutated CONNECTs and v5 clients with assigned ids
 /// make a new never-expiring persistent session every few cases, and the session limit
 /// they would fill refuses every new client, the ordinary one of the checks included.
 const LIMITS: &str = "\
@@ -31,8 +31,11 @@ max_retained_messages = 2000
 max_retained_bytes = 16777216
 max_connect_bytes = 65536
 max_sessions = 2000
-max_session_expiry_secs = 600
+max_session_expiry_secs = 60
 ";
+
+/// `max_queued_bytes_total` above, in MiB.
+pub(crate) const MAX_QUEUED_MB: f64 = 64.0;
 
 /// Where the voice's models and home are, when it runs.
 #[derive(Debug, Clone)]

@@ -79,6 +79,8 @@ pub struct FuzzOptions {
     pub connections: usize,
     pub check_every: Duration,
     pub max_rss_mb: f64,
+    /// With `broker`: its `max_queued_bytes_total` in MiB, to check its account against.
+    pub max_queued_mb: Option<f64>,
     pub startup_timeout: Duration,
     pub out: PathBuf,
 }
@@ -127,7 +129,8 @@ pub fn run(opts: &FuzzOptions) -> Result<Verdict> {
         opts.first_case,
         names.join(",")
     );
-    let watch = vitals::Watch { pid, mqtt, http, wyoming, max_rss_mb: opts.max_rss_mb };
+    let max_queued_mb = if engine.is_some() { Some(engine::MAX_QUEUED_MB) } else { opts.max_queued_mb };
+    let watch = vitals::Watch { pid, mqtt, http, wyoming, max_rss_mb: opts.max_rss_mb, max_queued_mb };
     let end = opts.max_cases.map_or(u64::MAX, |n| opts.first_case.saturating_add(n));
     let campaign = Arc::new(Campaign::new(opts.seed, families.clone(), opts.first_case, end, mqtt, wyoming));
     let mut notes = Vec::new();
@@ -142,60 +145,8 @@ pub fn run(opts: &FuzzOptions) -> Result<Verdict> {
     }
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let mut verdict = Verdict::default();
-    let mut checks = Vec::new();
-    let mut panics = Vec::new();
     let started = tokio::time::Instant::now();
-    let mut last_good = opts.first_case;
-    let mut failed_at = None;
-    let first = rt.block_on(watch.check(0.0, 0, 0));
-    if !first.failures.is_empty() {
-        verdict.problems.push(format!("the engine was not healthy before fuzzing: {}", first.failures.join("; ")));
-    }
-    checks.push(first);
-    let mut next_progress = started + PROGRESS_EVERY;
-    while verdict.problems.is_empty() && !campaign.exhausted() {
-        let now = tokio::time::Instant::now();
-        let deadline = started + opts.duration;
-        if now >= deadline {
-            break;
-        }
-        let batch_end = (now + opts.check_every).min(deadline);
-        rt.block_on(campaign.run_until(batch_end, opts.connections));
-        let at_s = started.elapsed().as_secs_f64();
-        let cases = campaign.next_index() - opts.first_case;
-        let mut check = rt.block_on(watch.check(at_s, cases, checks.len() as u64));
-        if let Some(e) = engine.as_mut() {
-            if let Some(why) = e.exited() {
-                check.failures.insert(0, why);
-            }
-            let found = e.new_panics();
-            check.failures.extend(found.iter().map(|p| format!("the engine logged a panic: {p}")));
-            panics.extend(found);
-        }
-        let failed = !check.failures.is_empty();
-        if failed {
-            verdict.gate_failures.extend(check.failures.iter().cloned());
-            failed_at = Some(last_good);
-        } else {
-            last_good = campaign.next_index();
-        }
-        checks.push(check);
-        if failed {
-            break;
-        }
-        if tokio::time::Instant::now() >= next_progress {
-            next_progress += PROGRESS_EVERY;
-            let last = checks.last().expect("a check was just taken");
-            eprintln!(
-                "fuzz: {:.0} s, {} cases ({:.0}/s), rss {}",
-                at_s,
-                cases,
-                cases as f64 / at_s.max(1e-3),
-                last.rss_mb.map_or("-".into(), |m| format!("{m:.0} MB"))
-            );
-        }
-    }
+    let Batches { checks, panics, failed_at, verdict } = batches(&rt, &campaign, &watch, engine.as_mut(), opts);
     let duration_s = started.elapsed().as_secs_f64();
     let limits_hit = match http {
         Some(h) if failed_at.is_none() => match rt.block_on(vitals::http_get(h, "/metrics")) {
@@ -210,10 +161,11 @@ pub fn run(opts: &FuzzOptions) -> Result<Verdict> {
         _ => None,
     };
     if let (Some(e), Some(_)) = (&engine, failed_at) {
-        let copy = opts.out.join("fuzz-engine.log");
+        // The engine's directory goes with it: keep what explains the failure.
         std::fs::create_dir_all(&opts.out)?;
-        if std::fs::copy(e.log_path(), &copy).is_ok() {
-            notes.push(format!("engine log copied to {} (config: {})", copy.display(), e.config_path().display()));
+        let (log, config) = (opts.out.join("fuzz-engine.log"), opts.out.join("fuzz-engine.toml"));
+        if std::fs::copy(e.log_path(), &log).is_ok() && std::fs::copy(e.config_path(), &config).is_ok() {
+            notes.push(format!("engine log and config kept as {} and {}", log.display(), config.display()));
         }
     }
     let log_lines = engine.as_ref().map(|e| e.log_lines().clone()).unwrap_or_default();
@@ -275,6 +227,70 @@ pub fn run(opts: &FuzzOptions) -> Result<Verdict> {
     }
     eprintln!("wrote {} and {}", json_path.display(), md_path.display());
     Ok(verdict)
+}
+
+/// What the batches found.
+struct Batches {
+    checks: Vec<vitals::Check>,
+    panics: Vec<String>,
+    /// The first case since the last good check, when a check failed.
+    failed_at: Option<u64>,
+    verdict: Verdict,
+}
+
+/// Batches of cases until the time or the cases run out, each followed by a check;
+/// stops at the first failed check.
+fn batches(
+    rt: &tokio::runtime::Runtime,
+    campaign: &Arc<Campaign>,
+    watch: &vitals::Watch,
+    mut engine: Option<&mut FuzzEngine>,
+    opts: &FuzzOptions,
+) -> Batches {
+    let mut out = Batches { checks: Vec::new(), panics: Vec::new(), failed_at: None, verdict: Verdict::default() };
+    let started = tokio::time::Instant::now();
+    let deadline = started + opts.duration;
+    let mut last_good = opts.first_case;
+    let first = rt.block_on(watch.check(0.0, 0, 0));
+    if !first.failures.is_empty() {
+        out.verdict.problems.push(format!("the engine was not healthy before fuzzing: {}", first.failures.join("; ")));
+        out.checks.push(first);
+        return out;
+    }
+    out.checks.push(first);
+    let mut next_progress = started + PROGRESS_EVERY;
+    while !campaign.exhausted() && tokio::time::Instant::now() < deadline {
+        let batch_end = (tokio::time::Instant::now() + opts.check_every).min(deadline);
+        rt.block_on(campaign.run_until(batch_end, opts.connections));
+        let at_s = started.elapsed().as_secs_f64();
+        let cases = campaign.next_index() - opts.first_case;
+        let mut check = rt.block_on(watch.check(at_s, cases, out.checks.len() as u64));
+        if let Some(e) = engine.as_deref_mut() {
+            if let Some(why) = e.exited() {
+                check.failures.insert(0, why);
+            }
+            let found = e.new_panics();
+            check.failures.extend(found.iter().map(|p| format!("the engine logged a panic: {p}")));
+            out.panics.extend(found);
+        }
+        if !check.failures.is_empty() {
+            out.verdict.gate_failures.extend(check.failures.iter().cloned());
+            out.failed_at = Some(last_good);
+            out.checks.push(check);
+            return out;
+        }
+        last_good = campaign.next_index();
+        if tokio::time::Instant::now() >= next_progress {
+            next_progress += PROGRESS_EVERY;
+            eprintln!(
+                "fuzz: {at_s:.0} s, {cases} cases ({:.0}/s), rss {}",
+                cases as f64 / at_s.max(1e-3),
+                check.rss_mb.map_or("-".into(), |m| format!("{m:.0} MB"))
+            );
+        }
+        out.checks.push(check);
+    }
+    out
 }
 
 fn print_outcome(r: &FuzzReport) {

@@ -108,9 +108,10 @@ pub(crate) fn packets(gen: &mut Gen, case: &mut Case) {
     }
 }
 
-/// A subscriber to everything at QoS 1 or 2 that stops reading: the engine queues for
-/// it (in-flight window, per-client queue, the byte budget), and since its session
-/// persists, goes on queueing after it left, until a later case takes the id over.
+/// A subscriber to everything that stops reading: the engine queues for it (in-flight
+/// window, per-client queue, the byte budget), gives up on it after its write timeout
+/// when it stays, and since its session persists, goes on queueing (QoS 1 and 2) after
+/// it left, until a later case takes the id over or the session expires.
 fn hoarder(gen: &mut Gen, case: &mut Case) {
     let level = level(gen);
     let id = format!("fz-{}", gen.below(48));
@@ -122,12 +123,17 @@ fn hoarder(gen: &mut Gen, case: &mut Case) {
         persistent_connect(level, id.as_bytes(), expiry),
     );
     let filter = *gen.pick(&["#", "fz/#", "fz/flood/+"]);
-    let qos = gen.range(1, 2) as u8;
+    let qos = gen.range(0, 2) as u8;
     send(gen, case, format!("SUBSCRIBE {filter} qos{qos}"), plain_subscribe(level, 1, &[filter], qos));
     case.steps.push(Step::StopReading);
     case.labels.push("stop reading".into());
     case.steps.push(Step::Pause(Duration::from_millis(gen.range(100, 800) as u64)));
-    case.ending = ending(gen);
+    case.ending = if gen.chance(40) {
+        // Past the engine's write timeout (5 s in the config loadgen gives it).
+        Ending::Hold(Duration::from_secs(gen.range(6, 12) as u64))
+    } else {
+        ending(gen)
+    };
 }
 
 /// Many QoS 1 messages of up to 900 KiB, for the hoarders.

@@ -33,9 +33,12 @@ ends with a FIN, an RST (SO_LINGER 0) or a half-close, sometimes in the middle o
 `connections` workers run cases side by side. After every batch (--check-every) the engine must be \
 alive, answer GET /healthz with 200, let an ordinary MQTT 3.1.1 client on a fresh connection \
 subscribe, publish at QoS 1 and receive its own message, answer a Wyoming describe with info (voice on), keep VmRSS and VmHWM (its peak, so a spike \
-between checks counts) under --max-rss-mb, and (when loadgen started it) log no panic. The engine \
+between checks counts) under --max-rss-mb, keep its own account of held message bytes \
+(alicia_mqtt_queued_bytes) within max_queued_bytes_total + 16 MiB, and (when loadgen started it) log no \
+panic. The engine \
 loadgen starts runs with message_size_limit 1 MiB, max_queued_bytes 4 MiB per client, \
-max_queued_bytes_total 64 MiB and max_retained_bytes 16 MiB so a short run reaches its limits.";
+max_queued_bytes_total 64 MiB, max_retained_bytes 16 MiB and sessions expiring within a minute, so a \
+short run reaches its limits and the sessions mutated CONNECTs leave behind do not fill max_sessions.";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MemorySummary {

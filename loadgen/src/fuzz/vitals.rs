@@ -100,7 +100,14 @@ pub(crate) struct Watch {
     pub http: Option<SocketAddr>,
     pub wyoming: Option<SocketAddr>,
     pub max_rss_mb: f64,
+    /// The engine's `limits.max_queued_bytes_total` in MiB, when known: what its own
+    /// account of held message bytes may not exceed by more than [`QUEUED_SLACK_MB`].
+    pub max_queued_mb: Option<f64>,
 }
+
+/// What the queued-bytes account may exceed its limit by: each io thread forces acks in
+/// past a full budget a 1 MiB chunk at a time and keeps up to 2 MiB of slack.
+pub(crate) const QUEUED_SLACK_MB: f64 = 16.0;
 
 impl Watch {
     /// Everything but "alive", which the caller knows best (it may own the process).
@@ -142,7 +149,16 @@ impl Watch {
                 Err(e) => check.failures.push(format!("/healthz failed: {e}")),
             }
             if let Ok((200, body)) = http_get(http, "/metrics").await {
-                check.held = Some(Held::from_metrics(&body));
+                let held = Held::from_metrics(&body);
+                if let Some(max) = self.max_queued_mb.filter(|max| held.queued_mb > max + QUEUED_SLACK_MB) {
+                    check.failures.push(format!(
+                        "the engine's byte budget in use (alicia_mqtt_queued_bytes) is {:.1} MiB, over \
+                         max_queued_bytes_total ({max} MiB) by more than {QUEUED_SLACK_MB} MiB: bytes charged \
+                         and never given back",
+                        held.queued_mb
+                    ));
+                }
+                check.held = Some(held);
             }
         }
         if let Some(wyoming) = self.wyoming {
