@@ -14,8 +14,10 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := build-essential pkg-config curl ca-certificates python3 python3-pip python3-venv \
 	cmake clang libclang-dev espeak-ng libespeak-ng-dev sox mosquitto mosquitto-clients
 RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/release
+DEBUG_BIN   := $(or $(CARGO_TARGET_DIR),target)/debug
 
 .PHONY: help deps toolchain build build-release models run test test-deps lint bench bench-quick perf perf-floor perf-voice clean
+.PHONY: fuzz fuzz-quick
 
 help:
 	@echo "make run          install what is missing, build, serve (ENV=$(ENV), CONFIG=$(CONFIG), ARGS=extra serve flags)"
@@ -28,6 +30,8 @@ help:
 	@echo "make perf-connections  10,000 idle connections, engine vs mosquitto (gates: all accepted, < 4 KB each)"
 	@echo "make perf-large   one 256 MiB message to 3 subscribers, also stalled ones (gate: peak RSS < 3x the payload)"
 	@echo "make perf-hostile every misbehaviour of issue 7 against the engine with its voice on (gate: every step held)"
+	@echo "make fuzz         10 minutes of hostile and odd input against a live engine (voice too if models/ is there); FUZZ_SEED=N repeats a run"
+	@echo "make fuzz-quick   the CI-sized fuzz run: 25 s, fixed seed, into perf-report/ci"
 
 # System packages, installed only when one is missing.
 deps: toolchain
@@ -111,6 +115,18 @@ perf-large: build-release
 # Every hostile step, the voice and Wyoming ones included; after each the bus must still work.
 perf-hostile: build-release models
 	$(RELEASE_BIN)/alicia-loadgen hostile --voice --alicia-bin $(RELEASE_BIN)/alicia --out $(or $(PERF_OUT),perf-report)
+
+# Hostile and odd input (MQTT 3.1.1/5 packets, envelopes, Wyoming, voice audio) against a
+# live engine; after every batch it must be alive, healthy, serve an ordinary client and
+# stay under its memory budget, or the run exits 2 with the seed and the suspect cases.
+FUZZ_SEED ?= $(shell date +%s)
+fuzz: build-release
+	$(RELEASE_BIN)/alicia-loadgen fuzz --seconds $(or $(FUZZ_SECONDS),600) --seed $(FUZZ_SEED) \
+		$$([ -d models/whisper ] && [ -d models/piper ] && echo --voice) \
+		--alicia-bin $(RELEASE_BIN)/alicia --out $(or $(FUZZ_OUT),perf-report)
+
+fuzz-quick: build
+	$(DEBUG_BIN)/alicia-loadgen fuzz --seconds 25 --seed 20261203 --alicia-bin $(DEBUG_BIN)/alicia --out perf-report/ci
 
 clean:
 	$(CARGO) clean

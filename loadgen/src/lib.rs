@@ -18,6 +18,7 @@
 //! | `report`, `machine` | tables, JSON, markdown; host facts and CPU use |
 //! | `throughput`, `compare`, `voice` | the scenarios (`voice`: spoken requests to the engine's voice plane) |
 //! | `connections`, `large`, `hostile` | idle connections held, one huge message, misbehaving clients |
+//! | `fuzz` | arbitrary and odd MQTT, envelopes, Wyoming and voice audio against a live engine, with its vitals checked |
 //! | `brokers`, `baseline` | starting and stopping brokers; rumqttd with its own listener |
 //! | `engine_process`, `engine_config` | the engine with all its listeners; a config written for one run |
 //! | `packet`, `client` | MQTT 3.1.1 + 5 packets byte for byte; one scripted conversation |
@@ -32,6 +33,7 @@ mod connection;
 pub mod connections;
 mod engine_config;
 mod engine_process;
+pub mod fuzz;
 pub mod gates;
 pub mod hostile;
 mod http;

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use alicia_loadgen::brokers::BrokerKind;
 use alicia_loadgen::compare::{self, CompareOptions, Shape};
+use alicia_loadgen::fuzz::{self, Family, FuzzOptions, VoicePaths};
 use alicia_loadgen::gates::Gates;
 use alicia_loadgen::pacer::Rate;
 use alicia_loadgen::run::RunSpec;
@@ -47,6 +48,10 @@ enum Command {
     /// K satellites speak synthesised requests to the engine's voice plane in real time:
     /// end of speech → first reply audio, word error rate, intent accuracy, engine stage medians.
     Voice(VoiceArgs),
+    /// Arbitrary and structurally valid but odd MQTT 3.1.1/5 packets, envelopes, Wyoming
+    /// events and voice audio against a live engine; after every batch the engine must be
+    /// alive, healthy, serve an ordinary client and stay under --max-rss-mb (else exit 2).
+    Fuzz(FuzzArgs),
     /// rumqttd 0.20 with its built-in listener (started by `compare`).
     #[command(hide = true)]
     RumqttdBaseline {
@@ -147,6 +152,72 @@ struct VoiceArgs {
     /// Apply --max-p95-ms to every K, not only the smallest.
     #[arg(long, requires = "max_p95_ms")]
     gate_all: bool,
+    /// Report directory.
+    #[arg(long, default_value = "perf-report")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct FuzzArgs {
+    /// A running engine's MQTT address instead of starting one.
+    #[arg(long)]
+    broker: Option<String>,
+    /// With --broker: its HTTP address, for /healthz.
+    #[arg(long, requires = "broker")]
+    http: Option<String>,
+    /// With --broker: its Wyoming address (adds the voice families).
+    #[arg(long, requires = "broker")]
+    wyoming: Option<String>,
+    /// With --broker: its process id, for liveness and memory.
+    #[arg(long, requires = "broker")]
+    pid: Option<u32>,
+    /// Start the engine with its voice plane (Whisper, Piper, Wyoming) and fuzz those doors too.
+    #[arg(long, conflicts_with = "broker")]
+    voice: bool,
+    /// With --voice: the models [default: models/ of this checkout].
+    #[arg(long, requires = "voice")]
+    models: Option<PathBuf>,
+    /// With --voice: the home [default: bus-config/home.toml of this checkout].
+    #[arg(long, requires = "voice")]
+    home: Option<PathBuf>,
+    /// Engine binary (default: `alicia` next to this executable).
+    #[arg(long)]
+    alicia_bin: Option<PathBuf>,
+    /// Seed of every case [default: from the clock; printed, and in the report].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Index of the first case (with --max-cases: replay a range of a seed's cases).
+    #[arg(long, default_value_t = 0)]
+    first_case: u64,
+    /// Stop after this many cases.
+    #[arg(long)]
+    max_cases: Option<u64>,
+    /// Families to draw from (raw-connect, raw-after-connect, packets, mutated, envelopes,
+    /// voice-audio, voice-requests, wyoming) [default: all the engine serves].
+    #[arg(long, value_delimiter = ',')]
+    families: Vec<Family>,
+    /// How long to fuzz.
+    #[arg(long, default_value_t = 30.0)]
+    seconds: f64,
+    /// Cases running side by side, each on its own connection.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Time between checks of the engine's vitals.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    check_every: Duration,
+    /// Most resident memory the engine may reach (VmRSS and VmHWM) [default: 512, 2048 with --voice].
+    #[arg(long)]
+    max_rss_mb: Option<f64>,
+    /// With --broker: its limits.max_queued_bytes_total in MiB; the engine's account of
+    /// held message bytes (alicia_mqtt_queued_bytes) may not exceed it by more than 16 MiB.
+    #[arg(long, requires = "broker")]
+    max_queued_mb: Option<f64>,
+    /// How long the engine may take to start (and load its models).
+    #[arg(long, default_value = "180s", value_parser = parse_duration)]
+    startup_timeout: Duration,
+    /// Print case N of --seed (what it is and every byte in hex) and exit without running it.
+    #[arg(long, requires = "seed")]
+    show_case: Option<u64>,
     /// Report directory.
     #[arg(long, default_value = "perf-report")]
     out: PathBuf,
@@ -257,6 +328,7 @@ fn run(command: Command) -> Result<Verdict> {
         Command::Connections(args) => run_connections(args),
         Command::Large(args) => run_large(args),
         Command::Hostile(args) => run_hostile(args),
+        Command::Fuzz(args) => run_fuzz(args),
         Command::RumqttdBaseline { listen, exit_on_stdin_eof } => {
             baseline::serve(listen, exit_on_stdin_eof)?;
             Ok(Verdict::default())
@@ -296,6 +368,45 @@ fn run_compare(args: CompareArgs) -> Result<Verdict> {
         out: args.load.out.clone(),
     };
     compare::run(&opts, &args.load.runtime()?)
+}
+
+fn resolve(flag: &str, addr: &str) -> Result<SocketAddr> {
+    addr.to_socket_addrs()
+        .with_context(|| format!("resolve --{flag} {addr}"))?
+        .next()
+        .with_context(|| format!("--{flag} {addr} resolves to no address"))
+}
+
+fn run_fuzz(args: FuzzArgs) -> Result<Verdict> {
+    if let (Some(index), Some(seed)) = (args.show_case, args.seed) {
+        fuzz::show_case(seed, index, &args.families);
+        return Ok(Verdict::default());
+    }
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    });
+    eprintln!("fuzz: seed {seed}");
+    let voice = args.voice.then(|| VoicePaths::of_checkout(args.models, args.home));
+    let opts = FuzzOptions {
+        broker: args.broker.as_deref().map(|b| resolve("broker", b)).transpose()?,
+        http: args.http.as_deref().map(|h| resolve("http", h)).transpose()?,
+        wyoming: args.wyoming.as_deref().map(|w| resolve("wyoming", w)).transpose()?,
+        pid: args.pid,
+        max_rss_mb: args.max_rss_mb.unwrap_or(if voice.is_some() { 2048.0 } else { 512.0 }),
+        max_queued_mb: args.max_queued_mb,
+        voice,
+        alicia_bin: voice::default_alicia_bin(args.alicia_bin),
+        seed,
+        first_case: args.first_case,
+        max_cases: args.max_cases,
+        families: args.families,
+        duration: Duration::from_secs_f64(args.seconds.max(0.0)),
+        connections: args.connections,
+        check_every: args.check_every,
+        startup_timeout: args.startup_timeout,
+        out: args.out,
+    };
+    fuzz::run(&opts)
 }
 
 fn run_voice(args: VoiceArgs) -> Result<Verdict> {
