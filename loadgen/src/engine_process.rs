@@ -23,6 +23,8 @@ pub struct EngineLaunch {
     /// Relative paths in the config (models, home) resolve against this.
     pub cwd: PathBuf,
     pub extra_args: Vec<String>,
+    /// Environment set for the engine beside the inherited one (`ALICIA_LOG`).
+    pub envs: Vec<(String, String)>,
     /// How long loading (models included) may take before the ready line.
     pub startup_timeout: Duration,
 }
@@ -63,6 +65,7 @@ impl EngineProcess {
         }
         cmd.args(["--mqtt-listen", &mqtt.to_string(), "--http-listen", &http.to_string()]);
         cmd.args(["--wyoming-listen", "127.0.0.1:0"]).args(&launch.extra_args);
+        cmd.envs(launch.envs.iter().map(|(k, v)| (k, v)));
         let log = dir.path().join("engine.log");
         cmd.stdout(Stdio::piped()).stderr(File::create(&log)?).stdin(Stdio::null());
         let command = format!("{cmd:?}").replace('"', "");
@@ -105,6 +108,11 @@ impl EngineProcess {
         self.child.try_wait().ok().flatten()
     }
 
+    /// Where the engine's stdout and stderr go.
+    pub fn log_path(&self) -> &std::path::Path {
+        &self.log
+    }
+
     /// The log as written; a line that is not UTF-8 (a topic cut inside a character)
     /// must not hide the rest.
     pub fn log_bytes(&self) -> Vec<u8> {
@@ -116,9 +124,14 @@ impl EngineProcess {
     }
 
     pub fn log_tail(&self) -> String {
+        format!("log: {}", self.last_lines(5).join(" / "))
+    }
+
+    /// The last `n` non-empty lines of the log.
+    pub fn last_lines(&self, n: usize) -> Vec<String> {
         let text = self.log_text();
         let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-        format!("log: {}", lines[lines.len().saturating_sub(5)..].join(" / "))
+        lines[lines.len().saturating_sub(n)..].iter().map(|l| l.to_string()).collect()
     }
 
     pub fn stop(mut self) -> Result<()> {

@@ -1,21 +1,19 @@
-//! The engine under fuzz: `alicia serve` as a child process with a config of its own,
-//! every listener on an ephemeral loopback port (the ready line says which), and limits
+//! The engine under fuzz: `alicia serve` (the shared [`EngineProcess`]) with a config of
+//! its own, every listener on an ephemeral loopback port, and limits
 //! small enough that a run of a few seconds reaches them. Its log goes to a file that
 //! is searched for panics after every batch: a panic the engine survives is still a
 //! finding.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-use crate::brokers::{kill_if_running, terminate};
+use crate::engine_process::{EngineLaunch, EngineProcess};
 
 /// What the engine is told it may hold; each is far below the shipped default so a
 /// short run meets it (the byte budget, the packet size limit, retained bytes). Session
@@ -92,20 +90,11 @@ pub struct Doors {
     pub wyoming: Option<SocketAddr>,
 }
 
-fn parse_ready(line: &str) -> Option<Doors> {
-    let field = |name: &str| line.split_whitespace().find_map(|f| f.strip_prefix(name)?.strip_prefix('='));
-    Some(Doors {
-        mqtt: field("mqtt")?.parse().ok()?,
-        http: field("http")?.parse().ok()?,
-        wyoming: field("wyoming").and_then(|a| a.parse().ok()),
-    })
-}
-
+/// The shared engine child process, with this run's config and a reader of its log.
 pub struct FuzzEngine {
     pub doors: Doors,
     pub command: String,
-    child: Child,
-    log: PathBuf,
+    process: EngineProcess,
     /// How far the log has been read.
     scanned: u64,
     /// Warnings and errors the engine logged, by level, target and message.
@@ -115,9 +104,6 @@ pub struct FuzzEngine {
 
 impl FuzzEngine {
     pub fn start(bin: &Path, voice: Option<&VoicePaths>, timeout: Duration) -> Result<Self> {
-        if !bin.is_file() {
-            bail!("engine binary {} not found (build `alicia` or pass --alicia-bin)", bin.display());
-        }
         if let Some(v) = voice {
             if !v.models.is_dir() {
                 bail!("voice models missing: {} does not exist (run `make models`)", v.models.display());
@@ -126,59 +112,35 @@ impl FuzzEngine {
         let dir = tempfile::Builder::new().prefix("alicia-loadgen-fuzz-").tempdir()?;
         let config = dir.path().join("alicia.toml");
         std::fs::write(&config, config_text(voice))?;
-        let log = dir.path().join("engine.log");
-        let mut cmd = Command::new(bin);
-        cmd.arg("serve").arg("--config").arg(&config);
-        // Warnings and errors only: a panic is logged at error, and a fuzz run's refusals
-        // at info would fill the disk.
-        cmd.env("ALICIA_LOG", "warn");
-        cmd.stdout(Stdio::piped()).stderr(File::create(&log)?).stdin(Stdio::null());
-        let command = format!("{cmd:?}").replace('"', "");
-        let mut child = cmd.spawn().with_context(|| format!("start engine: {command}"))?;
-        let stdout = child.stdout.take().context("engine stdout")?;
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let mut stdout_log = File::options().append(true).open(&log)?;
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("alicia ready") {
-                    let _ = ready_tx.send(line.clone());
-                }
-                let _ = writeln!(stdout_log, "{line}");
-            }
-        });
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(line) = ready_rx.recv_timeout(Duration::from_millis(100)) {
-                let doors = parse_ready(&line).with_context(|| format!("unreadable ready line {line:?}"))?;
-                return Ok(FuzzEngine { doors, command, child, log, scanned: 0, lines: BTreeMap::new(), dir });
-            }
-            if let Some(status) = child.try_wait()? {
-                bail!("engine exited ({status}) before it was ready ({})", tail(&log, 5));
-            }
-            if Instant::now() >= deadline {
-                kill_if_running(&mut child);
-                bail!("engine not ready within {timeout:?} ({})", tail(&log, 5));
-            }
-        }
+        let process = EngineProcess::start(&EngineLaunch {
+            bin: bin.to_path_buf(),
+            config,
+            env: None,
+            cwd: dir.path().to_path_buf(),
+            extra_args: Vec::new(),
+            // Warnings and errors only: a panic is logged at error, and a fuzz run's
+            // refusals at info would fill the disk.
+            envs: vec![("ALICIA_LOG".into(), "warn".into())],
+            startup_timeout: timeout,
+        })?;
+        let doors = Doors { mqtt: process.mqtt, http: process.http, wyoming: process.wyoming };
+        let command = process.command.clone();
+        Ok(FuzzEngine { doors, command, process, scanned: 0, lines: BTreeMap::new(), dir })
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// `Some(why)` once the process has exited.
     pub fn exited(&mut self) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Some(format!("engine exited: {status}")),
-            Ok(None) => None,
-            Err(e) => Some(format!("engine status unknown: {e}")),
-        }
+        self.process.exited().map(|status| format!("engine exited: {status}"))
     }
 
     /// Reads what the engine logged since the last call: counts each line by its kind,
     /// and returns those that tell of a panic or a stack overflow.
     pub fn new_panics(&mut self) -> Vec<String> {
-        let (scanned, lines) = read_from(&self.log, self.scanned);
+        let (scanned, lines) = read_from(self.process.log_path(), self.scanned);
         self.scanned = scanned;
         let mut panics = Vec::new();
         for line in lines {
@@ -198,25 +160,19 @@ impl FuzzEngine {
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
-        tail(&self.log, lines)
+        self.process.last_lines(lines).join("\n")
     }
 
     pub fn log_path(&self) -> &Path {
-        &self.log
+        self.process.log_path()
     }
 
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("alicia.toml")
     }
 
-    pub fn stop(mut self) -> Result<()> {
-        terminate(&mut self.child)
-    }
-}
-
-impl Drop for FuzzEngine {
-    fn drop(&mut self) {
-        kill_if_running(&mut self.child);
+    pub fn stop(self) -> Result<()> {
+        self.process.stop()
     }
 }
 
@@ -244,13 +200,6 @@ fn line_kind(line: &str) -> Option<String> {
     Some(format!("{level} {target} {}", message.join(" ")))
 }
 
-fn tail(log: &Path, lines: usize) -> String {
-    let mut text = String::new();
-    let _ = File::open(log).and_then(|mut f| f.read_to_string(&mut text));
-    let all: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,15 +222,6 @@ mod tests {
         assert_eq!(line_kind(line).as_deref(), Some("WARN alicia_wyoming::connection: synthesis failed"));
         assert_eq!(line_kind("2026-12-03T08:35:48Z  INFO alicia: ready"), None);
         assert_eq!(line_kind("alicia ready mqtt=127.0.0.1:1"), None);
-    }
-
-    #[test]
-    fn reads_the_ready_line() {
-        let doors = parse_ready("alicia ready mqtt=127.0.0.1:4001 http=127.0.0.1:4002 io=epoll wyoming=127.0.0.1:4003")
-            .unwrap();
-        assert_eq!((doors.mqtt.port(), doors.http.port(), doors.wyoming.map(|w| w.port())), (4001, 4002, Some(4003)));
-        let off = parse_ready("alicia ready mqtt=127.0.0.1:1 http=127.0.0.1:2 io=uring wyoming=off").unwrap();
-        assert!(off.wyoming.is_none());
     }
 
     #[test]

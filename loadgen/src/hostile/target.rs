@@ -41,6 +41,7 @@ impl Target {
             cwd: repo_of(&base),
             extra_args: opts.launch.alicia_args.clone(),
             startup_timeout: opts.launch.startup_timeout,
+            envs: Vec::new(),
         };
         Ok(Target::Engine(EngineProcess::start(&launch)?))
     }

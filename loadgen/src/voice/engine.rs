@@ -24,5 +24,6 @@ pub fn start(alicia_bin: &Path, config: &Path, home: &Path, timeout: Duration) -
         cwd: repo,
         extra_args: vec!["--home".into(), home.display().to_string()],
         startup_timeout: timeout,
+        envs: Vec::new(),
     })
 }
