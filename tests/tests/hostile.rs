@@ -17,14 +17,18 @@ async fn topics_in_any_utf8_are_routed_unchanged() {
     let engine = TestEngine::with_defaults().await;
     let port = engine.mqtt_port();
     // The reproduction: a first character that is not ASCII panicked rumqttd's router.
-    let sub = mosquitto::subscribe(port, &["-t", "é/#", "-t", "温度/#", "-v", "-C", "2"]);
-    wait_for("the subscription", || async {
-        metric(engine.http_addr(), "alicia_mqtt_connections_active").await == Some(1.0)
-    })
-    .await;
+    // The subscriber's SUBACKs say its filters are in place before anything is sent.
+    let (mut sub, _) = V4Client::connect(port, "utf8-subscriber", |_| {}).await;
+    sub.subscribe("é/#", QoS::AtMostOnce).await;
+    sub.subscribe("温度/#", QoS::AtMostOnce).await;
     mosquitto::publish(port, &["-t", "é/x", "-m", "hi"]);
     mosquitto::publish(port, &["-t", "温度/室内", "-m", "21"]);
-    assert_eq!(mosquitto::lines(sub).await, ["é/x hi", "温度/室内 21"]);
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let p = sub.next_publish().await;
+        got.push(format!("{} {}", p.topic, String::from_utf8_lossy(&p.payload)));
+    }
+    assert_eq!(got, ["é/x hi", "温度/室内 21"]);
     assert_bus_works(&engine).await;
     engine.stop().await;
 }

@@ -277,5 +277,5 @@ fn merge(session: &Session, routed: &Rc<Routed>, grants: &[(u32, Grant)]) -> Opt
         }
     }
     let qos = qos?.min(message.qos);
-    Some(Queued { routed: routed.clone(), qos, retain, subscription_ids })
+    Some(Queued { routed: routed.clone(), qos, retain, subscription_ids, from_retained_store: false })
 }

@@ -33,6 +33,9 @@ pub(crate) struct Queued {
     pub qos: u8,
     pub retain: bool,
     pub subscription_ids: Vec<u32>,
+    /// Sent from the retained store because of a SUBSCRIBE, not live traffic: the
+    /// count limit gives these room of their own (see [`Session::count_limit`]).
+    pub from_retained_store: bool,
 }
 
 impl Queued {
@@ -170,8 +173,22 @@ impl Session {
         Ok(())
     }
 
+    /// How many deliveries may wait for this client. A subscriber to a wide filter gets
+    /// every matching retained message at once (a dashboard subscribing `alicia/#` on a
+    /// home with thousands of devices): the store's own count limit is added for those,
+    /// so they are not lost to a limit meant for live traffic. Bytes stay bounded by
+    /// `max_queued_bytes` and the engine's budget either way.
+    fn count_limit(node: &Node, q: &Queued) -> usize {
+        let limits = &node.ctx.limits;
+        if q.from_retained_store {
+            limits.max_queued_messages.saturating_add(limits.max_retained_messages)
+        } else {
+            limits.max_queued_messages
+        }
+    }
+
     fn send_qos0(&mut self, node: &Node, conn: &Connection, q: &Queued, now: Instant) {
-        let result = if conn.out.borrow().publishes() >= node.ctx.limits.max_queued_messages {
+        let result = if conn.out.borrow().publishes() >= Self::count_limit(node, q) {
             Err(DropReason::QueueFull)
         } else {
             self.fits(node, Some(conn), q.payload().len()).and_then(|()| self.encode(node, conn, q, 0, false, now))
@@ -182,9 +199,8 @@ impl Session {
     }
 
     fn enqueue(&mut self, node: &Node, q: Queued) {
-        let limits = &node.ctx.limits;
         let conn = self.conn.clone();
-        let result = if self.outbound.waiting.len() >= limits.max_queued_messages {
+        let result = if self.outbound.waiting.len() >= Self::count_limit(node, &q) {
             Err(DropReason::QueueFull)
         } else if let Err(reason) = self.fits(node, conn.as_deref(), q.payload().len()) {
             Err(reason)

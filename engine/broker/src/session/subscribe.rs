@@ -85,7 +85,8 @@ pub(super) fn subscribe(
             if wanted {
                 for routed in node.retained.borrow_mut().matching(parsed.filter, now) {
                     let qos = routed.message.qos.min(subscription.qos);
-                    retained.push(Queued { routed, qos, retain: true, subscription_ids: id.into_iter().collect() });
+                    let subscription_ids = id.into_iter().collect();
+                    retained.push(Queued { routed, qos, retain: true, subscription_ids, from_retained_store: true });
                 }
             }
         }
