@@ -455,7 +455,8 @@ pattern write out/%c/%u
 
     #[test]
     fn reports_every_bad_line() {
-        let text = "topic read ok\nfoo bar\ntopic bogus x/y\nuser\ntopic\ntopic read a/#/b\npattern write a+/b\n# fine\n";
+        let text =
+            "topic read ok\nfoo bar\ntopic bogus x/y\nuser\ntopic\ntopic read a/#/b\npattern write a+/b\n# fine\n";
         let err = Acl::parse(text).unwrap_err();
         let lines: Vec<usize> = err.line_errors().iter().map(|e| e.line).collect();
         assert_eq!(lines, [2, 3, 4, 5, 6, 7], "{err}");

@@ -37,8 +37,7 @@ impl PasswordHash {
         let rest: Vec<&str> = parts.collect();
         match (scheme, rest.as_slice()) {
             ("7", [iterations, salt, hash]) => {
-                let iterations: u32 =
-                    iterations.parse().map_err(|_| format!("bad iteration count {iterations:?}"))?;
+                let iterations: u32 = iterations.parse().map_err(|_| format!("bad iteration count {iterations:?}"))?;
                 if iterations == 0 {
                     return Err("iteration count 0".into());
                 }
@@ -115,7 +114,8 @@ mod tests {
 
     // Written by mosquitto_passwd 2.0.11 for the password "pass".
     const MOSQ_7: &str = "$7$101$FuQc9F/N84gcE3Sy$SSxDc+MvSV+sbIQhxIMLb3YQwDupR2cq09tdjHZCHreVi5EiWt8q5RMBU7dYI2CttmI9QX9ftjCX4i3yPaLokQ==";
-    const MOSQ_6: &str = "$6$tvunUbPoacXsOMxv$VCackRT+yY7eTmVH4f116Ci4EY4YPP85O67gPzVcRHWDDZzHDeQ40ezhBSQKl91nlQXdZZLrs0MYdz1A9kw79A==";
+    const MOSQ_6: &str =
+        "$6$tvunUbPoacXsOMxv$VCackRT+yY7eTmVH4f116Ci4EY4YPP85O67gPzVcRHWDDZzHDeQ40ezhBSQKl91nlQXdZZLrs0MYdz1A9kw79A==";
 
     #[test]
     fn verifies_mosquitto_hashes() {
@@ -143,7 +143,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed_hashes() {
-        for bad in ["plain", "$5$abc$def", "$7$abc$AAAA$AAAA", "$7$0$AAAA$AAAA", "$6$AAAA", "$6$!!$AAAA", "$6$AAAA$AAAA", "$7$101$$"] {
+        for bad in [
+            "plain",
+            "$5$abc$def",
+            "$7$abc$AAAA$AAAA",
+            "$7$0$AAAA$AAAA",
+            "$6$AAAA",
+            "$6$!!$AAAA",
+            "$6$AAAA$AAAA",
+            "$7$101$$",
+        ] {
             assert!(PasswordHash::parse(bad).is_err(), "{bad}");
         }
     }
