@@ -81,7 +81,7 @@ fn ask_password() -> anyhow::Result<String> {
     } else {
         let mut lines = std::io::stdin().lock().lines();
         let mut next = || -> anyhow::Result<String> {
-            Ok(lines.next().transpose()?.context("standard input ended before the password was given twice")?)
+            lines.next().transpose()?.context("standard input ended before the password was given twice")
         };
         (next()?, next()?)
     };
