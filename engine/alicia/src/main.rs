@@ -9,6 +9,7 @@ use alicia::config::{AliciaConfig, IoBackend};
 use alicia::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod passwd;
 mod say_remote;
 mod voice;
 
@@ -86,6 +87,9 @@ enum Command {
         #[command(flatten)]
         voice: VoiceArgs,
     },
+    /// Manage a mosquitto-compatible password file (as mosquitto_passwd):
+    /// `passwd [-c] [-b] [-D] [-U] FILE USER [PASSWORD]`.
+    Passwd(passwd::PasswdArgs),
     /// Check a configuration and list every error with its path.
     CheckConfig {
         config: PathBuf,
@@ -130,6 +134,7 @@ enum IoArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Passwd(args) => report(passwd::run(args)),
         Command::Ask { wav, site, out, voice } => report(voice::ask(&voice.paths(), &wav, &site, &out)),
         Command::Say { text, site: Some(site), mqtt, out, voice: _ } => {
             report(say_remote::say_on_site(mqtt, &text, &site, out.as_deref()))
