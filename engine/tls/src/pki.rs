@@ -81,7 +81,10 @@ pub fn init(dir: &Path, names: &[String], force: bool) -> Result<Vec<PathBuf>, P
 
     let ca_key = new_key("the CA key")?;
     let mut ca = CertificateParams::default();
-    ca.distinguished_name = dn("Alicia bus development CA");
+    // The key id in the name tells two development CAs apart, in logs and to peers
+    // that look issuers up by name.
+    let key_id = ca.key_identifier(&ca_key);
+    ca.distinguished_name = dn(&format!("Alicia bus development CA {}", crl::serial_hex(&key_id[..4])));
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     ca.not_before = now - BACKDATE;
@@ -166,7 +169,8 @@ pub fn revoke(dir: &Path, name: &str) -> Result<Revoked, PkiError> {
     let pem = read(dir, &cert_path)?;
     let der = first_cert(&cert_path, &pem)?;
     let cert = parse_cert(&cert_path, &der)?;
-    if cert.issuer().as_raw() != ca.subject.as_slice() {
+    // Names alone are not proof: the signature is.
+    if cert.issuer().as_raw() != ca.subject.as_slice() || cert.verify_signature(Some(&ca.spki()?)).is_err() {
         return Err(PkiError::ForeignCertificate { path: cert_path, ca: dir.join(CA_CERT) });
     }
     let serial = cert.raw_serial().to_vec();
@@ -217,9 +221,16 @@ struct Ca {
     issuer: Issuer<'static, KeyPair>,
     /// The CA certificate's raw subject, to match issuers against.
     subject: Vec<u8>,
+    /// The CA certificate's DER, to check signatures with.
+    der: Vec<u8>,
+    path: PathBuf,
 }
 
 impl Ca {
+    fn spki(&self) -> Result<x509_parser::x509::SubjectPublicKeyInfo<'_>, PkiError> {
+        Ok(parse_cert(&self.path, &self.der)?.tbs_certificate.subject_pki)
+    }
+
     fn load(dir: &Path) -> Result<Self, PkiError> {
         let cert_path = dir.join(CA_CERT);
         let key_path = dir.join(CA_KEY);
@@ -237,9 +248,11 @@ impl Ca {
             });
         }
         let subject = parsed.subject().as_raw().to_vec();
-        let issuer = Issuer::from_ca_cert_der(&der, key)
-            .map_err(|e| PkiError::BadFile { path: cert_path, what: format!("not a usable CA certificate: {e}") })?;
-        Ok(Self { issuer, subject })
+        let issuer = Issuer::from_ca_cert_der(&der, key).map_err(|e| PkiError::BadFile {
+            path: cert_path.clone(),
+            what: format!("not a usable CA certificate: {e}"),
+        })?;
+        Ok(Self { issuer, subject, der: der.to_vec(), path: cert_path })
     }
 }
 
