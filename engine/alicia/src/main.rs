@@ -9,6 +9,7 @@ use alicia::config::{AliciaConfig, IoBackend};
 use alicia::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod certs;
 mod say_remote;
 mod voice;
 
@@ -92,6 +93,12 @@ enum Command {
         #[arg(long, env = "ALICIA_ENV")]
         env: Option<String>,
     },
+    /// The development PKI for the TLS listener: a CA, server and client certificates,
+    /// and the revocation list.
+    Certs {
+        #[command(subcommand)]
+        command: certs::CertsCommand,
+    },
 }
 
 #[derive(clap::Args)]
@@ -154,6 +161,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Certs { command } => certs::run(command),
         Command::CheckConfig { config, env } => match AliciaConfig::load(&config, env.as_deref()) {
             Ok(_) => {
                 println!("{}: ok", config.display());

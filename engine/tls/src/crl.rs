@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use rcgen::{CertificateRevocationListParams, Issuer, KeyIdMethod, KeyPair, RevokedCertParams, SerialNumber};
+use rustls_pki_types::pem::PemObject as _;
 use time::{Duration, OffsetDateTime};
 
 use crate::error::PkiError;
@@ -106,8 +107,6 @@ pub(crate) fn serial_hex(serial: &[u8]) -> String {
     }
     s.iter().map(|b| format!("{b:02X}")).collect()
 }
-
-use rustls_pki_types::pem::PemObject as _;
 
 #[cfg(test)]
 mod tests {

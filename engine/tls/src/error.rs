@@ -19,6 +19,9 @@ pub enum PkiError {
     /// A client name that cannot be an MQTT username or a file name.
     #[error("invalid client name {name:?}: {why}")]
     BadName { name: String, why: &'static str },
+    /// A certificate valid for no time at all.
+    #[error("--days must be at least 1")]
+    ZeroDays,
     /// A host name for the server certificate that is neither a DNS name nor an IP.
     #[error("invalid server name {name:?}: {why}")]
     BadHost { name: String, why: String },
@@ -43,6 +46,7 @@ impl PkiError {
             Self::CertExists { .. } => "cert_exists",
             Self::Missing { .. } => "missing_file",
             Self::BadName { .. } => "bad_name",
+            Self::ZeroDays => "bad_days",
             Self::BadHost { .. } => "bad_host",
             Self::BadFile { .. } => "bad_file",
             Self::ForeignCertificate { .. } => "foreign_certificate",

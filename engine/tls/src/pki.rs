@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -132,7 +132,7 @@ pub fn init(dir: &Path, names: &[String], force: bool) -> Result<Vec<PathBuf>, P
 pub fn issue(dir: &Path, name: &str, days: u32) -> Result<Issued, PkiError> {
     validate_client_name(name)?;
     if days == 0 {
-        return Err(PkiError::BadName { name: name.to_owned(), why: "--days must be at least 1" });
+        return Err(PkiError::ZeroDays);
     }
     let ca = Ca::load(dir)?;
     let cert_path = dir.join(format!("{name}.crt"));
@@ -237,8 +237,10 @@ impl Ca {
         let cert_pem = read(dir, &cert_path)?;
         let key_pem = read(dir, &key_path)?;
         let key_text = String::from_utf8_lossy(&key_pem);
-        let key = KeyPair::from_pem(&key_text)
-            .map_err(|e| PkiError::BadFile { path: key_path.clone(), what: format!("not a usable private key: {e}") })?;
+        let key = KeyPair::from_pem(&key_text).map_err(|e| PkiError::BadFile {
+            path: key_path.clone(),
+            what: format!("not a usable private key: {e}"),
+        })?;
         let der = first_cert(&cert_path, &cert_pem)?;
         let parsed = parse_cert(&cert_path, &der)?;
         if parsed.public_key().raw != rcgen::PublicKeyData::subject_public_key_info(&key).as_slice() {
@@ -297,7 +299,9 @@ fn server_san(name: &str) -> Result<SanType, PkiError> {
         return Err(bad("a host name is 1 to 253 characters"));
     }
     if !name.split('.').all(|label| {
-        !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '*')
+        !label.is_empty()
+            && label.len() <= 63
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '*')
     }) {
         return Err(bad("not a DNS name or an IP address"));
     }

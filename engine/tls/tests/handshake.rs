@@ -53,7 +53,9 @@ fn client_config(ca: &Path, identity: Option<(&Path, &Path)>, tls12_only: bool) 
         .unwrap()
         .with_root_certificates(roots);
     Arc::new(match identity {
-        Some((crt, key)) => builder.with_client_auth_cert(certs(crt), PrivateKeyDer::from_pem_file(key).unwrap()).unwrap(),
+        Some((crt, key)) => {
+            builder.with_client_auth_cert(certs(crt), PrivateKeyDer::from_pem_file(key).unwrap()).unwrap()
+        }
         None => builder.with_no_client_auth(),
     })
 }
@@ -69,7 +71,10 @@ async fn connect(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> (Socket
     (local, stream)
 }
 
-async fn outcome_for(rx: &mut mpsc::UnboundedReceiver<Outcome>, who: SocketAddr) -> Result<Option<String>, HandshakeError> {
+async fn outcome_for(
+    rx: &mut mpsc::UnboundedReceiver<Outcome>,
+    who: SocketAddr,
+) -> Result<Option<String>, HandshakeError> {
     loop {
         let (peer, result, _) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
         if peer == who {
