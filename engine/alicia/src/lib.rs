@@ -8,7 +8,9 @@
 //!   rebuilt when they die (and, with the `fault-injection` feature, killed on purpose).
 //! - `supervision`: alerts for components that die, and the exit when one that held
 //!   client state does.
-//! - `main.rs`: the `alicia` command line (serve, check-config).
+//! - `main.rs`: the `alicia` command line (serve, models, ask, say, check-config), with
+//!   `passwd.rs` (`alicia passwd`, as `mosquitto_passwd`) and `certs.rs` (`alicia certs
+//!   init|issue|revoke`, the development PKI).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -9,6 +9,7 @@ use alicia::config::{AliciaConfig, IoBackend};
 use alicia::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod certs;
 mod passwd;
 mod say_remote;
 mod voice;
@@ -96,6 +97,12 @@ enum Command {
         #[arg(long, env = "ALICIA_ENV")]
         env: Option<String>,
     },
+    /// The development PKI for the TLS listener: a CA, server and client certificates,
+    /// and the revocation list.
+    Certs {
+        #[command(subcommand)]
+        command: certs::CertsCommand,
+    },
 }
 
 #[derive(clap::Args)]
@@ -159,6 +166,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Certs { command } => certs::run(command),
         Command::CheckConfig { config, env } => match AliciaConfig::load(&config, env.as_deref()) {
             Ok(_) => {
                 println!("{}: ok", config.display());
