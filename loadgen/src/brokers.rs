@@ -338,10 +338,15 @@ fn mqtt_probe(addr: SocketAddr) -> Result<()> {
 }
 
 /// The engine config in this checkout, looked up from the working directory, then from
-/// the workspace this binary was built in.
+/// the package cargo runs this from (tests), then from the workspace this binary was
+/// built in (a build cache shared between checkouts may have built it in another).
 pub fn default_engine_config() -> Option<PathBuf> {
+    let run_from = std::env::var_os("CARGO_MANIFEST_DIR").map(|d| Path::new(&d).join("../bus-config/alicia.toml"));
     let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bus-config/alicia.toml");
-    [PathBuf::from("bus-config/alicia.toml"), built_in].into_iter().find(|p| p.is_file())
+    [Some(PathBuf::from("bus-config/alicia.toml")), run_from, Some(built_in)]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
 }
 
 #[cfg(test)]

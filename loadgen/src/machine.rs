@@ -77,13 +77,16 @@ fn parse_cpu_seconds(stat: &str) -> Option<f64> {
     Some((utime + stime) as f64 / USER_HZ)
 }
 
-/// `git rev-parse --short HEAD` of the working directory's checkout, else of the checkout
-/// this binary was built from.
+/// `git rev-parse --short HEAD` of the working directory's checkout, else of the package
+/// cargo runs this from, else of the checkout this binary was built from.
 pub fn git_commit() -> Option<String> {
-    [".", env!("CARGO_MANIFEST_DIR")].into_iter().find_map(|dir| {
+    let run_from = std::env::var("CARGO_MANIFEST_DIR").ok();
+    let dirs = [Some("."), run_from.as_deref(), Some(env!("CARGO_MANIFEST_DIR"))];
+    let commit = dirs.into_iter().flatten().find_map(|dir| {
         let out = Command::new("git").args(["-C", dir, "rev-parse", "--short", "HEAD"]).output().ok()?;
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    })
+    });
+    commit
 }
 
 /// The command line as typed, quoted where a shell would need it.

@@ -16,7 +16,12 @@ use serde_json::Value;
 const PATIENCE: Duration = Duration::from_secs(120);
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    // At run time: a build cache shared between checkouts may have compiled this in another.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// `ALICIA_BIN`, else `alicia` built (by cargo, a no-op when it is fresh) next to

@@ -90,7 +90,10 @@ pub fn alicia_binary() -> PathBuf {
 
 /// The repository's `bus-config/`.
 pub fn bus_config_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bus-config")
+    // At run time: a build cache shared between checkouts may have compiled this in another.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../bus-config")
 }
 
 /// `alicia serve` as a child process, ready to take connections.

@@ -17,7 +17,13 @@ use serde_json::{json, Value};
 use support::*;
 
 const VENV: &str = "/tmp/alicia-wyoming-venv";
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/reference_client.py");
+/// The reference client script, found at run time: a build cache shared between
+/// checkouts may have compiled this test in another.
+fn script() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
+        .join("tests/python/reference_client.py")
+}
 
 fn has_wyoming(python: &Path) -> bool {
     Command::new(python).args(["-c", "import wyoming.client"]).output().is_ok_and(|out| out.status.success())
@@ -62,7 +68,7 @@ async fn the_reference_python_client_is_served() {
         .unwrap_or_else(|why| panic!("the reference `wyoming` package is needed (run `make test-deps`): {why}"));
     let server = start_default().await;
     let port = server.addr().port().to_string();
-    let out = tokio::task::spawn_blocking(move || Command::new(python).arg(SCRIPT).arg(port).output())
+    let out = tokio::task::spawn_blocking(move || Command::new(python).arg(script()).arg(port).output())
         .await
         .unwrap()
         .expect("run the reference client");

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use alicia_auth::{Acl, Identity, PasswordFile, Verdict};
 
 fn bus_config(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bus-config").join(name)
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../../bus-config")
+        .join(name)
 }
 
 const SERVICES: &[&str] = &[

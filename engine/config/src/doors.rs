@@ -110,7 +110,7 @@ max_envelope_bytes = 1
     /// `bus-config/alicia.toml` documents every key of these sections, at its default.
     #[test]
     fn the_shipped_config_lists_every_door_limit_at_its_default() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bus-config/alicia.toml");
+        let dir = crate::package_dir().join("../../bus-config/alicia.toml");
         let text = std::fs::read_to_string(&dir).unwrap();
         let shipped: toml::Table = text.parse().unwrap();
         let defaults = match toml::Value::try_from(AliciaConfig::default()).unwrap() {

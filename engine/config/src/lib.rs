@@ -101,3 +101,10 @@ fn available_environments(dir: &Path) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// This package's directory, asked at run time: a build cache shared between checkouts
+/// may have compiled the tests in another, and the shipped files are read from this one.
+#[cfg(test)]
+pub(crate) fn package_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), std::path::PathBuf::from)
+}

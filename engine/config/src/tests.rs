@@ -125,7 +125,7 @@ fn missing_file_names_the_path() {
 
 #[test]
 fn shipped_configs_are_valid() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bus-config");
+    let dir = crate::package_dir().join("../../bus-config");
     let base = dir.join("alicia.toml");
     AliciaConfig::load(&base, None).unwrap();
     for env in ["development", "staging", "production"] {

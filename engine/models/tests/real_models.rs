@@ -10,9 +10,11 @@ use alicia_models::pinned::{ONNXRUNTIME, PIPER_VOICE, PIPER_VOICE_CONFIG, WHISPE
 use alicia_models::{ensure_all, ensure_whisper, verify_all, Artifact, ModelPaths, ModelsError, CACHE_DIR};
 
 fn models_dir() -> PathBuf {
-    std::env::var_os("ALICIA_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
+    std::env::var_os("ALICIA_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
+            .join("../../models")
+    })
 }
 
 /// Runs the full models step once per test binary (the other tests wait for it).

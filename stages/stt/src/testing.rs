@@ -15,9 +15,11 @@ use bytes::Bytes;
 pub(crate) fn model() -> &'static Path {
     static MODEL: OnceLock<PathBuf> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let dir = std::env::var_os("ALICIA_MODELS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
+        let dir = std::env::var_os("ALICIA_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| {
+            std::env::var_os("CARGO_MANIFEST_DIR")
+                .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
+                .join("../../models")
+        });
         let path = alicia_models::ModelPaths::under(&dir).whisper;
         match std::fs::metadata(&path) {
             Ok(meta) if meta.len() == WHISPER_TINY_EN.size => path,

@@ -1,6 +1,6 @@
 //! The stage with the real voice and the real ONNX Runtime from `make models`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -12,7 +12,9 @@ const KITCHEN: &str = "Turning on the kitchen lights.";
 const TWO_SENTENCES: &str = "Turning on the kitchen lights. The living room stays as it is.";
 
 fn models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../../models")
 }
 
 fn config() -> PiperConfig {
