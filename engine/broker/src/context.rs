@@ -12,6 +12,7 @@ use crate::bus::tags::Tags;
 use crate::limits::Limits;
 use crate::metrics::BrokerMetrics;
 use crate::retained::RetainedIndex;
+use crate::security::Security;
 
 pub(crate) struct Context {
     pub limits: Limits,
@@ -25,6 +26,7 @@ pub(crate) struct Context {
     /// Each node's topics in the router.
     pub tags: Tags,
     pub stop: CancellationToken,
+    pub security: Security,
 }
 
 impl Context {

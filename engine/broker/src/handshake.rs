@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use rumqttd::protocol::{
-    ConnAck, ConnAckProperties, Connect, ConnectProperties, ConnectReturnCode, LastWill, LastWillProperties, Packet,
-    PublishProperties,
+    ConnAck, ConnAckProperties, Connect, ConnectProperties, ConnectReturnCode, LastWill, LastWillProperties, Login,
+    Packet, PublishProperties,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -16,7 +16,8 @@ use crate::bus::Message;
 use crate::codec::publish::payload_is_utf8;
 use crate::codec::{frame, sniff, ClientPacket, Codec, FrameError, MqttVersion, Sniff};
 use crate::limits::Limits;
-use crate::metrics::Refusal;
+use crate::metrics::{Refusal, SecurityRefusal};
+use crate::security::{self, Security};
 use crate::session::attach::ConnectRequest;
 use crate::session::{ClientLimits, Will};
 use crate::topic::check_name;
@@ -35,6 +36,8 @@ pub(crate) struct Accepted {
     pub request: ConnectRequest,
     pub leftover: BytesMut,
     pub connected_at: Instant,
+    /// The CONNECT's username and password, for `[security]`.
+    pub login: Option<Login>,
 }
 
 /// Reads exactly one CONNECT, growing the buffer only as bytes arrive and never past
@@ -89,11 +92,11 @@ pub(crate) async fn read_connect(stream: &mut TcpStream, limits: &Limits) -> Res
         }
     };
     let connected_at = Instant::now();
-    let Packet::Connect(connect, properties, will, will_properties, _login) = packet else {
+    let Packet::Connect(connect, properties, will, will_properties, login) = packet else {
         return Err(HandshakeError::Refused(Refusal::NotConnect));
     };
     match check(version, connect, properties, will.map(|w| (w, will_properties)), limits) {
-        Ok(request) => Ok(Accepted { request, leftover: buf, connected_at }),
+        Ok(request) => Ok(Accepted { request, leftover: buf, connected_at, login }),
         Err((refusal, code)) => refuse(stream, &codec, refusal, code).await,
     }
 }
@@ -176,6 +179,7 @@ fn check(
         },
         problem_info: p.request_problem_info != Some(0),
         will,
+        rules: None,
     })
 }
 
@@ -282,6 +286,37 @@ pub(crate) async fn send(stream: &mut TcpStream, codec: &Codec, packet: Packet) 
 
 /// For a refusal decided after the CONNECT was read (a busy server).
 pub(crate) async fn refuse_busy(stream: &mut TcpStream, version: MqttVersion, refusal: Refusal) {
+    refuse_with(stream, version, refusal, ConnectReturnCode::QuotaExceeded).await;
+}
+
+/// A refusal decided after the CONNECT was read, with its CONNACK code.
+pub(crate) async fn refuse_with(
+    stream: &mut TcpStream,
+    version: MqttVersion,
+    refusal: Refusal,
+    code: ConnectReturnCode,
+) {
     let codec = Codec::new(version);
-    let _ = refuse(stream, &codec, refusal, ConnectReturnCode::QuotaExceeded).await;
+    let _ = refuse(stream, &codec, refusal, code).await;
+}
+
+/// `[security]` on a read CONNECT: its credentials, then its will against the client's
+/// ACL rules, which the request carries to the session.
+pub(crate) fn admit(
+    security: &Security,
+    request: &mut ConnectRequest,
+    login: Option<Login>,
+) -> Result<(), SecurityRefusal> {
+    let (username, password) = match login {
+        Some(Login { username, password }) => (Some(username), password),
+        None => (None, String::new()),
+    };
+    security.login(username.as_deref(), password.as_bytes())?;
+    request.rules = security.rules(username.as_deref(), &request.client_id);
+    if let Some(will) = &request.will {
+        if !security::may_publish(&request.rules, will.message.topic_str()) {
+            return Err(SecurityRefusal::WillDenied);
+        }
+    }
+    Ok(())
 }

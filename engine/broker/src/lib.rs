@@ -16,6 +16,7 @@
 //! - `codec`: framing, MQTT 5 properties, our PUBLISH codec; rumqttd's for the rest.
 //! - `topic`: topic names and filters, the subscription trie.
 //! - `retained`, `shared`: retained messages; shared subscriptions.
+//! - `security`: `[security]`: credentials at the door, the ACL in the session.
 //! - `budget`, `limits`, `context`: the byte budget, the limits, what nodes share.
 //! - [`local`]: [`LocalClient`], how in-process services use the bus.
 //! - `metrics`: the broker's meters.
@@ -39,6 +40,7 @@ mod metrics;
 mod node;
 mod retained;
 pub mod router;
+mod security;
 mod session;
 mod shared;
 mod topic;
@@ -81,6 +83,8 @@ pub enum BrokerError {
     LocalNode(std::io::Error),
     #[error("{0}")]
     FdLimit(String),
+    #[error("security: {0}")]
+    Security(#[from] alicia_auth::AuthError),
 }
 
 /// A running broker. Dropping it without [`Broker::shutdown`] leaves threads running.
@@ -102,6 +106,7 @@ impl Broker {
             .map_err(|e| BrokerError::FdLimit(format!("cannot read the file descriptor limit: {e}")))?;
         fd_limit::check(config.limits.max_connections, fds).map_err(BrokerError::FdLimit)?;
         tracing::debug!(soft = fds.soft, hard = fds.hard, "file descriptor limit");
+        let security = security::Security::load(&config.security)?;
         let backend = io::choose_backend(config.mqtt.io)?;
         let listener = listener::bind(config.mqtt.listen).await?;
         let mqtt_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
@@ -132,6 +137,7 @@ impl Broker {
             tags: bus::tags::Tags::new(nodes),
             stop: stop.clone(),
             limits,
+            security,
         });
         let mut links = {
             let router = router.clone();

@@ -188,7 +188,15 @@ async fn handshake(
         },
         _ = ctx.stop.cancelled() => return Err(HandshakeError::Io),
     };
+    let mut accepted = accepted;
     let version = accepted.request.version;
+    let login = accepted.login.take();
+    if let Err(refusal) = handshake::admit(&ctx.security, &mut accepted.request, login) {
+        ctx.metrics.security_refused(refusal);
+        let code = crate::security::connack_code(refusal);
+        handshake::refuse_with(&mut stream, version, Refusal::NotAuthorized, code).await;
+        return Err(HandshakeError::Refused(Refusal::NotAuthorized));
+    }
     if !permit.activate() {
         handshake::refuse_busy(&mut stream, version, Refusal::ServerBusy).await;
         return Err(HandshakeError::Refused(Refusal::ServerBusy));

@@ -56,6 +56,25 @@ reasons! {
         /// The engine-wide byte budget had no room for a large packet in time.
         MemoryBudget => "memory_budget",
         BadAuthenticationMethod => "bad_authentication_method",
+        /// Refused by `[security]` (the reason is in `alicia_security_refusals_total`).
+        NotAuthorized => "not_authorized",
+    }
+}
+
+reasons! {
+    /// Why `[security]` refused a client (`alicia_security_refusals_total{reason}`).
+    SecurityRefusal {
+        /// No username, and `allow_anonymous = false`.
+        Anonymous => "anonymous",
+        /// A username the password file does not know.
+        UnknownUser => "unknown_user",
+        WrongPassword => "wrong_password",
+        /// A will on a topic the ACL does not let the client publish.
+        WillDenied => "will_denied",
+        /// A SUBSCRIBE filter the ACL lets the client read nothing under.
+        SubscribeDenied => "subscribe_denied",
+        /// A PUBLISH to a topic the ACL does not let the client write.
+        PublishDenied => "publish_denied",
     }
 }
 
@@ -95,6 +114,7 @@ pub(crate) struct BrokerMetrics {
     pub log_gaps: Counter,
     pub ingress_waits: Counter,
     refusals: Vec<Counter>,
+    security_refusals: Vec<Counter>,
     drops: Vec<Counter>,
     /// Every refusal is counted; a line in the log says so at most once per reason per
     /// ten seconds, with how many it stands for.
@@ -122,6 +142,10 @@ impl BrokerMetrics {
                 .iter()
                 .map(|r| counter!("alicia_mqtt_refusals_total", &[l, ("reason", r.as_label())]))
                 .collect(),
+            security_refusals: SecurityRefusal::ALL
+                .iter()
+                .map(|r| counter!("alicia_security_refusals_total", &[l, ("reason", r.as_label())]))
+                .collect(),
             drops: DropReason::ALL
                 .iter()
                 .map(|d| counter!("alicia_mqtt_messages_dropped_total", "reason" => d.as_label()))
@@ -134,6 +158,13 @@ impl BrokerMetrics {
         self.refusals[refusal as usize].increment(1);
         if let Some(more) = self.log.allow(refusal.as_label()) {
             tracing::warn!(reason = refusal.as_label(), more, "refused client input");
+        }
+    }
+
+    pub(crate) fn security_refused(&self, refusal: SecurityRefusal) {
+        self.security_refusals[refusal as usize].increment(1);
+        if let Some(more) = self.log.allow(refusal.as_label()) {
+            tracing::warn!(reason = refusal.as_label(), more, "refused by the security rules");
         }
     }
 
@@ -162,6 +193,7 @@ fn describe() {
     describe_counter!("alicia_mqtt_publishes_sent_total", "PUBLISH packets delivered to clients");
     describe_counter!("alicia_mqtt_messages_dropped_total", "deliveries not made, by reason");
     describe_counter!("alicia_mqtt_refusals_total", "client input refused, by reason (the limit or rule it broke)");
+    describe_counter!("alicia_security_refusals_total", "clients refused by [security]: credentials, ACL, by reason");
     describe_counter!("alicia_mqtt_disconnects_total", "connections ended, by reason");
     describe_counter!("alicia_bus_log_gaps_total", "log entries a node skipped because it fell behind the router");
     describe_counter!(

@@ -160,6 +160,9 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
     }
     in_range(errors, "voice.session_timeout_ms", c.voice.session_timeout_ms as usize, 100, 600_000);
     crate::doors::check(c, errors);
+    if !c.security.allow_anonymous && c.security.password_file.is_none() {
+        errors.push("security.allow_anonymous", "false without a security.password_file: no client could connect");
+    }
     if c.mqtt.listen.port() != 0 && c.mqtt.listen == c.http.listen {
         errors.push("http.listen", format!("same address as mqtt.listen ({})", c.mqtt.listen));
     }

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 pub use check::{ConfigError, ConfigErrors};
 pub use model::{
-    AliciaConfig, EngineSection, HttpSection, IoBackend, LimitsSection, MqttSection, RouterSection, ServicesSection,
-    TopicsSection, VoiceSection, WyomingSection,
+    AliciaConfig, EngineSection, HttpSection, IoBackend, LimitsSection, MqttSection, RouterSection, SecuritySection,
+    ServicesSection, TopicsSection, VoiceSection, WyomingSection,
 };
 
 /// Why a configuration could not be loaded.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,7 @@ pub struct AliciaConfig {
     pub topics: TopicsSection,
     pub voice: VoiceSection,
     pub wyoming: WyomingSection,
+    pub security: SecuritySection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -344,5 +346,28 @@ impl Default for WyomingSection {
             idle_timeout_ms: 60_000,
             event_timeout_ms: 10_000,
         }
+    }
+}
+
+/// Who may connect and what each client may touch, in mosquitto's terms: its password
+/// file and its ACL file, read at start. Without `acl_file` every client may publish and
+/// subscribe to everything; without `password_file` a username is taken as given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecuritySection {
+    /// Clients without a username may connect (MQTT 5 0x87 / 3.1.1 0x05 otherwise).
+    /// Production says false.
+    pub allow_anonymous: bool,
+    /// `mosquitto_passwd` format (`alicia passwd`): a CONNECT with a username must
+    /// carry its password (MQTT 5 0x86 / 3.1.1 0x04 otherwise).
+    pub password_file: Option<PathBuf>,
+    /// mosquitto `acl_file` syntax: `user`, `topic [read|write|readwrite|deny]`,
+    /// `pattern` with `%u` / `%c`.
+    pub acl_file: Option<PathBuf>,
+}
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        Self { allow_anonymous: true, password_file: None, acl_file: None }
     }
 }

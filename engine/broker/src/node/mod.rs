@@ -259,9 +259,14 @@ impl Node {
 /// One delivery for one session from every subscription of it that matched: the
 /// highest granted QoS (never above the published one), RETAIN kept if any of them asks
 /// for it (Retain As Published), every subscription identifier; none at all when the
-/// only matches are no-local subscriptions of the publisher itself.
+/// only matches are no-local subscriptions of the publisher itself, or when the
+/// client's ACL does not let it read the topic.
 fn merge(session: &Session, routed: &Rc<Routed>, grants: &[(u32, Grant)]) -> Option<Queued> {
     let message = &routed.message;
+    // A wider filter never carries a topic the client may not read.
+    if !crate::security::may_read(&session.rules, message.topic_str()) {
+        return None;
+    }
     let own = message.publisher == Some(session.key);
     let mut qos = None::<u8>;
     let mut retain = false;

@@ -19,6 +19,7 @@ use crate::io::{SocketReader, SocketWriter};
 use crate::listener::ConnectionPermit;
 use crate::metrics::Refusal;
 use crate::node::Node;
+use crate::security::Rules;
 
 /// A timer's longest single sleep; longer waits (a session expiry of 136 years) re-arm.
 const MAX_SLEEP: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -43,6 +44,8 @@ pub(crate) struct ConnectRequest {
     pub client: ClientLimits,
     pub problem_info: bool,
     pub will: Option<Box<Will>>,
+    /// The client's ACL rules (`[security]`), worked out at the door.
+    pub rules: Rules,
 }
 
 /// A socket with its checked CONNECT, handed from the listener to a node.
@@ -198,6 +201,7 @@ fn take_up(
         s.client = request.client;
         s.expiry = request.session_expiry;
         s.will = request.will.clone();
+        s.rules = request.rules.clone();
         s.aliases_in.clear();
         s.outbound.reset_aliases(request.client.topic_alias_maximum);
         s.epoch += 1;

@@ -24,9 +24,10 @@ use crate::codec::publish::{self, InboundPublish, PublishError};
 use crate::codec::{frame, ClientPacket, FrameError};
 use crate::io::SocketReader;
 use crate::limits::LARGE_PAYLOAD;
-use crate::metrics::Refusal;
+use crate::metrics::{Refusal, SecurityRefusal};
 use crate::node::Node;
 use crate::retained::RetainedRefusal;
+use crate::security;
 use crate::topic::{check_name, TopicError};
 
 /// Read buffer sizes: where an idle connection starts, and the most a busy one grows to.
@@ -226,6 +227,27 @@ fn on_publish(
     // A large packet's topic is copied so that only the payload holds its buffer; a
     // retained message may live long, so its small payload gets its own allocation too
     // instead of pinning the read buffer it arrived in.
+    let topic_str = std::str::from_utf8(&topic).unwrap_or("");
+    if !security::may_publish(&s.rules, topic_str) {
+        node.ctx.metrics.security_refused(SecurityRefusal::PublishDenied);
+        // MQTT 5 says so in the acknowledgement; 3.1.1 cannot, and acknowledges as
+        // mosquitto does (the message goes nowhere).
+        if v5 && qos > 0 {
+            refuse(conn, qos, pkid, AckRefusal::NotAuthorized);
+            return Ok(());
+        }
+        match qos {
+            1 => {
+                conn.send(Packet::PubAck(PubAck { pkid, reason: PubAckReason::Success }, None));
+            }
+            2 => {
+                s.inbound_qos2.push(pkid);
+                conn.send(Packet::PubRec(PubRec { pkid, reason: PubRecReason::Success }, None));
+            }
+            _ => {}
+        }
+        return Ok(());
+    }
     let topic = if payload.len() >= LARGE_PAYLOAD || retain { Bytes::copy_from_slice(&topic) } else { topic };
     let payload = if retain && payload.len() < LARGE_PAYLOAD { Bytes::copy_from_slice(&payload) } else { payload };
     let mut message = Message {
@@ -297,6 +319,7 @@ fn resolve_topic(
 
 enum AckRefusal {
     PayloadFormatInvalid,
+    NotAuthorized,
     Quota(RetainedRefusal),
 }
 
@@ -308,6 +331,9 @@ fn refuse(conn: &Connection, qos: u8, pkid: u16, why: AckRefusal) {
             PubRecReason::PayloadFormatInvalid,
             "payload is not UTF-8 but its format indicator says it is",
         ),
+        AckRefusal::NotAuthorized => {
+            (PubAckReason::NotAuthorized, PubRecReason::NotAuthorized, "not authorized to publish to this topic")
+        }
         AckRefusal::Quota(RetainedRefusal::TooManyMessages) => {
             (PubAckReason::QuotaExceeded, PubRecReason::QuotaExceeded, "retained message limit reached")
         }

@@ -22,6 +22,7 @@ mod outbound;
 mod subscribe;
 mod writer;
 
+use crate::security::Rules;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -97,6 +98,8 @@ pub(crate) struct Session {
     /// Bumped whenever the session changes hands (connection, resume, end), so timers
     /// and tasks of an earlier state can tell they are stale.
     pub epoch: u64,
+    /// What the client may publish, subscribe and read (`[security]`); `None`: all.
+    pub rules: Rules,
 }
 
 impl Session {
@@ -115,6 +118,7 @@ impl Session {
             inbound_qos2: Vec::new(),
             aliases_in: Vec::new(),
             epoch: 0,
+            rules: None,
         }
     }
 

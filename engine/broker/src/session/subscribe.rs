@@ -17,8 +17,9 @@ use super::connection::{CloseReason, Connection};
 use super::{Grant, Queued, Session, Subscription};
 use crate::bus::{Control, Entry};
 use crate::codec::MqttVersion;
-use crate::metrics::Refusal;
+use crate::metrics::{Refusal, SecurityRefusal};
 use crate::node::Node;
+use crate::security;
 use crate::topic::{parse_filter, TopicError};
 
 pub(super) fn subscribe(
@@ -50,6 +51,11 @@ pub(super) fn subscribe(
         };
         if parsed.is_shared() && filter.nolocal {
             return Err(CloseReason::ProtocolError("no-local on a shared subscription"));
+        }
+        if !security::may_subscribe(&s.rules, parsed.filter) {
+            node.ctx.metrics.security_refused(SecurityRefusal::SubscribeDenied);
+            codes.push(not_authorized(version));
+            continue;
         }
         let existing = s.subscriptions.get(&filter.path).copied();
         if i >= limits.max_filters_per_subscribe
@@ -84,6 +90,9 @@ pub(super) fn subscribe(
             };
             if wanted {
                 for routed in node.retained.borrow_mut().matching(parsed.filter, now) {
+                    if !security::may_read(&s.rules, routed.message.topic_str()) {
+                        continue;
+                    }
                     let qos = routed.message.qos.min(subscription.qos);
                     let subscription_ids = id.into_iter().collect();
                     retained.push(Queued { routed, qos, retain: true, subscription_ids, from_retained_store: true });
@@ -141,6 +150,13 @@ fn refused(version: MqttVersion, _why: TopicError) -> SubscribeReasonCode {
     match version {
         MqttVersion::V311 => SubscribeReasonCode::Failure,
         MqttVersion::V5 => SubscribeReasonCode::TopicFilterInvalid,
+    }
+}
+
+fn not_authorized(version: MqttVersion) -> SubscribeReasonCode {
+    match version {
+        MqttVersion::V311 => SubscribeReasonCode::Failure,
+        MqttVersion::V5 => SubscribeReasonCode::NotAuthorized,
     }
 }
 
