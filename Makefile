@@ -17,7 +17,7 @@ RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/release
 DEBUG_BIN   := $(or $(CARGO_TARGET_DIR),target)/debug
 
 .PHONY: help deps toolchain build build-release models run test test-deps lint bench bench-quick perf perf-floor perf-voice clean
-.PHONY: fuzz fuzz-quick
+.PHONY: fuzz fuzz-quick clean-workspace-crates
 
 help:
 	@echo "make run          install what is missing, build, serve (ENV=$(ENV), CONFIG=$(CONFIG), ARGS=extra serve flags)"
@@ -130,3 +130,12 @@ fuzz-quick: build
 
 clean:
 	$(CARGO) clean
+
+# One CARGO_TARGET_DIR may serve several checkouts (CI's and a developer's). Cargo keys a
+# workspace crate's artifacts without its path and may then judge them fresh against
+# the other checkout's sources: so CI rebuilds this workspace's own crates (a few
+# minutes) and keeps the dependencies' builds, which do not depend on the checkout.
+clean-workspace-crates: toolchain
+	@crates=$$($(CARGO) metadata --no-deps --format-version 1 | python3 -c \
+		'import json, sys; print(" ".join("-p " + p["name"] for p in json.load(sys.stdin)["packages"]))'); \
+	$(CARGO) clean $$crates && $(CARGO) clean --release $$crates

@@ -81,7 +81,7 @@ pub(crate) fn config_from_value(root: Value) -> Result<AliciaConfig, ConfigError
         };
         for (key, field) in fields {
             let path = format!("{section}.{key}");
-            if !known.contains_key(key) {
+            if !known.contains_key(key) && !OPTIONAL_KEYS.contains(&(section.as_str(), key.as_str())) {
                 errors.push(path, format!("unknown key (expected one of: {})", keys(known)));
                 continue;
             }
@@ -116,6 +116,9 @@ impl AliciaConfig {
         value.try_into().map_err(|e: toml::de::Error| e.message().trim().to_string())
     }
 }
+
+/// Keys whose default is "not set": TOML has no null, so the defaults' tree lacks them.
+const OPTIONAL_KEYS: &[(&str, &str)] = &[("security", "password_file"), ("security", "acl_file")];
 
 fn default_tree() -> toml::Table {
     match Value::try_from(AliciaConfig::default()) {
