@@ -187,6 +187,12 @@ async fn a_wide_subscriber_gets_every_retained_message_past_the_queue_count() {
     }
     for (qos, id) in [(QoS::AtMostOnce, "wide-qos0"), (QoS::AtLeastOnce, "wide-qos1")] {
         let (mut wide, _) = V4Client::connect(port, id, |_| {}).await;
+        // A fence: each node applies retained messages as it reads them from the log, and
+        // the subscriber's node has read all 60 once it gets what the publisher sent next.
+        let fence = format!("{base}-fence");
+        wide.subscribe(&fence, QoS::AtLeastOnce).await;
+        publisher.client.publish(&fence, QoS::AtLeastOnce, false, "fence").await.unwrap();
+        wide.next_publish_on(&fence).await;
         wide.subscribe(&format!("{base}/#"), qos).await;
         let mut seen = std::collections::BTreeSet::new();
         let all = async {
