@@ -98,8 +98,10 @@ pub struct Observed {
 
 impl Observed {
     pub async fn of(http: SocketAddr, component: &str) -> Observed {
-        let up = metric(http, &format!("alicia_component_up{{component=\"{component}\"}}")).await;
+        // Health first: the engine sets the gauge before health can say a component is
+        // down, so a "down" read here is never followed by a stale gauge.
         let (status, body) = http_get(http, "/healthz").await;
+        let up = metric(http, &format!("alicia_component_up{{component=\"{component}\"}}")).await;
         Observed { status, health: serde_json::from_str(&body).unwrap_or_default(), up }
     }
 

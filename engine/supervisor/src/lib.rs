@@ -154,6 +154,8 @@ impl Supervisor {
                     entry.up = false;
                     entry.last_failure = Some(cause.clone());
                     entry.changed = Instant::now();
+                    // Under the lock: `/healthz` and the gauge never disagree.
+                    metrics::gauge!("alicia_component_up", "component" => entry.name.clone()).set(0.0);
                     Event::Down { component: entry.name.clone(), cause, on_failure: entry.on_failure }
                 }
                 None => {
@@ -163,18 +165,17 @@ impl Supervisor {
                     entry.up = true;
                     entry.restarts += 1;
                     entry.changed = Instant::now();
+                    metrics::gauge!("alicia_component_up", "component" => entry.name.clone()).set(1.0);
                     Event::Up { component: entry.name.clone(), restarts: entry.restarts }
                 }
             }
         };
         match &event {
             Event::Down { component, cause, .. } => {
-                metrics::gauge!("alicia_component_up", "component" => component.clone()).set(0.0);
                 metrics::counter!("alicia_component_failures_total", "component" => component.clone()).increment(1);
                 tracing::error!(component, cause, "component down");
             }
             Event::Up { component, restarts } => {
-                metrics::gauge!("alicia_component_up", "component" => component.clone()).set(1.0);
                 tracing::warn!(component, restarts, "component restarted");
             }
         }
