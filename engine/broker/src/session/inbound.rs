@@ -224,30 +224,22 @@ fn on_publish(
         return Ok(());
     }
 
-    // A large packet's topic is copied so that only the payload holds its buffer; a
-    // retained message may live long, so its small payload gets its own allocation too
-    // instead of pinning the read buffer it arrived in.
-    let topic_str = std::str::from_utf8(&topic).unwrap_or("");
-    if !security::may_publish(&s.rules, topic_str) {
+    // The ACL, only for clients that have rules (the topic is UTF-8: checked above).
+    if s.rules.is_some() && !security::may_publish(&s.rules, std::str::from_utf8(&topic).unwrap_or("")) {
         node.ctx.metrics.security_refused(SecurityRefusal::PublishDenied);
         // MQTT 5 says so in the acknowledgement; 3.1.1 cannot, and acknowledges as
         // mosquitto does (the message goes nowhere).
         if v5 && qos > 0 {
             refuse(conn, qos, pkid, AckRefusal::NotAuthorized);
-            return Ok(());
-        }
-        match qos {
-            1 => {
-                conn.send(Packet::PubAck(PubAck { pkid, reason: PubAckReason::Success }, None));
-            }
-            2 => {
-                s.inbound_qos2.push(pkid);
-                conn.send(Packet::PubRec(PubRec { pkid, reason: PubRecReason::Success }, None));
-            }
-            _ => {}
+        } else {
+            acknowledge(conn, &mut s, qos, pkid);
         }
         return Ok(());
     }
+
+    // A large packet's topic is copied so that only the payload holds its buffer; a
+    // retained message may live long, so its small payload gets its own allocation too
+    // instead of pinning the read buffer it arrived in.
     let topic = if payload.len() >= LARGE_PAYLOAD || retain { Bytes::copy_from_slice(&topic) } else { topic };
     let payload = if retain && payload.len() < LARGE_PAYLOAD { Bytes::copy_from_slice(&payload) } else { payload };
     let mut message = Message {
@@ -275,6 +267,13 @@ fn on_publish(
         }
     }
     node.append(Entry::Message(message));
+    acknowledge(conn, &mut s, qos, pkid);
+    Ok(())
+}
+
+/// A taken PUBLISH acknowledged: PUBACK (QoS 1), or PUBREC with the packet id kept
+/// until its PUBREL (QoS 2).
+fn acknowledge(conn: &Connection, s: &mut Session, qos: u8, pkid: u16) {
     match qos {
         1 => {
             conn.send(Packet::PubAck(PubAck { pkid, reason: PubAckReason::Success }, None));
@@ -285,7 +284,6 @@ fn on_publish(
         }
         _ => {}
     }
-    Ok(())
 }
 
 /// The topic a PUBLISH is about, with MQTT 5 topic aliases applied.
