@@ -37,8 +37,16 @@ impl V4Client {
         tokio::spawn(async move {
             loop {
                 let event = eventloop.poll().await;
-                let failed = event.is_err();
-                if tx.send(event).is_err() || failed {
+                if event.is_err() {
+                    // Packets read in the same batch as the close wait in the state's
+                    // queue behind the error (rumqttc reports the error first).
+                    let before = eventloop.state.events.drain(..).map(Ok);
+                    for event in before.chain(std::iter::once(event)) {
+                        let _ = tx.send(event);
+                    }
+                    return;
+                }
+                if tx.send(event).is_err() {
                     return;
                 }
             }
@@ -140,8 +148,16 @@ impl V5Client {
         tokio::spawn(async move {
             loop {
                 let event = eventloop.poll().await;
-                let failed = event.is_err();
-                if tx.send(event).is_err() || failed {
+                if event.is_err() {
+                    // Packets read in the same batch as the close wait in the state's
+                    // queue behind the error (rumqttc reports the error first).
+                    let before = eventloop.state.events.drain(..).map(Ok);
+                    for event in before.chain(std::iter::once(event)) {
+                        let _ = tx.send(event);
+                    }
+                    return;
+                }
+                if tx.send(event).is_err() {
                     return;
                 }
             }
