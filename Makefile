@@ -12,7 +12,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # side-by-side benchmark; cmake/clang/libclang build whisper.cpp; espeak-ng gives
 # Piper its phonemes; sox handles WAV files.
 APT_PACKAGES := build-essential pkg-config curl ca-certificates python3 python3-pip python3-venv \
-	cmake clang libclang-dev espeak-ng libespeak-ng-dev sox mosquitto mosquitto-clients openssl
+	cmake clang libclang-dev espeak-ng libespeak-ng-dev sox mosquitto mosquitto-clients openssl python3-paho-mqtt
 RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/release
 DEBUG_BIN   := $(or $(CARGO_TARGET_DIR),target)/debug
 

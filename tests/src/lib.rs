@@ -8,6 +8,7 @@
 //! - [`raw`]: hand-written MQTT bytes over a plain TCP socket, for bad input.
 //! - [`mosquitto`]: `mosquitto_pub` / `mosquitto_sub` as foreign peers.
 //! - [`voice`]: an engine with the real models, espeak speech, a Wyoming client.
+//! - [`tls`]: a development PKI, `[mqtt.tls]` on it, rustls client configs.
 //! - [`bus_death`]: an engine whose fatal exit is caught, and clients that watch alerts.
 
 pub mod bus_death;
@@ -15,6 +16,7 @@ pub mod clients;
 pub mod engine;
 pub mod mosquitto;
 pub mod raw;
+pub mod tls;
 pub mod voice;
 
 use std::time::Duration;

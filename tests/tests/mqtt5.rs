@@ -236,7 +236,11 @@ async fn topic_aliases_work_both_ways() {
         o.set_topic_alias_max(Some(4));
     })
     .await;
-    assert_eq!(ack.properties.and_then(|p| p.topic_alias_max), Some(10), "the broker offers 10");
+    let properties = ack.properties.unwrap();
+    assert_eq!(properties.topic_alias_max, Some(10), "the broker offers 10");
+    // The default limit (256 MiB) is past what a packet can encode: the largest
+    // remaining length is offered (paho-mqtt refuses a CONNACK with more).
+    assert_eq!(properties.max_packet_size, Some(268_435_455));
     sub.subscribe(&topic, QoS::AtLeastOnce).await;
     // Client → broker, in raw bytes: set alias 3, then use it with an empty topic.
     let mut raw = RawClient::connect(port).await;

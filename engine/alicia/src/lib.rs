@@ -118,6 +118,22 @@ impl Engine {
         self.broker.mqtt_addr()
     }
 
+    /// Re-reads what SIGHUP re-reads: the TLS listener's certificate, key, CA and CRL.
+    /// A broken file keeps the old configuration in force; the error says what to fix.
+    pub fn reload(&self) -> Result<(), String> {
+        self.broker.reload_tls().map_err(|e| format!("mqtt.tls: {e}"))
+    }
+
+    /// The MQTT over TLS listener, when `[mqtt.tls]` is configured.
+    pub fn mqtt_tls_addr(&self) -> Option<SocketAddr> {
+        self.broker.tls_addr()
+    }
+
+    /// The MQTT over WebSocket listener, when `[mqtt.websocket]` is configured.
+    pub fn mqtt_websocket_addr(&self) -> Option<SocketAddr> {
+        self.broker.websocket_addr()
+    }
+
     pub fn http_addr(&self) -> SocketAddr {
         self.http.addr()
     }

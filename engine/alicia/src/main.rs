@@ -226,13 +226,15 @@ fn serve(config: AliciaConfig) -> anyhow::Result<()> {
         let engine = Engine::start(config).await?;
         // Scripts and tests read this line to find the ports.
         let wyoming = engine.wyoming_addr().map_or_else(|| "off".to_string(), |a| a.to_string());
+        let tls = engine.mqtt_tls_addr().map_or_else(|| "off".to_string(), |a| a.to_string());
+        let websocket = engine.mqtt_websocket_addr().map_or_else(|| "off".to_string(), |a| a.to_string());
         println!(
-            "alicia ready mqtt={} http={} io={} wyoming={wyoming}",
+            "alicia ready mqtt={} http={} io={} wyoming={wyoming} mqtt-tls={tls} mqtt-websocket={websocket}",
             engine.mqtt_addr(),
             engine.http_addr(),
             engine.io_backend()
         );
-        let signal = wait_for_signal().await?;
+        let signal = wait_for_signal(&engine).await?;
         tracing::info!(signal, "shutting down");
         if tokio::time::timeout(SHUTDOWN_BUDGET, engine.shutdown()).await.is_err() {
             tracing::warn!("shutdown took longer than {SHUTDOWN_BUDGET:?}; exiting anyway");
@@ -244,14 +246,22 @@ fn serve(config: AliciaConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
+/// Waits for SIGTERM or SIGINT; each SIGHUP meanwhile re-reads the security files.
+async fn wait_for_signal(engine: &Engine) -> anyhow::Result<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok("SIGTERM"),
+            _ = int.recv() => return Ok("SIGINT"),
+            _ = hup.recv() => match engine.reload() {
+                Ok(()) => tracing::info!("SIGHUP: security files reloaded"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: reload refused, the old rules stay"),
+            },
+        }
+    }
 }
 
 fn init_logging() {

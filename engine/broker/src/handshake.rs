@@ -9,8 +9,7 @@ use rumqttd::protocol::{
     ConnAck, ConnAckProperties, Connect, ConnectProperties, ConnectReturnCode, LastWill, LastWillProperties, Login,
     Packet, PublishProperties,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::bus::Message;
 use crate::codec::publish::payload_is_utf8;
@@ -21,6 +20,10 @@ use crate::security::{self, Security};
 use crate::session::attach::ConnectRequest;
 use crate::session::{ClientLimits, Will};
 use crate::topic::check_name;
+
+/// What a CONNECT can be read from: a TCP socket, TLS over it, a WebSocket.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> Stream for T {}
 
 /// Why a handshake ended without a client.
 #[derive(Debug)]
@@ -42,7 +45,7 @@ pub(crate) struct Accepted {
 
 /// Reads exactly one CONNECT, growing the buffer only as bytes arrive and never past
 /// `max_connect_bytes`.
-pub(crate) async fn read_connect(stream: &mut TcpStream, limits: &Limits) -> Result<Accepted, HandshakeError> {
+pub(crate) async fn read_connect<S: Stream>(stream: &mut S, limits: &Limits) -> Result<Accepted, HandshakeError> {
     let mut buf = BytesMut::new();
     let version = loop {
         match sniff(&buf) {
@@ -233,8 +236,8 @@ fn check_will(
     Ok(Will { message, delay })
 }
 
-async fn refuse(
-    stream: &mut TcpStream,
+async fn refuse<S: Stream>(
+    stream: &mut S,
     codec: &Codec,
     refusal: Refusal,
     code: ConnectReturnCode,
@@ -268,7 +271,7 @@ pub(crate) fn v311_code(code: ConnectReturnCode) -> Option<ConnectReturnCode> {
     }
 }
 
-async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, at_least: usize) -> Result<(), HandshakeError> {
+async fn read_more<S: Stream>(stream: &mut S, buf: &mut BytesMut, at_least: usize) -> Result<(), HandshakeError> {
     buf.reserve(at_least.max(64));
     match stream.read_buf(buf).await {
         Ok(0) | Err(_) => Err(HandshakeError::Io),
@@ -276,7 +279,7 @@ async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, at_least: usize) 
     }
 }
 
-pub(crate) async fn send(stream: &mut TcpStream, codec: &Codec, packet: Packet) {
+pub(crate) async fn send<S: Stream>(stream: &mut S, codec: &Codec, packet: Packet) {
     let mut out = BytesMut::with_capacity(64);
     if codec.write(packet, &mut out).is_ok() {
         let _ = stream.write_all(&out).await;
@@ -285,13 +288,13 @@ pub(crate) async fn send(stream: &mut TcpStream, codec: &Codec, packet: Packet) 
 }
 
 /// For a refusal decided after the CONNECT was read (a busy server).
-pub(crate) async fn refuse_busy(stream: &mut TcpStream, version: MqttVersion, refusal: Refusal) {
+pub(crate) async fn refuse_busy<S: Stream>(stream: &mut S, version: MqttVersion, refusal: Refusal) {
     refuse_with(stream, version, refusal, ConnectReturnCode::QuotaExceeded).await;
 }
 
 /// A refusal decided after the CONNECT was read, with its CONNACK code.
-pub(crate) async fn refuse_with(
-    stream: &mut TcpStream,
+pub(crate) async fn refuse_with<S: Stream>(
+    stream: &mut S,
     version: MqttVersion,
     refusal: Refusal,
     code: ConnectReturnCode,
@@ -306,12 +309,20 @@ pub(crate) fn admit(
     security: &Security,
     request: &mut ConnectRequest,
     login: Option<Login>,
+    identity: Option<String>,
 ) -> Result<(), SecurityRefusal> {
-    let (username, password) = match login {
-        Some(Login { username, password }) => (Some(username), password),
-        None => (None, String::new()),
+    let username = match (identity, login) {
+        // The verified certificate is the credential; its CN replaces any username.
+        (Some(cn), _) => Some(cn),
+        (None, Some(Login { username, password })) => {
+            security.login(Some(&username), password.as_bytes())?;
+            Some(username)
+        }
+        (None, None) => {
+            security.login(None, b"")?;
+            None
+        }
     };
-    security.login(username.as_deref(), password.as_bytes())?;
     request.rules = security.rules(username.as_deref(), &request.client_id);
     if let Some(will) = &request.will {
         if !security::may_publish(&request.rules, will.message.topic_str()) {

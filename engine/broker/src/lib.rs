@@ -35,6 +35,7 @@ mod handshake;
 mod io;
 mod limits;
 mod listener;
+mod listeners;
 pub mod local;
 mod metrics;
 mod node;
@@ -43,7 +44,9 @@ pub mod router;
 mod security;
 mod session;
 mod shared;
+mod stream;
 mod topic;
+mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
@@ -52,6 +55,7 @@ use std::time::Duration;
 
 use alicia_config::AliciaConfig;
 use alicia_supervisor::{OnFailure, Supervisor};
+use alicia_tls::TlsReloader;
 use tokio_util::sync::CancellationToken;
 
 pub use codec::MqttVersion;
@@ -65,6 +69,7 @@ use bus::large::LargePayloads;
 use context::{Context, LogWatch};
 use io::{IoWorkers, NodeSeed};
 use limits::Limits;
+use listeners::{ListenerAddrs, Listeners};
 use retained::RetainedIndex;
 
 /// How long shutdown waits for every node to read what was published before it.
@@ -85,16 +90,20 @@ pub enum BrokerError {
     FdLimit(String),
     #[error("security: {0}")]
     Security(#[from] alicia_auth::AuthError),
+    #[error("mqtt.tls: {0}")]
+    Tls(#[from] alicia_tls::TlsError),
 }
 
 /// A running broker. Dropping it without [`Broker::shutdown`] leaves threads running.
 pub struct Broker {
     bus: BusHandle,
     ctx: Arc<Context>,
-    mqtt_addr: SocketAddr,
+    addrs: ListenerAddrs,
+    /// The TLS config the TLS and secure WebSocket listeners serve, for reloads.
+    tls: Option<Arc<TlsReloader>>,
     backend: ActiveBackend,
     workers: Arc<IoWorkers>,
-    acceptor: tokio::task::JoinHandle<()>,
+    acceptors: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Broker {
@@ -108,12 +117,7 @@ impl Broker {
         tracing::debug!(soft = fds.soft, hard = fds.hard, "file descriptor limit");
         let security = security::Security::load(&config.security)?;
         let backend = io::choose_backend(config.mqtt.io)?;
-        let listener = listener::bind(config.mqtt.listen).await?;
-        let mqtt_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
-            what: "MQTT",
-            addr: config.mqtt.listen,
-            source,
-        })?;
+        let listeners = Listeners::bind(config).await?;
         let io_threads = match config.mqtt.io_threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -170,15 +174,45 @@ impl Broker {
         bus.set_nodes(workers.inboxes());
         ::metrics::gauge!("alicia_mqtt_io_backend_info", "backend" => backend.as_str()).set(1.0);
         spawn_upkeep(ctx.clone());
-        let acceptor = tokio::spawn(listener::accept_loop(listener, workers.clone(), ctx.clone(), stop));
-        tracing::info!(addr = %mqtt_addr, io = backend.as_str(), io_threads, "mqtt listener ready");
+        let Listeners { addrs, tls, bound } = listeners;
+        let door = Arc::new(listener::Door::default());
+        let acceptors = bound
+            .into_iter()
+            .map(|l| tokio::spawn(listener::accept_loop(l, door.clone(), workers.clone(), ctx.clone(), stop.clone())))
+            .collect();
+        tracing::info!(addr = %addrs.mqtt, io = backend.as_str(), io_threads, "mqtt listener ready");
+        if let Some(addr) = addrs.tls {
+            tracing::info!(%addr, "mqtt tls listener ready");
+        }
+        if let Some(addr) = addrs.websocket {
+            tracing::info!(%addr, "mqtt websocket listener ready");
+        }
         drop(router);
-        Ok(Broker { bus, ctx, mqtt_addr, backend, workers, acceptor })
+        Ok(Broker { bus, ctx, addrs, tls, backend, workers, acceptors })
     }
 
     /// The address the MQTT listener is bound to (the real port when 0 was asked).
     pub fn mqtt_addr(&self) -> SocketAddr {
-        self.mqtt_addr
+        self.addrs.mqtt
+    }
+
+    /// Re-reads the TLS listener's certificate, key, CA and CRL (SIGHUP). New
+    /// connections get the new config; a broken file keeps the old one, and says why.
+    pub fn reload_tls(&self) -> Result<(), alicia_tls::TlsError> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
+    }
+
+    /// The MQTT over TLS listener's address, when `[mqtt.tls]` is configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.addrs.tls
+    }
+
+    /// The MQTT over WebSocket listener's address, when `[mqtt.websocket]` is configured.
+    pub fn websocket_addr(&self) -> Option<SocketAddr> {
+        self.addrs.websocket
     }
 
     pub fn io_backend(&self) -> ActiveBackend {
@@ -214,7 +248,9 @@ impl Broker {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         self.ctx.stop.cancel();
-        let _ = self.acceptor.await;
+        for acceptor in self.acceptors {
+            let _ = acceptor.await;
+        }
         let Ok(workers) = Arc::try_unwrap(self.workers) else {
             tracing::warn!("io workers still shared at shutdown");
             return;

@@ -1,6 +1,7 @@
-//! The MQTT listener: accepts sockets, holds the door's limits (connections in all,
-//! per source address, still in their handshake), reads each CONNECT and hands the
-//! client to the node its id hashes to.
+//! The MQTT listeners (plain, TLS, WebSocket with or without TLS): accept sockets,
+//! hold the door's limits (connections in all, per source address, still in their
+//! handshake) across all of them, run the TLS handshake and the WebSocket upgrade,
+//! read each CONNECT and hand the client to the node its id hashes to.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -8,22 +9,27 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use alicia_tls::TlsReloader;
 use parking_lot::Mutex;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
 use crate::handshake::{self, HandshakeError};
 use crate::io::IoWorkers;
-use crate::metrics::Refusal;
+use crate::metrics::{BrokerMetrics, Refusal, SecurityRefusal};
 use crate::session::{Client, Handoff};
+use crate::stream::{ClientIo, IntoClientStream};
+use crate::websocket::{self, WsIo};
 
 /// Accept queue asked of the kernel (capped by `net.core.somaxconn`): a home's devices
 /// reconnecting at once after a Wi-Fi drop must queue, not be dropped at the SYN.
 const LISTEN_BACKLOG: u32 = 4096;
 
 /// Binds the listener now, so a taken port fails start-up before anything else runs.
-pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::BrokerError> {
+pub(crate) async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, crate::BrokerError> {
     let bind = || {
         let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
         // As std's bind does, so a restart can take the port while old sockets linger.
@@ -31,12 +37,14 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, crate::BrokerE
         socket.bind(addr)?;
         socket.listen(LISTEN_BACKLOG)
     };
-    bind().map_err(|source| crate::BrokerError::Bind { what: "MQTT", addr, source })
+    bind().map_err(|source| crate::BrokerError::Bind { what, addr, source })
 }
 
 /// Sockets past their address's cap that may wait at once for the CONNECT their refusal
 /// answers; past this, such sockets are closed unanswered.
 const REFUSING_AT_ONCE: usize = 64;
+/// The largest WebSocket message (one MQTT packet, or several) a client may send.
+const MAX_WEBSOCKET_MESSAGE: usize = 16 * 1024 * 1024;
 /// How long a socket past its address's cap gets to send the CONNECT its refusal answers.
 const REFUSAL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -88,18 +96,43 @@ impl Drop for ConnectionPermit {
     }
 }
 
+/// What a listener speaks on top of TCP.
+#[derive(Clone)]
+pub(crate) enum Transport {
+    Mqtt,
+    Tls(TlsDoor),
+    WebSocket(Option<TlsDoor>),
+}
+
+/// A TLS listener's config (swapped on SIGHUP) and whether the client certificate's CN
+/// is the username.
+#[derive(Clone)]
+pub(crate) struct TlsDoor {
+    pub reloader: Arc<TlsReloader>,
+    pub identity_as_username: bool,
+}
+
+/// One bound listener and how it counts.
+pub(crate) struct Listener {
+    pub socket: TcpListener,
+    pub transport: Transport,
+    pub metrics: Arc<BrokerMetrics>,
+}
+
 /// Accepts until `stop`; errors on one accept (e.g. out of file descriptors) are logged
-/// and the loop goes on.
+/// and the loop goes on. Every listener shares one `door`, so the connection limits
+/// hold across them.
 pub(crate) async fn accept_loop(
-    listener: TcpListener,
+    listener: Listener,
+    door: Arc<Door>,
     workers: Arc<IoWorkers>,
     ctx: Arc<Context>,
     stop: CancellationToken,
 ) {
-    let door = Arc::new(Door::default());
+    let Listener { socket, transport, metrics } = listener;
     loop {
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = socket.accept() => a,
             _ = stop.cancelled() => return,
         };
         let (stream, peer) = match accepted {
@@ -111,7 +144,7 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
-        ctx.metrics.sockets_accepted.increment(1);
+        metrics.sockets_accepted.increment(1);
         let limits = &ctx.limits;
         let over_ip_limit = {
             let mut per_ip = door.per_ip.lock();
@@ -123,23 +156,30 @@ pub(crate) async fn accept_loop(
         if over_ip_limit {
             // Checked before the pending pool, and kept out of it: one address's flood
             // must not take the handshake slots every other address needs.
-            refuse_over_ip_limit(stream, permit, &door, &ctx);
+            if matches!(transport, Transport::Mqtt) {
+                refuse_over_ip_limit(stream, permit, &door, &ctx, &metrics);
+            } else {
+                // No CONNACK can be owed before the TLS or WebSocket handshake.
+                metrics.refused(Refusal::PerIpLimit);
+            }
             continue;
         }
         if door.pending.load(Ordering::Acquire) >= limits.max_pending_connections {
             // Too many sockets that are not clients yet: not even a CONNACK is owed.
-            ctx.metrics.refused(Refusal::PendingLimit);
+            metrics.refused(Refusal::PendingLimit);
             continue;
         }
         door.pending.fetch_add(1, Ordering::AcqRel);
-        ctx.metrics.connections_pending.increment(1.0);
-        let (ctx, workers, door) = (ctx.clone(), workers.clone(), door.clone());
+        metrics.connections_pending.increment(1.0);
+        let (ctx, workers, door, metrics, transport) =
+            (ctx.clone(), workers.clone(), door.clone(), metrics.clone(), transport.clone());
         tokio::spawn(async move {
-            let result = handshake(stream, peer, permit, &ctx, &workers).await;
+            let arrival = Arrival { peer, permit, ctx: &ctx, workers: &workers, metrics: &metrics };
+            let result = arrival.run(stream, &transport).await;
             door.pending.fetch_sub(1, Ordering::AcqRel);
-            ctx.metrics.connections_pending.decrement(1.0);
+            metrics.connections_pending.decrement(1.0);
             if let Err(HandshakeError::Refused(refusal)) = result {
-                ctx.metrics.refused(refusal);
+                metrics.refused(refusal);
                 tracing::debug!(%peer, reason = refusal.as_label(), "connection refused");
             }
         });
@@ -154,8 +194,9 @@ fn refuse_over_ip_limit(
     permit: ConnectionPermit,
     door: &Arc<Door>,
     ctx: &Arc<Context>,
+    metrics: &BrokerMetrics,
 ) {
-    ctx.metrics.refused(Refusal::PerIpLimit);
+    metrics.refused(Refusal::PerIpLimit);
     let waiting =
         door.refusing.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < REFUSING_AT_ONCE).then_some(n + 1));
     if waiting.is_err() {
@@ -173,50 +214,124 @@ fn refuse_over_ip_limit(
     });
 }
 
-async fn handshake(
-    mut stream: tokio::net::TcpStream,
+/// One accepted socket on its way to becoming a client: the TLS handshake and the
+/// WebSocket upgrade where the listener has them, then the CONNECT, all within
+/// `connect_timeout` from the accept.
+struct Arrival<'a> {
     peer: SocketAddr,
-    mut permit: ConnectionPermit,
-    ctx: &Arc<Context>,
-    workers: &IoWorkers,
-) -> Result<(), HandshakeError> {
-    let read = tokio::time::timeout(ctx.limits.connect_timeout, handshake::read_connect(&mut stream, &ctx.limits));
-    let accepted = tokio::select! {
-        r = read => match r {
-            Ok(r) => r?,
-            Err(_) => return Err(HandshakeError::Refused(Refusal::ConnectTimeout)),
-        },
-        _ = ctx.stop.cancelled() => return Err(HandshakeError::Io),
-    };
-    let mut accepted = accepted;
-    let version = accepted.request.version;
-    let login = accepted.login.take();
-    if let Err(refusal) = handshake::admit(&ctx.security, &mut accepted.request, login) {
-        ctx.metrics.security_refused(refusal);
-        let code = crate::security::connack_code(refusal);
-        handshake::refuse_with(&mut stream, version, Refusal::NotAuthorized, code).await;
-        return Err(HandshakeError::Refused(Refusal::NotAuthorized));
+    permit: ConnectionPermit,
+    ctx: &'a Arc<Context>,
+    workers: &'a IoWorkers,
+    metrics: &'a BrokerMetrics,
+}
+
+impl Arrival<'_> {
+    async fn run(self, tcp: TcpStream, transport: &Transport) -> Result<(), HandshakeError> {
+        let deadline = Instant::now() + self.ctx.limits.connect_timeout;
+        match transport {
+            Transport::Mqtt => self.connect(tcp, deadline, None).await,
+            Transport::Tls(door) => {
+                let (tls, identity) = self.tls(tcp, door, deadline).await?;
+                self.connect(tls, deadline, identity).await
+            }
+            Transport::WebSocket(None) => {
+                let ws = self.upgrade(tcp, deadline).await?;
+                self.connect(ws, deadline, None).await
+            }
+            Transport::WebSocket(Some(door)) => {
+                let (tls, identity) = self.tls(tcp, door, deadline).await?;
+                let ws = self.upgrade(tls, deadline).await?;
+                self.connect(ws, deadline, identity).await
+            }
+        }
     }
-    if !permit.activate() {
-        handshake::refuse_busy(&mut stream, version, Refusal::ServerBusy).await;
-        return Err(HandshakeError::Refused(Refusal::ServerBusy));
+
+    /// The TLS handshake; a refused one is a security refusal (revoked, untrusted or
+    /// missing certificate, a stalled handshake).
+    async fn tls(
+        &self,
+        tcp: TcpStream,
+        door: &TlsDoor,
+        deadline: Instant,
+    ) -> Result<(TlsStream<TcpStream>, Option<String>), HandshakeError> {
+        let _ = tcp.set_nodelay(true);
+        let left = deadline.saturating_duration_since(Instant::now());
+        match alicia_tls::accept(&door.reloader.acceptor(), tcp, left).await {
+            Ok(tls) => {
+                let identity =
+                    if door.identity_as_username { alicia_tls::peer_identity(tls.get_ref().1) } else { None };
+                if door.identity_as_username && identity.is_none() {
+                    // A verified certificate without a CN names no one.
+                    self.metrics.security_refused(SecurityRefusal::CertificateUntrusted);
+                    return Err(HandshakeError::Io);
+                }
+                Ok((tls, identity))
+            }
+            Err(e) => {
+                tracing::debug!(peer = %self.peer, error = %e, "tls handshake refused");
+                // A peer that simply left was refused nothing.
+                if let Some(refusal) = SecurityRefusal::from_tls(&e) {
+                    self.metrics.security_refused(refusal);
+                }
+                Err(HandshakeError::Io)
+            }
+        }
     }
-    let node = node_for(&accepted.request.client_id, workers.len());
-    let stream = stream.into_std().map_err(|_| HandshakeError::Io)?;
-    workers.dispatch(
-        node,
-        Handoff {
-            stream,
-            client: Client {
-                peer,
-                request: accepted.request,
-                leftover: accepted.leftover,
-                permit,
-                connected_at: accepted.connected_at,
+
+    async fn upgrade<S: ClientIo>(&self, stream: S, deadline: Instant) -> Result<WsIo<S>, HandshakeError> {
+        // tungstenite holds a whole message before we see a byte of it, outside the
+        // engine's byte budget: a message is capped at the packet size limit and at
+        // most 16 MiB, so K hostile WebSocket clients hold at most K × 16 MiB.
+        let max_message = self.ctx.limits.max_packet_size.min(MAX_WEBSOCKET_MESSAGE);
+        match tokio::time::timeout_at(deadline, websocket::upgrade(stream, max_message)).await {
+            Ok(Ok(ws)) => Ok(ws),
+            Ok(Err(refusal)) => Err(HandshakeError::Refused(refusal.into())),
+            Err(_) => Err(HandshakeError::Refused(Refusal::ConnectTimeout)),
+        }
+    }
+
+    /// The CONNECT, `[security]` and the connection limit; then the client goes to its
+    /// node. `identity` is the certificate's CN when it is the username.
+    async fn connect<S: IntoClientStream>(
+        self,
+        mut stream: S,
+        deadline: Instant,
+        identity: Option<String>,
+    ) -> Result<(), HandshakeError> {
+        let Arrival { peer, mut permit, ctx, workers, metrics } = self;
+        let read = tokio::time::timeout_at(deadline, handshake::read_connect(&mut stream, &ctx.limits));
+        let accepted = tokio::select! {
+            r = read => match r {
+                Ok(r) => r?,
+                Err(_) => return Err(HandshakeError::Refused(Refusal::ConnectTimeout)),
             },
-        },
-    );
-    Ok(())
+            _ = ctx.stop.cancelled() => return Err(HandshakeError::Io),
+        };
+        let mut accepted = accepted;
+        let version = accepted.request.version;
+        let login = accepted.login.take();
+        if let Err(refusal) = handshake::admit(&ctx.security, &mut accepted.request, login, identity) {
+            metrics.security_refused(refusal);
+            let code = crate::security::connack_code(refusal);
+            handshake::refuse_with(&mut stream, version, Refusal::NotAuthorized, code).await;
+            return Err(HandshakeError::Refused(Refusal::NotAuthorized));
+        }
+        if !permit.activate() {
+            handshake::refuse_busy(&mut stream, version, Refusal::ServerBusy).await;
+            return Err(HandshakeError::Refused(Refusal::ServerBusy));
+        }
+        let node = node_for(&accepted.request.client_id, workers.len());
+        let stream = stream.into_client_stream().map_err(|_| HandshakeError::Io)?;
+        let client = Client {
+            peer,
+            request: accepted.request,
+            leftover: accepted.leftover,
+            permit,
+            connected_at: accepted.connected_at,
+        };
+        workers.dispatch(node, Handoff { stream, client });
+        Ok(())
+    }
 }
 
 /// The io node a client id lives on: always the same one, so its session (and any

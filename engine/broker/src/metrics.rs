@@ -58,6 +58,19 @@ reasons! {
         BadAuthenticationMethod => "bad_authentication_method",
         /// Refused by `[security]` (the reason is in `alicia_security_refusals_total`).
         NotAuthorized => "not_authorized",
+        /// Not a WebSocket upgrade, or one too large.
+        WebSocketUpgrade => "websocket_upgrade",
+        /// A WebSocket upgrade that did not offer the `mqtt` subprotocol.
+        WebSocketSubprotocol => "websocket_subprotocol",
+    }
+}
+
+impl From<crate::websocket::UpgradeRefusal> for Refusal {
+    fn from(refusal: crate::websocket::UpgradeRefusal) -> Refusal {
+        match refusal {
+            crate::websocket::UpgradeRefusal::BadUpgrade => Refusal::WebSocketUpgrade,
+            crate::websocket::UpgradeRefusal::NoMqttSubprotocol => Refusal::WebSocketSubprotocol,
+        }
     }
 }
 
@@ -75,6 +88,31 @@ reasons! {
         SubscribeDenied => "subscribe_denied",
         /// A PUBLISH to a topic the ACL does not let the client write.
         PublishDenied => "publish_denied",
+        /// The TLS handshake did not finish within `connect_timeout_ms`.
+        HandshakeTimeout => "handshake_timeout",
+        /// `require_certificate` and the client sent none.
+        CertificateRequired => "certificate_required",
+        /// A client certificate that does not chain to the CA (or names no one).
+        CertificateUntrusted => "certificate_untrusted",
+        /// A client certificate on the CRL.
+        CertificateRevoked => "certificate_revoked",
+        /// No common TLS version or cipher, plain text on a TLS port, a bad message.
+        TlsProtocol => "tls_protocol",
+    }
+}
+
+impl SecurityRefusal {
+    /// The refusal a failed TLS handshake stands for; `None` when the peer just left.
+    pub(crate) fn from_tls(error: &alicia_tls::HandshakeError) -> Option<SecurityRefusal> {
+        use alicia_tls::HandshakeError as E;
+        Some(match error {
+            E::Timeout(_) => SecurityRefusal::HandshakeTimeout,
+            E::CertificateRequired => SecurityRefusal::CertificateRequired,
+            E::CertificateUntrusted(_) => SecurityRefusal::CertificateUntrusted,
+            E::CertificateRevoked => SecurityRefusal::CertificateRevoked,
+            E::Protocol(_) => SecurityRefusal::TlsProtocol,
+            E::ConnectionLost(_) => return None,
+        })
     }
 }
 

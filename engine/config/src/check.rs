@@ -118,7 +118,8 @@ impl AliciaConfig {
 }
 
 /// Keys whose default is "not set": TOML has no null, so the defaults' tree lacks them.
-const OPTIONAL_KEYS: &[(&str, &str)] = &[("security", "password_file"), ("security", "acl_file")];
+const OPTIONAL_KEYS: &[(&str, &str)] =
+    &[("security", "password_file"), ("security", "acl_file"), ("mqtt", "tls"), ("mqtt", "websocket")];
 
 fn default_tree() -> toml::Table {
     match Value::try_from(AliciaConfig::default()) {
@@ -163,12 +164,7 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
     }
     in_range(errors, "voice.session_timeout_ms", c.voice.session_timeout_ms as usize, 100, 600_000);
     crate::doors::check(c, errors);
-    if !c.security.allow_anonymous && c.security.password_file.is_none() {
-        errors.push("security.allow_anonymous", "false without a security.password_file: no client could connect");
-    }
-    if c.mqtt.listen.port() != 0 && c.mqtt.listen == c.http.listen {
-        errors.push("http.listen", format!("same address as mqtt.listen ({})", c.mqtt.listen));
-    }
+    crate::listeners::check(c, errors);
     for (legacy, canonical) in &c.topics.aliases {
         let path = format!("topics.aliases.\"{legacy}\"");
         if let Err(why) = check_filter(legacy) {

@@ -4,19 +4,21 @@
 //! - [`model`]: the sections of `alicia.toml` as typed structs with defaults.
 //! - [`check`]: validation that reports every error at once, each with its dotted path.
 //! - `doors`: the rules for the limits of `[http]`, `[wyoming]`, `[voice]` and `[services]`.
+//! - `listeners`: the rules for `[mqtt.tls]`, `[mqtt.websocket]` and colliding addresses.
 //! - this file: loading a file, merging an environment overlay
 //!   (`environments/<name>.toml` next to it) and the error type callers print.
 
 mod check;
 mod doors;
+mod listeners;
 mod model;
 
 use std::path::{Path, PathBuf};
 
 pub use check::{ConfigError, ConfigErrors};
 pub use model::{
-    AliciaConfig, EngineSection, HttpSection, IoBackend, LimitsSection, MqttSection, RouterSection, SecuritySection,
-    ServicesSection, TopicsSection, VoiceSection, WyomingSection,
+    AliciaConfig, EngineSection, HttpSection, IoBackend, LimitsSection, MqttSection, MqttTlsSection,
+    MqttWebSocketSection, RouterSection, SecuritySection, ServicesSection, TopicsSection, VoiceSection, WyomingSection,
 };
 
 /// Why a configuration could not be loaded.

@@ -74,6 +74,47 @@ pub struct MqttSection {
     /// A subscriber whose socket takes no bytes for this long is disconnected (its
     /// queue would otherwise only grow).
     pub write_timeout_ms: u64,
+    /// MQTT over TLS (`[mqtt.tls]`); absent: no TLS listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<MqttTlsSection>,
+    /// MQTT over WebSocket (`[mqtt.websocket]`); absent: no WebSocket listener.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<MqttWebSocketSection>,
+}
+
+/// The TLS listener, in mosquitto's names and meaning. Its handshake runs per
+/// connection under `mqtt.connect_timeout_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTlsSection {
+    pub listen: SocketAddr,
+    /// The server certificate (then any intermediates), PEM.
+    pub cert: PathBuf,
+    /// Its private key, PEM.
+    pub key: PathBuf,
+    /// The CA client certificates must chain to; without it none is asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// Refuse clients without a valid certificate (needs `ca`).
+    #[serde(default)]
+    pub require_certificate: bool,
+    /// The client certificate's CN is the client's username, and the certificate its
+    /// credential: no password is asked (needs `require_certificate`).
+    #[serde(default)]
+    pub use_identity_as_username: bool,
+    /// Revoked client certificates, re-read on SIGHUP (needs `ca`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<PathBuf>,
+}
+
+/// The WebSocket listener (subprotocol `mqtt`, MQTT 3.1.1 and 5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttWebSocketSection {
+    pub listen: SocketAddr,
+    /// Serve `wss://` with `[mqtt.tls]`'s certificate, key and client-certificate policy.
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl Default for MqttSection {
@@ -84,6 +125,8 @@ impl Default for MqttSection {
             io_threads: 0,
             connect_timeout_ms: 10_000,
             write_timeout_ms: 30_000,
+            tls: None,
+            websocket: None,
         }
     }
 }

@@ -132,3 +132,61 @@ fn shipped_configs_are_valid() {
         AliciaConfig::load(&base, Some(env)).unwrap_or_else(|e| panic!("{env}: {e}"));
     }
 }
+
+#[test]
+fn tls_and_websocket_listeners_are_optional_sections() {
+    let c = AliciaConfig::from_toml_str("").unwrap();
+    assert_eq!((c.mqtt.tls.is_none(), c.mqtt.websocket.is_none()), (true, true));
+    let text = r#"
+[mqtt.tls]
+listen = "127.0.0.1:8883"
+cert = "certs/dev/server.crt"
+key = "certs/dev/server.key"
+ca = "certs/dev/ca.crt"
+require_certificate = true
+use_identity_as_username = true
+crl = "certs/dev/crl.pem"
+[mqtt.websocket]
+listen = "127.0.0.1:9001"
+tls = true
+"#;
+    let c = AliciaConfig::from_toml_str(text).unwrap();
+    let tls = c.mqtt.tls.unwrap();
+    assert_eq!(tls.listen.port(), 8883);
+    assert!(tls.require_certificate && tls.use_identity_as_username);
+    assert_eq!(tls.crl.as_deref(), Some(std::path::Path::new("certs/dev/crl.pem")));
+    let ws = c.mqtt.websocket.unwrap();
+    assert_eq!((ws.listen.port(), ws.tls), (9001, true));
+}
+
+#[test]
+fn listener_rules_are_reported_with_their_paths() {
+    let text = r#"
+[mqtt]
+listen = "127.0.0.1:1883"
+[mqtt.tls]
+listen = "127.0.0.1:1883"
+cert = "s.crt"
+key = "s.key"
+require_certificate = true
+use_identity_as_username = false
+crl = "crl.pem"
+[mqtt.websocket]
+listen = "127.0.0.1:9001"
+[security]
+allow_anonymous = false
+"#;
+    let errors = AliciaConfig::from_toml_str(text).unwrap_err();
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["mqtt.tls.require_certificate", "mqtt.tls.crl", "security.allow_anonymous", "mqtt.tls.listen"],
+        "{errors}"
+    );
+    let text = "[mqtt.websocket]\nlisten = \"127.0.0.1:9001\"\ntls = true\n";
+    let errors = AliciaConfig::from_toml_str(text).unwrap_err();
+    assert!(errors.to_string().contains("mqtt.websocket.tls: true needs a [mqtt.tls] section"), "{errors}");
+    let text = "[mqtt.tls]\nlisten = \"127.0.0.1:8883\"\ncert = \"a\"\nkey = \"b\"\ncolour = 1\n";
+    let errors = AliciaConfig::from_toml_str(text).unwrap_err();
+    assert!(errors.to_string().contains("mqtt.tls: unknown field `colour`"), "{errors}");
+}

@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::NodeCommand;
 use super::{serve, NodeSeed, SocketReader, SocketWriter};
 use crate::session::{attach, Handoff};
+use crate::stream::ClientStream;
+use futures::future::Either;
 
 pub(super) fn run_node(
     seed: NodeSeed,
@@ -24,13 +26,19 @@ pub(super) fn run_node(
     let local = tokio::task::LocalSet::new();
     local.block_on(
         &runtime,
-        serve(seed, inbox, stop, |node, Handoff { stream, client }| {
-            let _ = stream.set_nodelay(true);
-            let _ = stream.set_nonblocking(true);
-            // Registered here, in the runtime, before the connection's future exists.
-            let stream = TcpStream::from_std(stream).ok()?;
-            let (read, write) = stream.into_split();
-            Some(attach(node, client, EpollReader(read), EpollWriter(Some(write))))
+        serve(seed, inbox, stop, |node, Handoff { stream, client }| match stream {
+            ClientStream::Tcp(stream) => {
+                let _ = stream.set_nodelay(true);
+                let _ = stream.set_nonblocking(true);
+                // Registered here, in the runtime, before the connection's future exists.
+                let stream = TcpStream::from_std(stream).ok()?;
+                let (read, write) = stream.into_split();
+                Some(Either::Left(attach(node, client, EpollReader(read), EpollWriter(Some(write)))))
+            }
+            ClientStream::Wrapped(stream) => {
+                let (reader, writer) = super::wrapped::split(stream);
+                Some(Either::Right(attach(node, client, reader, writer)))
+            }
         }),
     )
 }

@@ -11,6 +11,7 @@
 
 mod epoll;
 mod uring;
+mod wrapped;
 
 use std::io;
 use std::panic::AssertUnwindSafe;

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::NodeCommand;
 use super::{serve, NodeSeed, SocketReader, SocketWriter};
 use crate::session::{attach, Handoff};
+use crate::stream::ClientStream;
+use futures::future::Either;
 
 /// Succeeds when this process may create an io_uring instance.
 /// Runs on a thread of its own: the probe builds (and drops) a runtime, which tokio
@@ -28,12 +30,18 @@ pub(super) fn run_node(
     inbox: flume::Receiver<NodeCommand>,
     stop: CancellationToken,
 ) -> Result<(), String> {
-    tokio_uring::start(serve(seed, inbox, stop, |node, Handoff { stream, client }| {
-        let _ = stream.set_nodelay(true);
-        // io_uring waits for readiness itself; a non-blocking fd can surface EAGAIN.
-        let _ = stream.set_nonblocking(false);
-        let stream = Rc::new(TcpStream::from_std(stream));
-        Some(attach(node, client, UringReader(stream.clone()), UringWriter(stream)))
+    tokio_uring::start(serve(seed, inbox, stop, |node, Handoff { stream, client }| match stream {
+        ClientStream::Tcp(stream) => {
+            let _ = stream.set_nodelay(true);
+            // io_uring waits for readiness itself; a non-blocking fd can surface EAGAIN.
+            let _ = stream.set_nonblocking(false);
+            let stream = Rc::new(TcpStream::from_std(stream));
+            Some(Either::Left(attach(node, client, UringReader(stream.clone()), UringWriter(stream))))
+        }
+        ClientStream::Wrapped(stream) => {
+            let (reader, writer) = super::wrapped::split(stream);
+            Some(Either::Right(attach(node, client, reader, writer)))
+        }
     }))
 }
 

@@ -23,6 +23,8 @@ use crate::security::Rules;
 
 /// A timer's longest single sleep; longer waits (a session expiry of 136 years) re-arm.
 const MAX_SLEEP: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The largest remaining length a packet can encode (MQTT 5 §1.5.5).
+const MAX_REMAINING_LENGTH: usize = 268_435_455;
 /// How long a client may go on sending after the broker's DISCONNECT.
 const DRAIN_BEFORE_CLOSE: Duration = Duration::from_secs(1);
 
@@ -50,7 +52,7 @@ pub(crate) struct ConnectRequest {
 
 /// A socket with its checked CONNECT, handed from the listener to a node.
 pub(crate) struct Handoff {
-    pub stream: std::net::TcpStream,
+    pub stream: crate::stream::ClientStream,
     pub client: Client,
 }
 
@@ -219,7 +221,9 @@ fn connack(node: &Node, request: &ConnectRequest, session_present: bool) -> Pack
     let properties = request.version.is_v5().then(|| ConnAckProperties {
         session_expiry_interval: request.session_expiry_capped.then_some(request.session_expiry),
         receive_max: Some(limits.max_inflight),
-        max_packet_size: Some(limits.max_packet_size.min(u32::MAX as usize) as u32),
+        // Past the largest remaining length there is nothing to say, and clients such as
+        // paho-mqtt refuse a CONNACK whose value is larger.
+        max_packet_size: Some(limits.max_packet_size.min(MAX_REMAINING_LENGTH) as u32),
         assigned_client_identifier: request.assigned.then(|| request.client_id.clone()),
         topic_alias_max: (limits.max_topic_aliases > 0).then_some(limits.max_topic_aliases),
         retain_available: Some(1),
