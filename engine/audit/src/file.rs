@@ -82,6 +82,11 @@ impl RotatingFile {
         }
     }
 
+    /// Asks the kernel to put what was written on the disk itself (shutdown, flushes).
+    pub(crate) fn sync(&mut self) -> io::Result<()> {
+        self.file.as_ref().map_or(Ok(()), File::sync_data)
+    }
+
     /// Forgets queued lines after a failure; returns how many were lost.
     pub(crate) fn discard_pending(&mut self) -> usize {
         self.pending.clear();
