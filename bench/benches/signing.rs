@@ -1,5 +1,6 @@
-//! Signed envelopes: the cost of signing a typical device command (~300 bytes once
-//! signed), of verifying it on ingress, and of verifying plus AES-256-GCM decrypting.
+//! Signed envelopes: the cost of signing a typical device command (every member
+//! spelled out, ~330 bytes, ~440 once signed), of verifying it on ingress, and of
+//! verifying plus AES-256-GCM decrypting.
 
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,7 +46,7 @@ fn signing(c: &mut Criterion) {
     let signed: Vec<Vec<u8>> = plain.iter().map(|text| sign(text.as_bytes(), "engine", &keyring).unwrap()).collect();
     let sealed: Vec<Vec<u8>> =
         plain.iter().map(|text| sign_encrypted(text.as_bytes(), "engine", &keyring).unwrap()).collect();
-    assert!((250..=350).contains(&signed[0].len()), "keep the signed command near 300 bytes: {}", signed[0].len());
+    assert!((400..=480).contains(&signed[0].len()), "keep the signed command near 440 bytes: {}", signed[0].len());
 
     let mut group = c.benchmark_group("signing");
     group.throughput(Throughput::Bytes(signed[0].len() as u64));
