@@ -2,8 +2,9 @@
 //! `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`.
 //!
 //! serde_json's own writer is not used: its key order depends on the `preserve_order`
-//! feature (which any crate in the build may switch on), and it prints floats the way
-//! ryu does (`1e20`, `1e-5`) where Python prints `1e+20`, `1e-05`.
+//! feature (which any crate in the build may switch on), and it lays floats out its own
+//! way (`1e20`, `1e-5`) where Python prints `1e+20`, `1e-05`. We take ryu's digits and
+//! lay them out as Python does.
 
 use serde_json::{Map, Number, Value};
 
@@ -105,19 +106,21 @@ fn write_number(number: &Number, out: &mut Vec<u8>) {
     }
 }
 
-/// Python's `repr(float)`: the shortest digits that read back to the same double (Rust's
-/// `{:e}` gives the same digits), positional for decimal exponents -4..=15 with at least
-/// one fractional digit (`1.0`, `0.0001`), otherwise `d.ddde±XX` with a two-digit
-/// minimum exponent (`1e+20`, `1e-05`).
+/// Python's `repr(float)`: the shortest digits that read back to the same double,
+/// the closest of those to the exact value and, on a tie, the even one (ryu picks the
+/// same digits; Rust's `{:e}` rounds ties up, `…876.25` gives `…876.3`, Python
+/// `…876.2`); positional for decimal exponents -4..=15 with at least one fractional
+/// digit (`1.0`, `0.0001`), otherwise `d.ddde±XX` with two exponent digits at least
+/// (`1e+20`, `1e-05`).
 fn write_python_float(float: f64, out: &mut Vec<u8>) {
     if float.is_sign_negative() {
         out.push(b'-');
     }
-    let scientific = format!("{:e}", float.abs());
-    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((scientific.as_str(), "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-    if (-4..16).contains(&exponent) {
+    let mut buffer = ryu::Buffer::new();
+    let (digits, exponent) = shortest_digits(buffer.format_finite(float.abs()));
+    if digits.is_empty() {
+        out.extend_from_slice(b"0.0");
+    } else if (-4..16).contains(&exponent) {
         if exponent < 0 {
             out.extend_from_slice(b"0.");
             out.extend(std::iter::repeat_n(b'0', exponent.unsigned_abs() as usize - 1));
@@ -135,11 +138,29 @@ fn write_python_float(float: f64, out: &mut Vec<u8>) {
             }
         }
     } else {
-        out.extend_from_slice(mantissa.as_bytes());
+        out.push(digits[0]);
+        if digits.len() > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
         out.push(b'e');
         out.push(if exponent < 0 { b'-' } else { b'+' });
         out.extend_from_slice(format!("{:02}", exponent.unsigned_abs()).as_bytes());
     }
+}
+
+/// The significant digits of ryu's text (any of `123.45`, `0.00123`, `1230.0`, `1e30`,
+/// `1.5e-7`) without leading or trailing zeros, and the decimal exponent of the first:
+/// `123.45` gives (`12345`, 2). Zero gives no digits.
+fn shortest_digits(text: &str) -> (Vec<u8>, i32) {
+    let (mantissa, exponent) = text.split_once('e').unwrap_or((text, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let point = mantissa.find('.').unwrap_or(mantissa.len());
+    let all: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    let leading = all.iter().take_while(|&&digit| digit == b'0').count();
+    let trailing = all[leading..].iter().rev().take_while(|&&digit| digit == b'0').count();
+    let digits = all[leading..all.len() - trailing].to_vec();
+    (digits, point as i32 - 1 - leading as i32 + exponent)
 }
 
 #[cfg(test)]
@@ -174,6 +195,11 @@ mod tests {
             (-123.456, "-123.456"),
             (1234567890123456.8, "1234567890123456.8"),
             (1.5e100, "1.5e+100"),
+            // Exact ties at the last shortest digit go to the even digit, as in Python
+            // (written as sums: each is exactly representable, one digit past 17).
+            (809135168206876.0 + 0.25, "809135168206876.2"),
+            (-(266594191494904.0 + 0.625), "-266594191494904.62"),
+            (1968762438635941.0 + 0.25, "1968762438635941.2"),
         ];
         for (float, expected) in cases {
             assert_eq!(text(&json!(float)), expected, "{float:?}");

@@ -1,6 +1,7 @@
 //! Checking what arrives on a signed topic.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD;
@@ -124,6 +125,17 @@ impl Verifier {
     /// Message ids currently remembered.
     pub fn replay_len(&self) -> usize {
         self.replay.len()
+    }
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("keyring", &self.keyring)
+            .field("window", &self.window)
+            .field("replay_len", &self.replay.len())
+            .field("replay_evictions", &self.replay.evictions())
+            .finish()
     }
 }
 

@@ -232,9 +232,14 @@ fn signing_refuses_what_a_receiver_would_refuse() {
 }
 
 #[test]
-fn verifier_is_shared_between_threads() {
+fn verifier_is_shared_between_threads_and_debug_shows_no_keys() {
     fn shared<T: Send + Sync>() {}
     shared::<Verifier>();
+    let debug = format!("{:?}", verifier());
+    assert!(
+        debug.starts_with(r#"Verifier { keyring: Keyring { key_ids: ["engine", "kitchen"] }, window: 300s"#),
+        "{debug}"
+    );
 }
 
 proptest! {
