@@ -2,8 +2,10 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::Mac;
@@ -19,7 +21,8 @@ use crate::replay::ReplayCache;
 /// Verifies signed envelopes against a keyring, a clock window and a replay cache.
 /// Shared by reference between io threads (`Send + Sync`).
 pub struct Verifier {
-    keyring: Keyring,
+    /// Swapped whole on reload (SIGHUP, `alicia keys add`) so the replay cache survives.
+    keyring: ArcSwap<Keyring>,
     window: Duration,
     replay: ReplayCache,
 }
@@ -49,7 +52,7 @@ impl Verifier {
     /// `window`: how far an envelope's `timestamp` may be from `now`, either way.
     /// `replay_capacity`: most message ids remembered (see the crate documentation).
     pub fn new(keyring: Keyring, window: Duration, replay_capacity: usize) -> Verifier {
-        Verifier { keyring, window, replay: ReplayCache::new(replay_capacity) }
+        Verifier { keyring: ArcSwap::from_pointee(keyring), window, replay: ReplayCache::new(replay_capacity) }
     }
 
     /// Checks, in this order: JSON object, `security.signature` present, key known,
@@ -62,8 +65,8 @@ impl Verifier {
             return Err(SignatureError::NotJson("not an object".into()));
         };
         let security = security_fields(envelope)?;
-        let key =
-            self.keyring.get(security.key_id).ok_or_else(|| SignatureError::UnknownKey(security.key_id.into()))?;
+        let keyring = self.keyring.load();
+        let key = keyring.get(security.key_id).ok_or_else(|| SignatureError::UnknownKey(security.key_id.into()))?;
         let mut mac = key.mac();
         mac.update(&canonical(envelope));
         mac.verify_slice(&security.signature).map_err(|_| SignatureError::BadSignature)?;
@@ -108,8 +111,15 @@ impl Verifier {
         Ok(Verified { key_id, message_id, encrypted: true, envelope: value, bytes: Cow::Owned(bytes) })
     }
 
-    pub fn keyring(&self) -> &Keyring {
-        &self.keyring
+    /// The keyring in use now.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.keyring.load_full()
+    }
+
+    /// Uses `keyring` from the next verification on; the replay cache is kept, so a
+    /// reload does not reopen a replay.
+    pub fn set_keyring(&self, keyring: Keyring) {
+        self.keyring.store(Arc::new(keyring));
     }
 
     pub fn window(&self) -> Duration {
@@ -131,7 +141,7 @@ impl Verifier {
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
-            .field("keyring", &self.keyring)
+            .field("keyring", &**self.keyring.load())
             .field("window", &self.window)
             .field("replay_len", &self.replay.len())
             .field("replay_evictions", &self.replay.evictions())

@@ -119,6 +119,19 @@ fn replay_is_refused_per_key_and_message_id() {
 }
 
 #[test]
+fn a_new_keyring_takes_effect_and_keeps_the_replay_cache() {
+    let verifier = verifier();
+    let first = signed(&command("m-1"), "kitchen");
+    assert!(verifier.verify(&first, at(SENT)).is_ok());
+    let mut reloaded = Keyring::new();
+    reloaded.insert("kitchen", [1; 32]).unwrap();
+    verifier.set_keyring(reloaded);
+    assert_eq!(verifier.keyring().len(), 1);
+    assert_eq!(error_type(&verifier, &first), "replayed");
+    assert_eq!(error_type(&verifier, &signed(&command("m-2"), "engine")), "unknown_key", "a removed key is refused");
+}
+
+#[test]
 fn forged_and_stale_envelopes_do_not_enter_the_replay_cache() {
     let verifier = verifier();
     let mut forged = parse(&signed(&command("m-1"), "kitchen"));
