@@ -10,8 +10,10 @@ CONFIG     ?= bus-config/alicia.toml
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: mosquitto(+clients) are the foreign MQTT peers for tests and the
 # side-by-side benchmark; cmake/clang/libclang build whisper.cpp; espeak-ng gives
-# Piper its phonemes; sox handles WAV files.
-APT_PACKAGES := build-essential pkg-config curl ca-certificates python3 python3-pip python3-venv \
+# Piper its phonemes; sox handles WAV files; python3-cryptography seals payloads the
+# way a device would for alicia-signing's interop tests; python3-paho-mqtt is the
+# WebSocket MQTT client of the e2e tests.
+APT_PACKAGES := build-essential pkg-config curl ca-certificates python3 python3-pip python3-venv python3-cryptography \
 	cmake clang libclang-dev espeak-ng libespeak-ng-dev sox mosquitto mosquitto-clients openssl python3-paho-mqtt
 RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/release
 DEBUG_BIN   := $(or $(CARGO_TARGET_DIR),target)/debug
