@@ -9,10 +9,10 @@ use tokio_util::sync::CancellationToken;
 use crate::budget::ByteBudget;
 use crate::bus::large::LargePayloads;
 use crate::bus::tags::Tags;
+use crate::gateway::Gateway;
 use crate::limits::Limits;
 use crate::metrics::BrokerMetrics;
 use crate::retained::RetainedIndex;
-use crate::security::Security;
 
 pub(crate) struct Context {
     pub limits: Limits,
@@ -26,7 +26,8 @@ pub(crate) struct Context {
     /// Each node's topics in the router.
     pub tags: Tags,
     pub stop: CancellationToken,
-    pub security: Security,
+    /// `[security]`: credentials, ACL, audit, rate limits, signatures.
+    pub gateway: Gateway,
 }
 
 impl Context {

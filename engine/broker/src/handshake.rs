@@ -14,9 +14,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::bus::Message;
 use crate::codec::publish::payload_is_utf8;
 use crate::codec::{frame, sniff, ClientPacket, Codec, FrameError, MqttVersion, Sniff};
+use crate::gateway::{Gateway, LoginRefusal};
 use crate::limits::Limits;
 use crate::metrics::{Refusal, SecurityRefusal};
-use crate::security::{self, Security};
+use crate::security;
 use crate::session::attach::ConnectRequest;
 use crate::session::{ClientLimits, Will};
 use crate::topic::check_name;
@@ -183,6 +184,8 @@ fn check(
         problem_info: p.request_problem_info != Some(0),
         will,
         rules: None,
+        username: None,
+        listener: "tcp",
     })
 }
 
@@ -303,31 +306,42 @@ pub(crate) async fn refuse_with<S: Stream>(
     let _ = refuse(stream, &codec, refusal, code).await;
 }
 
-/// `[security]` on a read CONNECT: its credentials, then its will against the client's
-/// ACL rules, which the request carries to the session.
+/// `[security]` on a read CONNECT: its credentials (with the failed-login back-off),
+/// then its will against the client's ACL rules, which the request carries to the
+/// session with the username they were made for.
 pub(crate) fn admit(
-    security: &Security,
+    gateway: &Gateway,
     request: &mut ConnectRequest,
     login: Option<Login>,
     identity: Option<String>,
 ) -> Result<(), SecurityRefusal> {
+    let now = Instant::now();
     let username = match (identity, login) {
         // The verified certificate is the credential; its CN replaces any username.
         (Some(cn), _) => Some(cn),
         (None, Some(Login { username, password })) => {
-            security.login(Some(&username), password.as_bytes())?;
+            request.username = Some(username.clone());
+            gateway.login(Some(&username), password.as_bytes(), now).map_err(login_refusal)?;
             Some(username)
         }
         (None, None) => {
-            security.login(None, b"")?;
+            gateway.login(None, b"", now).map_err(login_refusal)?;
             None
         }
     };
-    request.rules = security.rules(username.as_deref(), &request.client_id);
+    request.username = username;
+    request.rules = gateway.rules_for(request.username.as_deref(), &request.client_id);
     if let Some(will) = &request.will {
         if !security::may_publish(&request.rules, will.message.topic_str()) {
             return Err(SecurityRefusal::WillDenied);
         }
     }
     Ok(())
+}
+
+fn login_refusal(refusal: LoginRefusal) -> SecurityRefusal {
+    match refusal {
+        LoginRefusal::Refused(refusal) => refusal,
+        LoginRefusal::BackOff(_) => SecurityRefusal::LoginBackoff,
+    }
 }

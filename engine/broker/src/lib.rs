@@ -31,6 +31,7 @@ mod bus;
 mod codec;
 mod context;
 mod fd_limit;
+mod gateway;
 mod handshake;
 mod io;
 mod limits;
@@ -59,6 +60,7 @@ use alicia_tls::TlsReloader;
 use tokio_util::sync::CancellationToken;
 
 pub use codec::MqttVersion;
+pub use gateway::SecurityAlert;
 pub use io::ActiveBackend;
 pub use local::{BusHandle, LocalClient, LocalMessage};
 pub use metrics::{DropReason, Refusal};
@@ -92,6 +94,10 @@ pub enum BrokerError {
     Security(#[from] alicia_auth::AuthError),
     #[error("mqtt.tls: {0}")]
     Tls(#[from] alicia_tls::TlsError),
+    #[error("security.audit_file: {0}")]
+    Audit(String),
+    #[error("security.signing: {0}")]
+    Signing(String),
 }
 
 /// A running broker. Dropping it without [`Broker::shutdown`] leaves threads running.
@@ -115,7 +121,7 @@ impl Broker {
             .map_err(|e| BrokerError::FdLimit(format!("cannot read the file descriptor limit: {e}")))?;
         fd_limit::check(config.limits.max_connections, fds).map_err(BrokerError::FdLimit)?;
         tracing::debug!(soft = fds.soft, hard = fds.hard, "file descriptor limit");
-        let security = security::Security::load(&config.security)?;
+        let gateway = gateway::Gateway::load(config)?;
         let backend = io::choose_backend(config.mqtt.io)?;
         let listeners = Listeners::bind(config).await?;
         let io_threads = match config.mqtt.io_threads {
@@ -141,7 +147,7 @@ impl Broker {
             tags: bus::tags::Tags::new(nodes),
             stop: stop.clone(),
             limits,
-            security,
+            gateway,
         });
         let mut links = {
             let router = router.clone();

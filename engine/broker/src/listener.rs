@@ -17,12 +17,15 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Context;
+use crate::gateway::Who;
 use crate::handshake::{self, HandshakeError};
 use crate::io::IoWorkers;
 use crate::metrics::{BrokerMetrics, Refusal, SecurityRefusal};
 use crate::session::{Client, Handoff};
 use crate::stream::{ClientIo, IntoClientStream};
 use crate::websocket::{self, WsIo};
+use alicia_audit::AuditAction;
+use rumqttd::protocol::ConnectReturnCode;
 
 /// Accept queue asked of the kernel (capped by `net.core.somaxconn`): a home's devices
 /// reconnecting at once after a Wi-Fi drop must queue, not be dropped at the SYN.
@@ -64,6 +67,14 @@ pub(crate) struct ConnectionPermit {
     ctx: Arc<Context>,
     ip: IpAddr,
     active: bool,
+}
+
+impl Door {
+    /// A place in the counts for a socket from `ip` (given back when dropped).
+    fn permit_for(self: &Arc<Self>, ctx: &Arc<Context>, ip: IpAddr) -> ConnectionPermit {
+        *self.per_ip.lock().entry(ip).or_insert(0) += 1;
+        ConnectionPermit { door: self.clone(), ctx: ctx.clone(), ip, active: false }
+    }
 }
 
 impl ConnectionPermit {
@@ -116,6 +127,8 @@ pub(crate) struct TlsDoor {
 pub(crate) struct Listener {
     pub socket: TcpListener,
     pub transport: Transport,
+    /// `listener` in metrics and the audit log: tcp, tls, websocket, websocket-tls.
+    pub label: &'static str,
     pub metrics: Arc<BrokerMetrics>,
 }
 
@@ -129,7 +142,7 @@ pub(crate) async fn accept_loop(
     ctx: Arc<Context>,
     stop: CancellationToken,
 ) {
-    let Listener { socket, transport, metrics } = listener;
+    let Listener { socket, transport, label, metrics } = listener;
     loop {
         let accepted = tokio::select! {
             a = socket.accept() => a,
@@ -145,6 +158,16 @@ pub(crate) async fn accept_loop(
             }
         };
         metrics.sockets_accepted.increment(1);
+        if ctx.gateway.connect_attempt(peer.ip(), Instant::now().into_std()).is_err() {
+            let who = Who { listener: label, peer, client_id: None, username: None };
+            ctx.gateway.refused(&metrics, SecurityRefusal::ConnectRate, &who, AuditAction::Connect, None);
+            if matches!(transport, Transport::Mqtt) {
+                // Answered like a full address, with the code for a rate (0x9F / 0x03).
+                let permit = door.permit_for(&ctx, peer.ip());
+                refuse_early(stream, permit, &door, &ctx, ConnectReturnCode::ConnectionRateExceeded);
+            }
+            continue;
+        }
         let limits = &ctx.limits;
         let over_ip_limit = {
             let mut per_ip = door.per_ip.lock();
@@ -156,11 +179,10 @@ pub(crate) async fn accept_loop(
         if over_ip_limit {
             // Checked before the pending pool, and kept out of it: one address's flood
             // must not take the handshake slots every other address needs.
+            metrics.refused(Refusal::PerIpLimit);
+            // No CONNACK can be owed before a TLS or WebSocket handshake.
             if matches!(transport, Transport::Mqtt) {
-                refuse_over_ip_limit(stream, permit, &door, &ctx, &metrics);
-            } else {
-                // No CONNACK can be owed before the TLS or WebSocket handshake.
-                metrics.refused(Refusal::PerIpLimit);
+                refuse_early(stream, permit, &door, &ctx, ConnectReturnCode::QuotaExceeded);
             }
             continue;
         }
@@ -174,7 +196,7 @@ pub(crate) async fn accept_loop(
         let (ctx, workers, door, metrics, transport) =
             (ctx.clone(), workers.clone(), door.clone(), metrics.clone(), transport.clone());
         tokio::spawn(async move {
-            let arrival = Arrival { peer, permit, ctx: &ctx, workers: &workers, metrics: &metrics };
+            let arrival = Arrival { peer, label, permit, ctx: &ctx, workers: &workers, metrics: &metrics };
             let result = arrival.run(stream, &transport).await;
             door.pending.fetch_sub(1, Ordering::AcqRel);
             metrics.connections_pending.decrement(1.0);
@@ -186,17 +208,17 @@ pub(crate) async fn accept_loop(
     }
 }
 
-/// A socket past its address's cap: answered with the refusal (0x97 / 0x03) if it sends
-/// its CONNECT within [`REFUSAL_GRACE`] and few others wait the same way, else closed
-/// unanswered. Either way it never holds a pending slot.
-fn refuse_over_ip_limit(
+/// A socket refused before its handshake (its address past its cap or its rate):
+/// answered with `code` (v5; 3.1.1 gets 0x03) if it sends its CONNECT within
+/// [`REFUSAL_GRACE`] and few others wait the same way, else closed unanswered. Either
+/// way it never holds a pending slot.
+fn refuse_early(
     mut stream: tokio::net::TcpStream,
     permit: ConnectionPermit,
     door: &Arc<Door>,
     ctx: &Arc<Context>,
-    metrics: &BrokerMetrics,
+    code: ConnectReturnCode,
 ) {
-    metrics.refused(Refusal::PerIpLimit);
     let waiting =
         door.refusing.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < REFUSING_AT_ONCE).then_some(n + 1));
     if waiting.is_err() {
@@ -207,7 +229,7 @@ fn refuse_over_ip_limit(
         let grace = ctx.limits.connect_timeout.min(REFUSAL_GRACE);
         let read = tokio::time::timeout(grace, handshake::read_connect(&mut stream, &ctx.limits));
         if let Ok(Ok(accepted)) = read.await {
-            handshake::refuse_busy(&mut stream, accepted.request.version, Refusal::PerIpLimit).await;
+            handshake::refuse_with(&mut stream, accepted.request.version, Refusal::PerIpLimit, code).await;
         }
         door.refusing.fetch_sub(1, Ordering::AcqRel);
         drop(permit);
@@ -219,6 +241,7 @@ fn refuse_over_ip_limit(
 /// `connect_timeout` from the accept.
 struct Arrival<'a> {
     peer: SocketAddr,
+    label: &'static str,
     permit: ConnectionPermit,
     ctx: &'a Arc<Context>,
     workers: &'a IoWorkers,
@@ -262,7 +285,9 @@ impl Arrival<'_> {
                     if door.identity_as_username { alicia_tls::peer_identity(tls.get_ref().1) } else { None };
                 if door.identity_as_username && identity.is_none() {
                     // A verified certificate without a CN names no one.
-                    self.metrics.security_refused(SecurityRefusal::CertificateUntrusted);
+                    let who = Who { listener: self.label, peer: self.peer, client_id: None, username: None };
+                    let refusal = SecurityRefusal::CertificateUntrusted;
+                    self.ctx.gateway.refused(self.metrics, refusal, &who, AuditAction::Connect, None);
                     return Err(HandshakeError::Io);
                 }
                 Ok((tls, identity))
@@ -271,7 +296,8 @@ impl Arrival<'_> {
                 tracing::debug!(peer = %self.peer, error = %e, "tls handshake refused");
                 // A peer that simply left was refused nothing.
                 if let Some(refusal) = SecurityRefusal::from_tls(&e) {
-                    self.metrics.security_refused(refusal);
+                    let who = Who { listener: self.label, peer: self.peer, client_id: None, username: None };
+                    self.ctx.gateway.refused(self.metrics, refusal, &who, AuditAction::Connect, None);
                 }
                 Err(HandshakeError::Io)
             }
@@ -298,7 +324,7 @@ impl Arrival<'_> {
         deadline: Instant,
         identity: Option<String>,
     ) -> Result<(), HandshakeError> {
-        let Arrival { peer, mut permit, ctx, workers, metrics } = self;
+        let Arrival { peer, label, mut permit, ctx, workers, metrics } = self;
         let read = tokio::time::timeout_at(deadline, handshake::read_connect(&mut stream, &ctx.limits));
         let accepted = tokio::select! {
             r = read => match r {
@@ -310,8 +336,15 @@ impl Arrival<'_> {
         let mut accepted = accepted;
         let version = accepted.request.version;
         let login = accepted.login.take();
-        if let Err(refusal) = handshake::admit(&ctx.security, &mut accepted.request, login, identity) {
-            metrics.security_refused(refusal);
+        accepted.request.listener = label;
+        if let Err(refusal) = handshake::admit(&ctx.gateway, &mut accepted.request, login, identity) {
+            let who = Who {
+                listener: label,
+                peer,
+                client_id: Some(accepted.request.client_id.clone()),
+                username: accepted.request.username.clone(),
+            };
+            ctx.gateway.refused(metrics, refusal, &who, AuditAction::Connect, None);
             let code = crate::security::connack_code(refusal);
             handshake::refuse_with(&mut stream, version, Refusal::NotAuthorized, code).await;
             return Err(HandshakeError::Refused(Refusal::NotAuthorized));

@@ -60,7 +60,7 @@ async fn open(
 ) -> Result<SocketAddr, BrokerError> {
     let socket = bind(what, addr).await?;
     let local = socket.local_addr().map_err(|source| BrokerError::Bind { what, addr, source })?;
-    bound.push(Listener { socket, transport, metrics: Arc::new(BrokerMetrics::new(label)) });
+    bound.push(Listener { socket, transport, label, metrics: Arc::new(BrokerMetrics::new(label)) });
     Ok(local)
 }
 

@@ -98,6 +98,28 @@ reasons! {
         CertificateRevoked => "certificate_revoked",
         /// No common TLS version or cipher, plain text on a TLS port, a bad message.
         TlsProtocol => "tls_protocol",
+        /// A username that failed too often in a row, during its back-off.
+        LoginBackoff => "login_backoff",
+        /// `max_connects_per_ip_per_minute`.
+        ConnectRate => "connect_rate",
+        /// `max_messages_per_second` for one client.
+        MessageRate => "message_rate",
+        /// `max_bytes_per_second` for one client.
+        ByteRate => "byte_rate",
+        /// A message on a topic of `[security.signing] require` without a signature.
+        Unsigned => "unsigned",
+        /// Signed by a key id the key file does not have.
+        UnknownKey => "unknown_key",
+        /// A signature that does not match the envelope.
+        BadSignature => "bad_signature",
+        /// A signed message whose timestamp is outside the window.
+        StaleMessage => "stale",
+        /// A signed message id seen before within the window.
+        Replayed => "replayed",
+        /// An encrypted payload that does not decrypt.
+        DecryptFailed => "decrypt_failed",
+        /// Not a JSON envelope, or a `security` block that cannot be read.
+        SignatureMalformed => "signature_malformed",
     }
 }
 

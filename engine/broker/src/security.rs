@@ -65,6 +65,7 @@ impl Security {
 pub(crate) fn connack_code(refusal: SecurityRefusal) -> ConnectReturnCode {
     match refusal {
         SecurityRefusal::UnknownUser | SecurityRefusal::WrongPassword => ConnectReturnCode::BadUserNamePassword,
+        SecurityRefusal::LoginBackoff | SecurityRefusal::ConnectRate => ConnectReturnCode::ConnectionRateExceeded,
         _ => ConnectReturnCode::NotAuthorized,
     }
 }

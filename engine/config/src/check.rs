@@ -118,8 +118,14 @@ impl AliciaConfig {
 }
 
 /// Keys whose default is "not set": TOML has no null, so the defaults' tree lacks them.
-const OPTIONAL_KEYS: &[(&str, &str)] =
-    &[("security", "password_file"), ("security", "acl_file"), ("mqtt", "tls"), ("mqtt", "websocket")];
+const OPTIONAL_KEYS: &[(&str, &str)] = &[
+    ("security", "password_file"),
+    ("security", "acl_file"),
+    ("security", "audit_file"),
+    ("security", "signing"),
+    ("mqtt", "tls"),
+    ("mqtt", "websocket"),
+];
 
 fn default_tree() -> toml::Table {
     match Value::try_from(AliciaConfig::default()) {
@@ -206,6 +212,8 @@ fn check_limits(c: &AliciaConfig, errors: &mut ConfigErrors) {
     in_range(errors, "limits.max_keep_alive_secs", usize::from(l.max_keep_alive_secs), 1, 65_535);
     in_range(errors, "limits.max_retained_messages", l.max_retained_messages, 0, 100_000_000);
     in_range(errors, "limits.max_retained_bytes", l.max_retained_bytes, 0, usize::MAX);
+    in_range(errors, "limits.max_messages_per_second", l.max_messages_per_second as usize, 0, 10_000_000);
+    in_range(errors, "limits.max_connects_per_ip_per_minute", l.max_connects_per_ip_per_minute as usize, 0, 1_000_000);
 }
 
 pub(crate) fn in_range(errors: &mut ConfigErrors, path: &str, value: usize, min: usize, max: usize) {

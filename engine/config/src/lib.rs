@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 pub use check::{ConfigError, ConfigErrors};
 pub use model::{
     AliciaConfig, EngineSection, HttpSection, IoBackend, LimitsSection, MqttSection, MqttTlsSection,
-    MqttWebSocketSection, RouterSection, SecuritySection, ServicesSection, TopicsSection, VoiceSection, WyomingSection,
+    MqttWebSocketSection, RouterSection, SecuritySection, ServicesSection, SigningSection, TopicsSection, VoiceSection,
+    WyomingSection,
 };
 
 /// Why a configuration could not be loaded.

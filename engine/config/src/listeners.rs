@@ -1,9 +1,9 @@
-//! Semantic rules for the MQTT listeners: `[mqtt]`, `[mqtt.tls]`, `[mqtt.websocket]`,
-//! and the addresses every door binds, which must not collide.
+//! Semantic rules for the MQTT listeners (`[mqtt]`, `[mqtt.tls]`, `[mqtt.websocket]`),
+//! the addresses every door binds, which must not collide, and `[security]`.
 
 use std::net::SocketAddr;
 
-use crate::check::ConfigErrors;
+use crate::check::{check_filter, in_range, ConfigErrors};
 use crate::model::AliciaConfig;
 
 pub(crate) fn check(c: &AliciaConfig, errors: &mut ConfigErrors) {
@@ -30,6 +30,45 @@ pub(crate) fn check(c: &AliciaConfig, errors: &mut ConfigErrors) {
         );
     }
     check_addresses(c, errors);
+    check_security(c, errors);
+}
+
+/// `[security]`'s own numbers and `[security.signing]`.
+fn check_security(c: &AliciaConfig, errors: &mut ConfigErrors) {
+    let s = &c.security;
+    in_range(
+        errors,
+        "security.audit_max_bytes",
+        usize::try_from(s.audit_max_bytes).unwrap_or(usize::MAX),
+        4096,
+        usize::MAX,
+    );
+    in_range(errors, "security.audit_keep", s.audit_keep as usize, 0, 1000);
+    in_range(errors, "security.login_failures_before_backoff", s.login_failures_before_backoff as usize, 1, 1000);
+    in_range(
+        errors,
+        "security.login_backoff_max_ms",
+        usize::try_from(s.login_backoff_max_ms).unwrap_or(usize::MAX),
+        1000,
+        86_400_000,
+    );
+    let Some(signing) = &s.signing else { return };
+    for filter in &signing.require {
+        if let Err(why) = check_filter(filter) {
+            errors.push("security.signing.require", format!("\"{filter}\" is not a valid topic filter: {why}"));
+        }
+    }
+    in_range(
+        errors,
+        "security.signing.window_seconds",
+        usize::try_from(signing.window_seconds).unwrap_or(usize::MAX),
+        1,
+        86_400,
+    );
+    in_range(errors, "security.signing.replay_capacity", signing.replay_capacity, 1, 10_000_000);
+    if signing.sign_as.as_deref().is_some_and(str::is_empty) {
+        errors.push("security.signing.sign_as", "must name a key of security.signing.key_file");
+    }
 }
 
 /// Two doors on one address would fail at bind time; say which, before anything starts.

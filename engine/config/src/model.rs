@@ -183,6 +183,17 @@ pub struct LimitsSection {
     pub max_retained_messages: usize,
     /// Bytes of retained messages held (topics and payloads).
     pub max_retained_bytes: usize,
+    /// PUBLISH packets one client may send per second, with a burst of as many again
+    /// (the seeds' `max_requests_per_minute` / 60); past it: v5 DISCONNECT 0x96, 3.1.1
+    /// disconnect. 0: no limit.
+    pub max_messages_per_second: u32,
+    /// Payload bytes one client may publish per second, burst as many again; 0: no limit.
+    pub max_bytes_per_second: u64,
+    /// Connection attempts one source address may make per minute (loopback exempt
+    /// unless `rate_limit_loopback`); past it: v5 CONNACK 0x9F, 3.1.1 0x03. 0: no limit.
+    pub max_connects_per_ip_per_minute: u32,
+    /// Apply `max_connects_per_ip_per_minute` to loopback addresses too.
+    pub rate_limit_loopback: bool,
 }
 
 impl Default for LimitsSection {
@@ -207,6 +218,10 @@ impl Default for LimitsSection {
             max_keep_alive_secs: u16::MAX,
             max_retained_messages: 10_000,
             max_retained_bytes: 64 * 1024 * 1024,
+            max_messages_per_second: 0,
+            max_bytes_per_second: 0,
+            max_connects_per_ip_per_minute: 0,
+            rate_limit_loopback: false,
         }
     }
 }
@@ -393,8 +408,9 @@ impl Default for WyomingSection {
 }
 
 /// Who may connect and what each client may touch, in mosquitto's terms: its password
-/// file and its ACL file, read at start. Without `acl_file` every client may publish and
-/// subscribe to everything; without `password_file` a username is taken as given.
+/// file and its ACL file, re-read on SIGHUP. Without `acl_file` every client may
+/// publish and subscribe to everything; without `password_file` a username is taken as
+/// given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecuritySection {
@@ -407,10 +423,79 @@ pub struct SecuritySection {
     /// mosquitto `acl_file` syntax: `user`, `topic [read|write|readwrite|deny]`,
     /// `pattern` with `%u` / `%c`.
     pub acl_file: Option<PathBuf>,
+    /// The audit log: one JSON line per refusal (JSON lines, rotated). Absent: none.
+    pub audit_file: Option<PathBuf>,
+    /// The audit log is rotated past this size (`audit.log` → `audit.log.1` …).
+    pub audit_max_bytes: u64,
+    /// Rotated audit files kept.
+    pub audit_keep: u32,
+    /// Failed logins in a row one username may have before each next attempt waits
+    /// (1 s, doubling up to `login_backoff_max_ms`); refused meanwhile with v5 0x9F /
+    /// 3.1.1 0x03.
+    pub login_failures_before_backoff: u32,
+    pub login_backoff_max_ms: u64,
+    /// The in-process services' usernames in the ACL (bus client name → ACL user), so
+    /// they obey the same rules as everyone else; a client not named here uses its own
+    /// name.
+    pub service_users: BTreeMap<String, String>,
+    /// Signed envelopes (`[security.signing]`); absent: signatures are not checked.
+    pub signing: Option<SigningSection>,
+}
+
+/// `[security.signing]`: the topics whose envelopes must carry a valid HMAC-SHA256
+/// signature (`security.signature` by `security.key_id`), and how the engine signs its
+/// own messages on them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningSection {
+    /// `KEY_ID BASE64_32_BYTES` per line (`alicia keys add`).
+    pub key_file: PathBuf,
+    /// Topic filters whose messages must be signed.
+    #[serde(default)]
+    pub require: Vec<String>,
+    /// The key the engine signs its own messages on those topics with.
+    #[serde(default)]
+    pub sign_as: Option<String>,
+    /// A signed message's timestamp may be this far from the engine's clock.
+    #[serde(default = "default_signing_window")]
+    pub window_seconds: u64,
+    /// Message ids remembered to refuse replays (window × the highest signed rate).
+    #[serde(default = "default_replay_capacity")]
+    pub replay_capacity: usize,
+}
+
+fn default_signing_window() -> u64 {
+    300
+}
+
+fn default_replay_capacity() -> usize {
+    100_000
 }
 
 impl Default for SecuritySection {
     fn default() -> Self {
-        Self { allow_anonymous: true, password_file: None, acl_file: None }
+        Self {
+            allow_anonymous: true,
+            password_file: None,
+            acl_file: None,
+            audit_file: None,
+            audit_max_bytes: 10 * 1024 * 1024,
+            audit_keep: 5,
+            login_failures_before_backoff: 5,
+            login_backoff_max_ms: 60_000,
+            service_users: [
+                ("health", "health_monitor"),
+                ("supervisor", "health_monitor"),
+                ("gatekeeper", "security_gateway"),
+                ("voice-intake", "voice_router"),
+                ("voice-publisher", "voice_router"),
+                ("voice-stt-requests", "stt_service"),
+                ("voice-tts-requests", "tts_service"),
+            ]
+            .iter()
+            .map(|(service, user)| (service.to_string(), user.to_string()))
+            .collect(),
+            signing: None,
+        }
     }
 }

@@ -48,6 +48,10 @@ pub(crate) struct ConnectRequest {
     pub will: Option<Box<Will>>,
     /// The client's ACL rules (`[security]`), worked out at the door.
     pub rules: Rules,
+    /// The username the rules were made for (the certificate's CN, or the CONNECT's).
+    pub username: Option<String>,
+    /// The listener it came through, for the audit log.
+    pub listener: &'static str,
 }
 
 /// A socket with its checked CONNECT, handed from the listener to a node.
