@@ -116,6 +116,8 @@ async fn serve(
     refusals: &Refusals,
     stop: CancellationToken,
 ) {
+    // Every request of this connection carries its peer, for the token gate.
+    let app = app.layer(axum::Extension(crate::gate::Peer(peer)));
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(false);
     let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));

@@ -57,6 +57,14 @@ impl Engine {
     /// [`Engine::start`], with what to do instead of exiting when a component that held
     /// client state has died (`on_fatal` gets the exit status).
     pub async fn start_with(config: AliciaConfig, on_fatal: OnFatal) -> anyhow::Result<Engine> {
+        // Secrets first: a bad token file fails the start before anything listens.
+        let http_token = config
+            .http
+            .token_file
+            .as_deref()
+            .map(alicia_auth::BearerToken::load)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("[http] token_file: {e}"))?;
         let metrics = alicia_http::recorder::install();
         alicia_voice_router::describe_metrics();
         let supervisor = Supervisor::new();
@@ -92,7 +100,9 @@ impl Engine {
             max_connections: config.http.max_connections,
             max_connections_per_source: config.http.max_connections_per_source,
         };
-        let http = match HttpServer::start(config.http.listen, http_limits, metrics.clone(), health.clone()).await {
+        let http = match HttpServer::start(config.http.listen, http_limits, http_token, metrics.clone(), health.clone())
+            .await
+        {
             Ok(http) => http,
             Err(e) => {
                 if let Some(voice) = voice {

@@ -118,7 +118,8 @@ impl AliciaConfig {
 }
 
 /// Keys whose default is "not set": TOML has no null, so the defaults' tree lacks them.
-const OPTIONAL_KEYS: &[(&str, &str)] = &[("security", "password_file"), ("security", "acl_file")];
+const OPTIONAL_KEYS: &[(&str, &str)] =
+    &[("security", "password_file"), ("security", "acl_file"), ("http", "token_file")];
 
 fn default_tree() -> toml::Table {
     match Value::try_from(AliciaConfig::default()) {
@@ -163,6 +164,7 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
     }
     in_range(errors, "voice.session_timeout_ms", c.voice.session_timeout_ms as usize, 100, 600_000);
     crate::doors::check(c, errors);
+    crate::exposure::check(c, errors);
     if !c.security.allow_anonymous && c.security.password_file.is_none() {
         errors.push("security.allow_anonymous", "false without a security.password_file: no client could connect");
     }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use alicia_auth::Cidr;
 use serde::{Deserialize, Serialize};
 
 /// The whole engine configuration.
@@ -185,11 +186,16 @@ impl Default for RouterSection {
     }
 }
 
+/// The HTTP API. Loopback by default; a non-loopback `listen` needs `token_file`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSection {
     /// `/metrics` and `/healthz`.
     pub listen: SocketAddr,
+    /// A file holding one bearer token (16 characters or more). When set, every
+    /// request needs `Authorization: Bearer <token>`, except `/metrics` and `/healthz`
+    /// from a loopback peer.
+    pub token_file: Option<PathBuf>,
     /// A request whose headers are not all in within this is dropped (a slowloris).
     pub header_timeout_ms: u64,
     /// A connection serves one request, and all of it, reading and answering, must be
@@ -204,7 +210,8 @@ pub struct HttpSection {
 impl Default for HttpSection {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token_file: None,
             header_timeout_ms: 5_000,
             request_timeout_ms: 10_000,
             max_connections: 64,
@@ -309,6 +316,8 @@ impl Default for VoiceSection {
 #[serde(default, deny_unknown_fields)]
 pub struct WyomingSection {
     pub listen: SocketAddr,
+    /// Peers outside every block are closed at accept, before a byte is read.
+    pub allow: Vec<Cidr>,
     /// Longest event header line.
     pub max_header_bytes: usize,
     /// Largest extra JSON data of one event.
@@ -334,7 +343,8 @@ pub struct WyomingSection {
 impl Default for WyomingSection {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 10300)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 10300)),
+            allow: Cidr::loopback(),
             max_header_bytes: 64 << 10,
             max_data_bytes: 64 << 10,
             max_payload_bytes: 1 << 20,
