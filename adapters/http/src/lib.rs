@@ -13,9 +13,12 @@
 //! - `serve`: the listener, hyper per connection, the timeouts and the refusals.
 //! - `admission`: the connection caps.
 //! - `gate`: the bearer token check and its refusals (`401`).
+//! - [`device_auth`]: [`DeviceAuthServer`], the HTTPS listener of `POST /auth/device`
+//!   (mutual TLS in, a device token out), and [`DeviceAuthSettings`].
 //! - this file: [`HttpServer`], [`HttpLimits`] and the routes (axum).
 
 mod admission;
+pub mod device_auth;
 mod gate;
 pub mod recorder;
 mod serve;
@@ -42,8 +45,11 @@ pub trait HealthSource: Send + Sync + 'static {
 pub enum HttpError {
     #[error("cannot bind HTTP listener on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("device token listener: {0}")]
+    Tls(String),
 }
 
+pub use device_auth::{DeviceAuthServer, DeviceAuthSettings};
 pub use gate::SECURITY_REFUSALS_TOTAL;
 pub use serve::{CONNECTIONS_ACTIVE, REFUSED_TOTAL};
 

@@ -14,6 +14,9 @@
 //!   constant time.
 //! - [`cidr`]: [`Cidr`], an address block (`10.0.0.0/8`) and whether a peer is inside,
 //!   IPv4-mapped IPv6 peers included.
+//! - [`device_token`]: HS256 JWTs for devices ([`device_token::issue`],
+//!   [`device_token::verify`], [`TokenKey`] from `[security] token_key_file`), the MQTT
+//!   password a device gets from `POST /auth/device`.
 //! - `error`: [`AuthError`] and [`LineError`].
 //! - `atomic`: writing a file by temp file + rename, mode 0600.
 //!
@@ -25,6 +28,7 @@ pub mod acl;
 mod atomic;
 pub mod bearer;
 pub mod cidr;
+pub mod device_token;
 mod error;
 mod hash;
 pub mod passwords;
@@ -33,5 +37,6 @@ mod topic;
 pub use acl::{Access, Acl, CompiledRules, Identity};
 pub use bearer::BearerToken;
 pub use cidr::{Cidr, CidrError};
+pub use device_token::{DeviceClaims, TokenError, TokenKey};
 pub use error::{AuthError, LineError};
 pub use passwords::{PasswordFile, Verdict};

@@ -118,8 +118,17 @@ impl AliciaConfig {
 }
 
 /// Keys whose default is "not set": TOML has no null, so the defaults' tree lacks them.
-const OPTIONAL_KEYS: &[(&str, &str)] =
-    &[("security", "password_file"), ("security", "acl_file"), ("http", "token_file")];
+const OPTIONAL_KEYS: &[(&str, &str)] = &[
+    ("security", "password_file"),
+    ("security", "acl_file"),
+    ("security", "token_key_file"),
+    ("http", "token_file"),
+    ("http", "tls_listen"),
+    ("http", "tls_cert"),
+    ("http", "tls_key"),
+    ("http", "tls_ca"),
+    ("http", "tls_crl"),
+];
 
 fn default_tree() -> toml::Table {
     match Value::try_from(AliciaConfig::default()) {

@@ -5,7 +5,7 @@
 //! The secret files are read here, by the same code the engine uses at start, so
 //! `alicia check-config` finds a missing or weak one before a deployment does.
 
-use alicia_auth::BearerToken;
+use alicia_auth::{BearerToken, TokenKey};
 
 use crate::check::ConfigErrors;
 use crate::model::AliciaConfig;
@@ -24,8 +24,40 @@ pub(crate) fn check(c: &AliciaConfig, errors: &mut ConfigErrors) {
         ),
         None => {}
     }
+    device_tokens(c, errors);
     if c.wyoming.allow.is_empty() {
         errors.push("wyoming.allow", "empty: no client could connect (list 127.0.0.0/8 and ::1/128 for loopback only)");
+    }
+}
+
+/// The HTTPS listener of `POST /auth/device` needs its certificate, its key, the CA
+/// of the devices and the key tokens are signed with.
+fn device_tokens(c: &AliciaConfig, errors: &mut ConfigErrors) {
+    let http = &c.http;
+    crate::check::in_range(
+        errors,
+        "http.token_ttl_seconds",
+        usize::try_from(http.token_ttl_seconds).unwrap_or(usize::MAX),
+        60,
+        86_400,
+    );
+    if let Some(path) = &c.security.token_key_file {
+        if let Err(e) = TokenKey::load(path) {
+            errors.push("security.token_key_file", e.to_string());
+        }
+    }
+    let Some(tls_listen) = http.tls_listen else { return };
+    let needed = [("tls_cert", &http.tls_cert), ("tls_key", &http.tls_key), ("tls_ca", &http.tls_ca)];
+    for (key, value) in needed {
+        if value.is_none() {
+            errors.push(format!("http.{key}"), "needed by http.tls_listen (the HTTPS listener of POST /auth/device)");
+        }
+    }
+    if c.security.token_key_file.is_none() {
+        errors.push("security.token_key_file", "needed by http.tls_listen: device tokens are signed with it");
+    }
+    if tls_listen.port() != 0 && (tls_listen == http.listen || tls_listen == c.mqtt.listen) {
+        errors.push("http.tls_listen", format!("{tls_listen} is already http.listen or mqtt.listen"));
     }
 }
 
@@ -86,6 +118,39 @@ mod tests {
         std::fs::write(&path, "  a-long-enough-token-0123\n").unwrap();
         let c = AliciaConfig::from_toml_str(&config).unwrap();
         assert_eq!(c.http.token_file.as_deref(), Some(path.as_path()));
+    }
+
+    #[test]
+    fn the_device_token_listener_needs_its_files_and_a_key() {
+        assert_eq!(AliciaConfig::default().http.token_ttl_seconds, 3600);
+        assert_eq!(AliciaConfig::default().http.tls_listen, None);
+        assert_eq!(
+            errors("[http]\ntls_listen = \"127.0.0.1:8443\"\ntoken_ttl_seconds = 86401"),
+            [
+                "http.token_ttl_seconds: 86401 is out of range: must be between 60 and 86400",
+                "http.tls_cert: needed by http.tls_listen (the HTTPS listener of POST /auth/device)",
+                "http.tls_key: needed by http.tls_listen (the HTTPS listener of POST /auth/device)",
+                "http.tls_ca: needed by http.tls_listen (the HTTPS listener of POST /auth/device)",
+                "security.token_key_file: needed by http.tls_listen: device tokens are signed with it",
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("token.key");
+        std::fs::write(&key, "c2hvcnQ=\n").unwrap();
+        let text = format!(
+            "[http]\ntls_listen = \"127.0.0.1:8443\"\ntls_cert = \"s.crt\"\ntls_key = \"s.key\"\ntls_ca = \"ca.crt\"\n\
+             [security]\ntoken_key_file = {:?}\n",
+            key.display().to_string()
+        );
+        let found = errors(&text);
+        assert_eq!(
+            found,
+            [format!("security.token_key_file: {}: the token key has 5 bytes; at least 32 are needed", key.display())]
+        );
+        std::fs::write(&key, alicia_auth::TokenKey::generate().unwrap().to_base64()).unwrap();
+        let c = AliciaConfig::from_toml_str(&text).unwrap();
+        assert_eq!(c.http.tls_listen, Some("127.0.0.1:8443".parse().unwrap()));
+        assert_eq!(c.security.token_key_file.as_deref(), Some(key.as_path()));
     }
 
     #[test]

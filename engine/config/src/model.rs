@@ -196,6 +196,18 @@ pub struct HttpSection {
     /// request needs `Authorization: Bearer <token>`, except `/metrics` and `/healthz`
     /// from a loopback peer.
     pub token_file: Option<PathBuf>,
+    /// The HTTPS listener for `POST /auth/device` (device tokens over mutual TLS);
+    /// off when absent. It serves that endpoint only.
+    pub tls_listen: Option<SocketAddr>,
+    /// Its server certificate (then intermediates) and private key, PEM.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// The CA device certificates must chain to; a client certificate is required.
+    pub tls_ca: Option<PathBuf>,
+    /// Revoked device certificates (`alicia certs revoke`): they get no token.
+    pub tls_crl: Option<PathBuf>,
+    /// Lifetime of a device token, in seconds (at most a day).
+    pub token_ttl_seconds: u64,
     /// A request whose headers are not all in within this is dropped (a slowloris).
     pub header_timeout_ms: u64,
     /// A connection serves one request, and all of it, reading and answering, must be
@@ -212,6 +224,12 @@ impl Default for HttpSection {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             token_file: None,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            tls_crl: None,
+            token_ttl_seconds: 3_600,
             header_timeout_ms: 5_000,
             request_timeout_ms: 10_000,
             max_connections: 64,
@@ -374,10 +392,13 @@ pub struct SecuritySection {
     /// mosquitto `acl_file` syntax: `user`, `topic [read|write|readwrite|deny]`,
     /// `pattern` with `%u` / `%c`.
     pub acl_file: Option<PathBuf>,
+    /// The key device tokens are signed with (base64 of 32 random bytes or more,
+    /// `openssl rand -base64 32`); needed by `[http] tls_listen`.
+    pub token_key_file: Option<PathBuf>,
 }
 
 impl Default for SecuritySection {
     fn default() -> Self {
-        Self { allow_anonymous: true, password_file: None, acl_file: None }
+        Self { allow_anonymous: true, password_file: None, acl_file: None, token_key_file: None }
     }
 }
