@@ -5,13 +5,21 @@
 //! cap a client gets `503` or `429` at once; every refusal or cut is counted in
 //! `alicia_http_refused_total{reason}` (the limit's config key).
 //!
+//! With a bearer token (`[http] token_file`) every request needs it, except `/metrics`
+//! and `/healthz` from a loopback peer; see `gate`.
+//!
 //! # Layout
 //! - [`recorder`]: installs the process's one Prometheus recorder.
 //! - `serve`: the listener, hyper per connection, the timeouts and the refusals.
 //! - `admission`: the connection caps.
+//! - `gate`: the bearer token check and its refusals (`401`).
+//! - [`device_auth`]: [`DeviceAuthServer`], the HTTPS listener of `POST /auth/device`
+//!   (mutual TLS in, a device token out), and [`DeviceAuthSettings`].
 //! - this file: [`HttpServer`], [`HttpLimits`] and the routes (axum).
 
 mod admission;
+pub mod device_auth;
+mod gate;
 pub mod recorder;
 mod serve;
 
@@ -19,6 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alicia_auth::BearerToken;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -36,8 +45,12 @@ pub trait HealthSource: Send + Sync + 'static {
 pub enum HttpError {
     #[error("cannot bind HTTP listener on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("device token listener: {0}")]
+    Tls(String),
 }
 
+pub use device_auth::{DeviceAuthServer, DeviceAuthSettings};
+pub use gate::SECURITY_REFUSALS_TOTAL;
 pub use serve::{CONNECTIONS_ACTIVE, REFUSED_TOTAL};
 
 /// The door's limits.
@@ -77,9 +90,11 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Binds now (a taken port is an error naming it) and serves in the background.
+    /// With `token`, requests need it as `Authorization: Bearer` (see the module doc).
     pub async fn start(
         listen: SocketAddr,
         limits: HttpLimits,
+        token: Option<BearerToken>,
         metrics: PrometheusHandle,
         health: Arc<dyn HealthSource>,
     ) -> Result<HttpServer, HttpError> {
@@ -89,7 +104,8 @@ impl HttpServer {
         let app = Router::new()
             .route("/metrics", get(metrics_page))
             .route("/healthz", get(healthz))
-            .with_state(AppState { metrics, health });
+            .with_state(AppState { metrics, health })
+            .layer(axum::middleware::from_fn_with_state(gate::Gate::new(token), gate::require_token));
         let stop = CancellationToken::new();
         let task = tokio::spawn(serve::accept_loop(listener, app, limits, stop.clone()));
         tracing::info!(%addr, "http listener ready");

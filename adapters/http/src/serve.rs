@@ -37,7 +37,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// At most one log line per this for a condition a flood of clients causes.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-struct Refusals {
+pub(crate) struct Refusals {
     max_connections: Counter,
     max_connections_per_source: Counter,
     header_timeout: Counter,
@@ -45,7 +45,7 @@ struct Refusals {
 }
 
 impl Refusals {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         metrics::describe_counter!(
             REFUSED_TOTAL,
             metrics::Unit::Count,
@@ -108,14 +108,20 @@ pub(crate) async fn accept_loop(listener: TcpListener, app: Router, limits: Http
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve(
-    stream: TcpStream,
+/// Serves one request on `stream` (plain TCP, or TLS for `POST /auth/device`) under
+/// the door's clocks.
+pub(crate) async fn serve<S>(
+    stream: S,
     peer: SocketAddr,
     app: Router,
     limits: HttpLimits,
     refusals: &Refusals,
     stop: CancellationToken,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // Every request of this connection carries its peer, for the token gate.
+    let app = app.layer(axum::Extension(crate::gate::Peer(peer)));
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(false);
     let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));

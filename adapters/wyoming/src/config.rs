@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use alicia_auth::Cidr;
+
 use crate::error::WyomingError;
 
 /// The port Home Assistant's Wyoming integration is usually pointed at.
@@ -13,6 +15,8 @@ pub const DEFAULT_PORT: u16 = 10300;
 /// the server's (that, times `max_connections`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WyomingConfig {
+    /// Peers allowed to connect; any other is closed at accept. Loopback by default.
+    pub allow: Vec<Cidr>,
     /// Longest header line. 64 KiB is also what the reference client's line reader
     /// accepts, so nothing valid is refused.
     pub max_header_bytes: usize,
@@ -53,6 +57,7 @@ pub struct WyomingConfig {
 impl Default for WyomingConfig {
     fn default() -> Self {
         Self {
+            allow: Cidr::loopback(),
             max_header_bytes: 64 << 10,
             max_data_bytes: 64 << 10,
             max_payload_bytes: 1 << 20,
@@ -99,6 +104,9 @@ impl WyomingConfig {
                 problems.push(format!("{field} must be positive"));
             }
         }
+        if self.allow.is_empty() {
+            problems.push("allow must list at least one address block".into());
+        }
         for (field, value) in [("asr_model", &self.asr_model), ("tts_voice", &self.tts_voice)] {
             if value.trim().is_empty() {
                 problems.push(format!("{field} must not be empty"));
@@ -128,13 +136,14 @@ mod tests {
             max_connections: 0,
             idle_timeout: Duration::ZERO,
             tts_voice: " ".into(),
+            allow: Vec::new(),
             ..WyomingConfig::default()
         };
         assert_eq!(
             config.validate().unwrap_err().to_string(),
             "invalid wyoming config: samples_per_chunk must be positive; max_connections must be positive; \
              max_connections_per_source must not exceed max_connections; idle_timeout must be positive; \
-             tts_voice must not be empty"
+             allow must list at least one address block; tts_voice must not be empty"
         );
     }
 }

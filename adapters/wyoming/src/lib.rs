@@ -21,6 +21,14 @@
 //! enforces in `alicia_wyoming_refused_total{reason}` (the limit's config key). A
 //! client that leaves during `synthesize` stops the backend before its next sentence.
 //!
+//! # Who may connect
+//!
+//! A peer outside every block of [`WyomingConfig::allow`] (loopback by default;
+//! IPv4-mapped IPv6 peers match IPv4 blocks) is closed at accept, before a byte is
+//! read or written and before it takes a connection slot; it is counted in
+//! `alicia_security_refusals_total{listener="wyoming",reason="address_not_allowed"}`
+//! and logged once per ten seconds with how many more.
+//!
 //! The `fault-injection` feature (off by default, on only in the end-to-end tests)
 //! adds [`WyomingServer::inject_fault`], which makes the accept loop panic so the
 //! engine's supervision can be tested; no client input reaches it.
@@ -29,7 +37,7 @@
 //!
 //! | file | what lives there |
 //! |---|---|
-//! | `server.rs` | [`WyomingServer`]: bind, accept loop, refusals over a connection cap, shutdown |
+//! | `server.rs` | [`WyomingServer`]: bind, accept loop, the allow list, refusals over a connection cap, shutdown |
 //! | `admission.rs` | the connection caps, in total and per source address |
 //! | `connection.rs` | one client: read with idle and event clocks, decode, answer in order; model calls on the blocking pool |
 //! | `codec.rs` | [`Event`], [`EventDecoder`]: the wire format, incremental and self-resynchronising |
@@ -64,7 +72,7 @@ pub use config::{WyomingConfig, DEFAULT_PORT};
 pub use error::{BackendError, ErrorReason, Limit, WyomingError};
 pub use info::{ASR_PROGRAM, LANGUAGE, TTS_PROGRAM};
 pub use metrics::{
-    ABANDONED_TOTAL, CONNECTIONS_ACTIVE, ERRORS_TOTAL, EVENTS_TOTAL, REFUSED_TOTAL, SYNTHESIZE_SECONDS,
-    TRANSCRIBE_SECONDS,
+    ABANDONED_TOTAL, CONNECTIONS_ACTIVE, ERRORS_TOTAL, EVENTS_TOTAL, REFUSED_TOTAL, SECURITY_REFUSALS_TOTAL,
+    SYNTHESIZE_SECONDS, TRANSCRIBE_SECONDS,
 };
 pub use server::WyomingServer;

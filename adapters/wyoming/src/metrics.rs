@@ -17,6 +17,9 @@ pub const REFUSED_TOTAL: &str = "alicia_wyoming_refused_total";
 /// Requests stopped because the client left before the answer, by request.
 pub const ABANDONED_TOTAL: &str = "alicia_wyoming_abandoned_total";
 pub const CONNECTIONS_ACTIVE: &str = "alicia_wyoming_connections_active";
+/// The meter the broker's `[security]` refusals share: `listener="wyoming"` here,
+/// `reason="address_not_allowed"` for a peer outside `[wyoming] allow`.
+pub const SECURITY_REFUSALS_TOTAL: &str = "alicia_security_refusals_total";
 pub const TRANSCRIBE_SECONDS: &str = "alicia_wyoming_transcribe_seconds";
 pub const SYNTHESIZE_SECONDS: &str = "alicia_wyoming_synthesize_seconds";
 
@@ -74,6 +77,8 @@ pub(crate) struct WyomingMetrics {
     /// Transcriptions whose client went away before the transcript.
     pub abandoned_transcriptions: Counter,
     pub connections: Gauge,
+    /// Peers outside the allow list, closed at accept.
+    pub address_not_allowed: Counter,
     /// Backend time of one utterance, conversion included.
     pub transcribe_seconds: Histogram,
     /// From `synthesize` to the last audio sent.
@@ -89,7 +94,13 @@ impl WyomingMetrics {
         describe_counter!(REFUSED_TOTAL, Unit::Count, "Wyoming requests and connections refused, by the limit hit");
         describe_counter!(ABANDONED_TOTAL, Unit::Count, "Wyoming requests stopped because the client left, by request");
         describe_gauge!(CONNECTIONS_ACTIVE, Unit::Count, "Wyoming connections being served");
+        describe_counter!(
+            SECURITY_REFUSALS_TOTAL,
+            Unit::Count,
+            "clients refused by [security]: credentials, ACL, by reason"
+        );
         Self {
+            address_not_allowed: counter!(SECURITY_REFUSALS_TOTAL, "listener" => "wyoming", "reason" => "address_not_allowed"),
             refused: Limit::ALL.iter().map(|limit| counter!(REFUSED_TOTAL, "reason" => limit.as_label())).collect(),
             abandoned_syntheses: counter!(ABANDONED_TOTAL, "request" => "synthesize"),
             abandoned_transcriptions: counter!(ABANDONED_TOTAL, "request" => "transcribe"),
@@ -153,6 +164,7 @@ mod tests {
         meters.error(ErrorReason::PayloadTooLarge);
         meters.refused(Limit::PayloadBytes);
         meters.transcribe_seconds.record(0.25);
+        meters.address_not_allowed.increment(1);
 
         let mut counts: Vec<(String, Labels, u64)> = snapshotter
             .snapshot()
@@ -172,6 +184,11 @@ mod tests {
             (EVENTS_TOTAL.to_owned(), label("type", "other"), 1),
             (ERRORS_TOTAL.to_owned(), label("reason", "payload_too_large"), 1),
             (REFUSED_TOTAL.to_owned(), label("reason", "max_payload_bytes"), 1),
+            (
+                SECURITY_REFUSALS_TOTAL.to_owned(),
+                vec![("listener".into(), "wyoming".into()), ("reason".into(), "address_not_allowed".into())],
+                1,
+            ),
         ];
         counts.sort();
         expected.sort();

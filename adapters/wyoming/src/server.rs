@@ -140,6 +140,15 @@ async fn accept_loop(listener: TcpListener, state: Arc<ServerState>, stop: Cance
             accepted = listener.accept() => accepted,
         };
         match accepted {
+            Ok((stream, peer)) if !alicia_auth::Cidr::any_contains(&config.allow, peer.ip()) => {
+                // Dropped unread and unanswered: a stranger learns nothing, not even
+                // that this is a Wyoming server, and takes no connection slot.
+                state.metrics.address_not_allowed.increment(1);
+                drop(stream);
+                if let Some(suppressed) = state.logs.allow("address_not_allowed") {
+                    tracing::warn!(%peer, suppressed, "wyoming connection refused: address not in [wyoming] allow");
+                }
+            }
             Ok((stream, peer)) => match admission.admit(peer.ip()) {
                 Ok(admitted) => {
                     let connection = Connection::new(stream, peer, Arc::clone(&state));

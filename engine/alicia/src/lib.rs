@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - this file: [`Engine`], which starts the broker, the core services, the speech
-//!   server and the HTTP API in order and stops them in reverse.
+//!   server, the HTTP API and (with `[http] tls_listen`) the device token listener in
+//!   order and stops them in reverse; secret files are read before anything listens.
 //! - [`speech`]: Whisper + Piper for the voice pipeline and the Wyoming protocol server.
 //! - `supervised`: the voice pipeline and the Wyoming server as supervised components,
 //!   rebuilt when they die (and, with the `fault-injection` feature, killed on purpose).
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use alicia_broker::Broker;
 use alicia_config::AliciaConfig;
-use alicia_http::{HealthSource, HttpLimits, HttpServer};
+use alicia_http::{DeviceAuthServer, DeviceAuthSettings, HealthSource, HttpLimits, HttpServer};
 use alicia_services::CoreServices;
 use alicia_supervisor::Supervisor;
 use tokio_util::sync::CancellationToken;
@@ -39,6 +40,8 @@ pub struct Engine {
     services: CoreServices,
     voice: Option<supervised::Voice>,
     http: HttpServer,
+    /// `POST /auth/device`, when `[http] tls_listen` is set.
+    device_auth: Option<DeviceAuthServer>,
     health: Arc<EngineHealth>,
     upkeep: tokio::task::JoinHandle<()>,
     supervisor: Supervisor,
@@ -57,6 +60,15 @@ impl Engine {
     /// [`Engine::start`], with what to do instead of exiting when a component that held
     /// client state has died (`on_fatal` gets the exit status).
     pub async fn start_with(config: AliciaConfig, on_fatal: OnFatal) -> anyhow::Result<Engine> {
+        // Secrets first: a bad token file fails the start before anything listens.
+        let http_token = config
+            .http
+            .token_file
+            .as_deref()
+            .map(alicia_auth::BearerToken::load)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("[http] token_file: {e}"))?;
+        let device_auth = device_auth_settings(&config)?;
         let metrics = alicia_http::recorder::install();
         alicia_voice_router::describe_metrics();
         let supervisor = Supervisor::new();
@@ -86,13 +98,10 @@ impl Engine {
             stopping: AtomicBool::new(false),
             supervisor: supervisor.clone(),
         });
-        let http_limits = HttpLimits {
-            header_timeout: Duration::from_millis(config.http.header_timeout_ms),
-            request_timeout: Duration::from_millis(config.http.request_timeout_ms),
-            max_connections: config.http.max_connections,
-            max_connections_per_source: config.http.max_connections_per_source,
-        };
-        let http = match HttpServer::start(config.http.listen, http_limits, metrics.clone(), health.clone()).await {
+        let http_limits = http_limits(&config);
+        let http = match HttpServer::start(config.http.listen, http_limits, http_token, metrics.clone(), health.clone())
+            .await
+        {
             Ok(http) => http,
             Err(e) => {
                 if let Some(voice) = voice {
@@ -103,6 +112,21 @@ impl Engine {
                 return Err(e.into());
             }
         };
+        let device_auth = match device_auth {
+            None => None,
+            Some(settings) => match DeviceAuthServer::start(settings).await {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    http.shutdown().await;
+                    if let Some(voice) = voice {
+                        voice.shutdown().await;
+                    }
+                    services.shutdown().await;
+                    broker.shutdown().await;
+                    return Err(e.into());
+                }
+            },
+        };
         // The exporter's histograms need draining now and then.
         let upkeep = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -111,7 +135,18 @@ impl Engine {
                 metrics.run_upkeep();
             }
         });
-        Ok(Engine { broker, services, voice, http, health, upkeep, supervisor, supervision_stop, supervision })
+        Ok(Engine {
+            broker,
+            services,
+            voice,
+            http,
+            device_auth,
+            health,
+            upkeep,
+            supervisor,
+            supervision_stop,
+            supervision,
+        })
     }
 
     pub fn mqtt_addr(&self) -> SocketAddr {
@@ -136,6 +171,11 @@ impl Engine {
 
     pub fn http_addr(&self) -> SocketAddr {
         self.http.addr()
+    }
+
+    /// The HTTPS address of `POST /auth/device`, when `[http] tls_listen` is set.
+    pub fn device_auth_addr(&self) -> Option<SocketAddr> {
+        self.device_auth.as_ref().map(DeviceAuthServer::addr)
     }
 
     /// The Wyoming server's address, when the voice is enabled.
@@ -173,8 +213,42 @@ impl Engine {
         let _ = self.supervision.await;
         self.broker.shutdown().await;
         self.http.shutdown().await;
+        if let Some(device_auth) = self.device_auth {
+            device_auth.shutdown().await;
+        }
         self.upkeep.abort();
     }
+}
+
+fn http_limits(config: &AliciaConfig) -> HttpLimits {
+    HttpLimits {
+        header_timeout: Duration::from_millis(config.http.header_timeout_ms),
+        request_timeout: Duration::from_millis(config.http.request_timeout_ms),
+        max_connections: config.http.max_connections,
+        max_connections_per_source: config.http.max_connections_per_source,
+    }
+}
+
+/// `[http] tls_listen` and its files, the token key read now so a bad one fails the
+/// start before anything listens.
+fn device_auth_settings(config: &AliciaConfig) -> anyhow::Result<Option<DeviceAuthSettings>> {
+    let http = &config.http;
+    let Some(listen) = http.tls_listen else { return Ok(None) };
+    let needed = |value: &Option<std::path::PathBuf>, key: &str| {
+        value.clone().ok_or_else(|| anyhow::anyhow!("[http] tls_listen needs {key}"))
+    };
+    let key_file = needed(&config.security.token_key_file, "[security] token_key_file")?;
+    let key = alicia_auth::TokenKey::load(&key_file).map_err(|e| anyhow::anyhow!("[security] token_key_file: {e}"))?;
+    let tls = alicia_tls::TlsSettings {
+        cert: needed(&http.tls_cert, "[http] tls_cert")?,
+        key: needed(&http.tls_key, "[http] tls_key")?,
+        ca: Some(needed(&http.tls_ca, "[http] tls_ca")?),
+        require_certificate: true,
+        use_identity_as_username: false,
+        crl: http.tls_crl.clone(),
+    };
+    let ttl = Duration::from_secs(http.token_ttl_seconds);
+    Ok(Some(DeviceAuthSettings { listen, tls, key, ttl, limits: http_limits(config) }))
 }
 
 struct EngineHealth {

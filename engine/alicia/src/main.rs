@@ -205,6 +205,11 @@ fn main() -> ExitCode {
                     IoArg::Epoll => IoBackend::Epoll,
                 };
             }
+            // A flag may have moved a door off loopback: the same rules as the file.
+            if let Err(errors) = loaded.check() {
+                eprintln!("{} with the command-line flags has {} error(s):\n{errors}", config.display(), errors.len());
+                return ExitCode::from(2);
+            }
             match serve(loaded) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

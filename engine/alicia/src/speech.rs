@@ -157,6 +157,7 @@ fn voice_settings(config: &AliciaConfig) -> VoiceSettings {
 /// engine loads.
 pub fn wyoming_config(section: &WyomingSection) -> WyomingConfig {
     WyomingConfig {
+        allow: section.allow.clone(),
         max_header_bytes: section.max_header_bytes,
         max_data_bytes: section.max_data_bytes,
         max_payload_bytes: section.max_payload_bytes,

@@ -31,6 +31,9 @@ pub enum AuthError {
     InvalidUsername { name: String, reason: &'static str },
     #[error("no random numbers for a salt: {0}")]
     Random(String),
+    /// A secret file (bearer token, token key) that exists but would not protect much.
+    #[error("{}: the {what} {problem}", path.display())]
+    WeakSecret { path: PathBuf, what: &'static str, problem: String },
 }
 
 impl AuthError {
@@ -42,6 +45,7 @@ impl AuthError {
             Self::BadLines { .. } => "bad_lines",
             Self::InvalidUsername { .. } => "invalid_username",
             Self::Random(_) => "random",
+            Self::WeakSecret { .. } => "weak_secret",
         }
     }
 

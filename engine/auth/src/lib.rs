@@ -10,6 +10,13 @@
 //!   checks.
 //! - `topic`: MQTT filter matching (`+`, `#`, `$` topics) and the filter-against-filter
 //!   questions a SUBSCRIBE check needs.
+//! - [`bearer`]: [`BearerToken`], the HTTP API's bearer token from its file, compared in
+//!   constant time.
+//! - [`cidr`]: [`Cidr`], an address block (`10.0.0.0/8`) and whether a peer is inside,
+//!   IPv4-mapped IPv6 peers included.
+//! - [`device_token`]: HS256 JWTs for devices ([`device_token::issue`],
+//!   [`device_token::verify`], [`TokenKey`] from `[security] token_key_file`), the MQTT
+//!   password a device gets from `POST /auth/device`.
 //! - `error`: [`AuthError`] and [`LineError`].
 //! - `atomic`: writing a file by temp file + rename, mode 0600.
 //!
@@ -19,11 +26,17 @@
 
 pub mod acl;
 mod atomic;
+pub mod bearer;
+pub mod cidr;
+pub mod device_token;
 mod error;
 mod hash;
 pub mod passwords;
 mod topic;
 
 pub use acl::{Access, Acl, CompiledRules, Identity};
+pub use bearer::BearerToken;
+pub use cidr::{Cidr, CidrError};
+pub use device_token::{DeviceClaims, TokenError, TokenKey};
 pub use error::{AuthError, LineError};
 pub use passwords::{PasswordFile, Verdict};

@@ -125,6 +125,13 @@ const OPTIONAL_KEYS: &[(&str, &str)] = &[
     ("security", "signing"),
     ("mqtt", "tls"),
     ("mqtt", "websocket"),
+    ("security", "token_key_file"),
+    ("http", "token_file"),
+    ("http", "tls_listen"),
+    ("http", "tls_cert"),
+    ("http", "tls_key"),
+    ("http", "tls_ca"),
+    ("http", "tls_crl"),
 ];
 
 fn default_tree() -> toml::Table {
@@ -171,6 +178,7 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
     in_range(errors, "voice.session_timeout_ms", c.voice.session_timeout_ms as usize, 100, 600_000);
     crate::doors::check(c, errors);
     crate::listeners::check(c, errors);
+    crate::exposure::check(c, errors);
     for (legacy, canonical) in &c.topics.aliases {
         let path = format!("topics.aliases.\"{legacy}\"");
         if let Err(why) = check_filter(legacy) {

@@ -5,11 +5,15 @@
 //! - [`check`]: validation that reports every error at once, each with its dotted path.
 //! - `doors`: the rules for the limits of `[http]`, `[wyoming]`, `[voice]` and `[services]`.
 //! - `listeners`: the rules for `[mqtt.tls]`, `[mqtt.websocket]` and colliding addresses.
+//! - `exposure`: the rules for `[http]` and `[wyoming]` facing the network: a bearer
+//!   token file for an HTTP API beyond loopback (read and judged here), a non-empty
+//!   Wyoming allow list.
 //! - this file: loading a file, merging an environment overlay
 //!   (`environments/<name>.toml` next to it) and the error type callers print.
 
 mod check;
 mod doors;
+mod exposure;
 mod listeners;
 mod model;
 
@@ -42,6 +46,18 @@ impl AliciaConfig {
             ConfigErrors(vec![ConfigError { path: "<syntax>".into(), message: e.to_string() }])
         })?;
         check::config_from_value(value)
+    }
+
+    /// The semantic rules again, for a config changed after loading (command-line
+    /// overrides of the listen addresses).
+    pub fn check(&self) -> Result<(), ConfigErrors> {
+        let mut errors = ConfigErrors::default();
+        check::check_rules(self, &mut errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     /// Loads `path`, then the overlay `environments/<environment>.toml` beside it when an

@@ -23,10 +23,12 @@ pub(crate) fn check(c: &AliciaConfig, errors: &mut ConfigErrors) {
         errors.push("mqtt.websocket.tls", "true needs a [mqtt.tls] section (its cert, key and ca are used)");
     }
     let identity_logins = c.mqtt.tls.as_ref().is_some_and(|t| t.use_identity_as_username);
-    if !c.security.allow_anonymous && c.security.password_file.is_none() && !identity_logins {
+    let credentials = c.security.password_file.is_some() || c.security.token_key_file.is_some() || identity_logins;
+    if !c.security.allow_anonymous && !credentials {
         errors.push(
             "security.allow_anonymous",
-            "false without a security.password_file or mqtt.tls.use_identity_as_username: no client could connect",
+            "false without a security.password_file, security.token_key_file or mqtt.tls.use_identity_as_username: \
+             no client could connect",
         );
     }
     check_addresses(c, errors);

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use alicia_auth::Cidr;
 use serde::{Deserialize, Serialize};
 
 /// The whole engine configuration.
@@ -243,11 +244,28 @@ impl Default for RouterSection {
     }
 }
 
+/// The HTTP API. Loopback by default; a non-loopback `listen` needs `token_file`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSection {
     /// `/metrics` and `/healthz`.
     pub listen: SocketAddr,
+    /// A file holding one bearer token (16 characters or more). When set, every
+    /// request needs `Authorization: Bearer <token>`, except `/metrics` and `/healthz`
+    /// from a loopback peer.
+    pub token_file: Option<PathBuf>,
+    /// The HTTPS listener for `POST /auth/device` (device tokens over mutual TLS);
+    /// off when absent. It serves that endpoint only.
+    pub tls_listen: Option<SocketAddr>,
+    /// Its server certificate (then intermediates) and private key, PEM.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// The CA device certificates must chain to; a client certificate is required.
+    pub tls_ca: Option<PathBuf>,
+    /// Revoked device certificates (`alicia certs revoke`): they get no token.
+    pub tls_crl: Option<PathBuf>,
+    /// Lifetime of a device token, in seconds (at most a day).
+    pub token_ttl_seconds: u64,
     /// A request whose headers are not all in within this is dropped (a slowloris).
     pub header_timeout_ms: u64,
     /// A connection serves one request, and all of it, reading and answering, must be
@@ -262,7 +280,14 @@ pub struct HttpSection {
 impl Default for HttpSection {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token_file: None,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            tls_crl: None,
+            token_ttl_seconds: 3_600,
             header_timeout_ms: 5_000,
             request_timeout_ms: 10_000,
             max_connections: 64,
@@ -367,6 +392,8 @@ impl Default for VoiceSection {
 #[serde(default, deny_unknown_fields)]
 pub struct WyomingSection {
     pub listen: SocketAddr,
+    /// Peers outside every block are closed at accept, before a byte is read.
+    pub allow: Vec<Cidr>,
     /// Longest event header line.
     pub max_header_bytes: usize,
     /// Largest extra JSON data of one event.
@@ -392,7 +419,8 @@ pub struct WyomingSection {
 impl Default for WyomingSection {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 10300)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 10300)),
+            allow: Cidr::loopback(),
             max_header_bytes: 64 << 10,
             max_data_bytes: 64 << 10,
             max_payload_bytes: 1 << 20,
@@ -440,6 +468,9 @@ pub struct SecuritySection {
     pub service_users: BTreeMap<String, String>,
     /// Signed envelopes (`[security.signing]`); absent: signatures are not checked.
     pub signing: Option<SigningSection>,
+    /// The key device tokens are signed with (base64 of 32 random bytes or more,
+    /// `openssl rand -base64 32`); needed by `[http] tls_listen`.
+    pub token_key_file: Option<PathBuf>,
 }
 
 /// `[security.signing]`: the topics whose envelopes must carry a valid HMAC-SHA256
@@ -496,6 +527,7 @@ impl Default for SecuritySection {
             .map(|(service, user)| (service.to_string(), user.to_string()))
             .collect(),
             signing: None,
+            token_key_file: None,
         }
     }
 }

@@ -147,9 +147,14 @@ impl Client {
     /// Connects from another loopback address (any of 127.0.0.0/8 reaches the
     /// server), so tests can be several hosts for the per-source cap.
     pub async fn connect_from(server: &WyomingServer, source: &str) -> Self {
+        Self::connect_to(server.addr(), source).await
+    }
+
+    /// Connects to `addr` from the IPv4 address `source`.
+    pub async fn connect_to(addr: SocketAddr, source: &str) -> Self {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.bind(format!("{source}:0").parse().unwrap()).expect("bind a loopback source address");
-        let stream = socket.connect(server.addr()).await.expect("connect");
+        let stream = socket.connect(addr).await.expect("connect");
         Self { stream, buf: BytesMut::new(), decoder: EventDecoder::new(1 << 20, 1 << 20, 64 << 20) }
     }
 
@@ -210,6 +215,20 @@ impl Client {
             }
         };
         tokio::time::timeout(PATIENCE, read).await.expect("the server answered in time")
+    }
+
+    /// Every byte the server sends until it closes; a reset ends it too (a server that
+    /// closes with our request unread resets the connection).
+    pub async fn bytes_until_closed(&mut self) -> Vec<u8> {
+        let mut got = self.buf.to_vec();
+        let read = async {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = self.stream.read(&mut chunk).await {
+                got.extend_from_slice(&chunk[..n]);
+            }
+        };
+        tokio::time::timeout(PATIENCE, read).await.expect("the server closed in time");
+        got
     }
 
     pub async fn recv(&mut self) -> Event {
