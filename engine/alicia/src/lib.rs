@@ -9,6 +9,8 @@
 //!   rebuilt when they die (and, with the `fault-injection` feature, killed on purpose).
 //! - `supervision`: alerts for components that die, and the exit when one that held
 //!   client state does.
+//! - `security_alerts`: alerts for refusals that mean someone is trying something
+//!   (bad signatures, replays, revoked certificates, rates), one per reason per 10 s.
 //! - `main.rs`: the `alicia` command line (serve, models, ask, say, check-config), with
 //!   `passwd.rs` (`alicia passwd`, as `mosquitto_passwd`) and `certs.rs` (`alicia certs
 //!   init|issue|revoke`, the development PKI).
@@ -28,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 pub use alicia_config as config;
 pub use alicia_supervisor as supervisor;
 
+mod security_alerts;
 pub mod speech;
 mod supervised;
 mod supervision;
@@ -80,6 +83,9 @@ impl Engine {
                 supervision::Reach { client, bus: broker.bus().clone(), source: config.engine.name.clone(), on_fatal };
             tokio::spawn(supervision::run(supervisor.clone(), reach, supervision_stop.clone()))
         };
+        let alerts_client = alicia_broker::LocalClient::connect(broker.bus(), "security").await?;
+        let alerts = broker.security_alerts();
+        tokio::spawn(security_alerts::run(alerts_client, alerts, config.engine.name.clone(), supervision_stop.clone()));
         let services = CoreServices::start(&config, broker.bus()).await?;
         let voice = match speech::start(&config, broker.bus(), &supervisor).await {
             Ok(voice) => voice,
@@ -153,10 +159,11 @@ impl Engine {
         self.broker.mqtt_addr()
     }
 
-    /// Re-reads what SIGHUP re-reads: the TLS listener's certificate, key, CA and CRL.
-    /// A broken file keeps the old configuration in force; the error says what to fix.
+    /// Re-reads what SIGHUP re-reads: passwords, ACL and signing keys (every live
+    /// client's rules follow), and the TLS certificate, key, CA and CRL. A broken file
+    /// keeps the old configuration in force; the error says what to fix.
     pub fn reload(&self) -> Result<(), String> {
-        self.broker.reload_tls().map_err(|e| format!("mqtt.tls: {e}"))
+        self.broker.reload()
     }
 
     /// The MQTT over TLS listener, when `[mqtt.tls]` is configured.

@@ -17,6 +17,8 @@ use crate::retained::RetainedIndex;
 pub(crate) struct Context {
     pub limits: Limits,
     pub metrics: BrokerMetrics,
+    /// The in-process clients' refusals (`listener="local"`).
+    pub local_metrics: BrokerMetrics,
     pub budget: Arc<ByteBudget>,
     pub large: LargePayloads,
     pub retained: RetainedIndex,

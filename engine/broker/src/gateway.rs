@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -47,8 +48,8 @@ pub struct SecurityAlert {
 /// Why a login was refused before its password was looked at.
 pub(crate) enum LoginRefusal {
     Refused(SecurityRefusal),
-    /// The username failed too often; it may try again after this.
-    BackOff(Duration),
+    /// The username failed too often and is waiting out its back-off.
+    BackOff,
 }
 
 pub(crate) struct Gateway {
@@ -59,6 +60,8 @@ pub(crate) struct Gateway {
     attempts: Option<AttemptLimiter>,
     signing: Option<Signing>,
     alerts: (flume::Sender<SecurityAlert>, flume::Receiver<SecurityAlert>),
+    /// Bumped by every reload, so cached rules know to rebuild.
+    generation: AtomicU64,
 }
 
 /// `[security.signing]` at run time.
@@ -105,6 +108,7 @@ impl Gateway {
             attempts,
             signing,
             alerts: flume::bounded(ALERT_QUEUE),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -125,7 +129,18 @@ impl Gateway {
         if let (Some(signing), Some(keyring)) = (&self.signing, keyring) {
             signing.verifier.set_keyring(keyring);
         }
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// How many reloads there have been.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The ACL username of an in-process client called `name`.
+    pub(crate) fn service_user(&self, name: &str) -> String {
+        self.security_section.service_users.get(name).cloned().unwrap_or_else(|| name.to_string())
     }
 
     /// A client's ACL rules under the rules in force.
@@ -139,7 +154,8 @@ impl Gateway {
             return self.security().login(None, password).map_err(LoginRefusal::Refused);
         };
         if let Err(wait) = self.logins.check(user, now) {
-            return Err(LoginRefusal::BackOff(wait));
+            tracing::debug!(user, ?wait, "login during back-off");
+            return Err(LoginRefusal::BackOff);
         }
         match self.security().login(Some(user), password) {
             Ok(()) => {
@@ -147,7 +163,10 @@ impl Gateway {
                 Ok(())
             }
             Err(refusal) => {
-                if matches!(refusal, SecurityRefusal::WrongPassword | SecurityRefusal::UnknownUser) {
+                if matches!(
+                    refusal,
+                    SecurityRefusal::WrongPassword | SecurityRefusal::UnknownUser | SecurityRefusal::BadToken
+                ) {
                     self.logins.failed(user, now);
                 }
                 Err(LoginRefusal::Refused(refusal))

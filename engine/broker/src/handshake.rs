@@ -186,6 +186,7 @@ fn check(
         rules: None,
         username: None,
         listener: "tcp",
+        peer: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
     })
 }
 
@@ -342,6 +343,6 @@ pub(crate) fn admit(
 fn login_refusal(refusal: LoginRefusal) -> SecurityRefusal {
     match refusal {
         LoginRefusal::Refused(refusal) => refusal,
-        LoginRefusal::BackOff(_) => SecurityRefusal::LoginBackoff,
+        LoginRefusal::BackOff => SecurityRefusal::LoginBackoff,
     }
 }

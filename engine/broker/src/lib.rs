@@ -38,6 +38,7 @@ mod limits;
 mod listener;
 mod listeners;
 pub mod local;
+mod local_rules;
 mod metrics;
 mod node;
 mod retained;
@@ -139,6 +140,7 @@ impl Broker {
         let stop = CancellationToken::new();
         let ctx = Arc::new(Context {
             metrics: metrics::BrokerMetrics::new("tcp"),
+            local_metrics: metrics::BrokerMetrics::new("local"),
             budget: ByteBudget::new(limits.max_queued_bytes_total),
             large: LargePayloads::new(nodes),
             retained: RetainedIndex::new(limits.max_retained_messages, limits.max_retained_bytes),
@@ -202,13 +204,37 @@ impl Broker {
         self.addrs.mqtt
     }
 
-    /// Re-reads the TLS listener's certificate, key, CA and CRL (SIGHUP). New
-    /// connections get the new config; a broken file keeps the old one, and says why.
-    pub fn reload_tls(&self) -> Result<(), alicia_tls::TlsError> {
-        match &self.tls {
-            Some(tls) => tls.reload(),
-            None => Ok(()),
+    /// What SIGHUP re-reads: the password file, the ACL file and the signing keys
+    /// (every session's rules are rebuilt; no connection is dropped), and the TLS
+    /// listener's certificate, key, CA and CRL (for new connections). A broken file
+    /// keeps the old configuration of its part in force; the error says what to fix.
+    pub fn reload(&self) -> Result<(), String> {
+        let security = self.ctx.gateway.reload();
+        if security.is_ok() {
+            for inbox in self.workers.inboxes() {
+                let _ = inbox.send(io::NodeCommand::RulesChanged);
+            }
         }
+        let tls = match &self.tls {
+            Some(tls) => tls.reload().map_err(|e| format!("mqtt.tls: {e}")),
+            None => Ok(()),
+        };
+        match (security, tls) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(a), Ok(())) => Err(format!("security: {a}")),
+            (Ok(()), Err(b)) => Err(b),
+            (Err(a), Err(b)) => Err(format!("security: {a}; {b}")),
+        }
+    }
+
+    /// Refusals worth an alert on `alicia/monitoring/alerts`, for the engine to publish.
+    pub fn security_alerts(&self) -> flume::Receiver<SecurityAlert> {
+        self.ctx.gateway.alerts()
+    }
+
+    /// Waits (at most `limit`, blocking) until the audit log has everything so far.
+    pub fn flush_audit(&self, limit: Duration) {
+        self.ctx.gateway.flush_audit(limit);
     }
 
     /// The MQTT over TLS listener's address, when `[mqtt.tls]` is configured.

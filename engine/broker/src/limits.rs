@@ -31,6 +31,8 @@ pub(crate) struct Limits {
     pub max_keep_alive: u16,
     pub max_retained_messages: usize,
     pub max_retained_bytes: usize,
+    pub max_messages_per_second: u32,
+    pub max_bytes_per_second: u64,
 }
 
 impl Limits {
@@ -58,6 +60,21 @@ impl Limits {
             max_keep_alive: l.max_keep_alive_secs,
             max_retained_messages: l.max_retained_messages,
             max_retained_bytes: l.max_retained_bytes,
+            max_messages_per_second: l.max_messages_per_second,
+            max_bytes_per_second: l.max_bytes_per_second,
         }
+    }
+
+    /// A fresh connection's publish rate, a second's worth as its burst; `None` when
+    /// neither rate is limited.
+    pub(crate) fn client_rate(&self) -> Option<alicia_ratelimit::ClientRate> {
+        (self.max_messages_per_second > 0 || self.max_bytes_per_second > 0).then(|| {
+            alicia_ratelimit::ClientRate::per_second(
+                self.max_messages_per_second.into(),
+                0,
+                self.max_bytes_per_second,
+                0,
+            )
+        })
     }
 }

@@ -337,6 +337,7 @@ impl Arrival<'_> {
         let version = accepted.request.version;
         let login = accepted.login.take();
         accepted.request.listener = label;
+        accepted.request.peer = peer;
         if let Err(refusal) = handshake::admit(&ctx.gateway, &mut accepted.request, login, identity) {
             let who = Who {
                 listener: label,

@@ -23,10 +23,12 @@ use tokio::sync::oneshot;
 use crate::bus::{self, Entry, Message, Routed};
 use crate::context::Context;
 use crate::io::NodeCommand;
-use crate::metrics::DropReason;
+use crate::local_rules::LocalRules;
+use crate::metrics::{DropReason, SecurityRefusal};
 use crate::retained::RetainedStore;
 use crate::router::{send_batch, LinkError, NodeLink};
 use crate::topic::{check_name, parse_filter, SubscriptionTrie};
+use alicia_audit::AuditAction;
 
 /// Deliveries a service has not taken yet; past this they are dropped and counted.
 const INBOX_CAPACITY: usize = 4096;
@@ -42,6 +44,9 @@ pub struct LocalMessage {
 enum Command {
     Register {
         inbox: flume::Sender<LocalMessage>,
+        /// What the client may read (and its own flush topic, which it always may).
+        rules: LocalRules,
+        flush_topic: String,
         reply: oneshot::Sender<u32>,
     },
     Subscribe {
@@ -159,6 +164,8 @@ pub struct LocalClient {
     id: u32,
     bus: BusHandle,
     inbox: flume::Receiver<LocalMessage>,
+    /// The ACL under the service's own username.
+    rules: LocalRules,
 }
 
 impl std::fmt::Debug for LocalClient {
@@ -176,9 +183,12 @@ impl LocalClient {
     pub async fn connect(bus: &BusHandle, name: &str) -> Result<LocalClient, LinkError> {
         let (deliver, inbox) = flume::bounded(INBOX_CAPACITY);
         let (reply, answer) = oneshot::channel();
-        bus.commands.send(Command::Register { inbox: deliver, reply }).map_err(|_| gone())?;
+        let rules = LocalRules::new(&bus.ctx, name);
+        let flush_topic = flush_topic(name);
+        let register = Command::Register { inbox: deliver, rules: LocalRules::new(&bus.ctx, name), flush_topic, reply };
+        bus.commands.send(register).map_err(|_| gone())?;
         let id = answer.await.map_err(|_| gone())?;
-        let mut client = LocalClient { name: name.to_string(), id, bus: bus.clone(), inbox };
+        let mut client = LocalClient { name: name.to_string(), id, bus: bus.clone(), inbox, rules };
         // Subscribed from the start, so that at flush time the marker is plain data
         // routed in publish order (see `flush`).
         let topic = client.flush_topic();
@@ -187,7 +197,12 @@ impl LocalClient {
     }
 
     fn flush_topic(&self) -> String {
-        format!("alicia-engine/{}/flush", self.name)
+        flush_topic(&self.name)
+    }
+
+    /// The username the ACL knows this service by.
+    pub fn username(&self) -> &str {
+        self.rules.username()
     }
 
     pub fn name(&self) -> &str {
@@ -201,6 +216,10 @@ impl LocalClient {
         if parsed.is_shared() {
             return Err(LinkError("in-process clients do not take shared subscriptions".into()));
         }
+        if filter != self.flush_topic() && !self.rules.may_subscribe(&self.bus.ctx, filter) {
+            self.rules.refused(&self.bus.ctx, SecurityRefusal::SubscribeDenied, AuditAction::Subscribe, filter);
+            return Err(LinkError(format!("{} may not subscribe to {filter} (acl)", self.rules.username())));
+        }
         let (reply, answer) = oneshot::channel();
         let command = Command::Subscribe { client: self.id, filter: filter.to_string(), reply };
         self.bus.commands.send(command).map_err(|_| gone())?;
@@ -211,6 +230,17 @@ impl LocalClient {
     pub async fn publish(&mut self, topic: impl Into<String>, payload: Bytes, retain: bool) -> Result<(), LinkError> {
         let topic = topic.into();
         check_name(topic.as_bytes(), usize::MAX).map_err(|e| LinkError(format!("topic {topic:?}: {e}")))?;
+        let ctx = &self.bus.ctx;
+        if topic != self.flush_topic() && !self.rules.may_publish(ctx, &topic) {
+            self.rules.refused(ctx, SecurityRefusal::PublishDenied, AuditAction::Publish, &topic);
+            return Err(LinkError(format!("{} may not publish to {topic} (acl)", self.rules.username())));
+        }
+        // On a topic that requires signatures, the engine signs what it says itself.
+        let payload = match ctx.gateway.sign_own(&topic, &payload) {
+            Some(Ok(signed)) => Bytes::from(signed),
+            Some(Err(e)) => return Err(LinkError(format!("cannot sign for {topic}: {e}"))),
+            None => payload,
+        };
         let message = Message { topic: Bytes::from(topic), payload, qos: 0, retain, properties: None, publisher: None };
         self.bus.publish(message).await
     }
@@ -252,11 +282,22 @@ impl Drop for LocalClient {
     }
 }
 
+/// Where a local client's deliveries go, and what it may read.
+struct LocalReader {
+    inbox: flume::Sender<LocalMessage>,
+    rules: LocalRules,
+    flush_topic: String,
+}
+
+fn flush_topic(name: &str) -> String {
+    format!("alicia-engine/{name}/flush")
+}
+
 /// The local node's state, on its own thread.
 struct LocalNode {
     ctx: Arc<Context>,
     id: u16,
-    clients: Vec<Option<flume::Sender<LocalMessage>>>,
+    clients: Vec<Option<LocalReader>>,
     free: Vec<u32>,
     subscriptions: Vec<Vec<String>>,
     trie: SubscriptionTrie<u32, ()>,
@@ -329,14 +370,15 @@ async fn run(
 impl LocalNode {
     fn command(&mut self, command: Command) {
         match command {
-            Command::Register { inbox, reply } => {
+            Command::Register { inbox, rules, flush_topic, reply } => {
+                let reader = LocalReader { inbox, rules, flush_topic };
                 let id = match self.free.pop() {
                     Some(id) => {
-                        self.clients[id as usize] = Some(inbox);
+                        self.clients[id as usize] = Some(reader);
                         id
                     }
                     None => {
-                        self.clients.push(Some(inbox));
+                        self.clients.push(Some(reader));
                         self.subscriptions.push(Vec::new());
                         (self.clients.len() - 1) as u32
                     }
@@ -389,8 +431,14 @@ impl LocalNode {
         self.matched = matched;
     }
 
-    fn deliver(&self, client: u32, routed: &Routed, retained: bool) {
-        let Some(Some(inbox)) = self.clients.get(client as usize) else { return };
+    fn deliver(&mut self, client: u32, routed: &Routed, retained: bool) {
+        let Some(Some(reader)) = self.clients.get_mut(client as usize) else { return };
+        let topic = routed.message.topic_str();
+        // A wider filter never carries what the service may not read.
+        if topic != reader.flush_topic && !reader.rules.may_read(&self.ctx, topic) {
+            return;
+        }
+        let inbox = &reader.inbox;
         let message = LocalMessage {
             topic: routed.message.topic_str().to_string(),
             payload: routed.message.payload.clone(),

@@ -98,6 +98,10 @@ reasons! {
         CertificateRevoked => "certificate_revoked",
         /// No common TLS version or cipher, plain text on a TLS port, a bad message.
         TlsProtocol => "tls_protocol",
+        /// A device token (`POST /auth/device`) past its expiry.
+        TokenExpired => "token_expired",
+        /// A device token with a bad signature, for another device or audience.
+        BadToken => "bad_token",
         /// A username that failed too often in a row, during its back-off.
         LoginBackoff => "login_backoff",
         /// `max_connects_per_ip_per_minute`.

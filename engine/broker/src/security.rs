@@ -6,6 +6,9 @@
 
 use std::sync::Arc;
 
+use std::time::SystemTime;
+
+use alicia_auth::device_token::{self, TokenError, TokenKey};
 use alicia_auth::{Acl, AuthError, CompiledRules, Identity, PasswordFile, Verdict};
 use alicia_config::SecuritySection;
 use rumqttd::protocol::ConnectReturnCode;
@@ -19,6 +22,8 @@ pub(crate) struct Security {
     allow_anonymous: bool,
     passwords: Option<PasswordFile>,
     acl: Option<Acl>,
+    /// Device tokens (`POST /auth/device`) are accepted as passwords when set.
+    tokens: Option<TokenKey>,
 }
 
 impl Security {
@@ -29,6 +34,7 @@ impl Security {
             allow_anonymous: section.allow_anonymous,
             passwords: section.password_file.as_deref().map(PasswordFile::load).transpose()?,
             acl: section.acl_file.as_deref().map(Acl::load).transpose()?,
+            tokens: section.token_key_file.as_deref().map(TokenKey::load).transpose()?,
         })
     }
 
@@ -40,6 +46,16 @@ impl Security {
         let Some(username) = username else {
             return if self.allow_anonymous { Ok(()) } else { Err(SecurityRefusal::Anonymous) };
         };
+        // A device token for this username is a credential of its own; anything that is
+        // not a token at all goes on to the password file.
+        if let (Some(key), Ok(token)) = (&self.tokens, std::str::from_utf8(password)) {
+            match device_token::verify(key, token, username, SystemTime::now()) {
+                Ok(_) => return Ok(()),
+                Err(TokenError::Malformed(_)) => {}
+                Err(TokenError::Expired { .. }) => return Err(SecurityRefusal::TokenExpired),
+                Err(_) => return Err(SecurityRefusal::BadToken),
+            }
+        }
         match &self.passwords {
             None if self.allow_anonymous => Ok(()),
             None => Err(SecurityRefusal::UnknownUser),
@@ -64,7 +80,10 @@ impl Security {
 /// The CONNACK code of a refused CONNECT (3.1.1 maps both to its 0x04 / 0x05).
 pub(crate) fn connack_code(refusal: SecurityRefusal) -> ConnectReturnCode {
     match refusal {
-        SecurityRefusal::UnknownUser | SecurityRefusal::WrongPassword => ConnectReturnCode::BadUserNamePassword,
+        SecurityRefusal::UnknownUser
+        | SecurityRefusal::WrongPassword
+        | SecurityRefusal::TokenExpired
+        | SecurityRefusal::BadToken => ConnectReturnCode::BadUserNamePassword,
         SecurityRefusal::LoginBackoff | SecurityRefusal::ConnectRate => ConnectReturnCode::ConnectionRateExceeded,
         _ => ConnectReturnCode::NotAuthorized,
     }
@@ -91,7 +110,7 @@ mod tests {
         if let Some(p) = passwords {
             file.set("kitchen", p.as_bytes()).unwrap();
         }
-        Security { allow_anonymous, passwords: passwords.map(|_| file), acl: None }
+        Security { allow_anonymous, passwords: passwords.map(|_| file), acl: None, tokens: None }
     }
 
     #[test]

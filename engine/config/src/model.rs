@@ -518,6 +518,7 @@ impl Default for SecuritySection {
                 ("health", "health_monitor"),
                 ("supervisor", "health_monitor"),
                 ("gatekeeper", "security_gateway"),
+                ("security", "security_gateway"),
                 ("voice-intake", "voice_router"),
                 ("voice-publisher", "voice_router"),
                 ("voice-stt-requests", "stt_service"),

@@ -38,6 +38,8 @@ pub(crate) enum NodeCommand {
     /// Deliver a message to this node's sessions without the router (an engine alert
     /// when the router is gone).
     Deliver(Message),
+    /// `[security]` was reloaded: rebuild every session's ACL rules.
+    RulesChanged,
     /// Die as a bug would (tests of the supervision only).
     #[cfg(feature = "fault-injection")]
     Fail,
@@ -208,6 +210,7 @@ where
                     }
                 }
                 Ok(NodeCommand::Deliver(message)) => node.route(message),
+                Ok(NodeCommand::RulesChanged) => node.rebuild_rules(),
                 #[cfg(feature = "fault-injection")]
                 Ok(NodeCommand::Fail) => panic!("fault injected into node {id}"),
                 Err(_) => break Ok(()),

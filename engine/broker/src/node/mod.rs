@@ -112,6 +112,16 @@ impl Node {
         }
     }
 
+    /// After a SIGHUP: every session's rules from the ACL now in force, for the
+    /// username they were made for. Live connections stay; what they may do changes.
+    pub(crate) fn rebuild_rules(&self) {
+        for session in self.sessions.borrow().iter() {
+            let mut s = session.borrow_mut();
+            let username = s.who.as_ref().and_then(|who| who.username.clone());
+            s.rules = self.ctx.gateway.rules_for(username.as_deref(), &s.client_id);
+        }
+    }
+
     /// Server shutdown: every client is told, and the node waits for their tasks.
     pub(crate) async fn close_all(&self) {
         let ended = self.all_ended.notified();

@@ -15,6 +15,7 @@ use super::connection::{CloseReason, Connection};
 use super::{inbound, writer, ClientLimits, Session, Will};
 use crate::bus::SessionKey;
 use crate::codec::MqttVersion;
+use crate::gateway::Who;
 use crate::io::{SocketReader, SocketWriter};
 use crate::listener::ConnectionPermit;
 use crate::metrics::Refusal;
@@ -50,8 +51,9 @@ pub(crate) struct ConnectRequest {
     pub rules: Rules,
     /// The username the rules were made for (the certificate's CN, or the CONNECT's).
     pub username: Option<String>,
-    /// The listener it came through, for the audit log.
+    /// The listener it came through and the peer's address, for the audit log.
     pub listener: &'static str,
+    pub peer: std::net::SocketAddr,
 }
 
 /// A socket with its checked CONNECT, handed from the listener to a node.
@@ -87,6 +89,7 @@ pub(crate) fn attach<R: SocketReader, W: SocketWriter>(
     // connection's life would pin that heap's pages. Bytes that came early are copied.
     let leftover = if leftover.is_empty() { BytesMut::new() } else { BytesMut::from(&leftover[..]) };
     let conn = Rc::new(Connection::new(request.version, request.keep_alive, request.problem_info, node.budget.clone()));
+    conn.rate.set(node.ctx.limits.client_rate());
     let attached = take_up(&node, &conn, &request);
     let writer = tokio::task::spawn_local(writer::run(writer, conn.clone(), node.clone()));
     if attached.is_some() {
@@ -208,6 +211,12 @@ fn take_up(
         s.expiry = request.session_expiry;
         s.will = request.will.clone();
         s.rules = request.rules.clone();
+        s.who = Some(Rc::new(Who {
+            listener: request.listener,
+            peer: request.peer,
+            client_id: Some(request.client_id.clone()),
+            username: request.username.clone(),
+        }));
         s.aliases_in.clear();
         s.outbound.reset_aliases(request.client.topic_alias_maximum);
         s.epoch += 1;

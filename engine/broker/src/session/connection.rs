@@ -46,6 +46,8 @@ pub(crate) enum CloseReason {
     WriteTimeout,
     /// A bug: the session's task panicked.
     InternalError,
+    /// Past `max_messages_per_second` or `max_bytes_per_second`.
+    MessageRateTooHigh,
 }
 
 impl CloseReason {
@@ -65,6 +67,7 @@ impl CloseReason {
             SessionTakenOver => DisconnectReasonCode::SessionTakenOver,
             ServerShutdown => DisconnectReasonCode::ServerShuttingDown,
             InternalError => DisconnectReasonCode::UnspecifiedError,
+            MessageRateTooHigh => DisconnectReasonCode::MessageRateTooHigh,
             ClientDisconnect { .. } | PeerClosed | WriteFailed | WriteTimeout => return None,
         })
     }
@@ -83,6 +86,7 @@ impl CloseReason {
             SessionTakenOver => "another connection took over this client id",
             ServerShutdown => "server shutting down",
             InternalError => "internal error",
+            MessageRateTooHigh => "publishing faster than the server allows this client",
             ClientDisconnect { .. } | PeerClosed | WriteFailed | WriteTimeout => "",
         }
     }
@@ -112,6 +116,7 @@ impl CloseReason {
             WriteFailed => "write_failed",
             WriteTimeout => "write_timeout",
             InternalError => "internal_error",
+            MessageRateTooHigh => "message_rate_too_high",
         }
     }
 
@@ -233,6 +238,8 @@ pub(crate) struct Connection {
     /// Information).
     pub problem_info: bool,
     budget: Rc<NodeBudget>,
+    /// `max_messages_per_second` / `max_bytes_per_second`; `None` when both are off.
+    pub rate: Cell<Option<alicia_ratelimit::ClientRate>>,
 }
 
 impl Connection {
@@ -252,6 +259,7 @@ impl Connection {
             out: RefCell::new(OutQueue::default()),
             writable: Notify::new(),
             problem_info,
+            rate: Cell::new(None),
         }
     }
 

@@ -29,6 +29,8 @@ use crate::node::Node;
 use crate::retained::RetainedRefusal;
 use crate::security;
 use crate::topic::{check_name, TopicError};
+use alicia_audit::AuditAction;
+use alicia_ratelimit::RateExceeded;
 
 /// Read buffer sizes: where an idle connection starts, and the most a busy one grows to.
 const MIN_READ: usize = 512;
@@ -224,18 +226,42 @@ fn on_publish(
         return Ok(());
     }
 
-    // The ACL, only for clients that have rules (the topic is UTF-8: checked above).
-    if s.rules.is_some() && !security::may_publish(&s.rules, std::str::from_utf8(&topic).unwrap_or("")) {
-        node.ctx.metrics.security_refused(SecurityRefusal::PublishDenied);
-        // MQTT 5 says so in the acknowledgement; 3.1.1 cannot, and acknowledges as
-        // mosquitto does (the message goes nowhere).
-        if v5 && qos > 0 {
-            refuse(conn, qos, pkid, AckRefusal::NotAuthorized);
-        } else {
-            acknowledge(conn, &mut s, qos, pkid);
+    // The topic is UTF-8: checked above.
+    let topic_str = std::str::from_utf8(&topic).unwrap_or("");
+    if let Some(mut rate) = conn.rate.get() {
+        let admitted = rate.admit(payload.len() as u64, Instant::now());
+        conn.rate.set(Some(rate));
+        if let Err(exceeded) = admitted {
+            let refusal = match exceeded {
+                RateExceeded::Messages => SecurityRefusal::MessageRate,
+                RateExceeded::Bytes => SecurityRefusal::ByteRate,
+            };
+            s.refused(node, refusal, AuditAction::Publish, Some(topic_str));
+            return Err(CloseReason::MessageRateTooHigh);
         }
+    }
+    // The ACL, only for clients that have rules.
+    if s.rules.is_some() && !security::may_publish(&s.rules, topic_str) {
+        s.refused(node, SecurityRefusal::PublishDenied, AuditAction::Publish, Some(topic_str));
+        refuse_unauthorized(conn, &mut s, v5, qos, pkid);
         return Ok(());
     }
+    // Signed envelopes on the topics `[security.signing]` names: what passes goes on
+    // as it came (an encrypted one decrypted), what fails goes nowhere.
+    let payload = if node.ctx.gateway.requires_signature(topic_str) {
+        match node.ctx.gateway.verify(&payload) {
+            Ok(verified) => verified,
+            Err(e) => {
+                tracing::debug!(client_id = &*s.client_id, topic = topic_str, error = %e, "signature refused");
+                let refusal = SecurityRefusal::from_signature(&e);
+                s.refused(node, refusal, AuditAction::Publish, Some(topic_str));
+                refuse_unauthorized(conn, &mut s, v5, qos, pkid);
+                return Ok(());
+            }
+        }
+    } else {
+        payload
+    };
 
     // A large packet's topic is copied so that only the payload holds its buffer; a
     // retained message may live long, so its small payload gets its own allocation too
@@ -269,6 +295,16 @@ fn on_publish(
     node.append(Entry::Message(message));
     acknowledge(conn, &mut s, qos, pkid);
     Ok(())
+}
+
+/// A PUBLISH `[security]` refused: MQTT 5 says so in the acknowledgement (0x87); 3.1.1
+/// cannot, and acknowledges as mosquitto does (the message goes nowhere).
+fn refuse_unauthorized(conn: &Connection, s: &mut Session, v5: bool, qos: u8, pkid: u16) {
+    if v5 && qos > 0 {
+        refuse(conn, qos, pkid, AckRefusal::NotAuthorized);
+    } else {
+        acknowledge(conn, s, qos, pkid);
+    }
 }
 
 /// A taken PUBLISH acknowledged: PUBACK (QoS 1), or PUBREC with the packet id kept

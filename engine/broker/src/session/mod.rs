@@ -30,6 +30,10 @@ use bytes::Bytes;
 
 use crate::bus::{Message, SessionKey};
 use crate::codec::MqttVersion;
+use crate::gateway::Who;
+use crate::metrics::SecurityRefusal;
+use crate::node::Node;
+use alicia_audit::AuditAction;
 pub(crate) use attach::{attach, Client, Handoff};
 pub(crate) use connection::Connection;
 use outbound::Outbound;
@@ -100,6 +104,9 @@ pub(crate) struct Session {
     pub epoch: u64,
     /// What the client may publish, subscribe and read (`[security]`); `None`: all.
     pub rules: Rules,
+    /// Who the client is (listener, address, id, username): what the audit log names,
+    /// and the username its rules are rebuilt for when the ACL is reloaded.
+    pub who: Option<Rc<Who>>,
 }
 
 impl Session {
@@ -119,7 +126,26 @@ impl Session {
             aliases_in: Vec::new(),
             epoch: 0,
             rules: None,
+            who: None,
         }
+    }
+
+    /// Counts, audits and (when it matters) raises a refusal of this client's.
+    pub(crate) fn refused(&self, node: &Node, refusal: SecurityRefusal, action: AuditAction, topic: Option<&str>) {
+        let fallback;
+        let who = match &self.who {
+            Some(who) => who.as_ref(),
+            None => {
+                fallback = Who {
+                    listener: "tcp",
+                    peer: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                    client_id: Some(self.client_id.to_string()),
+                    username: None,
+                };
+                &fallback
+            }
+        };
+        node.ctx.gateway.refused(&node.ctx.metrics, refusal, who, action, topic);
     }
 
     pub(crate) fn has_no_local(&self) -> bool {

@@ -21,6 +21,7 @@ use crate::metrics::{Refusal, SecurityRefusal};
 use crate::node::Node;
 use crate::security;
 use crate::topic::{parse_filter, TopicError};
+use alicia_audit::AuditAction;
 
 pub(super) fn subscribe(
     node: &Node,
@@ -53,7 +54,7 @@ pub(super) fn subscribe(
             return Err(CloseReason::ProtocolError("no-local on a shared subscription"));
         }
         if !security::may_subscribe(&s.rules, parsed.filter) {
-            node.ctx.metrics.security_refused(SecurityRefusal::SubscribeDenied);
+            s.refused(node, SecurityRefusal::SubscribeDenied, AuditAction::Subscribe, Some(&filter.path));
             codes.push(not_authorized(version));
             continue;
         }
