@@ -10,6 +10,7 @@ use alicia::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod certs;
+mod keys;
 mod passwd;
 mod say_remote;
 mod voice;
@@ -103,6 +104,11 @@ enum Command {
         #[command(subcommand)]
         command: certs::CertsCommand,
     },
+    /// Signing keys for `[security.signing]`: `keys add KEY_ID --file FILE`.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
 }
 
 #[derive(clap::Args)]
@@ -167,6 +173,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Certs { command } => certs::run(command),
+        Command::Keys { command } => report(keys::run(command)),
         Command::CheckConfig { config, env } => match AliciaConfig::load(&config, env.as_deref()) {
             Ok(_) => {
                 println!("{}: ok", config.display());

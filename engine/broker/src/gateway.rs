@@ -78,6 +78,11 @@ impl Gateway {
         let section = &config.security;
         let audit = match &section.audit_file {
             Some(path) => {
+                // `logs/` of a fresh checkout: made here, so the first start needs no step.
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| crate::BrokerError::Audit(format!("cannot create {}: {e}", dir.display())))?;
+                }
                 let mut audit = AuditConfig::new(path.clone());
                 audit.max_bytes = section.audit_max_bytes;
                 audit.keep = section.audit_keep;

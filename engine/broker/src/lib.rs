@@ -2,8 +2,11 @@
 //! router as the ordered log that carries every message between threads.
 //!
 //! # Layout
-//! - `listener`, `handshake`: the MQTT listener, its door limits, the CONNECT and its
-//!   CONNACK refusals; each client goes to the node its id hashes to.
+//! - `listeners`, `listener`, `handshake`: binding the listeners (TCP, TLS, WebSocket),
+//!   their shared door limits, the TLS handshake and WebSocket upgrade, the CONNECT and
+//!   its CONNACK refusals; each client goes to the node its id hashes to.
+//! - `stream`, `websocket`: what a connection arrives on (a plain socket for the io
+//!   backend, or a TLS / WebSocket stream read through tokio), and MQTT over WebSocket.
 //! - `io`: the socket backends (io_uring via tokio-uring, epoll via tokio); each io
 //!   thread is a node.
 //! - `node`: a node reads the whole log, keeps the replicated state (retained
@@ -16,9 +19,12 @@
 //! - `codec`: framing, MQTT 5 properties, our PUBLISH codec; rumqttd's for the rest.
 //! - `topic`: topic names and filters, the subscription trie.
 //! - `retained`, `shared`: retained messages; shared subscriptions.
-//! - `security`: `[security]`: credentials at the door, the ACL in the session.
+//! - `security`: `[security]`'s password file, ACL and device tokens.
+//! - `gateway`: what every door asks: those rules (swapped on SIGHUP), the failed-login
+//!   back-off, connection rates, signed envelopes, the audit log, security alerts.
 //! - `budget`, `limits`, `context`: the byte budget, the limits, what nodes share.
-//! - [`local`]: [`LocalClient`], how in-process services use the bus.
+//! - [`local`]: [`LocalClient`], how in-process services use the bus; `local_rules`:
+//!   the ACL they obey under their own usernames.
 //! - `metrics`: the broker's meters.
 //!
 //! Data path: `socket → io thread (codec, session rules) → router log → every node →
