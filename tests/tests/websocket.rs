@@ -137,3 +137,46 @@ async fn upgrades_that_are_not_mqtt_are_refused_and_counted() {
     alicia_e2e::assert_bus_works(&engine).await;
     engine.stop().await;
 }
+
+/// Runs paho over WebSocket with credentials; returns the CONNACK code it got.
+async fn paho_connack(port: u16, version: &str, username: &str, password: &str) -> u64 {
+    let out = tokio::process::Command::new("/usr/bin/python3")
+        .arg(paho_script())
+        .args(["--port", &port.to_string(), "--version", version, "--connect-only"])
+        .args(["--username", username, "--password", password])
+        .output();
+    let out = tokio::time::timeout(PATIENCE, out).await.expect("paho finished").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first = stdout.lines().next().unwrap_or_default();
+    let parsed: serde_json::Value = serde_json::from_str(first).unwrap_or_else(|_| panic!("paho said {stdout:?}"));
+    parsed["connack"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_clients_meet_the_same_password_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let passwords = dir.path().join("passwords");
+    let made = std::process::Command::new("mosquitto_passwd")
+        .args(["-c", "-b"])
+        .arg(&passwords)
+        .args(["dashboard", "d-pass"])
+        .output()
+        .expect("mosquitto_passwd (make deps)");
+    assert!(made.status.success());
+    let mut config = test_config();
+    config.mqtt.websocket = Some(websocket_section(false));
+    config.security.allow_anonymous = false;
+    config.security.password_file = Some(passwords);
+    let engine = TestEngine::start(config).await;
+    let port = engine.engine.mqtt_websocket_addr().unwrap().port();
+    // 3.1.1: 0x04 bad user name or password; 5: 0x86.
+    assert_eq!(paho_connack(port, "3.1.1", "dashboard", "wrong").await, 4);
+    assert_eq!(paho_connack(port, "5", "dashboard", "wrong").await, 0x86);
+    assert_eq!(paho_connack(port, "5", "nobody", "d-pass").await, 0x86);
+    assert_eq!(paho_connack(port, "3.1.1", "dashboard", "d-pass").await, 0);
+    let refused =
+        metric(engine.http_addr(), "alicia_security_refusals_total{listener=\"websocket\",reason=\"wrong_password\"}")
+            .await;
+    assert_eq!(refused, Some(2.0));
+    engine.stop().await;
+}
