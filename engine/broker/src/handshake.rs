@@ -12,6 +12,7 @@ use rumqttd::protocol::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::bus::Message;
+use crate::codec::password::take_binary_password;
 use crate::codec::publish::payload_is_utf8;
 use crate::codec::{frame, sniff, ClientPacket, Codec, FrameError, MqttVersion, Sniff};
 use crate::gateway::{Gateway, LoginRefusal};
@@ -35,13 +36,19 @@ pub(crate) enum HandshakeError {
     Io,
 }
 
+/// A CONNECT's username and password (Binary Data: any bytes).
+pub(crate) struct Credentials {
+    pub username: String,
+    pub password: Vec<u8>,
+}
+
 /// A CONNECT that passed every check.
 pub(crate) struct Accepted {
     pub request: ConnectRequest,
     pub leftover: BytesMut,
     pub connected_at: Instant,
     /// The CONNECT's username and password, for `[security]`.
-    pub login: Option<Login>,
+    pub login: Option<Credentials>,
 }
 
 /// Reads exactly one CONNECT, growing the buffer only as bytes arrive and never past
@@ -63,7 +70,7 @@ pub(crate) async fn read_connect<S: Stream>(stream: &mut S, limits: &Limits) -> 
         }
     };
     let mut codec = Codec::new(version);
-    let packet = loop {
+    let (packet, binary_password) = loop {
         match frame(&buf, version, limits.max_connect_bytes) {
             Ok(Some(f)) if f.kind != ClientPacket::Connect => {
                 return Err(HandshakeError::Refused(Refusal::NotConnect));
@@ -73,8 +80,9 @@ pub(crate) async fn read_connect<S: Stream>(stream: &mut S, limits: &Limits) -> 
                 if flags & 1 != 0 {
                     return refuse(stream, &codec, Refusal::MalformedPacket, ConnectReturnCode::MalformedPacket).await;
                 }
+                let binary_password = take_binary_password(&mut buf[..f.len()], f.header_len, version.is_v5());
                 match codec.read(&mut buf, limits.max_connect_bytes) {
-                    Ok(packet) => break packet,
+                    Ok(packet) => break (packet, binary_password),
                     Err(e) => {
                         tracing::debug!(error = %e, "malformed connect");
                         return refuse(stream, &codec, Refusal::MalformedPacket, ConnectReturnCode::MalformedPacket)
@@ -99,6 +107,10 @@ pub(crate) async fn read_connect<S: Stream>(stream: &mut S, limits: &Limits) -> 
     let Packet::Connect(connect, properties, will, will_properties, login) = packet else {
         return Err(HandshakeError::Refused(Refusal::NotConnect));
     };
+    let login = login.map(|Login { username, password }| Credentials {
+        username,
+        password: binary_password.unwrap_or_else(|| password.into_bytes()),
+    });
     match check(version, connect, properties, will.map(|w| (w, will_properties)), limits) {
         Ok(request) => Ok(Accepted { request, leftover: buf, connected_at, login }),
         Err((refusal, code)) => refuse(stream, &codec, refusal, code).await,
@@ -313,16 +325,16 @@ pub(crate) async fn refuse_with<S: Stream>(
 pub(crate) fn admit(
     gateway: &Gateway,
     request: &mut ConnectRequest,
-    login: Option<Login>,
+    login: Option<Credentials>,
     identity: Option<String>,
 ) -> Result<(), SecurityRefusal> {
     let now = Instant::now();
     let username = match (identity, login) {
         // The verified certificate is the credential; its CN replaces any username.
         (Some(cn), _) => Some(cn),
-        (None, Some(Login { username, password })) => {
+        (None, Some(Credentials { username, password })) => {
             request.username = Some(username.clone());
-            gateway.login(Some(&username), password.as_bytes(), now).map_err(login_refusal)?;
+            gateway.login(Some(&username), &password, now).map_err(login_refusal)?;
             Some(username)
         }
         (None, None) => {

@@ -8,6 +8,7 @@
 //! exposes the QoS and packet id that rumqttd's `Publish` keeps private. Every other
 //! packet goes through rumqttd's v4/v5 codec.
 
+pub(crate) mod password;
 pub(crate) mod publish;
 mod wire;
 
