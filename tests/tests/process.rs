@@ -41,6 +41,23 @@ async fn sigint_stops_cleanly() {
     stops_cleanly_on("INT").await;
 }
 
+/// The handlers are installed before the ready line: a service manager may signal the
+/// moment it reads it (the default action used to kill the engine mid-sentence, about
+/// one time in four on a loaded machine).
+#[test]
+fn a_signal_the_moment_the_ready_line_appears_still_stops_cleanly() {
+    for sig in ["TERM", "HUP", "INT", "TERM", "TERM"] {
+        let mut engine = EngineProcess::spawn(&[]);
+        signal(engine.child.id(), sig);
+        if sig == "HUP" {
+            // SIGHUP re-reads the security files and the engine goes on.
+            signal(engine.child.id(), "TERM");
+        }
+        let status = engine.child.wait().unwrap();
+        assert!(status.success(), "exit status {status:?} after SIG{sig} at the ready line");
+    }
+}
+
 fn serve_until_exit(args: &[&str]) -> std::process::Output {
     let config = bus_config_dir().join("alicia.toml");
     Command::new(alicia_binary())

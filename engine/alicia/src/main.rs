@@ -235,6 +235,9 @@ fn serve(config: AliciaConfig) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        // Before the ready line: a SIGTERM sent the moment it is read must find the
+        // handler, not the default action that kills the process mid-sentence.
+        let signals = Signals::install()?;
         let engine = Engine::start(config).await?;
         // Scripts and tests read this line to find the ports.
         let wyoming = engine.wyoming_addr().map_or_else(|| "off".to_string(), |a| a.to_string());
@@ -246,7 +249,7 @@ fn serve(config: AliciaConfig) -> anyhow::Result<()> {
             engine.http_addr(),
             engine.io_backend()
         );
-        let signal = wait_for_signal(&engine).await?;
+        let signal = signals.wait(&engine).await;
         tracing::info!(signal, "shutting down");
         if tokio::time::timeout(SHUTDOWN_BUDGET, engine.shutdown()).await.is_err() {
             tracing::warn!("shutdown took longer than {SHUTDOWN_BUDGET:?}; exiting anyway");
@@ -258,20 +261,34 @@ fn serve(config: AliciaConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits for SIGTERM or SIGINT; each SIGHUP meanwhile re-reads the security files.
-async fn wait_for_signal(engine: &Engine) -> anyhow::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok("SIGTERM"),
-            _ = int.recv() => return Ok("SIGINT"),
-            _ = hup.recv() => match engine.reload() {
-                Ok(()) => tracing::info!("SIGHUP: security files reloaded"),
-                Err(e) => tracing::error!(error = %e, "SIGHUP: reload refused, the old rules stay"),
-            },
+/// SIGTERM, SIGINT (stop) and SIGHUP (re-read the security files).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for SIGTERM or SIGINT; each SIGHUP meanwhile re-reads the security files.
+    async fn wait(mut self, engine: &Engine) -> &'static str {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return "SIGTERM",
+                _ = self.int.recv() => return "SIGINT",
+                _ = self.hup.recv() => match engine.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: security files reloaded"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload refused, the old rules stay"),
+                },
+            }
         }
     }
 }

@@ -19,6 +19,8 @@ pub(crate) struct Context {
     pub metrics: BrokerMetrics,
     /// The in-process clients' refusals (`listener="local"`).
     pub local_metrics: BrokerMetrics,
+    /// Each listener's own meters, by its label (tcp, tls, websocket, websocket-tls).
+    pub listener_metrics: Vec<(&'static str, Arc<BrokerMetrics>)>,
     pub budget: Arc<ByteBudget>,
     pub large: LargePayloads,
     pub retained: RetainedIndex,
@@ -33,6 +35,11 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// The meters of the listener called `label`; the engine-wide ones for another.
+    pub(crate) fn metrics_for(&self, label: &str) -> &BrokerMetrics {
+        self.listener_metrics.iter().find(|(l, _)| *l == label).map_or(&self.metrics, |(_, m)| m.as_ref())
+    }
+
     pub(crate) fn try_add_session(&self) -> bool {
         let max = self.limits.max_sessions;
         let added =

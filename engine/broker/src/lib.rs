@@ -147,6 +147,7 @@ impl Broker {
         let ctx = Arc::new(Context {
             metrics: metrics::BrokerMetrics::new("tcp"),
             local_metrics: metrics::BrokerMetrics::new("local"),
+            listener_metrics: listeners.bound.iter().map(|l| (l.label, l.metrics.clone())).collect(),
             budget: ByteBudget::new(limits.max_queued_bytes_total),
             large: LargePayloads::new(nodes),
             retained: RetainedIndex::new(limits.max_retained_messages, limits.max_retained_bytes),

@@ -145,7 +145,7 @@ impl Session {
                 &fallback
             }
         };
-        node.ctx.gateway.refused(&node.ctx.metrics, refusal, who, action, topic);
+        node.ctx.gateway.refused(node.ctx.metrics_for(who.listener), refusal, who, action, topic);
     }
 
     pub(crate) fn has_no_local(&self) -> bool {
