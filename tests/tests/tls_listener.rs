@@ -23,6 +23,10 @@ topic read alicia/devices/#
 ";
 
 async fn tls_engine(pki: &DevPki, dir: &Path) -> TestEngine {
+    tls_engine_with(pki, dir, |_| {}).await
+}
+
+async fn tls_engine_with(pki: &DevPki, dir: &Path, tweak: impl FnOnce(&mut alicia_config::AliciaConfig)) -> TestEngine {
     let acl = dir.join("acl");
     std::fs::write(&acl, ACL).unwrap();
     let mut config = test_config();
@@ -30,6 +34,7 @@ async fn tls_engine(pki: &DevPki, dir: &Path) -> TestEngine {
     config.mqtt.connect_timeout_ms = 1_000;
     config.security.allow_anonymous = false;
     config.security.acl_file = Some(acl);
+    tweak(&mut config);
     TestEngine::start(config).await
 }
 
@@ -163,10 +168,19 @@ async fn a_revoked_certificate_is_refused_after_reload_and_live_clients_stay() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_stalled_mid_handshake_delay_no_one_and_time_out() {
+async fn clients_stalled_mid_handshake_lock_no_one_out_and_time_out() {
     let dir = tempfile::tempdir().unwrap();
     let pki = DevPki::new(dir.path(), &["dashboard"]);
-    let engine = tls_engine(&pki, dir.path()).await;
+    let passwords = dir.path().join("passwords");
+    let mut file = alicia_auth::PasswordFile::new();
+    file.set("plain", b"p-pass").unwrap();
+    file.save(&passwords).unwrap();
+    // The TLS listener's pool of sockets still in their handshake is exactly full.
+    let engine = tls_engine_with(&pki, dir.path(), |c| {
+        c.limits.max_pending_connections = 50;
+        c.security.password_file = Some(passwords);
+    })
+    .await;
     let port = tls_port(&engine);
 
     // 50 sockets that send the first bytes of a ClientHello and then nothing.
@@ -176,9 +190,12 @@ async fn clients_stalled_mid_handshake_delay_no_one_and_time_out() {
         s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).await.unwrap();
         stalled.push(s);
     }
-    // Meanwhile a real client connects and gets its SUBACK.
-    let mut dashboard = tls_client(&pki, port, "dashboard").await;
-    dashboard.subscribe("alicia/devices/#", QoS::AtLeastOnce).await;
+    // Meanwhile a plain MQTT client gets in (each listener has its own pool)...
+    let plain = V4Client::connect(engine.mqtt_port(), "plain", |o| {
+        o.set_credentials("plain", "p-pass");
+    });
+    let (_plain, ack) = plain.await;
+    assert_eq!(ack.code, rumqttc::ConnectReturnCode::Success);
 
     // Each stalled socket is closed by its own deadline (connect_timeout_ms = 1 s).
     for mut s in stalled {
@@ -187,5 +204,8 @@ async fn clients_stalled_mid_handshake_delay_no_one_and_time_out() {
         assert!(closed.is_ok(), "a stalled handshake was never closed");
     }
     wait_for("handshake_timeout counted", || async { tls_refusals(&engine, "handshake_timeout").await >= 50.0 }).await;
+    // ... and once they are gone, a TLS client too.
+    let mut dashboard = tls_client(&pki, port, "dashboard").await;
+    dashboard.subscribe("alicia/devices/#", QoS::AtLeastOnce).await;
     engine.stop().await;
 }

@@ -55,7 +55,6 @@ const REFUSAL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 #[derive(Debug, Default)]
 pub(crate) struct Door {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
-    pending: AtomicUsize,
     /// Sockets past their address's cap, waiting for the CONNECT to refuse.
     refusing: AtomicUsize,
     active: AtomicUsize,
@@ -143,6 +142,9 @@ pub(crate) async fn accept_loop(
     stop: CancellationToken,
 ) {
     let Listener { socket, transport, label, metrics } = listener;
+    // Each listener has its own pool of sockets not through their handshake: a flood
+    // of stalled TLS handshakes (cheap to make) must not lock plain MQTT clients out.
+    let pending = Arc::new(AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
             a = socket.accept() => a,
@@ -186,19 +188,19 @@ pub(crate) async fn accept_loop(
             }
             continue;
         }
-        if door.pending.load(Ordering::Acquire) >= limits.max_pending_connections {
+        if pending.load(Ordering::Acquire) >= limits.max_pending_connections {
             // Too many sockets that are not clients yet: not even a CONNACK is owed.
             metrics.refused(Refusal::PendingLimit);
             continue;
         }
-        door.pending.fetch_add(1, Ordering::AcqRel);
+        pending.fetch_add(1, Ordering::AcqRel);
         metrics.connections_pending.increment(1.0);
-        let (ctx, workers, door, metrics, transport) =
-            (ctx.clone(), workers.clone(), door.clone(), metrics.clone(), transport.clone());
+        let (ctx, workers, pending, metrics, transport) =
+            (ctx.clone(), workers.clone(), pending.clone(), metrics.clone(), transport.clone());
         tokio::spawn(async move {
             let arrival = Arrival { peer, label, permit, ctx: &ctx, workers: &workers, metrics: &metrics };
             let result = arrival.run(stream, &transport).await;
-            door.pending.fetch_sub(1, Ordering::AcqRel);
+            pending.fetch_sub(1, Ordering::AcqRel);
             metrics.connections_pending.decrement(1.0);
             if let Err(HandshakeError::Refused(refusal)) = result {
                 metrics.refused(refusal);
