@@ -1,6 +1,6 @@
 //! `alicia serve` as a child process on free loopback ports, for the scenarios that need
-//! more than an MQTT port (`voice`, `hostile`): its `alicia ready mqtt=… http=… wyoming=…`
-//! line says where each listener is. Stopped with SIGTERM then SIGKILL, killed on drop.
+//! more than an MQTT port (`voice`, `hostile`, `tls`): its `alicia ready mqtt=… http=…
+//! wyoming=… mqtt-tls=…` line says where each listener is. Stopped with SIGTERM then SIGKILL, killed on drop.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -34,18 +34,38 @@ pub struct EngineProcess {
     pub http: SocketAddr,
     /// `None` when the engine runs without its Wyoming server (voice off).
     pub wyoming: Option<SocketAddr>,
+    /// `None` without `[mqtt.tls]`.
+    pub mqtt_tls: Option<SocketAddr>,
+    /// The I/O backend it chose (`uring`, `epoll`).
+    pub io: String,
     pub command: String,
     child: Child,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-/// The addresses of an `alicia ready` line.
-fn parse_ready(line: &str) -> Option<(SocketAddr, SocketAddr, Option<SocketAddr>)> {
+/// What an `alicia ready` line says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ready {
+    mqtt: SocketAddr,
+    http: SocketAddr,
+    wyoming: Option<SocketAddr>,
+    mqtt_tls: Option<SocketAddr>,
+    io: String,
+}
+
+/// The addresses of an `alicia ready` line; a listener that is `off` (or a field an
+/// older engine does not print) is `None`.
+fn parse_ready(line: &str) -> Option<Ready> {
     let field = |name: &str| line.split_whitespace().find_map(|f| f.strip_prefix(name)?.strip_prefix('='));
-    let mqtt = field("mqtt")?.parse().ok()?;
-    let http = field("http")?.parse().ok()?;
-    Some((mqtt, http, field("wyoming").and_then(|w| w.parse().ok())))
+    let optional = |name: &str| field(name).and_then(|a| a.parse().ok());
+    Some(Ready {
+        mqtt: field("mqtt")?.parse().ok()?,
+        http: field("http")?.parse().ok()?,
+        wyoming: optional("wyoming"),
+        mqtt_tls: optional("mqtt-tls"),
+        io: field("io").unwrap_or("unknown").to_string(),
+    })
 }
 
 impl EngineProcess {
@@ -81,13 +101,23 @@ impl EngineProcess {
                 let _ = writeln!(stdout_log, "{line}");
             }
         });
-        let mut engine = EngineProcess { mqtt, http, wyoming: None, command, child, log, _dir: dir };
+        let mut engine = EngineProcess {
+            mqtt,
+            http,
+            wyoming: None,
+            mqtt_tls: None,
+            io: String::new(),
+            command,
+            child,
+            log,
+            _dir: dir,
+        };
         let deadline = Instant::now() + launch.startup_timeout;
         loop {
             if let Ok(line) = ready_rx.recv_timeout(Duration::from_millis(100)) {
-                let (mqtt, http, wyoming) =
-                    parse_ready(&line).with_context(|| format!("unexpected ready line `{line}`"))?;
-                (engine.mqtt, engine.http, engine.wyoming) = (mqtt, http, wyoming);
+                let ready = parse_ready(&line).with_context(|| format!("unexpected ready line `{line}`"))?;
+                (engine.mqtt, engine.http, engine.wyoming) = (ready.mqtt, ready.http, ready.wyoming);
+                (engine.mqtt_tls, engine.io) = (ready.mqtt_tls, ready.io);
                 return Ok(engine);
             }
             if let Some(status) = engine.child.try_wait()? {
@@ -152,10 +182,24 @@ mod tests {
     #[test]
     fn reads_the_ready_line() {
         let line = "alicia ready mqtt=127.0.0.1:40001 http=127.0.0.1:40002 io=epoll wyoming=127.0.0.1:40003";
-        let (m, h, w) = parse_ready(line).unwrap();
-        assert_eq!((m.port(), h.port(), w.map(|w| w.port())), (40001, 40002, Some(40003)));
-        let (_, _, w) = parse_ready("alicia ready mqtt=127.0.0.1:1 http=127.0.0.1:2 io=uring wyoming=off").unwrap();
-        assert_eq!(w, None);
+        let r = parse_ready(line).unwrap();
+        assert_eq!((r.mqtt.port(), r.http.port(), r.wyoming.map(|w| w.port())), (40001, 40002, Some(40003)));
+        assert_eq!((r.mqtt_tls, r.io.as_str()), (None, "epoll"));
+        let r = parse_ready("alicia ready mqtt=127.0.0.1:1 http=127.0.0.1:2 io=uring wyoming=off").unwrap();
+        assert_eq!(r.wyoming, None);
         assert!(parse_ready("alicia ready io=epoll").is_none());
+    }
+
+    #[test]
+    fn reads_the_tls_listener() {
+        let line = "alicia ready mqtt=127.0.0.1:1 http=127.0.0.1:2 io=uring wyoming=off \
+                    mqtt-tls=127.0.0.1:40004 mqtt-websocket=off";
+        let r = parse_ready(line).unwrap();
+        assert_eq!(r.mqtt_tls, Some("127.0.0.1:40004".parse().unwrap()));
+        assert_eq!(r.io, "uring");
+        let off = parse_ready("alicia ready mqtt=127.0.0.1:1 http=127.0.0.1:2 io=epoll mqtt-tls=off").unwrap();
+        assert_eq!(off.mqtt_tls, None);
+        let v6 = parse_ready("alicia ready mqtt=[::1]:1 http=[::1]:2 io=epoll mqtt-tls=[::1]:3").unwrap();
+        assert_eq!(v6.mqtt_tls.map(|a| a.port()), Some(3));
     }
 }

@@ -18,6 +18,7 @@
 //! | `report`, `machine` | tables, JSON, markdown; host facts and CPU use |
 //! | `throughput`, `compare`, `voice` | the scenarios (`voice`: spoken requests to the engine's voice plane) |
 //! | `connections`, `large`, `hostile` | idle connections held, one huge message, misbehaving clients |
+//! | `tls` | the MQTT-over-TLS listener: connections held while handshakes stall, TLS vs TCP |
 //! | `fuzz` | arbitrary and odd MQTT, envelopes, Wyoming and voice audio against a live engine, with its vitals checked |
 //! | `brokers`, `baseline` | starting and stopping brokers; rumqttd with its own listener |
 //! | `engine_process`, `engine_config` | the engine with all its listeners; a config written for one run |
@@ -52,6 +53,7 @@ pub mod run;
 mod stats;
 mod subscriber;
 pub mod throughput;
+pub mod tls;
 pub mod voice;
 mod wire;
 

@@ -19,6 +19,7 @@ use alicia_loadgen::voice::{self, VoiceOptions};
 use alicia_loadgen::{baseline, Verdict};
 
 mod robustness;
+mod tls_command;
 
 use robustness::{run_connections, run_hostile, run_large, BrokerArgs, ConnectionsArgs, HostileArgs, LargeArgs};
 
@@ -45,6 +46,10 @@ enum Command {
     /// Every misbehaviour of issue 7, step by step, against the engine (or mosquitto);
     /// after each: alive, /healthz 200, an ordinary client still gets through.
     Hostile(HostileArgs),
+    /// The MQTT-over-TLS listener: N TLS connections held while sockets stall
+    /// mid-handshake (closed by the deadline? delaying no one?), then connect rate, memory
+    /// and QoS 1 throughput over TLS against plain TCP, same engine, same run.
+    Tls(tls_command::TlsArgs),
     /// K satellites speak synthesised requests to the engine's voice plane in real time:
     /// end of speech → first reply audio, word error rate, intent accuracy, engine stage medians.
     Voice(VoiceArgs),
@@ -328,6 +333,7 @@ fn run(command: Command) -> Result<Verdict> {
         Command::Connections(args) => run_connections(args),
         Command::Large(args) => run_large(args),
         Command::Hostile(args) => run_hostile(args),
+        Command::Tls(args) => tls_command::run_tls(args),
         Command::Fuzz(args) => run_fuzz(args),
         Command::RumqttdBaseline { listen, exit_on_stdin_eof } => {
             baseline::serve(listen, exit_on_stdin_eof)?;

@@ -147,3 +147,19 @@ fn compare_runs_the_rumqttd_baseline_and_skips_a_missing_engine() {
     let md = std::fs::read_to_string(out_dir.path().join("compare.md")).unwrap();
     assert!(md.contains("| engine | skipped |"), "{md}");
 }
+
+#[test]
+fn tls_refuses_bad_flags_and_a_missing_engine_before_loading_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    let bad = loadgen(&["tls", "--quick", "--payload", "8", "--inflight", "0", "--out", out_dir]);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("--payload must be at least 16") && stderr.contains("--inflight"), "{stderr}");
+
+    // The dev PKI is made by the binary under test: without one there is nothing to run.
+    let missing = loadgen(&["tls", "--quick", "--alicia-bin", "/nonexistent/alicia", "--out", out_dir]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/alicia certs init"));
+    assert!(!dir.path().join("tls.json").exists(), "no report without a run");
+}
