@@ -19,7 +19,7 @@ RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/release
 DEBUG_BIN   := $(or $(CARGO_TARGET_DIR),target)/debug
 
 .PHONY: help deps toolchain build build-release models run test test-deps lint bench bench-quick perf perf-floor perf-voice clean
-.PHONY: fuzz fuzz-quick clean-workspace-crates
+.PHONY: fuzz fuzz-quick clean-workspace-crates perf-tls perf-tls-quick
 
 help:
 	@echo "make run          install what is missing, build, serve (ENV=$(ENV), CONFIG=$(CONFIG), ARGS=extra serve flags)"
@@ -113,6 +113,14 @@ perf-connections: build-release
 perf-large: build-release
 	$(RELEASE_BIN)/alicia-loadgen large --brokers mosquitto,engine --subscribers 3 --variants normal,stalled \
 		--max-peak-rss-ratio 3 --alicia-bin $(RELEASE_BIN)/alicia --out $(or $(PERF_OUT),perf-report)
+
+# TLS: 1,000 TLS connections held while 50 stall mid-handshake; connect rate and QoS 1
+# throughput over TLS vs plain TCP, one engine, one run. `perf-tls-quick` is CI's.
+perf-tls: build-release
+	$(RELEASE_BIN)/alicia-loadgen tls --alicia-bin $(RELEASE_BIN)/alicia --out $(or $(PERF_OUT),perf-report)
+
+perf-tls-quick: build-release
+	$(RELEASE_BIN)/alicia-loadgen tls --quick --alicia-bin $(RELEASE_BIN)/alicia --out $(or $(PERF_OUT),perf-report/ci)
 
 # Every hostile step, the voice and Wyoming ones included; after each the bus must still work.
 perf-hostile: build-release models
