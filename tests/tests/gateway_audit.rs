@@ -180,18 +180,14 @@ async fn engine_with_acl(dir: &Path, acl: &str) -> (TestEngine, AuditFile) {
     (TestEngine::start(config).await, audit)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_health_service_obeys_the_acl_as_health_monitor() {
+/// The health service under an ACL that does not let it register: the refusal is
+/// audited under its username, and no registration reaches a reader who may read it.
+async fn health_is_refused(acl: &str, reason: &str, topic: &str) {
     let dir = tempfile::tempdir().unwrap();
-    // health_monitor may hear health checks and nothing else: its registration is refused.
-    let acl = "user health_monitor\ntopic read alicia/system/health/check\n\nuser watcher\ntopic readwrite alicia/#\n";
     let (engine, audit) = engine_with_acl(dir.path(), acl).await;
 
-    let line = audit
-        .wait_for("publish_denied", &[("username", "health_monitor"), ("topic", "alicia/system/discovery/register")])
-        .await;
+    let line = audit.wait_for(reason, &[("username", "health_monitor"), ("topic", topic)]).await;
     assert_eq!((line["listener"].as_str(), line["client_id"].as_str()), (Some("local"), Some("health")));
-    assert_eq!(line["action"], "publish");
 
     // The registration is retained when it is published: a reader that subscribes now
     // gets it before anything published after its SUBACK, such as this fence.
@@ -206,8 +202,22 @@ async fn the_health_service_obeys_the_acl_as_health_monitor() {
             break;
         }
     }
-    assert!(refusals(engine.http_addr(), "local", "publish_denied").await >= 1.0);
+    assert!(refusals(engine.http_addr(), "local", reason).await >= 1.0);
     engine.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_service_granted_nothing_cannot_even_listen() {
+    // Its first act, subscribing to health checks, is refused; it goes no further.
+    let acl = "user watcher\ntopic readwrite alicia/#\n";
+    health_is_refused(acl, "subscribe_denied", "alicia/system/health/check").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_service_may_not_register_without_its_grant() {
+    // health_monitor may hear health checks and nothing else: its registration is refused.
+    let acl = "user health_monitor\ntopic read alicia/system/health/check\n\nuser watcher\ntopic readwrite alicia/#\n";
+    health_is_refused(acl, "publish_denied", "alicia/system/discovery/register").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
