@@ -291,6 +291,15 @@ impl SecurityRefusal {
         }
     }
 
+    /// Refusals of a signed envelope.
+    pub(crate) fn is_signature(self) -> bool {
+        use SecurityRefusal::*;
+        matches!(
+            self,
+            Unsigned | UnknownKey | BadSignature | StaleMessage | Replayed | DecryptFailed | SignatureMalformed
+        )
+    }
+
     /// Refusals that mean someone is trying something, not a client misconfigured once.
     fn raises_alert(self) -> bool {
         use SecurityRefusal::*;
