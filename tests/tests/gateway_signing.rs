@@ -8,97 +8,19 @@
 //! Each reason's counter is asserted in one test only: the metrics are the process's.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 use alicia_broker::{Broker, LocalClient};
-use alicia_config::{AliciaConfig, SigningSection};
 use alicia_e2e::clients::{V4Client, V5Client};
-use alicia_e2e::engine::{test_config, TestEngine};
+use alicia_e2e::engine::TestEngine;
 use alicia_e2e::gateway::{refusals, AuditFile};
+use alicia_e2e::signing::{command, data_of, python_sign, python_sign_with, signing_config, write_keys, COMMAND};
 use alicia_envelope::{Destination, Envelope, MessageType};
 use alicia_signing::{Keyring, Verifier};
 use rumqttc::v5::mqttbytes::v5::PubAckReason;
 use rumqttc::v5::mqttbytes::QoS as V5QoS;
 use rumqttc::QoS;
 use serde_json::{json, Value};
-
-const COMMAND: &str = "alicia/devices/kitchen/command";
-
-/// What a device runs: the canonical form and HMAC-SHA256 of the crate documentation,
-/// Python's standard library only. Reads an envelope, prints it signed.
-const PYTHON_SIGNER: &str = r#"
-import base64, hashlib, hmac, json, sys
-key_id, key = sys.argv[1], base64.b64decode(sys.argv[2])
-envelope = json.loads(sys.stdin.buffer.read())
-body = {k: v for k, v in envelope.items() if k not in ("security", "routing")}
-canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-mac = hmac.new(key, canonical, hashlib.sha256).digest()
-envelope["security"] = {"signature": base64.b64encode(mac).decode(), "key_id": key_id, "encryption": None}
-sys.stdout.write(json.dumps(envelope))
-"#;
-
-/// The key file: the engine's own key and the kitchen device's, made as `alicia keys
-/// add` makes them.
-struct Keys {
-    file: PathBuf,
-    device_secret: String,
-}
-
-fn write_keys(dir: &Path) -> Keys {
-    let engine = Keyring::generate_line("engine").unwrap();
-    let device = Keyring::generate_line("kitchen").unwrap();
-    let file = dir.join("signing.keys");
-    std::fs::write(&file, format!("# test keys\n{engine}\n{device}\n")).unwrap();
-    let device_secret = device.split_once(' ').unwrap().1.trim().to_string();
-    Keys { file, device_secret }
-}
-
-fn signing_config(keys: &Keys, audit: &AuditFile) -> AliciaConfig {
-    let mut config = test_config();
-    config.security.audit_file = Some(audit.path.clone());
-    config.security.signing = Some(SigningSection {
-        key_file: keys.file.clone(),
-        require: vec!["alicia/devices/+/command".into()],
-        sign_as: Some("engine".into()),
-        window_seconds: 300,
-        replay_capacity: 1000,
-    });
-    config
-}
-
-/// A fresh command envelope from the kitchen device.
-fn command(data: Value) -> Value {
-    let envelope = Envelope::new("kitchen-device", Destination::Device("kitchen".into()), MessageType::Command, data);
-    serde_json::from_slice(&envelope.encode()).unwrap()
-}
-
-/// The envelope signed by the kitchen device's key, in Python.
-fn python_sign(envelope: &Value, keys: &Keys) -> Vec<u8> {
-    python_sign_with(envelope, "kitchen", &keys.device_secret)
-}
-
-fn python_sign_with(envelope: &Value, key_id: &str, secret: &str) -> Vec<u8> {
-    let mut child = Command::new("python3")
-        .args(["-c", PYTHON_SIGNER, key_id, secret])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 is installed (make deps)");
-    child.stdin.take().unwrap().write_all(envelope.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "python3: {}", String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
-
-/// The `payload.data` of a delivered envelope.
-fn data_of(payload: &[u8]) -> Value {
-    let envelope: Value = serde_json::from_slice(payload).expect("a JSON envelope");
-    envelope["payload"]["data"].clone()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_signed_commands_pass_and_forged_ones_go_nowhere() {
