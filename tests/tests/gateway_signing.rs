@@ -8,6 +8,7 @@
 //! Each reason's counter is asserted in one test only: the metrics are the process's.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use alicia_broker::{Broker, LocalClient};
@@ -162,4 +163,63 @@ async fn what_the_engine_publishes_on_a_signed_topic_is_signed() {
 
     drop(service);
     broker.shutdown().await;
+}
+
+/// One heartbeat of the engine's health service, checked against `keys`.
+async fn next_heartbeat_verifies(reader: &mut V4Client, keys: &Path) {
+    let heartbeat = reader.next_publish_on(HEARTBEAT).await;
+    let envelope: Value = serde_json::from_slice(&heartbeat.payload).unwrap();
+    assert_eq!(envelope["security"]["key_id"], "engine", "{envelope}");
+    let verifier = Verifier::new(Keyring::load(keys).unwrap(), Duration::from_secs(300), 100);
+    verifier.verify(&heartbeat.payload, SystemTime::now()).expect("the engine's heartbeat verifies");
+}
+
+const HEARTBEAT: &str = "alicia/system/discovery/heartbeat";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_rotates_the_keys_and_refuses_a_file_without_the_engines_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = write_keys(dir.path());
+    let audit = AuditFile::in_dir(dir.path());
+    let mut config = signing_config(&keys, &audit);
+    // The health service's heartbeats (every second here) must be signed too: the
+    // engine's own voice on a signed topic.
+    config.security.signing.as_mut().unwrap().require.push(HEARTBEAT.into());
+    let engine = TestEngine::start(config).await;
+    let port = engine.mqtt_port();
+    let (mut reader, _) = V4Client::connect(port, "rotation-reader", |_| {}).await;
+    reader.subscribe(COMMAND, QoS::AtLeastOnce).await;
+    reader.subscribe(HEARTBEAT, QoS::AtLeastOnce).await;
+    next_heartbeat_verifies(&mut reader, &keys.file).await;
+
+    // Rotation: the kitchen's key is replaced by a new one.
+    let engine_line =
+        std::fs::read_to_string(&keys.file).unwrap().lines().find(|l| l.starts_with("engine ")).unwrap().to_string();
+    let new_line = Keyring::generate_line("kitchen-2026").unwrap();
+    let new_secret = new_line.split_once(' ').unwrap().1.trim().to_string();
+    std::fs::write(&keys.file, format!("{engine_line}\n{new_line}\n")).unwrap();
+    engine.engine.reload().expect("the rotated key file reloads");
+
+    let (mut device, _) = V5Client::connect(port, "rotating-device", |_| {}).await;
+    let old_key = python_sign(&command(json!({"action": "on", "key": "old"})), &keys);
+    device.client.publish(COMMAND, V5QoS::AtLeastOnce, false, old_key).await.unwrap();
+    assert_eq!(device.puback().await.reason, PubAckReason::NotAuthorized);
+    audit.wait_for("unknown_key", &[("client_id", "rotating-device")]).await;
+    let new_key = python_sign_with(&command(json!({"action": "on", "key": "new"})), "kitchen-2026", &new_secret);
+    device.client.publish(COMMAND, V5QoS::AtLeastOnce, false, new_key).await.unwrap();
+    assert_eq!(device.puback().await.reason, PubAckReason::Success);
+    assert_eq!(data_of(&reader.next_publish_on(COMMAND).await.payload), json!({"action": "on", "key": "new"}));
+    assert_eq!(refusals(engine.http_addr(), "tcp", "unknown_key").await, 1.0);
+
+    // A key file without `sign_as`'s key would leave the engine unable to sign what it
+    // says: refused as start-up refuses it, and the keys in force stay.
+    let rotated = std::fs::read_to_string(&keys.file).unwrap();
+    std::fs::write(&keys.file, format!("{new_line}\n")).unwrap();
+    let error = engine.engine.reload().expect_err("a key file without the engine's key is refused");
+    assert!(error.contains("sign_as") && error.contains("engine"), "{error}");
+    std::fs::write(&keys.file, rotated).unwrap();
+    // Two heartbeats on: the second was certainly signed after the refused reload.
+    next_heartbeat_verifies(&mut reader, &keys.file).await;
+    next_heartbeat_verifies(&mut reader, &keys.file).await;
+    engine.stop().await;
 }
