@@ -246,3 +246,53 @@ async fn under_the_shipped_acl_the_engine_registers() {
     assert_eq!(audit.find("subscribe_denied", &[("username", "health_monitor")]), None);
     engine.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_rotates_by_size_and_keeps_what_it_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = AuditFile::in_dir(dir.path());
+    let mut config = test_config();
+    config.security.allow_anonymous = false;
+    config.security.audit_file = Some(audit.path.clone());
+    config.security.audit_max_bytes = 4096;
+    config.security.audit_keep = 2;
+    let engine = TestEngine::start(config).await;
+    let port = engine.mqtt_port();
+
+    // 40 anonymous CONNECTs with 200-byte ids: about 14 KB of audit lines, 0x05 each.
+    const ATTEMPTS: usize = 40;
+    for i in 0..ATTEMPTS {
+        let id = format!("anonymous-{i:03}-{}", "a".repeat(186));
+        let mut raw = RawClient::connect(port).await;
+        assert_eq!(raw.handshake(&id, 30, |_| {}).await, 0x05, "3.1.1 not authorized");
+    }
+    alicia_e2e::wait_for("every refusal counted", || async {
+        refusals(engine.http_addr(), "tcp", "anonymous").await == ATTEMPTS as f64
+    })
+    .await;
+    // The newest line is in the live file once all are written.
+    let last = format!("anonymous-{:03}-", ATTEMPTS - 1);
+    audit.wait_for_line("the last refusal", |l| l["client_id"].as_str().is_some_and(|id| id.starts_with(&last))).await;
+
+    // audit.log, .1 and .2, each at most max_bytes; no .3; the newest lines in the live
+    // file, older ones in .1, the oldest kept in .2; every line whole JSON.
+    let numbered = |n: u32| dir.path().join(format!("audit.log.{n}"));
+    assert!(numbered(1).exists() && numbered(2).exists(), "rotated files");
+    assert!(!numbered(3).exists(), "audit_keep = 2 keeps two rotated files");
+    let mut ids = Vec::new();
+    for path in [numbered(2), numbered(1), audit.path.clone()] {
+        let bytes = std::fs::metadata(&path).unwrap().len();
+        assert!(bytes <= 4096, "{} has {bytes} bytes", path.display());
+        for line in (AuditFile { path }).lines() {
+            assert_eq!(line["reason"], "anonymous");
+            ids.push(line["client_id"].as_str().unwrap()[10..13].parse::<usize>().unwrap());
+        }
+    }
+    assert!(
+        !ids.is_empty() && ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "oldest to newest, none lost between: {ids:?}"
+    );
+    assert_eq!(ids.last(), Some(&(ATTEMPTS - 1)));
+    assert!(ids[0] > 0, "the oldest lines went with the oldest file");
+    engine.stop().await;
+}
