@@ -106,7 +106,11 @@ pub struct EngineProcess {
 impl EngineProcess {
     /// Starts `alicia serve` with extra arguments and waits for its ready line.
     pub fn spawn(extra: &[&str]) -> EngineProcess {
-        let config = bus_config_dir().join("alicia.toml");
+        EngineProcess::spawn_with(&bus_config_dir().join("alicia.toml"), extra)
+    }
+
+    /// The same with another configuration file.
+    pub fn spawn_with(config: &std::path::Path, extra: &[&str]) -> EngineProcess {
         let mut child = Command::new(alicia_binary())
             .args(["serve", "--config", config.to_str().unwrap()])
             .args(["--mqtt-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])

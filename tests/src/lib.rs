@@ -8,14 +8,19 @@
 //! - [`raw`]: hand-written MQTT bytes over a plain TCP socket, for bad input.
 //! - [`mosquitto`]: `mosquitto_pub` / `mosquitto_sub` as foreign peers.
 //! - [`voice`]: an engine with the real models, espeak speech, a Wyoming client.
+//! - [`signing`]: signing keys, `[security.signing]`, envelopes a device signs in Python.
 //! - [`tls`]: a development PKI, `[mqtt.tls]` on it, rustls client configs.
 //! - [`bus_death`]: an engine whose fatal exit is caught, and clients that watch alerts.
+//! - [`gateway`]: what the security gateway leaves: the audit log read as JSON lines,
+//!   the refusal counters; the password files it reads.
 
 pub mod bus_death;
 pub mod clients;
 pub mod engine;
+pub mod gateway;
 pub mod mosquitto;
 pub mod raw;
+pub mod signing;
 pub mod tls;
 pub mod voice;
 

@@ -127,7 +127,7 @@ impl Gateway {
     pub(crate) fn reload(&self) -> Result<(), String> {
         let security = Security::load(&self.security_section).map_err(|e| e.to_string())?;
         let keyring = match &self.signing {
-            Some(signing) => Some(Keyring::load(&signing.key_file).map_err(|e| e.to_string())?),
+            Some(signing) => Some(signing.reload_keyring()?),
             None => None,
         };
         self.rules.store(Arc::new(security));
@@ -278,6 +278,20 @@ impl Signing {
     }
 }
 
+impl Signing {
+    /// The key file again, refused as start-up refuses it when it lacks the key the
+    /// engine signs its own messages with (they could no longer be signed at all).
+    fn reload_keyring(&self) -> Result<Keyring, String> {
+        let keyring = Keyring::load(&self.key_file).map_err(|e| e.to_string())?;
+        if let Some(key) = &self.sign_as {
+            if !keyring.contains(key) {
+                return Err(format!("sign_as = {key:?} is not a key of {}", self.key_file.display()));
+            }
+        }
+        Ok(keyring)
+    }
+}
+
 fn signing_error(path: &Path, e: impl std::fmt::Display) -> crate::BrokerError {
     crate::BrokerError::Signing(format!("{}: {e}", path.display()))
 }
@@ -294,6 +308,15 @@ impl SecurityRefusal {
             "decrypt_failed" => SecurityRefusal::DecryptFailed,
             _ => SecurityRefusal::SignatureMalformed,
         }
+    }
+
+    /// Refusals of a signed envelope.
+    pub(crate) fn is_signature(self) -> bool {
+        use SecurityRefusal::*;
+        matches!(
+            self,
+            Unsigned | UnknownKey | BadSignature | StaleMessage | Replayed | DecryptFailed | SignatureMalformed
+        )
     }
 
     /// Refusals that mean someone is trying something, not a client misconfigured once.

@@ -320,8 +320,9 @@ pub(crate) async fn refuse_with<S: Stream>(
 }
 
 /// `[security]` on a read CONNECT: its credentials (with the failed-login back-off),
-/// then its will against the client's ACL rules, which the request carries to the
-/// session with the username they were made for.
+/// then its will against the client's ACL rules (which the request carries to the
+/// session with the username they were made for) and, on a topic of
+/// `[security.signing] require`, its signature.
 pub(crate) fn admit(
     gateway: &Gateway,
     request: &mut ConnectRequest,
@@ -344,9 +345,17 @@ pub(crate) fn admit(
     };
     request.username = username;
     request.rules = gateway.rules_for(request.username.as_deref(), &request.client_id);
-    if let Some(will) = &request.will {
-        if !security::may_publish(&request.rules, will.message.topic_str()) {
+    if let Some(will) = &mut request.will {
+        let topic = will.message.topic_str();
+        if !security::may_publish(&request.rules, topic) {
             return Err(SecurityRefusal::WillDenied);
+        }
+        // The broker publishes the will itself, past the check every PUBLISH gets: on a
+        // topic that requires signatures it is checked now, and kept as it verified (an
+        // encrypted one decrypted, as a PUBLISH would be delivered).
+        if gateway.requires_signature(topic) {
+            will.message.payload =
+                gateway.verify(&will.message.payload).map_err(|e| SecurityRefusal::from_signature(&e))?;
         }
     }
     Ok(())

@@ -347,7 +347,10 @@ impl Arrival<'_> {
                 client_id: Some(accepted.request.client_id.clone()),
                 username: accepted.request.username.clone(),
             };
-            ctx.gateway.refused(metrics, refusal, &who, AuditAction::Connect, None);
+            // A refused will is named by its topic.
+            let will_topic = accepted.request.will.as_ref().map(|will| will.message.topic_str());
+            let topic = will_topic.filter(|_| refusal == SecurityRefusal::WillDenied || refusal.is_signature());
+            ctx.gateway.refused(metrics, refusal, &who, AuditAction::Connect, topic);
             let code = crate::security::connack_code(refusal);
             handshake::refuse_with(&mut stream, version, Refusal::NotAuthorized, code).await;
             return Err(HandshakeError::Refused(Refusal::NotAuthorized));
