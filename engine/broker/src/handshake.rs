@@ -197,6 +197,7 @@ fn check(
         will,
         rules: None,
         username: None,
+        rules_generation: 0,
         listener: "tcp",
         peer: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
     })
@@ -344,6 +345,7 @@ pub(crate) fn admit(
         }
     };
     request.username = username;
+    request.rules_generation = gateway.generation();
     request.rules = gateway.rules_for(request.username.as_deref(), &request.client_id);
     if let Some(will) = &mut request.will {
         let topic = will.message.topic_str();

@@ -51,6 +51,9 @@ pub(crate) struct ConnectRequest {
     pub rules: Rules,
     /// The username the rules were made for (the certificate's CN, or the CONNECT's).
     pub username: Option<String>,
+    /// The reloads the rules had seen: a SIGHUP between the door and the node means
+    /// they are made again on arrival.
+    pub rules_generation: u64,
     /// The listener it came through and the peer's address, for the audit log.
     pub listener: &'static str,
     pub peer: std::net::SocketAddr,
@@ -210,7 +213,11 @@ fn take_up(
         s.client = request.client;
         s.expiry = request.session_expiry;
         s.will = request.will.clone();
-        s.rules = request.rules.clone();
+        s.rules = if request.rules_generation == node.ctx.gateway.generation() {
+            request.rules.clone()
+        } else {
+            node.ctx.gateway.rules_for(request.username.as_deref(), &request.client_id)
+        };
         s.who = Some(Rc::new(Who {
             listener: request.listener,
             peer: request.peer,
