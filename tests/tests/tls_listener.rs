@@ -9,6 +9,7 @@ use std::path::Path;
 
 use alicia_e2e::clients::V4Client;
 use alicia_e2e::engine::{test_config, TestEngine};
+use alicia_e2e::gateway::AuditFile;
 use alicia_e2e::tls::DevPki;
 use alicia_e2e::{metric, mosquitto, wait_for, PATIENCE};
 use rumqttc::QoS;
@@ -34,6 +35,7 @@ async fn tls_engine_with(pki: &DevPki, dir: &Path, tweak: impl FnOnce(&mut alici
     config.mqtt.connect_timeout_ms = 1_000;
     config.security.allow_anonymous = false;
     config.security.acl_file = Some(acl);
+    config.security.audit_file = Some(dir.join("audit.log"));
     tweak(&mut config);
     TestEngine::start(config).await
 }
@@ -123,6 +125,11 @@ async fn missing_foreign_and_plain_text_clients_are_refused_at_the_handshake() {
     assert!(!out.status.success(), "a foreign certificate got in");
     wait_for("certificate_untrusted counted", || async { tls_refusals(&engine, "certificate_untrusted").await >= 1.0 })
         .await;
+    let audit = AuditFile::in_dir(dir.path());
+    for reason in ["certificate_required", "certificate_untrusted"] {
+        let line = audit.wait_for(reason, &[("listener", "tls"), ("action", "connect")]).await;
+        assert!(line["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "{line}");
+    }
 
     // Plain MQTT on the TLS port.
     let mut plain = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -159,6 +166,7 @@ async fn a_revoked_certificate_is_refused_after_reload_and_live_clients_stay() {
     assert!(again.connack().await.is_err(), "the revoked certificate got in");
     wait_for("certificate_revoked counted", || async { tls_refusals(&engine, "certificate_revoked").await >= 1.0 })
         .await;
+    AuditFile::in_dir(dir.path()).wait_for("certificate_revoked", &[("listener", "tls")]).await;
 
     // The connection made before the revocation is not dropped.
     sensor.client.publish("alicia/devices/kitchen-sensor/status", QoS::AtLeastOnce, false, "still here").await.unwrap();

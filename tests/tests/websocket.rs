@@ -8,6 +8,7 @@ use std::process::Stdio;
 use alicia_config::MqttWebSocketSection;
 use alicia_e2e::clients::V4Client;
 use alicia_e2e::engine::{test_config, TestEngine};
+use alicia_e2e::gateway::AuditFile;
 use alicia_e2e::tls::DevPki;
 use alicia_e2e::{metric, unique_topic, wait_for, PATIENCE};
 use rumqttc::QoS;
@@ -167,6 +168,7 @@ async fn websocket_clients_meet_the_same_password_checks() {
     config.mqtt.websocket = Some(websocket_section(false));
     config.security.allow_anonymous = false;
     config.security.password_file = Some(passwords);
+    config.security.audit_file = Some(dir.path().join("audit.log"));
     let engine = TestEngine::start(config).await;
     let port = engine.engine.mqtt_websocket_addr().unwrap().port();
     // 3.1.1: 0x04 bad user name or password; 5: 0x86.
@@ -178,5 +180,10 @@ async fn websocket_clients_meet_the_same_password_checks() {
         metric(engine.http_addr(), "alicia_security_refusals_total{listener=\"websocket\",reason=\"wrong_password\"}")
             .await;
     assert_eq!(refused, Some(2.0));
+    let audit = AuditFile::in_dir(dir.path());
+    audit.wait_for("wrong_password", &[("listener", "websocket"), ("client_id", "paho-ws-3.1.1")]).await;
+    let line = audit.wait_for("wrong_password", &[("listener", "websocket"), ("client_id", "paho-ws-5")]).await;
+    assert_eq!(line["username"], "dashboard");
+    audit.wait_for("unknown_user", &[("listener", "websocket"), ("username", "nobody")]).await;
     engine.stop().await;
 }

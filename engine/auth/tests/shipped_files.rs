@@ -58,6 +58,21 @@ fn acl_gives_each_service_its_own_topics_only() {
     assert!(acl.can_publish(&stt, "alicia/voice/stt/response"));
     assert!(!acl.can_publish(&stt, "alicia/voice/tts/audio"));
     assert!(!acl.can_read(&stt, "alicia/voice/ai/request"));
+    // The engine's in-process services run under these users (its health service
+    // reports under the engine's name; its voice pipeline publishes every stage's
+    // result under voice_router) and need no more than this.
+    let health = who("health_monitor");
+    assert!(acl.can_publish(&health, "alicia/system/health/alicia"));
+    assert!(acl.can_publish(&health, "alicia/system/discovery/register"));
+    let gatekeeper = who("security_gateway");
+    assert!(acl.can_read(&gatekeeper, "alicia/voice/stt/request"));
+    assert!(acl.can_publish(&gatekeeper, "alicia/voice/stt/error"));
+    assert!(!acl.can_publish(&gatekeeper, "alicia/voice/stt/request"));
+    let pipeline = who("voice_router");
+    assert!(acl.can_read(&pipeline, "alicia/voice/audio/kitchen/frame"));
+    assert!(acl.can_publish(&pipeline, "alicia/devices/kitchen_lights/command"));
+    assert!(acl.can_publish(&pipeline, "alicia/devices/kitchen_speaker/audio"));
+    assert!(!acl.can_publish(&pipeline, "alicia/system/config/update"));
     let router = who("voice_router");
     assert!(acl.can_publish(&router, "alicia/voice/tts/request"));
     assert!(acl.can_subscribe(&router.clone(), "alicia/voice/command/#"));
