@@ -9,6 +9,29 @@ use tokio::sync::mpsc;
 
 use crate::PATIENCE;
 
+/// Runs a rumqttc event loop (3.1.1 or 5) in a task that sends every event on `tx`.
+/// Packets read in the same batch as the close wait in the state's queue behind the
+/// error (rumqttc reports the error first): they are sent before it.
+macro_rules! pump_events {
+    ($eventloop:ident, $tx:ident) => {
+        tokio::spawn(async move {
+            loop {
+                let event = $eventloop.poll().await;
+                if event.is_err() {
+                    let before = $eventloop.state.events.drain(..).map(Ok);
+                    for event in before.chain(std::iter::once(event)) {
+                        let _ = $tx.send(event);
+                    }
+                    return;
+                }
+                if $tx.send(event).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+}
+
 /// An MQTT 3.1.1 client.
 pub struct V4Client {
     pub client: rumqttc::AsyncClient,
@@ -34,23 +57,7 @@ impl V4Client {
         tweak(&mut options);
         let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 1000);
         let (tx, events) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            loop {
-                let event = eventloop.poll().await;
-                if event.is_err() {
-                    // Packets read in the same batch as the close wait in the state's
-                    // queue behind the error (rumqttc reports the error first).
-                    let before = eventloop.state.events.drain(..).map(Ok);
-                    for event in before.chain(std::iter::once(event)) {
-                        let _ = tx.send(event);
-                    }
-                    return;
-                }
-                if tx.send(event).is_err() {
-                    return;
-                }
-            }
-        });
+        pump_events!(eventloop, tx);
         V4Client { client, events }
     }
 
@@ -145,23 +152,7 @@ impl V5Client {
         tweak(&mut options);
         let (client, mut eventloop) = v5::AsyncClient::new(options, 1000);
         let (tx, events) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            loop {
-                let event = eventloop.poll().await;
-                if event.is_err() {
-                    // Packets read in the same batch as the close wait in the state's
-                    // queue behind the error (rumqttc reports the error first).
-                    let before = eventloop.state.events.drain(..).map(Ok);
-                    for event in before.chain(std::iter::once(event)) {
-                        let _ = tx.send(event);
-                    }
-                    return;
-                }
-                if tx.send(event).is_err() {
-                    return;
-                }
-            }
-        });
+        pump_events!(eventloop, tx);
         V5Client { client, events }
     }
 

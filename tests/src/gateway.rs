@@ -90,3 +90,19 @@ pub fn write_passwords(path: &Path, users: &[(&str, &str)]) {
     }
     std::fs::write(path, file.to_text()).unwrap();
 }
+
+/// Credentials for a rumqttc 3.1.1 client.
+pub fn v4_login(user: &str, password: &str) -> impl FnOnce(&mut rumqttc::MqttOptions) {
+    let (user, password) = (user.to_string(), password.to_string());
+    move |o| {
+        o.set_credentials(user, password);
+    }
+}
+
+/// Credentials for a rumqttc 5 client.
+pub fn v5_login(user: &str, password: &str) -> impl FnOnce(&mut rumqttc::v5::MqttOptions) {
+    let (user, password) = (user.to_string(), password.to_string());
+    move |o| {
+        o.set_credentials(user, password);
+    }
+}

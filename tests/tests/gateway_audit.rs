@@ -11,6 +11,7 @@ use std::process::Command;
 use alicia_e2e::clients::{V4Client, V5Client};
 use alicia_e2e::engine::{bus_config_dir, test_config, TestEngine};
 use alicia_e2e::gateway::{refusals, write_passwords, AuditFile};
+use alicia_e2e::gateway::{v4_login, v5_login};
 use alicia_e2e::raw::RawClient;
 use alicia_e2e::unique_topic;
 use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode as V5Code, PubAckReason, SubscribeReasonCode as V5Sub};
@@ -24,20 +25,6 @@ topic readwrite alicia/devices/kitchen/#
 user probe
 topic readwrite e2e/#
 ";
-
-fn v5_login(user: &str, password: &str) -> impl FnOnce(&mut rumqttc::v5::MqttOptions) {
-    let (user, password) = (user.to_string(), password.to_string());
-    move |o| {
-        o.set_credentials(user, password);
-    }
-}
-
-fn v4_login(user: &str, password: &str) -> impl FnOnce(&mut rumqttc::MqttOptions) {
-    let (user, password) = (user.to_string(), password.to_string());
-    move |o| {
-        o.set_credentials(user, password);
-    }
-}
 
 /// A line's fields every refusal has: an RFC 3339 time, the listener, a loopback peer.
 fn assert_is_a_refusal_from_here(line: &serde_json::Value) {

@@ -12,25 +12,12 @@ use alicia_auth::device_token::{self, TokenKey};
 use alicia_e2e::clients::{V4Client, V5Client};
 use alicia_e2e::engine::{test_config, TestEngine};
 use alicia_e2e::gateway::{refusals, write_passwords, AuditFile};
+use alicia_e2e::gateway::{v4_login, v5_login};
 use alicia_e2e::raw::RawClient;
 use alicia_e2e::{unique_topic, wait_for};
 use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode as V5Code, DisconnectReasonCode};
 use rumqttc::v5::mqttbytes::QoS as V5QoS;
 use rumqttc::{ConnectReturnCode as V4Code, QoS};
-
-fn v5_login(user: &str, password: &str) -> impl FnOnce(&mut rumqttc::v5::MqttOptions) {
-    let (user, password) = (user.to_string(), password.to_string());
-    move |o| {
-        o.set_credentials(user, password);
-    }
-}
-
-fn v4_login(user: &str, password: &str) -> impl FnOnce(&mut rumqttc::MqttOptions) {
-    let (user, password) = (user.to_string(), password.to_string());
-    move |o| {
-        o.set_credentials(user, password);
-    }
-}
 
 /// The CONNACK refusal code a v5 CONNECT gets.
 async fn v5_refusal(port: u16, id: &str, user: &str, password: &str) -> V5Code {

@@ -11,6 +11,7 @@ use std::process::Command;
 use alicia_e2e::clients::{V4Client, V5Client};
 use alicia_e2e::engine::{test_config, EngineProcess, TestEngine};
 use alicia_e2e::gateway::{refusals, write_passwords, AuditFile};
+use alicia_e2e::gateway::{v4_login, v5_login};
 use alicia_e2e::unique_topic;
 use rumqttc::v5::mqttbytes::v5::{PubAckReason, SubscribeReasonCode as V5Sub};
 use rumqttc::v5::mqttbytes::QoS as V5QoS;
@@ -45,20 +46,6 @@ topic readwrite alicia/devices/kitchen/#
 topic readwrite alicia/fence/kitchen
 topic sideways alicia/#
 ";
-
-fn v5_login(user: &str, password: &str) -> impl FnOnce(&mut rumqttc::v5::MqttOptions) {
-    let (user, password) = (user.to_string(), password.to_string());
-    move |o| {
-        o.set_credentials(user, password);
-    }
-}
-
-fn v4_login(user: &str, password: &str) -> impl FnOnce(&mut rumqttc::MqttOptions) {
-    let (user, password) = (user.to_string(), password.to_string());
-    move |o| {
-        o.set_credentials(user, password);
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_changes_what_live_clients_may_do_and_who_may_log_in() {
