@@ -94,6 +94,9 @@ async fn certificate_holders_get_in_as_their_cn_and_the_acl_applies() {
     publish("alicia/devices/kitchen-sensor/status", "fence");
     let p = dashboard.next_publish().await;
     assert_eq!(&p.payload[..], b"fence");
+    // Counted under the listener they came through.
+    let received = metric(engine.http_addr(), "alicia_mqtt_publishes_received_total{listener=\"tls\"}").await;
+    assert!(received.unwrap_or(0.0) >= 4.0, "{received:?}");
     engine.stop().await;
 }
 

@@ -72,6 +72,9 @@ async fn paho_over_websocket_talks_with_tcp_clients_in_3_1_1_and_5() {
         assert_eq!(payloads.len(), 2, "{version}: {seen:?}");
         assert!(seen.iter().any(|l| l.contains("from tcp")), "{version}: {seen:?}");
     }
+    // Counted under the listener they came through.
+    let sent = metric(engine.http_addr(), "alicia_mqtt_publishes_received_total{listener=\"websocket\"}").await;
+    assert_eq!(sent, Some(2.0));
     engine.stop().await;
 }
 

@@ -35,6 +35,13 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// The meters of the listener called `label`, shared (the TCP listener's for an
+    /// unknown label: the series are the same).
+    pub(crate) fn listener_metrics_arc(&self, label: &str) -> Arc<BrokerMetrics> {
+        let found = self.listener_metrics.iter().find(|(l, _)| *l == label);
+        found.or_else(|| self.listener_metrics.first()).map(|(_, m)| m.clone()).expect("the TCP listener")
+    }
+
     /// The meters of the listener called `label`; the engine-wide ones for another.
     pub(crate) fn metrics_for(&self, label: &str) -> &BrokerMetrics {
         self.listener_metrics.iter().find(|(l, _)| *l == label).map_or(&self.metrics, |(_, m)| m.as_ref())

@@ -91,12 +91,19 @@ pub(crate) fn attach<R: SocketReader, W: SocketWriter>(
     // The listener's buffer came from another thread's heap: holding it for the
     // connection's life would pin that heap's pages. Bytes that came early are copied.
     let leftover = if leftover.is_empty() { BytesMut::new() } else { BytesMut::from(&leftover[..]) };
-    let conn = Rc::new(Connection::new(request.version, request.keep_alive, request.problem_info, node.budget.clone()));
+    let metrics = node.ctx.listener_metrics_arc(request.listener);
+    let conn = Rc::new(Connection::new(
+        request.version,
+        request.keep_alive,
+        request.problem_info,
+        node.budget.clone(),
+        metrics,
+    ));
     conn.rate.set(node.ctx.limits.client_rate());
     let attached = take_up(&node, &conn, &request);
     let writer = tokio::task::spawn_local(writer::run(writer, conn.clone(), node.clone()));
     if attached.is_some() {
-        node.ctx.metrics.connect_seconds.record(connected_at.elapsed().as_secs_f64());
+        conn.metrics.connect_seconds.record(connected_at.elapsed().as_secs_f64());
         tracing::debug!(%peer, client_id = request.client_id, version = request.version.as_str(), "client connected");
     }
     drop(request);
@@ -125,9 +132,9 @@ pub(crate) fn attach<R: SocketReader, W: SocketWriter>(
             drain_before_close(&mut reader).await;
         }
         if let Some(refusal) = reason.refusal() {
-            node.ctx.metrics.refused(refusal);
+            conn.metrics.refused(refusal);
         }
-        node.ctx.metrics.disconnected(reason.as_label());
+        conn.metrics.disconnected(reason.as_label());
         tracing::debug!(%peer, reason = reason.as_label(), "client disconnected");
         detach(&node, key, &session, &conn, reason);
         drop(permit);

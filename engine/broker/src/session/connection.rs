@@ -240,10 +240,18 @@ pub(crate) struct Connection {
     budget: Rc<NodeBudget>,
     /// `max_messages_per_second` / `max_bytes_per_second`; `None` when both are off.
     pub rate: Cell<Option<alicia_ratelimit::ClientRate>>,
+    /// The meters of the listener the client came through.
+    pub metrics: std::sync::Arc<crate::metrics::BrokerMetrics>,
 }
 
 impl Connection {
-    pub(crate) fn new(version: MqttVersion, keep_alive: u16, problem_info: bool, budget: Rc<NodeBudget>) -> Connection {
+    pub(crate) fn new(
+        version: MqttVersion,
+        keep_alive: u16,
+        problem_info: bool,
+        budget: Rc<NodeBudget>,
+        metrics: std::sync::Arc<crate::metrics::BrokerMetrics>,
+    ) -> Connection {
         // MQTT: the server may close a client silent for 1.5 × its keep-alive.
         let idle_limit = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
         Connection {
@@ -260,6 +268,7 @@ impl Connection {
             writable: Notify::new(),
             problem_info,
             rate: Cell::new(None),
+            metrics,
         }
     }
 

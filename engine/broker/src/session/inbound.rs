@@ -85,7 +85,7 @@ pub(super) async fn run<R: SocketReader>(
             }
         };
         if received > 0 {
-            node.ctx.metrics.packets_received.increment(received);
+            conn.metrics.packets_received.increment(received);
         }
         node.flush();
         let incomplete = match outcome {
@@ -151,7 +151,7 @@ pub(super) async fn run<R: SocketReader>(
         match result {
             Ok(0) | Err(_) => return CloseReason::PeerClosed,
             Ok(n) => {
-                node.ctx.metrics.bytes_received.increment(n as u64);
+                conn.metrics.bytes_received.increment(n as u64);
                 // Grow when reads fill what they were given; shrink when they trickle.
                 read_size = if n >= read_size {
                     (read_size * 2).min(MAX_READ)
@@ -190,7 +190,7 @@ fn on_publish(
         PublishError::Malformed(why) => CloseReason::MalformedPacket(why),
         PublishError::Protocol(why) => CloseReason::ProtocolError(why),
     })?;
-    node.ctx.metrics.publishes_received.increment(1);
+    conn.metrics.publishes_received.increment(1);
     let InboundPublish { qos, retain, pkid, mut properties, topic, payload, dup: _ } = p;
     let mut s = session.borrow_mut();
     let topic = resolve_topic(node, &mut s, &topic, properties.as_mut())?;
@@ -218,7 +218,7 @@ fn on_publish(
         && properties.as_ref().and_then(|p| p.payload_format_indicator) == Some(1)
         && !publish::payload_is_utf8(&payload)
     {
-        node.ctx.metrics.refused(Refusal::PayloadFormatInvalid);
+        conn.metrics.refused(Refusal::PayloadFormatInvalid);
         if qos == 0 {
             return Err(CloseReason::PayloadFormatInvalid);
         }
@@ -278,7 +278,7 @@ fn on_publish(
     };
     if retain {
         if let Err(refusal) = node.ctx.retained.admit(&message, Instant::now()) {
-            node.ctx.metrics.refused(Refusal::RetainedLimit);
+            conn.metrics.refused(Refusal::RetainedLimit);
             tracing::debug!(client_id = &*s.client_id, ?refusal, "retained message refused");
             if v5 {
                 // MQTT 5 can say so: not published at all.

@@ -191,7 +191,7 @@ impl Session {
         let result = if conn.out.borrow().publishes() >= Self::count_limit(node, q) {
             Err(DropReason::QueueFull)
         } else {
-            self.fits(node, Some(conn), q.payload().len()).and_then(|()| self.encode(node, conn, q, 0, false, now))
+            self.fits(node, Some(conn), q.payload().len()).and_then(|()| self.encode(conn, q, 0, false, now))
         };
         if let Err(reason) = result {
             node.ctx.metrics.dropped(reason, 1);
@@ -225,7 +225,7 @@ impl Session {
             return;
         }
         let pkid = self.outbound.take_pkid();
-        if let Err(reason) = self.encode(node, conn, &q, pkid, false, now) {
+        if let Err(reason) = self.encode(conn, &q, pkid, false, now) {
             node.budget.release(q.charge());
             node.ctx.metrics.dropped(reason, 1);
             return;
@@ -238,15 +238,7 @@ impl Session {
     }
 
     /// Encodes one PUBLISH into the connection's queue.
-    fn encode(
-        &mut self,
-        node: &Node,
-        conn: &Connection,
-        q: &Queued,
-        pkid: u16,
-        dup: bool,
-        now: Instant,
-    ) -> Result<(), DropReason> {
+    fn encode(&mut self, conn: &Connection, q: &Queued, pkid: u16, dup: bool, now: Instant) -> Result<(), DropReason> {
         let message = &q.routed.message;
         let v5 = conn.version.is_v5();
         let mut publish = OutboundPublish {
@@ -283,7 +275,7 @@ impl Session {
         if !conn.try_send_publish(&publish, &message.payload) {
             return Err(DropReason::MemoryBudget);
         }
-        node.ctx.metrics.publishes_sent.increment(1);
+        conn.metrics.publishes_sent.increment(1);
         Ok(())
     }
 
@@ -363,7 +355,7 @@ impl Session {
             };
             match resend {
                 Some(q) => {
-                    if let Err(reason) = self.encode(node, &conn, &q, pkid, true, now) {
+                    if let Err(reason) = self.encode(&conn, &q, pkid, true, now) {
                         // Gone for good (expired, or too large for the client's new limit).
                         node.ctx.metrics.dropped(reason, 1);
                         self.outbound.inflight.remove(&pkid);

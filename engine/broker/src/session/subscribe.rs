@@ -45,7 +45,7 @@ pub(super) fn subscribe(
             Ok(parsed) => parsed,
             Err(e) => {
                 tracing::debug!(filter = filter.path, error = %e, "refused topic filter");
-                node.ctx.metrics.refused(Refusal::TopicFilterInvalid);
+                conn.metrics.refused(Refusal::TopicFilterInvalid);
                 codes.push(refused(version, e));
                 continue;
             }
@@ -62,7 +62,7 @@ pub(super) fn subscribe(
         if i >= limits.max_filters_per_subscribe
             || (existing.is_none() && s.subscriptions.len() >= limits.max_subscriptions_per_client)
         {
-            node.ctx.metrics.refused(Refusal::SubscriptionLimit);
+            conn.metrics.refused(Refusal::SubscriptionLimit);
             codes.push(quota(version));
             continue;
         }

@@ -33,7 +33,7 @@ pub(super) async fn run<W: SocketWriter>(mut writer: W, conn: Rc<Connection>, no
             continue;
         }
         // Boxed while it runs: an idle connection's writer holds no write state.
-        if let Err(reason) = Box::pin(flush(&mut writer, &conn, &node, timeout)).await {
+        if let Err(reason) = Box::pin(flush(&mut writer, &conn, timeout)).await {
             conn.close(reason);
             break;
         }
@@ -51,7 +51,7 @@ pub(super) async fn run<W: SocketWriter>(mut writer: W, conn: Rc<Connection>, no
             };
             conn.send(Packet::Disconnect(Disconnect { reason_code: code }, Some(properties)));
         }
-        let _ = Box::pin(tokio::time::timeout(FINAL_FLUSH, flush(&mut writer, &conn, &node, FINAL_FLUSH))).await;
+        let _ = Box::pin(tokio::time::timeout(FINAL_FLUSH, flush(&mut writer, &conn, FINAL_FLUSH))).await;
     }
     let dropped = conn.discard_unwritten();
     if dropped > 0 {
@@ -61,18 +61,13 @@ pub(super) async fn run<W: SocketWriter>(mut writer: W, conn: Rc<Connection>, no
 }
 
 /// Writes everything queued, each piece within `timeout`.
-async fn flush<W: SocketWriter>(
-    writer: &mut W,
-    conn: &Connection,
-    node: &Node,
-    timeout: Duration,
-) -> Result<(), CloseReason> {
+async fn flush<W: SocketWriter>(writer: &mut W, conn: &Connection, timeout: Duration) -> Result<(), CloseReason> {
     loop {
         let Some(chunk) = conn.out.borrow_mut().take() else { return Ok(()) };
         let result = write_pieces(writer, &chunk.bytes, timeout).await;
         conn.written(chunk.charged);
         result?;
-        node.ctx.metrics.bytes_sent.increment(chunk.bytes.len() as u64);
+        conn.metrics.bytes_sent.increment(chunk.bytes.len() as u64);
     }
 }
 
