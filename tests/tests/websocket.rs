@@ -15,7 +15,9 @@ use rumqttc::QoS;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 fn paho_script() -> PathBuf {
-    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("scripts/paho_ws.py")
+    // At run time (cargo test sets it), so a shared build cache never points elsewhere.
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    PathBuf::from(dir).join("scripts/paho_ws.py")
 }
 
 /// Runs paho over WebSocket: it subscribes to `topic/#`, publishes `message` to
