@@ -9,6 +9,7 @@
 //!   rebuilt when they die (and, with the `fault-injection` feature, killed on purpose).
 //! - `supervision`: alerts for components that die, and the exit when one that held
 //!   client state does.
+//! - `sys_topics`: `$SYS/broker/...` as mosquitto's, from the engine's own meters.
 //! - `security_alerts`: alerts for refusals that mean someone is trying something
 //!   (bad signatures, replays, revoked certificates, rates), one per reason per 10 s.
 //! - `main.rs`: the `alicia` command line (serve, models, ask, say, check-config), with
@@ -34,6 +35,7 @@ mod security_alerts;
 pub mod speech;
 mod supervised;
 mod supervision;
+mod sys_topics;
 
 pub use supervision::{OnFatal, COMPONENT_FAILED_EXIT};
 
@@ -83,6 +85,11 @@ impl Engine {
                 supervision::Reach { client, bus: broker.bus().clone(), source: config.engine.name.clone(), on_fatal };
             tokio::spawn(supervision::run(supervisor.clone(), reach, supervision_stop.clone()))
         };
+        if config.mqtt.sys_interval_secs > 0 {
+            let sys = alicia_broker::LocalClient::connect(broker.bus(), "sys").await?;
+            let every = Duration::from_secs(config.mqtt.sys_interval_secs);
+            tokio::spawn(sys_topics::run(sys, metrics.clone(), every, supervision_stop.clone()));
+        }
         let alerts_client = alicia_broker::LocalClient::connect(broker.bus(), "security").await?;
         let alerts = broker.security_alerts();
         tokio::spawn(security_alerts::run(alerts_client, alerts, config.engine.name.clone(), supervision_stop.clone()));

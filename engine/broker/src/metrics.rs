@@ -169,6 +169,7 @@ pub(crate) struct BrokerMetrics {
     pub connections_active: Gauge,
     pub connections_pending: Gauge,
     pub sessions: Gauge,
+    pub subscriptions: Gauge,
     pub packets_received: Counter,
     pub bytes_received: Counter,
     pub bytes_sent: Counter,
@@ -194,6 +195,7 @@ impl BrokerMetrics {
             connections_active: gauge!("alicia_mqtt_connections_active", &[l]),
             connections_pending: gauge!("alicia_mqtt_connections_pending", &[l]),
             sessions: gauge!("alicia_mqtt_sessions"),
+            subscriptions: gauge!("alicia_mqtt_subscriptions"),
             packets_received: counter!("alicia_mqtt_packets_received_total", &[l]),
             bytes_received: counter!("alicia_mqtt_received_bytes_total", &[l]),
             bytes_sent: counter!("alicia_mqtt_sent_bytes_total", &[l]),
@@ -250,6 +252,7 @@ fn describe() {
     describe_gauge!("alicia_mqtt_connections_active", "MQTT clients currently connected");
     describe_gauge!("alicia_mqtt_connections_pending", "sockets accepted that have not completed their CONNECT");
     describe_gauge!("alicia_mqtt_sessions", "sessions held: connected plus persistent ones of offline clients");
+    describe_gauge!("alicia_mqtt_subscriptions", "subscriptions held by all sessions (shared ones included)");
     describe_counter!("alicia_mqtt_packets_received_total", "MQTT packets decoded from clients");
     describe_counter!("alicia_mqtt_received_bytes_total", "bytes read from MQTT clients");
     describe_counter!("alicia_mqtt_sent_bytes_total", "bytes written to MQTT clients");

@@ -161,6 +161,7 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
     in_range(errors, "mqtt.io_threads", c.mqtt.io_threads, 0, 64);
     in_range(errors, "mqtt.connect_timeout_ms", c.mqtt.connect_timeout_ms as usize, 100, 600_000);
     in_range(errors, "mqtt.write_timeout_ms", c.mqtt.write_timeout_ms as usize, 100, 3_600_000);
+    in_range(errors, "mqtt.sys_interval_secs", c.mqtt.sys_interval_secs as usize, 0, 86_400);
     check_limits(c, errors);
     // rumqttd panics on segments under 1 KiB.
     in_range(errors, "router.segment_size_bytes", c.router.segment_size_bytes, 1024, usize::MAX);

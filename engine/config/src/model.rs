@@ -75,6 +75,8 @@ pub struct MqttSection {
     /// A subscriber whose socket takes no bytes for this long is disconnected (its
     /// queue would otherwise only grow).
     pub write_timeout_ms: u64,
+    /// `$SYS/broker/...` (as mosquitto's) is published this often, retained; 0: never.
+    pub sys_interval_secs: u64,
     /// MQTT over TLS (`[mqtt.tls]`); absent: no TLS listener.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<MqttTlsSection>,
@@ -126,6 +128,7 @@ impl Default for MqttSection {
             io_threads: 0,
             connect_timeout_ms: 10_000,
             write_timeout_ms: 30_000,
+            sys_interval_secs: 10,
             tls: None,
             websocket: None,
         }
@@ -519,6 +522,7 @@ impl Default for SecuritySection {
                 ("supervisor", "health_monitor"),
                 ("gatekeeper", "security_gateway"),
                 ("security", "security_gateway"),
+                ("sys", "health_monitor"),
                 ("voice-intake", "voice_router"),
                 ("voice-publisher", "voice_router"),
                 ("voice-stt-requests", "stt_service"),

@@ -360,6 +360,7 @@ pub(crate) fn end_session(node: &Node, key: SessionKey) {
     let Some(session) = node.sessions.borrow_mut().remove(key) else { return };
     let mut s = session.borrow_mut();
     node.unsubscribe_all(&s, key.slot);
+    node.ctx.metrics.subscriptions.decrement(s.subscriptions.len() as f64);
     s.subscriptions.clear();
     s.drop_queues(node);
     s.epoch += 1;

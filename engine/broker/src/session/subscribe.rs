@@ -77,7 +77,9 @@ pub(super) fn subscribe(
             },
             id,
         };
-        s.subscriptions.insert(filter.path.clone(), subscription);
+        if s.subscriptions.insert(filter.path.clone(), subscription).is_none() {
+            node.ctx.metrics.subscriptions.increment(1.0);
+        }
         if parsed.is_shared() {
             if existing.is_none() {
                 node.append(Entry::Control(Control::ShareJoin { share: filter.path.clone(), member: s.key }));
@@ -123,6 +125,7 @@ pub(super) fn unsubscribe(
             Ok(parsed) => match s.subscriptions.remove(path) {
                 None => UnsubAckReason::NoSubscriptionExisted,
                 Some(_) => {
+                    node.ctx.metrics.subscriptions.decrement(1.0);
                     if parsed.is_shared() {
                         node.append(Entry::Control(Control::ShareLeave { share: path.clone(), member: s.key }));
                     } else {
