@@ -28,6 +28,7 @@ pub(crate) async fn run(mut client: LocalClient, meters: PrometheusHandle, every
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut state = SysState::default();
+    let mut warned = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -36,7 +37,12 @@ pub(crate) async fn run(mut client: LocalClient, meters: PrometheusHandle, every
         let values = sums(&meters.render());
         for (topic, value) in state.topics(&values, started.elapsed(), every) {
             if let Err(e) = client.publish(topic, Bytes::from(value), true).await {
-                tracing::warn!(error = %e, "$SYS not published");
+                // Once: the retained store being full (or an ACL without the grant)
+                // would say the same every interval.
+                if !warned {
+                    tracing::warn!(error = %e, "$SYS not published (said once)");
+                    warned = true;
+                }
                 break;
             }
         }
