@@ -224,7 +224,8 @@ fn read_error(e: &std::io::Error) -> Handshake {
     }
 }
 
-fn connect_error(e: &std::io::Error) -> String {
+/// A failed TCP connect, in words (a TLS fleet's too).
+pub(crate) fn connect_error(e: &std::io::Error) -> String {
     match (e.kind(), e.raw_os_error()) {
         (ErrorKind::ConnectionRefused, _) => "connection refused".into(),
         (ErrorKind::TimedOut, _) => "tcp connect timed out".into(),
@@ -234,8 +235,12 @@ fn connect_error(e: &std::io::Error) -> String {
     }
 }
 
-/// Holds an accepted connection until `stop`; false if the broker ended it first.
-async fn hold(mut stream: TcpStream, keep_alive: u16, mut stop: watch::Receiver<bool>) -> bool {
+/// Holds an accepted connection (plain or TLS) until `stop`, pinging at half its
+/// keep-alive; false if the broker ended it first.
+pub(crate) async fn hold<S>(mut stream: S, keep_alive: u16, mut stop: watch::Receiver<bool>) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut sink = [0u8; 64];
     let ping_every = Duration::from_secs(u64::from(keep_alive.max(1))) / 2;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);

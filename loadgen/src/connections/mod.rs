@@ -11,7 +11,7 @@
 //! while) before the first connect and after the last handshake, so neither start-up nor
 //! an allocator that returns memory lazily is counted as per-connection cost.
 
-mod fleet;
+pub(crate) mod fleet;
 mod summary;
 
 use std::path::PathBuf;

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::session::{self, ConnectReply, DialError, Dialer, Stream};
+use crate::connections::fleet::{connect_error, hold};
 use crate::stats::{new_histogram, LatencySummary};
 
 #[derive(Clone)]
@@ -186,7 +186,7 @@ async fn connection(spec: &FleetSpec, index: usize, shared: &Shared) -> Option<S
     let mut counts = shared.counts.lock().unwrap();
     match outcome {
         Err(_) => counts.timed_out += 1,
-        Ok((Err(DialError::Tcp(e)), _, _)) => *counts.tcp_failed.entry(tcp_error(&e)).or_default() += 1,
+        Ok((Err(DialError::Tcp(e)), _, _)) => *counts.tcp_failed.entry(connect_error(&e)).or_default() += 1,
         Ok((Err(DialError::Tls(e)), _, _)) => *counts.tls_failed.entry(e.to_string()).or_default() += 1,
         Ok((Ok(ConnectReply::Accepted), Some(handshaken), Some(stream))) => {
             counts.accepted += 1;
@@ -201,36 +201,6 @@ async fn connection(spec: &FleetSpec, index: usize, shared: &Shared) -> Option<S
         Ok(_) => counts.unexpected += 1,
     }
     None
-}
-
-fn tcp_error(e: &std::io::Error) -> String {
-    match (e.kind(), e.raw_os_error()) {
-        (std::io::ErrorKind::ConnectionRefused, _) => "connection refused".into(),
-        (std::io::ErrorKind::AddrNotAvailable, _) => "no free local port".into(),
-        (_, Some(24)) => "loadgen out of file descriptors (EMFILE)".into(),
-        _ => e.to_string(),
-    }
-}
-
-/// Holds an accepted connection until `stop`; false if the engine ended it first.
-async fn hold(mut stream: Stream, keep_alive: u16, mut stop: watch::Receiver<bool>) -> bool {
-    let mut sink = [0u8; 64];
-    let ping_every = Duration::from_secs(u64::from(keep_alive.max(1))) / 2;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return true,
-            read = stream.read(&mut sink) => match read {
-                Ok(0) | Err(_) => return false,
-                Ok(_) => {} // PINGRESP
-            },
-            _ = ping.tick(), if keep_alive > 0 => {
-                if stream.write_all(&[0xc0, 0x00]).await.is_err() {
-                    return false;
-                }
-            }
-        }
-    }
 }
 
 /// One more client, timed from its TCP connect to its CONNACK: does it get through
