@@ -259,18 +259,22 @@ async fn refuse<S: Stream>(
     refusal: Refusal,
     code: ConnectReturnCode,
 ) -> Result<Accepted, HandshakeError> {
+    send_refusal(stream, codec, refusal.as_label(), code).await;
+    Err(HandshakeError::Refused(refusal))
+}
+
+/// The CONNACK of a refusal: `code` (3.1.1: its nearest code, or none and a close), and
+/// for MQTT 5 the reason's label as the reason string.
+async fn send_refusal<S: Stream>(stream: &mut S, codec: &Codec, reason: &str, code: ConnectReturnCode) {
     let code = match codec.version() {
         MqttVersion::V5 => Some(code),
         MqttVersion::V311 => v311_code(code),
     };
     if let Some(code) = code {
-        let properties = (codec.version().is_v5()).then(|| ConnAckProperties {
-            reason_string: Some(refusal.as_label().replace('_', " ")),
-            ..Default::default()
-        });
+        let properties = (codec.version().is_v5())
+            .then(|| ConnAckProperties { reason_string: Some(reason.replace('_', " ")), ..Default::default() });
         send(stream, codec, Packet::ConnAck(ConnAck { session_present: false, code }, properties)).await;
     }
-    Err(HandshakeError::Refused(refusal))
 }
 
 /// 3.1.1 has six return codes; a refusal without one closes the connection (§3.2.2.3).
@@ -306,18 +310,18 @@ pub(crate) async fn send<S: Stream>(stream: &mut S, codec: &Codec, packet: Packe
 
 /// For a refusal decided after the CONNECT was read (a busy server).
 pub(crate) async fn refuse_busy<S: Stream>(stream: &mut S, version: MqttVersion, refusal: Refusal) {
-    refuse_with(stream, version, refusal, ConnectReturnCode::QuotaExceeded).await;
+    refuse_with(stream, version, refusal.as_label(), ConnectReturnCode::QuotaExceeded).await;
 }
 
-/// A refusal decided after the CONNECT was read, with its CONNACK code.
+/// A refusal decided after the CONNECT was read: its CONNACK code, and the label of
+/// the reason (a `Refusal`'s or a `SecurityRefusal`'s) as the MQTT 5 reason string.
 pub(crate) async fn refuse_with<S: Stream>(
     stream: &mut S,
     version: MqttVersion,
-    refusal: Refusal,
+    reason: &str,
     code: ConnectReturnCode,
 ) {
-    let codec = Codec::new(version);
-    let _ = refuse(stream, &codec, refusal, code).await;
+    send_refusal(stream, &Codec::new(version), reason, code).await;
 }
 
 /// `[security]` on a read CONNECT: its credentials (with the failed-login back-off),
@@ -330,21 +334,16 @@ pub(crate) fn admit(
     login: Option<Credentials>,
     identity: Option<String>,
 ) -> Result<(), SecurityRefusal> {
-    let now = Instant::now();
-    let username = match (identity, login) {
+    // Set before any check, so a refusal's audit line names who was refused.
+    match (identity, login) {
         // The verified certificate is the credential; its CN replaces any username.
-        (Some(cn), _) => Some(cn),
+        (Some(cn), _) => request.username = Some(cn),
         (None, Some(Credentials { username, password })) => {
-            request.username = Some(username.clone());
-            gateway.login(Some(&username), &password, now).map_err(login_refusal)?;
-            Some(username)
+            request.username = Some(username);
+            gateway.login(request.username.as_deref(), &password, Instant::now()).map_err(login_refusal)?;
         }
-        (None, None) => {
-            gateway.login(None, b"", now).map_err(login_refusal)?;
-            None
-        }
-    };
-    request.username = username;
+        (None, None) => gateway.login(None, b"", Instant::now()).map_err(login_refusal)?,
+    }
     request.rules_generation = gateway.generation();
     request.rules = gateway.rules_for(request.username.as_deref(), &request.client_id);
     if let Some(will) = &mut request.will {

@@ -83,6 +83,8 @@ use retained::RetainedIndex;
 
 /// How long shutdown waits for every node to read what was published before it.
 const SHUTDOWN_DRAIN: Duration = Duration::from_millis(500);
+/// How long shutdown waits for the audit log's queue to reach the file.
+const AUDIT_FLUSH: Duration = Duration::from_secs(1);
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -239,11 +241,6 @@ impl Broker {
         self.ctx.gateway.alerts()
     }
 
-    /// Waits (at most `limit`, blocking) until the audit log has everything so far.
-    pub fn flush_audit(&self, limit: Duration) {
-        self.ctx.gateway.flush_audit(limit);
-    }
-
     /// The MQTT over TLS listener's address, when `[mqtt.tls]` is configured.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.addrs.tls
@@ -295,6 +292,9 @@ impl Broker {
             return;
         };
         let _ = tokio::task::spawn_blocking(move || workers.join()).await;
+        // The last refusals (the clients' final minutes) reach the audit file.
+        let ctx = self.ctx.clone();
+        let _ = tokio::task::spawn_blocking(move || ctx.gateway.flush_audit(AUDIT_FLUSH)).await;
         tracing::info!("mqtt listener stopped");
     }
 }

@@ -69,10 +69,16 @@ pub(crate) struct ConnectionPermit {
 }
 
 impl Door {
-    /// A place in the counts for a socket from `ip` (given back when dropped).
-    fn permit_for(self: &Arc<Self>, ctx: &Arc<Context>, ip: IpAddr) -> ConnectionPermit {
-        *self.per_ip.lock().entry(ip).or_insert(0) += 1;
-        ConnectionPermit { door: self.clone(), ctx: ctx.clone(), ip, active: false }
+    /// A place in the counts for a socket from `ip` (given back when dropped), and how
+    /// many sockets that address holds with it.
+    fn permit_for(self: &Arc<Self>, ctx: &Arc<Context>, ip: IpAddr) -> (ConnectionPermit, usize) {
+        let from_ip = {
+            let mut per_ip = self.per_ip.lock();
+            let n = per_ip.entry(ip).or_insert(0);
+            *n += 1;
+            *n
+        };
+        (ConnectionPermit { door: self.clone(), ctx: ctx.clone(), ip, active: false }, from_ip)
     }
 }
 
@@ -160,31 +166,27 @@ pub(crate) async fn accept_loop(
             }
         };
         metrics.sockets_accepted.increment(1);
+        let (permit, from_ip) = door.permit_for(&ctx, peer.ip());
         if ctx.gateway.connect_attempt(peer.ip(), Instant::now().into_std()).is_err() {
+            let refusal = SecurityRefusal::ConnectRate;
             let who = Who { listener: label, peer, client_id: None, username: None };
-            ctx.gateway.refused(&metrics, SecurityRefusal::ConnectRate, &who, AuditAction::Connect, None);
+            ctx.gateway.refused(&metrics, refusal, &who, AuditAction::Connect, None);
+            // Answered like a full address, with the code for a rate (0x9F / 0x03).
             if matches!(transport, Transport::Mqtt) {
-                // Answered like a full address, with the code for a rate (0x9F / 0x03).
-                let permit = door.permit_for(&ctx, peer.ip());
-                refuse_early(stream, permit, &door, &ctx, ConnectReturnCode::ConnectionRateExceeded);
+                let code = ConnectReturnCode::ConnectionRateExceeded;
+                refuse_early(stream, permit, &door, &ctx, refusal.as_label(), code);
             }
             continue;
         }
         let limits = &ctx.limits;
-        let over_ip_limit = {
-            let mut per_ip = door.per_ip.lock();
-            let n = per_ip.entry(peer.ip()).or_insert(0);
-            *n += 1;
-            *n > limits.max_connections_per_ip
-        };
-        let permit = ConnectionPermit { door: door.clone(), ctx: ctx.clone(), ip: peer.ip(), active: false };
-        if over_ip_limit {
+        if from_ip > limits.max_connections_per_ip {
             // Checked before the pending pool, and kept out of it: one address's flood
             // must not take the handshake slots every other address needs.
             metrics.refused(Refusal::PerIpLimit);
             // No CONNACK can be owed before a TLS or WebSocket handshake.
             if matches!(transport, Transport::Mqtt) {
-                refuse_early(stream, permit, &door, &ctx, ConnectReturnCode::QuotaExceeded);
+                let code = ConnectReturnCode::QuotaExceeded;
+                refuse_early(stream, permit, &door, &ctx, Refusal::PerIpLimit.as_label(), code);
             }
             continue;
         }
@@ -219,6 +221,7 @@ fn refuse_early(
     permit: ConnectionPermit,
     door: &Arc<Door>,
     ctx: &Arc<Context>,
+    reason: &'static str,
     code: ConnectReturnCode,
 ) {
     let waiting =
@@ -231,7 +234,7 @@ fn refuse_early(
         let grace = ctx.limits.connect_timeout.min(REFUSAL_GRACE);
         let read = tokio::time::timeout(grace, handshake::read_connect(&mut stream, &ctx.limits));
         if let Ok(Ok(accepted)) = read.await {
-            handshake::refuse_with(&mut stream, accepted.request.version, Refusal::PerIpLimit, code).await;
+            handshake::refuse_with(&mut stream, accepted.request.version, reason, code).await;
         }
         door.refusing.fetch_sub(1, Ordering::AcqRel);
         drop(permit);
@@ -352,7 +355,7 @@ impl Arrival<'_> {
             let topic = will_topic.filter(|_| refusal == SecurityRefusal::WillDenied || refusal.is_signature());
             ctx.gateway.refused(metrics, refusal, &who, AuditAction::Connect, topic);
             let code = crate::security::connack_code(refusal);
-            handshake::refuse_with(&mut stream, version, Refusal::NotAuthorized, code).await;
+            handshake::refuse_with(&mut stream, version, refusal.as_label(), code).await;
             return Err(HandshakeError::Refused(Refusal::NotAuthorized));
         }
         if !permit.activate() {

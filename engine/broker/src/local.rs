@@ -185,7 +185,7 @@ impl LocalClient {
         let (reply, answer) = oneshot::channel();
         let rules = LocalRules::new(&bus.ctx, name);
         let flush_topic = flush_topic(name);
-        let register = Command::Register { inbox: deliver, rules: LocalRules::new(&bus.ctx, name), flush_topic, reply };
+        let register = Command::Register { inbox: deliver, rules: rules.clone(), flush_topic, reply };
         bus.commands.send(register).map_err(|_| gone())?;
         let id = answer.await.map_err(|_| gone())?;
         let mut client = LocalClient { name: name.to_string(), id, bus: bus.clone(), inbox, rules };
@@ -198,11 +198,6 @@ impl LocalClient {
 
     fn flush_topic(&self) -> String {
         flush_topic(&self.name)
-    }
-
-    /// The username the ACL knows this service by.
-    pub fn username(&self) -> &str {
-        self.rules.username()
     }
 
     pub fn name(&self) -> &str {

@@ -11,6 +11,7 @@ use crate::gateway::Who;
 use crate::metrics::SecurityRefusal;
 use crate::security::{self, Rules};
 
+#[derive(Clone)]
 pub(crate) struct LocalRules {
     who: Who,
     /// The gateway's generation the rules were made under.
