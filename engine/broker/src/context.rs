@@ -32,6 +32,10 @@ pub(crate) struct Context {
     pub stop: CancellationToken,
     /// `[security]`: credentials, ACL, audit, rate limits, signatures.
     pub gateway: Gateway,
+    /// `[storage]`: the durable store, when configured.
+    pub store: Option<alicia_store::Store>,
+    /// What the store held at start-up, for the nodes to take up.
+    pub boot: crate::persist::Boot,
 }
 
 impl Context {
@@ -105,9 +109,37 @@ impl LogWatch {
         }
     }
 
+    /// Bytes appended to the log so far: once every reader has read this far, it has
+    /// read everything appended before (the router takes its links' entries in the
+    /// order they were handed over, and an entry is counted before it is handed over).
+    pub(crate) fn appended_total(&self) -> u64 {
+        self.appended.load(Ordering::Acquire)
+    }
+
+    fn slowest(&self) -> u64 {
+        self.read.iter().map(|r| r.0.load(Ordering::Acquire)).min().unwrap_or(0)
+    }
+
+    /// Waits until every reader has read (and routed) `position` bytes of the log.
+    pub(crate) async fn read_by_all(&self, position: u64) {
+        if self.slowest() >= position {
+            return;
+        }
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.slowest() >= position {
+                break;
+            }
+            notified.await;
+        }
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+
     pub(crate) fn lag(&self) -> u64 {
-        let slowest = self.read.iter().map(|r| r.0.load(Ordering::Acquire)).min().unwrap_or(0);
-        self.appended.load(Ordering::Acquire).saturating_sub(slowest)
+        self.appended.load(Ordering::Acquire).saturating_sub(self.slowest())
     }
 
     pub(crate) fn has_room(&self) -> bool {

@@ -47,6 +47,7 @@ pub mod local;
 mod local_rules;
 mod metrics;
 mod node;
+mod persist;
 mod retained;
 pub mod router;
 mod security;
@@ -107,6 +108,8 @@ pub enum BrokerError {
     Audit(String),
     #[error("security.signing: {0}")]
     Signing(String),
+    #[error("storage: {0}")]
+    Store(#[from] alicia_store::StoreError),
 }
 
 /// A running broker. Dropping it without [`Broker::shutdown`] leaves threads running.
@@ -146,19 +149,24 @@ impl Broker {
         let router = router::RouterHandle::spawn(&settings);
         let limits = Limits::from_config(config);
         let stop = CancellationToken::new();
+        let (store, boot) = open_store(config, io_threads).await?;
+        let retained = RetainedIndex::new(limits.max_retained_messages, limits.max_retained_bytes, store.clone());
+        let boot = persist::Boot { retained: retained.seed(boot.retained, std::time::Instant::now()), ..boot };
         let ctx = Arc::new(Context {
             metrics: metrics::BrokerMetrics::new("tcp"),
             local_metrics: metrics::BrokerMetrics::new("local"),
             listener_metrics: listeners.bound.iter().map(|l| (l.label, l.metrics.clone())).collect(),
             budget: ByteBudget::new(limits.max_queued_bytes_total),
             large: LargePayloads::new(nodes),
-            retained: RetainedIndex::new(limits.max_retained_messages, limits.max_retained_bytes),
+            retained,
             log: LogWatch::new(nodes, settings.window_bytes()),
             sessions: AtomicUsize::new(0),
             tags: bus::tags::Tags::new(nodes),
             stop: stop.clone(),
             limits,
             gateway,
+            store,
+            boot,
         });
         let mut links = {
             let router = router.clone();
@@ -294,9 +302,50 @@ impl Broker {
         let _ = tokio::task::spawn_blocking(move || workers.join()).await;
         // The last refusals (the clients' final minutes) reach the audit file.
         let ctx = self.ctx.clone();
-        let _ = tokio::task::spawn_blocking(move || ctx.gateway.flush_audit(AUDIT_FLUSH)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            ctx.gateway.flush_audit(AUDIT_FLUSH);
+            // What the sessions' ends wrote (their expiry clocks, kept wills) is on disk.
+            if let Some(store) = &ctx.store {
+                if let Err(e) = store.sync_blocking() {
+                    tracing::error!(error = %e, "the store could not finish writing at shutdown");
+                }
+            }
+        })
+        .await;
         tracing::info!("mqtt listener stopped");
     }
+}
+
+/// Opens `[storage] dir` (when set) and reads back what it kept.
+async fn open_store(
+    config: &AliciaConfig,
+    io_nodes: usize,
+) -> Result<(Option<alicia_store::Store>, persist::Boot), BrokerError> {
+    let Some(dir) = config.storage.dir.clone() else { return Ok((None, persist::Boot::empty())) };
+    alicia_store::describe_metrics();
+    let settings = alicia_store::StoreSettings {
+        dir,
+        sync: match config.storage.sync {
+            alicia_config::StorageSync::Always => alicia_store::SyncMode::Always,
+            alicia_config::StorageSync::Batch => alicia_store::SyncMode::Batch,
+        },
+        sync_interval: Duration::from_millis(config.storage.sync_interval_ms),
+    };
+    let started = std::time::Instant::now();
+    let (store, restored) = tokio::task::spawn_blocking(move || alicia_store::Store::open(&settings))
+        .await
+        .map_err(|e| alicia_store::StoreError::Database(e.to_string()))??;
+    tracing::info!(
+        dir = %config.storage.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+        retained = restored.retained.len(),
+        sessions = restored.sessions.len(),
+        queued = restored.sessions.iter().map(|s| s.deliveries.len()).sum::<usize>(),
+        wills = restored.wills.len(),
+        skipped = restored.skipped,
+        ms = started.elapsed().as_millis() as u64,
+        "durable store opened"
+    );
+    Ok((Some(store), persist::Boot::new(restored, io_nodes)))
 }
 
 /// Gauges of what the broker holds, and the sweep of large payloads a lagging node

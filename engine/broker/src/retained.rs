@@ -38,11 +38,14 @@ struct IndexState {
     bytes: usize,
 }
 
-/// Engine-wide sizes of the retained messages, for admission.
+/// Engine-wide sizes of the retained messages, for admission; and, with `[storage]`, the
+/// one place a retained message is written to the store (under the same lock, so the
+/// store keeps them in the order the index took them).
 pub(crate) struct RetainedIndex {
     state: Mutex<IndexState>,
     max_messages: usize,
     max_bytes: usize,
+    store: Option<alicia_store::Store>,
 }
 
 impl std::fmt::Debug for RetainedIndex {
@@ -53,8 +56,40 @@ impl std::fmt::Debug for RetainedIndex {
 }
 
 impl RetainedIndex {
-    pub(crate) fn new(max_messages: usize, max_bytes: usize) -> RetainedIndex {
-        RetainedIndex { state: Mutex::new(IndexState::default()), max_messages, max_bytes }
+    pub(crate) fn new(max_messages: usize, max_bytes: usize, store: Option<alicia_store::Store>) -> RetainedIndex {
+        RetainedIndex { state: Mutex::new(IndexState::default()), max_messages, max_bytes, store }
+    }
+
+    /// Takes up the retained messages the store kept; past the limits (lowered since
+    /// they were kept) the rest are dropped and erased from the store. What it keeps.
+    pub(crate) fn seed(&self, messages: Vec<Message>, now: Instant) -> Vec<Message> {
+        let store = self.store.as_ref();
+        let mut kept = Vec::with_capacity(messages.len());
+        let mut dropped = 0;
+        for message in messages {
+            let mut state = self.state.lock();
+            let bytes = message.topic.len() + message.payload.len();
+            if state.entries.len() >= self.max_messages || state.bytes + bytes > self.max_bytes {
+                dropped += 1;
+                if let Some(store) = store {
+                    store.clear_retained(&message.topic);
+                }
+                continue;
+            }
+            let deadline = message.expiry_interval().map(|s| now + std::time::Duration::from_secs(u64::from(s)));
+            if let Some(old) = state.entries.insert(message.topic.clone(), IndexEntry { bytes, deadline }) {
+                state.bytes -= old.bytes;
+            }
+            state.bytes += bytes;
+            kept.push(message);
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "stored retained messages past limits.max_retained_messages or max_retained_bytes were dropped"
+            );
+        }
+        kept
     }
 
     /// Admits setting (non-empty payload) or clearing (empty payload) `topic`'s retained
@@ -65,6 +100,9 @@ impl RetainedIndex {
         if message.payload.is_empty() {
             if let Some(old) = state.entries.remove(&message.topic) {
                 state.bytes -= old.bytes;
+                if let Some(store) = &self.store {
+                    store.clear_retained(&message.topic);
+                }
             }
             return Ok(());
         }
@@ -89,6 +127,9 @@ impl RetainedIndex {
             state.bytes -= old.bytes;
         }
         state.bytes += bytes;
+        if let Some(store) = &self.store {
+            store.put_retained(&crate::persist::to_stored(message, deadline, now));
+        }
         Ok(())
     }
 
@@ -146,7 +187,7 @@ mod tests {
 
     #[test]
     fn admission_counts_messages_and_bytes_and_clears_always_fit() {
-        let index = RetainedIndex::new(2, 12);
+        let index = RetainedIndex::new(2, 12, None);
         let now = Instant::now();
         assert_eq!(index.admit(&message("a", b"1234"), now), Ok(()));
         assert_eq!(index.admit(&message("b", b"1234"), now), Ok(()));
@@ -160,7 +201,7 @@ mod tests {
 
     #[test]
     fn expired_messages_make_room() {
-        let index = RetainedIndex::new(1, 100);
+        let index = RetainedIndex::new(1, 100, None);
         let mut short = message("a", b"x");
         short.properties =
             Some(rumqttd::protocol::PublishProperties { message_expiry_interval: Some(1), ..Default::default() });

@@ -132,6 +132,7 @@ const OPTIONAL_KEYS: &[(&str, &str)] = &[
     ("http", "tls_key"),
     ("http", "tls_ca"),
     ("http", "tls_crl"),
+    ("storage", "dir"),
 ];
 
 fn default_tree() -> toml::Table {
@@ -177,6 +178,10 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
         errors.push("voice.pause_ms", format!("{} must be 0 (off) or from 20 to below hangover_ms", c.voice.pause_ms));
     }
     in_range(errors, "voice.session_timeout_ms", c.voice.session_timeout_ms as usize, 100, 600_000);
+    in_range(errors, "storage.sync_interval_ms", c.storage.sync_interval_ms as usize, 1, 60_000);
+    if c.storage.dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+        errors.push("storage.dir", "must be a directory path (leave it out to keep nothing)");
+    }
     crate::doors::check(c, errors);
     crate::listeners::check(c, errors);
     crate::exposure::check(c, errors);

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 pub use check::{ConfigError, ConfigErrors};
 pub use model::{
     AliciaConfig, EngineSection, HttpSection, IoBackend, LimitsSection, MqttSection, MqttTlsSection,
-    MqttWebSocketSection, RouterSection, SecuritySection, ServicesSection, SigningSection, TopicsSection, VoiceSection,
-    WyomingSection,
+    MqttWebSocketSection, RouterSection, SecuritySection, ServicesSection, SigningSection, StorageSection, StorageSync,
+    TopicsSection, VoiceSection, WyomingSection,
 };
 
 /// Why a configuration could not be loaded.

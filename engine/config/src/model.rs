@@ -22,6 +22,7 @@ pub struct AliciaConfig {
     pub voice: VoiceSection,
     pub wyoming: WyomingSection,
     pub security: SecuritySection,
+    pub storage: StorageSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -534,5 +535,37 @@ impl Default for SecuritySection {
             signing: None,
             token_key_file: None,
         }
+    }
+}
+
+/// When the durable store answers a barrier (`[storage] sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageSync {
+    /// Every group commit is fsynced before the publishes in it are acknowledged: an
+    /// acknowledged message survives a power loss.
+    Always,
+    /// Every group commit reaches the operating system before its publishes are
+    /// acknowledged (it survives `kill -9` and any crash of the engine) and is fsynced
+    /// within `sync_interval_ms` (a power loss can lose that much).
+    #[default]
+    Batch,
+}
+
+/// `[storage]`: the durable store. Without `dir` nothing is kept across a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    /// Where retained messages, persistent sessions with their queued QoS 1/2 messages,
+    /// and pending wills are kept. One engine per directory.
+    pub dir: Option<PathBuf>,
+    pub sync: StorageSync,
+    /// With `sync = "batch"`: the longest written data waits for its fsync.
+    pub sync_interval_ms: u64,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        Self { dir: None, sync: StorageSync::Batch, sync_interval_ms: 200 }
     }
 }

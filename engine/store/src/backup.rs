@@ -98,7 +98,10 @@ pub(crate) fn write(snapshot: &fjall::Snapshot, path: &Path) -> Result<BackupSum
 }
 
 /// Reads a backup's records, checking its framing; `visit` gets each (key, value).
-fn read(path: &Path, mut visit: impl FnMut(Vec<u8>, Vec<u8>) -> Result<(), StoreError>) -> Result<BackupSummary, StoreError> {
+fn read(
+    path: &Path,
+    mut visit: impl FnMut(Vec<u8>, Vec<u8>) -> Result<(), StoreError>,
+) -> Result<BackupSummary, StoreError> {
     let file = File::open(path).map_err(|e| backup_error(path, e))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut input = BufReader::new(file);

@@ -130,8 +130,7 @@ impl std::fmt::Debug for Store {
 
 /// The directory's lock: one process opens a store at a time.
 fn lock(dir: &Path) -> Result<File, StoreError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| StoreError::Directory { dir: dir.to_path_buf(), error: e.to_string() })?;
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::Directory { dir: dir.to_path_buf(), error: e.to_string() })?;
     let path = dir.join(LOCK_FILE);
     let file = File::options()
         .create(true)
@@ -142,7 +141,9 @@ fn lock(dir: &Path) -> Result<File, StoreError> {
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked(dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Directory { dir: dir.to_path_buf(), error: e.to_string() }),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StoreError::Directory { dir: dir.to_path_buf(), error: e.to_string() })
+        }
     }
 }
 

@@ -54,6 +54,9 @@ pub struct StoredSubscription {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSession {
     pub client_id: String,
+    /// Whom its ACL rules were made for, so a restored session reads no more than its
+    /// client may before it comes back.
+    pub username: Option<String>,
     /// 4 (3.1.1) or 5.
     pub protocol: u8,
     /// Seconds it outlives its connection; `u32::MAX`: never expires.
@@ -250,8 +253,13 @@ impl Reader {
         for _ in 0..count {
             user_properties.push((self.string()?, self.string()?));
         }
-        let properties =
-            StoredProperties { payload_format_indicator, response_topic, correlation_data, content_type, user_properties };
+        let properties = StoredProperties {
+            payload_format_indicator,
+            response_topic,
+            correlation_data,
+            content_type,
+            user_properties,
+        };
         Ok(StoredMessage { topic, payload, qos, retain, expires_at_ms, properties })
     }
     fn end(self) -> Result<(), DecodeError> {
@@ -281,6 +289,7 @@ impl StoredSession {
     pub fn encode(&self) -> Bytes {
         let mut w = Writer::new();
         w.bytes(self.client_id.as_bytes());
+        w.opt_bytes(self.username.as_deref().map(str::as_bytes));
         w.0.put_u8(self.protocol);
         w.0.put_u32(self.expiry_secs);
         w.opt_u64(self.disconnected_at_ms);
@@ -297,6 +306,7 @@ impl StoredSession {
     pub fn decode(record: Bytes) -> Result<StoredSession, DecodeError> {
         let mut r = Reader::new(record)?;
         let client_id = r.string()?;
+        let username = r.opt_string()?;
         let protocol = r.u8()?;
         let expiry_secs = r.u32()?;
         let disconnected_at_ms = r.opt_u64()?;
@@ -317,7 +327,7 @@ impl StoredSession {
             });
         }
         r.end()?;
-        Ok(StoredSession { client_id, protocol, expiry_secs, disconnected_at_ms, subscriptions })
+        Ok(StoredSession { client_id, username, protocol, expiry_secs, disconnected_at_ms, subscriptions })
     }
 }
 
@@ -422,6 +432,7 @@ mod tests {
         assert_eq!(StoredMessage::decode(plain.encode()), Ok(plain));
         let session = StoredSession {
             client_id: "sensor-1".into(),
+            username: Some("ü".into()),
             protocol: 5,
             expiry_secs: u32::MAX,
             disconnected_at_ms: Some(17),
@@ -456,10 +467,7 @@ mod tests {
         let mut other = BytesMut::from(&record[..]);
         other[0] = 9;
         assert_eq!(StoredMessage::decode(other.freeze()), Err(DecodeError::Version(9)));
-        assert_eq!(
-            DeliveryState::decode(Bytes::from_static(&[VERSION, 7, 0, 0])),
-            Err(DecodeError::State(7))
-        );
+        assert_eq!(DeliveryState::decode(Bytes::from_static(&[VERSION, 7, 0, 0])), Err(DecodeError::State(7)));
         // A length that claims more than there is.
         assert_eq!(
             StoredMessage::decode(Bytes::from_static(&[VERSION, 0xff, 0xff, 0xff, 0xff])),

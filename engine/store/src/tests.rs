@@ -16,6 +16,7 @@ fn message(topic: &str, payload: &str) -> StoredMessage {
 fn session(id: &str) -> StoredSession {
     StoredSession {
         client_id: id.into(),
+        username: None,
         protocol: 5,
         expiry_secs: 60,
         disconnected_at_ms: None,
@@ -63,10 +64,7 @@ fn what_was_kept_is_read_back_after_reopening() {
         let c1 = &restored.sessions[0];
         assert_eq!(c1.session, session("c1"));
         let got: Vec<_> = c1.deliveries.iter().map(|(_, d, s)| (d.message.payload.clone(), *s)).collect();
-        assert_eq!(
-            got,
-            vec![(Bytes::from("m0"), DeliveryState::Sent(7)), (Bytes::from("m2"), DeliveryState::Waiting)]
-        );
+        assert_eq!(got, vec![(Bytes::from("m0"), DeliveryState::Sent(7)), (Bytes::from("m2"), DeliveryState::Waiting)]);
         assert_eq!(restored.wills.len(), 1);
         assert!(store.next_seq() > c1.deliveries.last().unwrap().0, "sequence numbers go on after a restart");
     }

@@ -199,6 +199,7 @@ where
 {
     let NodeSeed { id, ctx, link, component, router } = seed;
     let node = Rc::new(Node::new(id, ctx, link.tx));
+    crate::session::attach::restore(&node, node.ctx.boot.take(usize::from(id)));
     let mut reading = Some(tokio::task::spawn_local(node.clone().run(link.rx)));
     let sweeping = tokio::task::spawn_local(node.clone().sweep_keep_alives());
     let result = loop {

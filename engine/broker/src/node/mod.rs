@@ -69,6 +69,12 @@ impl Drop for LiveConnection {
 
 impl Node {
     pub(crate) fn new(id: u16, ctx: Arc<Context>, link_tx: LinkTx) -> Node {
+        // The retained messages the store kept are where every node's replica starts.
+        let mut retained = RetainedStore::default();
+        let now = Instant::now();
+        for message in &ctx.boot.retained {
+            retained.apply(&Rc::new(Routed::new(message.clone(), now)));
+        }
         Node {
             id,
             budget: Rc::new(NodeBudget::new(ctx.budget.clone())),
@@ -77,7 +83,7 @@ impl Node {
             outbox: RefCell::new(Vec::new()),
             sessions: RefCell::new(Sessions::default()),
             trie: RefCell::new(SubscriptionTrie::default()),
-            retained: RefCell::new(RetainedStore::default()),
+            retained: RefCell::new(retained),
             shared_groups: RefCell::new(SharedGroups::default()),
             matches: RefCell::new(Vec::new()),
             next_offset: Cell::new(None),
@@ -249,6 +255,15 @@ impl Node {
         self.flush();
     }
 
+    /// Publishes a will: a retained one is admitted as every retained PUBLISH is (and so
+    /// kept in the store), or goes out without RETAIN past the limits, as 3.1.1 allows.
+    pub(crate) fn publish_will(&self, mut message: Message) {
+        if message.retain && self.ctx.retained.admit(&message, Instant::now()).is_err() {
+            message.retain = false;
+        }
+        self.publish_now(message);
+    }
+
     /// Removes everything a session's subscriptions put in the node's routing state.
     pub(crate) fn unsubscribe_all(&self, session: &Session, slot: u32) {
         let mut trie = self.trie.borrow_mut();
@@ -292,5 +307,5 @@ fn merge(session: &Session, routed: &Rc<Routed>, grants: &[(u32, Grant)]) -> Opt
         }
     }
     let qos = qos?.min(message.qos);
-    Some(Queued { routed: routed.clone(), qos, retain, subscription_ids, from_retained_store: false })
+    Some(Queued { routed: routed.clone(), qos, retain, subscription_ids, from_retained_store: false, seq: None })
 }

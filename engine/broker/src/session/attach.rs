@@ -182,7 +182,7 @@ fn take_up(
             // it; a resume within the will delay cancels it (MQTT 5 §3.1.2.5).
             if let Some(will) = s.will.take() {
                 if request.clean_start || will.delay == 0 {
-                    node.publish_now(will.message);
+                    node.publish_will(will.message);
                 }
             }
         }
@@ -234,6 +234,8 @@ fn take_up(
         s.aliases_in.clear();
         s.outbound.reset_aliases(request.client.topic_alias_maximum);
         s.epoch += 1;
+        s.persist(node, None);
+        s.persist_will(node);
         conn.send(connack(node, request, session_present));
         let now = Instant::now();
         if session_present {
@@ -285,13 +287,21 @@ fn detach(
             Some(will) if reason.fires_will() => {
                 let delay = will.delay.min(s.expiry);
                 if delay == 0 {
-                    node.publish_now(will.message);
+                    node.publish_will(will.message);
                 } else {
                     s.will = Some(will);
                     schedule(node, key, epoch, delay, Timer::Will);
                 }
             }
             _ => {}
+        }
+        // A shutdown keeps the stored will: its client never said goodbye, so it fires
+        // when the engine is back (or is cancelled if its client returns in time).
+        if reason != CloseReason::ServerShutdown {
+            s.persist_will(node);
+        }
+        if s.expiry > 0 {
+            s.persist(node, Some(crate::persist::now_ms()));
         }
         match s.expiry {
             0 => true,
@@ -344,11 +354,13 @@ fn fire(node: &Rc<Node>, key: SessionKey, epoch: u64, timer: Timer) {
         if s.epoch != epoch {
             return;
         }
-        s.will.take()
+        let will = s.will.take();
+        s.persist_will(node);
+        will
     };
     // A session that ends sends its pending will first (MQTT 5 §3.1.2.5).
     if let Some(will) = will {
-        node.publish_now(will.message);
+        node.publish_will(will.message);
     }
     if let Timer::Expiry = timer {
         end_session(node, key);
@@ -363,7 +375,108 @@ pub(crate) fn end_session(node: &Node, key: SessionKey) {
     node.ctx.metrics.subscriptions.decrement(s.subscriptions.len() as f64);
     s.subscriptions.clear();
     s.drop_queues(node);
+    if s.stored {
+        if let Some(store) = &node.ctx.store {
+            store.remove_session(&s.client_id);
+        }
+        s.stored = false;
+    }
     s.epoch += 1;
     node.ctx.remove_session();
+    node.flush();
+}
+
+/// Takes up the persistent sessions and wills the store kept for this node's clients
+/// (at start-up, before any client is handed to the node): each session offline, with
+/// its subscriptions routed, its deliveries queued, its expiry counted from when its
+/// connection ended (or from the restart, when the engine stopped under it); each will
+/// of a client whose connection the engine's stop ended fires (after its delay, when
+/// its session can wait that long).
+pub(crate) fn restore(node: &Rc<Node>, boot: crate::persist::NodeBoot) {
+    let Some(store) = node.ctx.store.clone() else { return };
+    let now_ms = crate::persist::now_ms();
+    let mut wills: std::collections::HashMap<String, alicia_store::StoredWill> = boot.wills.into_iter().collect();
+    for restored in boot.sessions {
+        let stored = restored.session;
+        let will = wills.remove(&stored.client_id);
+        let gone_at = stored.disconnected_at_ms.unwrap_or(node.ctx.boot.at_ms).min(now_ms);
+        let away = crate::persist::seconds_since(gone_at, now_ms);
+        let expired =
+            stored.expiry_secs == 0 || (stored.expiry_secs != u32::MAX && away >= u64::from(stored.expiry_secs));
+        if expired || !node.ctx.try_add_session() {
+            if !expired {
+                tracing::warn!(
+                    client_id = stored.client_id,
+                    "limits.max_sessions reached: a stored session is dropped"
+                );
+            }
+            if let Some(message) = will.and_then(|w| crate::persist::from_stored(w.message, now_ms)) {
+                node.publish_will(message);
+            }
+            store.remove_will(&stored.client_id);
+            store.remove_session(&stored.client_id);
+            continue;
+        }
+        let key = node.sessions.borrow_mut().reserve(node.id);
+        let version = if stored.protocol == 5 { MqttVersion::V5 } else { MqttVersion::V311 };
+        // The client's own limits come with its next CONNECT; until then it is offline.
+        let client =
+            ClientLimits { receive_maximum: u16::MAX, maximum_packet_size: usize::MAX, topic_alias_maximum: 0 };
+        let mut s = Session::new(stored.client_id.as_str().into(), key, version, client);
+        s.expiry = stored.expiry_secs;
+        s.stored = true;
+        s.rules = node.ctx.gateway.rules_for(stored.username.as_deref(), &stored.client_id);
+        s.who = Some(Rc::new(Who {
+            listener: "restored",
+            peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+            client_id: Some(stored.client_id.clone()),
+            username: stored.username.clone(),
+        }));
+        for sub in &stored.subscriptions {
+            let subscription = super::Subscription {
+                qos: sub.qos.min(2),
+                no_local: sub.no_local,
+                retain_as_published: sub.retain_as_published,
+                retain_handling: sub.retain_handling.min(2),
+                id: sub.id,
+            };
+            super::subscribe::restore(node, &mut s, sub.filter.clone(), subscription);
+        }
+        s.refresh_no_local();
+        for (seq, delivery, state) in restored.deliveries {
+            s.restore_delivery(node, seq, delivery, state);
+        }
+        s.epoch += 1;
+        let epoch = s.epoch;
+        if let Some(will) = will {
+            match crate::persist::from_stored(will.message, now_ms) {
+                Some(message) if will.delay_secs.min(s.expiry) > 0 => {
+                    let delay = will.delay_secs.min(s.expiry);
+                    s.will = Some(Box::new(Will { message, delay }));
+                    s.will_stored = true;
+                    schedule(node, key, epoch, delay, Timer::Will);
+                }
+                Some(message) => {
+                    node.publish_will(message);
+                    store.remove_will(&stored.client_id);
+                }
+                None => store.remove_will(&stored.client_id),
+            }
+        }
+        if s.expiry != u32::MAX {
+            let left = u64::from(s.expiry).saturating_sub(away).max(1);
+            schedule(node, key, epoch, left.min(u64::from(u32::MAX)) as u32, Timer::Expiry);
+        }
+        // The clock of a session the engine's stop cut off starts now, and stays put.
+        s.persist(node, Some(gone_at));
+        node.sessions.borrow_mut().insert(key, Rc::new(RefCell::new(s)));
+    }
+    // The other wills' clients had sessions that ended with their connections.
+    for (client_id, will) in wills {
+        if let Some(message) = crate::persist::from_stored(will.message, now_ms) {
+            node.publish_will(message);
+        }
+        store.remove_will(&client_id);
+    }
     node.flush();
 }

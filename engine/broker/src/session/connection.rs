@@ -48,6 +48,8 @@ pub(crate) enum CloseReason {
     InternalError,
     /// Past `max_messages_per_second` or `max_bytes_per_second`.
     MessageRateTooHigh,
+    /// The durable store could not keep a message, so it cannot be acknowledged.
+    StoreFailed,
 }
 
 impl CloseReason {
@@ -68,6 +70,7 @@ impl CloseReason {
             ServerShutdown => DisconnectReasonCode::ServerShuttingDown,
             InternalError => DisconnectReasonCode::UnspecifiedError,
             MessageRateTooHigh => DisconnectReasonCode::MessageRateTooHigh,
+            StoreFailed => DisconnectReasonCode::ImplementationSpecificError,
             ClientDisconnect { .. } | PeerClosed | WriteFailed | WriteTimeout => return None,
         })
     }
@@ -87,6 +90,7 @@ impl CloseReason {
             ServerShutdown => "server shutting down",
             InternalError => "internal error",
             MessageRateTooHigh => "publishing faster than the server allows this client",
+            StoreFailed => "the server cannot store messages: unacknowledged publishes were not taken",
             ClientDisconnect { .. } | PeerClosed | WriteFailed | WriteTimeout => "",
         }
     }
@@ -117,6 +121,7 @@ impl CloseReason {
             WriteTimeout => "write_timeout",
             InternalError => "internal_error",
             MessageRateTooHigh => "message_rate_too_high",
+            StoreFailed => "store_failed",
         }
     }
 

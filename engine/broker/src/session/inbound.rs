@@ -49,6 +49,8 @@ pub(super) async fn run<R: SocketReader>(
     let max_packet = node.ctx.limits.max_packet_size;
     let mut read_size = MIN_READ;
     let mut large: Option<Reservation> = None;
+    // With `[storage]`: PUBACKs and PUBRECs held until what they acknowledge is kept.
+    let mut acks: Vec<(u8, u16)> = Vec::new();
     loop {
         // Every complete packet in the buffer.
         let mut received = 0u64;
@@ -75,7 +77,7 @@ pub(super) async fn run<R: SocketReader>(
                 Err(CloseReason::ProtocolError("AUTH without an authentication method"))
             } else if frame.kind == ClientPacket::Publish {
                 let packet = buf.split_to(frame.len()).freeze();
-                on_publish(node, session, conn, packet, frame.header_len, reservation)
+                on_publish(node, session, conn, packet, frame.header_len, reservation, &mut acks)
             } else {
                 let packet = conn.codec.clone().read(&mut buf, max_packet);
                 on_packet(node, session, conn, frame.kind, packet)
@@ -88,6 +90,14 @@ pub(super) async fn run<R: SocketReader>(
             conn.metrics.packets_received.increment(received);
         }
         node.flush();
+        if !acks.is_empty() {
+            if let Err(reason) = kept(node, conn).await {
+                return reason;
+            }
+            for (qos, pkid) in acks.drain(..) {
+                send_ack(conn, qos, pkid);
+            }
+        }
         let incomplete = match outcome {
             Err(reason) => return reason,
             Ok(incomplete) => incomplete,
@@ -165,6 +175,28 @@ pub(super) async fn run<R: SocketReader>(
     }
 }
 
+/// Waits until what this connection published so far is kept: every node has routed it
+/// (so each persistent subscriber's delivery is queued in the store) and the store has
+/// committed everything queued before this moment (the retained message, those
+/// deliveries). Only then may a PUBACK or PUBREC say the broker has the message.
+async fn kept(node: &Node, conn: &Connection) -> Result<(), CloseReason> {
+    let Some(store) = &node.ctx.store else { return Ok(()) };
+    let position = node.ctx.log.appended_total();
+    let routed = async {
+        node.ctx.log.read_by_all(position).await;
+        store.sync().await
+    };
+    // Boxed: only connections that publish at QoS 1/2 with a store pay for its size.
+    let result = tokio::select! {
+        r = Box::pin(routed) => r,
+        _ = conn.closed() => return Err(conn.reason()),
+    };
+    result.map_err(|e| {
+        tracing::error!(error = %e, "publishes not acknowledged: the store cannot keep them");
+        CloseReason::StoreFailed
+    })
+}
+
 /// A payload whose buffer was reserved from the budget: the reservation lives as long
 /// as any part of the payload does.
 struct Charged {
@@ -185,6 +217,7 @@ fn on_publish(
     packet: Bytes,
     header_len: usize,
     reservation: Option<Reservation>,
+    acks: &mut Vec<(u8, u16)>,
 ) -> Result<(), CloseReason> {
     let p = publish::decode(packet, header_len, conn.version).map_err(|e| match e {
         PublishError::Malformed(why) => CloseReason::MalformedPacket(why),
@@ -203,8 +236,13 @@ fn on_publish(
     let v5 = conn.version.is_v5();
 
     if qos == 2 && s.inbound_qos2.contains(&pkid) {
-        // A retransmission of a message already taken: acknowledge it again, once only.
-        conn.send(Packet::PubRec(PubRec { pkid, reason: PubRecReason::Success }, None));
+        // A retransmission of a message already taken: acknowledge it again, once only
+        // (after the first one, when that still waits for the store).
+        if node.ctx.store.is_some() {
+            acks.push((2, pkid));
+        } else {
+            send_ack(conn, 2, pkid);
+        }
         return Ok(());
     }
     if qos == 2 && s.inbound_qos2.len() >= usize::from(node.ctx.limits.max_inflight) {
@@ -293,7 +331,14 @@ fn on_publish(
         }
     }
     node.append(Entry::Message(message));
-    acknowledge(conn, &mut s, qos, pkid);
+    if node.ctx.store.is_some() && qos > 0 {
+        if qos == 2 {
+            s.inbound_qos2.push(pkid);
+        }
+        acks.push((qos, pkid));
+    } else {
+        acknowledge(conn, &mut s, qos, pkid);
+    }
     Ok(())
 }
 
@@ -310,12 +355,18 @@ fn refuse_unauthorized(conn: &Connection, s: &mut Session, v5: bool, qos: u8, pk
 /// A taken PUBLISH acknowledged: PUBACK (QoS 1), or PUBREC with the packet id kept
 /// until its PUBREL (QoS 2).
 fn acknowledge(conn: &Connection, s: &mut Session, qos: u8, pkid: u16) {
+    if qos == 2 {
+        s.inbound_qos2.push(pkid);
+    }
+    send_ack(conn, qos, pkid);
+}
+
+fn send_ack(conn: &Connection, qos: u8, pkid: u16) {
     match qos {
         1 => {
             conn.send(Packet::PubAck(PubAck { pkid, reason: PubAckReason::Success }, None));
         }
         2 => {
-            s.inbound_qos2.push(pkid);
             conn.send(Packet::PubRec(PubRec { pkid, reason: PubRecReason::Success }, None));
         }
         _ => {}

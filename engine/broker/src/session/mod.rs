@@ -19,7 +19,7 @@ pub(crate) mod attach;
 pub(crate) mod connection;
 mod inbound;
 mod outbound;
-mod subscribe;
+pub(crate) mod subscribe;
 mod writer;
 
 use crate::security::Rules;
@@ -107,6 +107,11 @@ pub(crate) struct Session {
     /// Who the client is (listener, address, id, username): what the audit log names,
     /// and the username its rules are rebuilt for when the ACL is reloaded.
     pub who: Option<Rc<Who>>,
+    /// The durable store has this session (it is persistent and `[storage]` is on): its
+    /// QoS 1/2 deliveries are kept there too.
+    pub stored: bool,
+    /// The durable store has this client's will.
+    pub will_stored: bool,
 }
 
 impl Session {
@@ -127,6 +132,65 @@ impl Session {
             epoch: 0,
             rules: None,
             who: None,
+            stored: false,
+            will_stored: false,
+        }
+    }
+
+    /// The durable store, when this session's deliveries are kept there.
+    pub(crate) fn store<'a>(&self, node: &'a Node) -> Option<&'a alicia_store::Store> {
+        node.ctx.store.as_ref().filter(|_| self.stored)
+    }
+
+    /// Writes the session as it is now to the store (a persistent one), or takes it out
+    /// (one that now ends with its connection). `disconnected_at_ms`: when its
+    /// connection ended, if it has.
+    pub(crate) fn persist(&mut self, node: &Node, disconnected_at_ms: Option<u64>) {
+        let Some(store) = &node.ctx.store else { return };
+        if self.expiry == 0 {
+            if self.stored {
+                store.remove_session(&self.client_id);
+                self.stored = false;
+            }
+            return;
+        }
+        let mut subscriptions: Vec<alicia_store::StoredSubscription> = self
+            .subscriptions
+            .iter()
+            .map(|(filter, s)| alicia_store::StoredSubscription {
+                filter: filter.clone(),
+                qos: s.qos,
+                no_local: s.no_local,
+                retain_as_published: s.retain_as_published,
+                retain_handling: s.retain_handling,
+                id: s.id,
+            })
+            .collect();
+        subscriptions.sort_unstable_by(|a, b| a.filter.cmp(&b.filter));
+        store.put_session(&alicia_store::StoredSession {
+            client_id: self.client_id.to_string(),
+            username: self.who.as_ref().and_then(|w| w.username.clone()),
+            protocol: if self.version.is_v5() { 5 } else { 4 },
+            expiry_secs: self.expiry,
+            disconnected_at_ms,
+            subscriptions,
+        });
+        self.stored = true;
+    }
+
+    /// Writes the client's will to the store, or takes it out when there is none now.
+    pub(crate) fn persist_will(&mut self, node: &Node) {
+        let Some(store) = &node.ctx.store else { return };
+        match &self.will {
+            Some(will) => {
+                store.put_will(&self.client_id, &crate::persist::will_to_stored(will, std::time::Instant::now()));
+                self.will_stored = true;
+            }
+            None if self.will_stored => {
+                store.remove_will(&self.client_id);
+                self.will_stored = false;
+            }
+            None => {}
         }
     }
 

@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::Instant;
 
+use alicia_store::{DeliveryState, StoredDelivery};
 use bytes::Bytes;
 use rumqttd::protocol::{Packet, PubRel, PubRelReason};
 
@@ -36,6 +37,8 @@ pub(crate) struct Queued {
     /// Sent from the retained store because of a SUBSCRIBE, not live traffic: the
     /// count limit gives these room of their own (see [`Session::count_limit`]).
     pub from_retained_store: bool,
+    /// Its key in the durable store, once kept there (a persistent session's QoS 1/2).
+    pub seq: Option<u64>,
 }
 
 impl Queued {
@@ -59,8 +62,8 @@ impl Queued {
 enum InflightState {
     /// PUBLISH sent; PUBACK (QoS 1) or PUBREC (QoS 2) awaited.
     Sent(Queued),
-    /// PUBREL sent; PUBCOMP awaited.
-    Released,
+    /// PUBREL sent; PUBCOMP awaited (with the delivery's key in the durable store).
+    Released(Option<u64>),
 }
 
 #[derive(Debug)]
@@ -211,25 +214,110 @@ impl Session {
         };
         match result {
             Ok(()) => {
+                let mut q = q;
+                self.keep(node, &mut q, DeliveryState::Waiting);
                 self.outbound.hold(&q);
                 self.outbound.waiting.push_back(q);
             }
-            Err(reason) => node.ctx.metrics.dropped(reason, 1),
+            Err(reason) => {
+                self.forget(node, &q);
+                node.ctx.metrics.dropped(reason, 1);
+            }
+        }
+    }
+
+    /// Keeps a QoS 1/2 delivery of a persistent session in the durable store, or notes
+    /// where it now stands.
+    fn keep(&self, node: &Node, q: &mut Queued, state: DeliveryState) {
+        let Some(store) = self.store(node) else { return };
+        match q.seq {
+            Some(seq) => store.set_state(&self.client_id, seq, state),
+            None => {
+                let seq = store.next_seq();
+                let delivery = StoredDelivery {
+                    message: crate::persist::to_stored(&q.routed.message, q.routed.deadline, Instant::now()),
+                    qos: q.qos,
+                    retain: q.retain,
+                    subscription_ids: q.subscription_ids.clone(),
+                };
+                store.put_delivery(&self.client_id, seq, &delivery, state);
+                q.seq = Some(seq);
+            }
+        }
+    }
+
+    /// A delivery is done with (acknowledged, expired, dropped): out of the store.
+    fn forget_seq(&self, node: &Node, seq: Option<u64>) {
+        if let (Some(store), Some(seq)) = (node.ctx.store.as_ref(), seq) {
+            store.remove_delivery(&self.client_id, seq);
+        }
+    }
+
+    fn forget(&self, node: &Node, q: &Queued) {
+        self.forget_seq(node, q.seq);
+    }
+
+    /// A delivery the store kept, back in this session's queues (at start-up).
+    pub(crate) fn restore_delivery(&mut self, node: &Node, seq: u64, delivery: StoredDelivery, state: DeliveryState) {
+        let now = Instant::now();
+        let message = crate::persist::from_stored(delivery.message, crate::persist::now_ms());
+        let Some(message) = message else {
+            node.ctx.metrics.dropped(DropReason::Expired, 1);
+            self.forget_seq(node, Some(seq));
+            return;
+        };
+        let q = Queued {
+            routed: Rc::new(Routed::new(message, now)),
+            qos: delivery.qos.clamp(1, 2),
+            retain: delivery.retain,
+            subscription_ids: delivery.subscription_ids,
+            from_retained_store: false,
+            seq: Some(seq),
+        };
+        let order = self.outbound.next_order;
+        self.outbound.next_order += 1;
+        let pkid = match state {
+            DeliveryState::Sent(p) | DeliveryState::Released(p)
+                if p != 0 && !self.outbound.inflight.contains_key(&p) =>
+            {
+                Some(p)
+            }
+            _ => None,
+        };
+        if let (DeliveryState::Released(_), Some(pkid)) = (state, pkid) {
+            self.outbound.inflight.insert(pkid, Inflight { order, state: InflightState::Released(Some(seq)) });
+            return;
+        }
+        if !node.budget.try_charge(q.charge()) {
+            node.ctx.metrics.dropped(DropReason::MemoryBudget, 1);
+            self.forget(node, &q);
+            return;
+        }
+        self.outbound.held_bytes += q.payload().len();
+        self.outbound.charged += q.charge();
+        match pkid {
+            Some(pkid) => {
+                self.outbound.inflight.insert(pkid, Inflight { order, state: InflightState::Sent(q) });
+            }
+            None => self.outbound.waiting.push_back(q),
         }
     }
 
     /// Sends a QoS 1/2 delivery under a fresh packet id and keeps it until acknowledged.
-    fn send_in_flight(&mut self, node: &Node, conn: &Connection, q: Queued, now: Instant) {
+    fn send_in_flight(&mut self, node: &Node, conn: &Connection, mut q: Queued, now: Instant) {
         if !node.budget.try_charge(q.charge()) {
             node.ctx.metrics.dropped(DropReason::MemoryBudget, 1);
+            self.forget(node, &q);
             return;
         }
         let pkid = self.outbound.take_pkid();
         if let Err(reason) = self.encode(conn, &q, pkid, false, now) {
             node.budget.release(q.charge());
             node.ctx.metrics.dropped(reason, 1);
+            self.forget(node, &q);
             return;
         }
+        self.keep(node, &mut q, DeliveryState::Sent(pkid));
         self.outbound.held_bytes += q.payload().len();
         self.outbound.charged += q.charge();
         let order = self.outbound.next_order;
@@ -287,6 +375,7 @@ impl Session {
             self.outbound.unhold(node, &q);
             if q.routed.expired(now) {
                 node.ctx.metrics.dropped(DropReason::Expired, 1);
+                self.forget(node, &q);
                 continue;
             }
             self.send_in_flight(node, &conn, q, now);
@@ -299,6 +388,7 @@ impl Session {
             self.take_inflight(pkid, |s| matches!(s, InflightState::Sent(q) if q.qos == 1))
         {
             self.outbound.unhold(node, &q);
+            self.forget(node, &q);
             self.fill_window(node, now);
         }
     }
@@ -308,18 +398,23 @@ impl Session {
         let Some(entry) = self.outbound.inflight.get_mut(&pkid) else { return };
         match &entry.state {
             InflightState::Sent(q) if q.qos == 2 => {
-                let InflightState::Sent(q) = std::mem::replace(&mut entry.state, InflightState::Released) else {
+                let seq = q.seq;
+                let InflightState::Sent(q) = std::mem::replace(&mut entry.state, InflightState::Released(seq)) else {
                     unreachable!("matched above")
                 };
                 self.outbound.unhold(node, &q);
                 if failed {
                     self.outbound.inflight.remove(&pkid);
+                    self.forget(node, &q);
                     self.fill_window(node, now);
                     return;
                 }
+                if let (Some(store), Some(seq)) = (self.store(node), seq) {
+                    store.set_state(&self.client_id, seq, DeliveryState::Released(pkid));
+                }
             }
             // A repeated PUBREC gets its PUBREL again.
-            InflightState::Released => {}
+            InflightState::Released(_) => {}
             InflightState::Sent(_) => return,
         }
         if let Some(conn) = &self.conn {
@@ -329,7 +424,10 @@ impl Session {
 
     /// PUBCOMP from the client.
     pub(super) fn on_pubcomp(&mut self, node: &Node, pkid: u16, now: Instant) {
-        if self.take_inflight(pkid, |s| matches!(s, InflightState::Released)).is_some() {
+        if let Some(Inflight { state: InflightState::Released(seq), .. }) =
+            self.take_inflight(pkid, |s| matches!(s, InflightState::Released(_)))
+        {
+            self.forget_seq(node, seq);
             self.fill_window(node, now);
         }
     }
@@ -351,7 +449,7 @@ impl Session {
         for (_, pkid) in pkids {
             let resend = match &self.outbound.inflight[&pkid].state {
                 InflightState::Sent(q) => Some(q.clone()),
-                InflightState::Released => None,
+                InflightState::Released(_) => None,
             };
             match resend {
                 Some(q) => {
@@ -360,6 +458,7 @@ impl Session {
                         node.ctx.metrics.dropped(reason, 1);
                         self.outbound.inflight.remove(&pkid);
                         self.outbound.unhold(node, &q);
+                        self.forget(node, &q);
                     }
                 }
                 None => {

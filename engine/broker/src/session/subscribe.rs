@@ -98,18 +98,44 @@ pub(super) fn subscribe(
                     }
                     let qos = routed.message.qos.min(subscription.qos);
                     let subscription_ids = id.into_iter().collect();
-                    retained.push(Queued { routed, qos, retain: true, subscription_ids, from_retained_store: true });
+                    retained.push(Queued {
+                        routed,
+                        qos,
+                        retain: true,
+                        subscription_ids,
+                        from_retained_store: true,
+                        seq: None,
+                    });
                 }
             }
         }
         codes.push(granted(filter.qos));
     }
     s.refresh_no_local();
+    if s.stored {
+        s.persist(node, None);
+    }
     conn.send(Packet::SubAck(SubAck { pkid: subscribe.pkid, return_codes: codes }, None));
     for queued in retained {
         s.deliver(node, queued, now);
     }
     Ok(())
+}
+
+/// A stored session's subscription back in the node's routing (at start-up).
+pub(crate) fn restore(node: &Node, s: &mut Session, filter: String, subscription: Subscription) {
+    let Ok(parsed) = parse_filter(&filter, usize::MAX) else {
+        tracing::warn!(client_id = &*s.client_id, filter, "a stored subscription's filter is not valid: dropped");
+        return;
+    };
+    if parsed.is_shared() {
+        node.append(Entry::Control(Control::ShareJoin { share: filter.clone(), member: s.key }));
+    } else {
+        node.trie.borrow_mut().insert(parsed.filter, s.key.slot, Grant::from(subscription));
+    }
+    if s.subscriptions.insert(filter, subscription).is_none() {
+        node.ctx.metrics.subscriptions.increment(1.0);
+    }
 }
 
 pub(super) fn unsubscribe(
@@ -138,6 +164,9 @@ pub(super) fn unsubscribe(
         reasons.push(reason);
     }
     s.refresh_no_local();
+    if s.stored {
+        s.persist(node, None);
+    }
     conn.send(Packet::UnsubAck(UnsubAck { pkid: unsubscribe.pkid, reasons }, None));
     Ok(())
 }
