@@ -1,7 +1,7 @@
 //! The bearer token check (`[http] token_file`), in front of every route.
 //!
 //! With a token configured, a request needs `Authorization: Bearer <token>`; the one
-//! exception is `/metrics` and `/healthz` asked from a loopback peer, so a local
+//! exception is `/metrics`, `/healthz` and `/health` asked from a loopback peer, so a local
 //! Prometheus or service manager needs no secret. The same paths from any other
 //! address need the token: an exposed API gives nothing away, its health included.
 //! Without a token (possible only on a loopback listener, `check-config` sees to it)
@@ -25,7 +25,7 @@ use metrics::Counter;
 pub const SECURITY_REFUSALS_TOTAL: &str = "alicia_security_refusals_total";
 
 /// Paths a loopback peer may ask without the token.
-const OPEN_ON_LOOPBACK: [&str; 2] = ["/metrics", "/healthz"];
+const OPEN_ON_LOOPBACK: [&str; 3] = ["/metrics", "/healthz", "/health"];
 
 /// The connection's peer, put on each request by the accept loop.
 #[derive(Debug, Clone, Copy)]

@@ -1,12 +1,13 @@
-//! The engine's HTTP API: Prometheus `/metrics` and `/healthz`.
+//! The engine's HTTP API: Prometheus `/metrics`, `/healthz` (the engine's own parts)
+//! and `/health` (the health monitor's picture of every component on the bus).
 //!
 //! The door has limits ([`HttpLimits`], `[http]` in `alicia.toml`): a header timeout
 //! (slowloris), a request timeout, connections in total and per source address. Over a
 //! cap a client gets `503` or `429` at once; every refusal or cut is counted in
 //! `alicia_http_refused_total{reason}` (the limit's config key).
 //!
-//! With a bearer token (`[http] token_file`) every request needs it, except `/metrics`
-//! and `/healthz` from a loopback peer; see `gate`.
+//! With a bearer token (`[http] token_file`) every request needs it, except `/metrics`,
+//! `/healthz` and `/health` from a loopback peer; see `gate`.
 //!
 //! # Layout
 //! - [`recorder`]: installs the process's one Prometheus recorder.
@@ -39,6 +40,12 @@ use tokio_util::sync::CancellationToken;
 /// Reports the engine's health as JSON; `healthy == false` answers 503.
 pub trait HealthSource: Send + Sync + 'static {
     fn health(&self) -> (bool, serde_json::Value);
+
+    /// The health monitor's whole picture for `GET /health`; `None` (404) when the
+    /// monitor is off.
+    fn overview(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +111,7 @@ impl HttpServer {
         let app = Router::new()
             .route("/metrics", get(metrics_page))
             .route("/healthz", get(healthz))
+            .route("/health", get(health_overview))
             .with_state(AppState { metrics, health })
             .layer(axum::middleware::from_fn_with_state(gate::Gate::new(token), gate::require_token));
         let stop = CancellationToken::new();
@@ -130,4 +138,15 @@ async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
     let (healthy, body) = state.health.health();
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string())
+}
+
+async fn health_overview(State(state): State<AppState>) -> impl IntoResponse {
+    match state.health.overview() {
+        Some(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()),
+        None => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"error":"the health monitor is off ([monitor] enabled = false)"}"#.to_string(),
+        ),
+    }
 }

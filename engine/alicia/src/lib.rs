@@ -93,7 +93,15 @@ impl Engine {
         let alerts_client = alicia_broker::LocalClient::connect(broker.bus(), "security").await?;
         let alerts = broker.security_alerts();
         tokio::spawn(security_alerts::run(alerts_client, alerts, config.engine.name.clone(), supervision_stop.clone()));
-        let services = CoreServices::start(&config, broker.bus()).await?;
+        let mut services = CoreServices::start(&config, broker.bus()).await?;
+        let monitor = {
+            let page = metrics.clone();
+            let inputs = alicia_services::MonitorInputs {
+                metrics_page: Arc::new(move || page.render()),
+                supervisor: supervisor.clone(),
+            };
+            services.start_monitor(&config, broker.bus(), inputs).await?
+        };
         let voice = match speech::start(&config, broker.bus(), &supervisor).await {
             Ok(voice) => voice,
             Err(e) => {
@@ -110,6 +118,7 @@ impl Engine {
             io_backend: broker.io_backend().as_str(),
             stopping: AtomicBool::new(false),
             supervisor: supervisor.clone(),
+            monitor,
         });
         let http_limits = http_limits(&config);
         let http = match HttpServer::start(config.http.listen, http_limits, http_token, metrics.clone(), health.clone())
@@ -273,6 +282,8 @@ struct EngineHealth {
     io_backend: &'static str,
     stopping: AtomicBool,
     supervisor: Supervisor,
+    /// The health monitor's picture, for `GET /health`.
+    monitor: Option<alicia_services::MonitorView>,
 }
 
 impl HealthSource for EngineHealth {
@@ -306,5 +317,9 @@ impl HealthSource for EngineHealth {
             "mqtt": { "listen": self.mqtt.to_string(), "io_backend": self.io_backend },
         });
         (status == "healthy", body)
+    }
+
+    fn overview(&self) -> Option<serde_json::Value> {
+        self.monitor.as_ref().map(alicia_services::MonitorView::overview)
     }
 }

@@ -168,6 +168,14 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
     in_range(errors, "router.segment_size_bytes", c.router.segment_size_bytes, 1024, usize::MAX);
     in_range(errors, "router.segment_count", c.router.segment_count, 1, 1024);
     in_range(errors, "services.heartbeat_interval_secs", c.services.heartbeat_interval_secs as usize, 1, 86_400);
+    let monitor = &c.monitor;
+    in_range(errors, "monitor.heartbeat_timeout_secs", monitor.heartbeat_timeout_secs as usize, 1, 86_400);
+    if monitor.enabled && monitor.heartbeat_timeout_secs <= c.services.heartbeat_interval_secs {
+        let message = "must be longer than services.heartbeat_interval_secs, or the engine itself looks offline";
+        errors.push("monitor.heartbeat_timeout_secs", message);
+    }
+    in_range(errors, "monitor.max_components", monitor.max_components, 1, 1_000_000);
+    in_range(errors, "monitor.metrics_interval_secs", monitor.metrics_interval_secs as usize, 1, 3_600);
     in_range(errors, "voice.stt_threads", c.voice.stt_threads, 1, 16);
     in_range(errors, "voice.hangover_ms", c.voice.hangover_ms as usize, 20, 5_000);
     if c.voice.unfinished_hangover_ms < c.voice.hangover_ms || c.voice.unfinished_hangover_ms > 10_000 {

@@ -18,6 +18,7 @@ pub struct AliciaConfig {
     pub router: RouterSection,
     pub http: HttpSection,
     pub services: ServicesSection,
+    pub monitor: MonitorSection,
     pub topics: TopicsSection,
     pub voice: VoiceSection,
     pub wyoming: WyomingSection,
@@ -320,6 +321,42 @@ impl Default for ServicesSection {
     }
 }
 
+/// `[monitor]`: the health monitor service, which follows every service's and device's
+/// heartbeats, raises and clears alerts on `alicia/monitoring/alerts`, answers health
+/// checks for any service and serves `GET /health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitorSection {
+    pub enabled: bool,
+    /// Silence after which a component is offline (the seeds: 300).
+    pub heartbeat_timeout_secs: u64,
+    /// Components followed at most; heartbeats of more are counted and dropped.
+    pub max_components: usize,
+    /// How often the engine's own meters are read for the rate alerts below.
+    pub metrics_interval_secs: u64,
+    /// Deliveries dropped (`alicia_mqtt_messages_dropped_total`) per minute that raise an alert.
+    pub dropped_messages_per_minute: u64,
+    /// Invalid envelopes (`alicia_envelope_invalid_total`) per minute that raise an alert.
+    pub invalid_envelopes_per_minute: u64,
+    /// Bytes queued for clients (`alicia_mqtt_queued_bytes`) that, while still growing,
+    /// raise an alert.
+    pub queued_bytes_alert: u64,
+}
+
+impl Default for MonitorSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            heartbeat_timeout_secs: 300,
+            max_components: 10_000,
+            metrics_interval_secs: 30,
+            dropped_messages_per_minute: 100,
+            invalid_envelopes_per_minute: 60,
+            queued_bytes_alert: 64 << 20,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TopicsSection {
@@ -520,6 +557,7 @@ impl Default for SecuritySection {
             login_backoff_max_ms: 60_000,
             service_users: [
                 ("health", "health_monitor"),
+                ("monitor", "health_monitor"),
                 ("supervisor", "health_monitor"),
                 ("gatekeeper", "security_gateway"),
                 ("security", "security_gateway"),

@@ -190,3 +190,17 @@ allow_anonymous = false
     let errors = AliciaConfig::from_toml_str(text).unwrap_err();
     assert!(errors.to_string().contains("mqtt.tls: unknown field `colour`"), "{errors}");
 }
+
+#[test]
+fn monitor_settings_are_checked_with_their_paths() {
+    let text = "[services]\nheartbeat_interval_secs = 30\n[monitor]\nheartbeat_timeout_secs = 30\nmax_components = 0\nmetrics_interval_secs = 0\n";
+    let errors = AliciaConfig::from_toml_str(text).unwrap_err();
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["monitor.heartbeat_timeout_secs", "monitor.max_components", "monitor.metrics_interval_secs"],
+        "{errors}"
+    );
+    let shipped = AliciaConfig::from_toml_str(include_str!("../../../bus-config/alicia.toml")).unwrap();
+    assert_eq!(shipped.monitor.heartbeat_timeout_secs, 300);
+}

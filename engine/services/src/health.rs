@@ -121,6 +121,11 @@ impl HealthService {
     /// Answers a check addressed to this engine; true when it did.
     async fn answer(&mut self, client: &mut LocalClient, payload: Bytes) -> bool {
         let Ok(request) = decode_within(payload, self.max_envelope_bytes).await else { return false };
+        // A check naming another service (`data.service`) is the monitor's to answer.
+        let named = request.payload.data.get("service").and_then(serde_json::Value::as_str);
+        if named.is_some_and(|name| name != self.name && name != "all") {
+            return false;
+        }
         let for_us = match &request.destination {
             Destination::Broadcast => true,
             Destination::Service(name) => *name == self.name,

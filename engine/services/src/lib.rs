@@ -6,10 +6,15 @@
 //!   `alicia/system/health/check` with a correlated response.
 //! - `gatekeeper`: validates the envelope of every message on an `alicia/` request topic
 //!   and answers an invalid one with an error event naming the field.
+//! - `monitor`: the health monitor: every component's heartbeats, alerts raised and
+//!   resolved, health checks for any service, the picture behind `GET /health`.
 //! - this file: [`CoreServices`], which starts and stops them together.
 
 mod gatekeeper;
 mod health;
+mod monitor;
+
+pub use monitor::{MonitorInputs, MonitorView, MONITOR_NAME};
 
 use std::collections::HashMap;
 
@@ -50,6 +55,25 @@ impl CoreServices {
             tasks.push(tokio::spawn(gatekeeper::run(client, aliases, limit, stop.clone())));
         }
         Ok(CoreServices { stop, tasks })
+    }
+
+    /// Starts the health monitor (unless `[monitor] enabled = false`); its view is
+    /// what `GET /health` shows.
+    pub async fn start_monitor(
+        &mut self,
+        config: &AliciaConfig,
+        bus: &BusHandle,
+        inputs: MonitorInputs,
+    ) -> Result<Option<MonitorView>, ServicesError> {
+        if !config.monitor.enabled {
+            return Ok(None);
+        }
+        let aliases: HashMap<String, String> = config.topics.aliases.clone().into_iter().collect();
+        let aliases = TopicAliases::new(aliases).map_err(|e| ServicesError::Alias(e.to_string()))?;
+        let client = connect(bus, "monitor").await?;
+        let (view, spawn) = monitor::build(config, aliases, inputs);
+        self.tasks.push(spawn(client, self.stop.clone()));
+        Ok(Some(view))
     }
 
     /// Stops every service; health says goodbye on the bus first.

@@ -4,7 +4,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alicia_breaker::{Breaker, BreakerSettings, CallError};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -20,7 +23,12 @@ use crate::http::{post_json, HttpUrl};
 /// url = "http://127.0.0.1:8081"   # plain http: a local server or a proxy
 /// model = "llama-3.2-3b-instruct"
 /// api_key = "..."                 # optional, sent as a bearer token
-/// timeout_ms = 8000
+/// timeout_ms = 8000               # the whole answer, retries included
+///
+/// [intent.chat.breaker]           # see alicia_breaker::BreakerSettings
+/// failure_threshold = 5
+/// open_ms = 30000
+/// max_attempts = 3
 /// ```
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +44,7 @@ pub struct ChatFallback {
     /// The system prompt: who Alicia is and how she answers.
     #[serde(default = "default_personality")]
     pub personality: String,
-    /// The whole request, connect to last byte.
+    /// The whole answer, connect to last byte, retries included.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
     /// Exchanges (question and answer) remembered per session.
@@ -48,7 +56,13 @@ pub struct ChatFallback {
     /// Answers are spoken: keep them short.
     #[serde(default = "default_max_tokens")]
     pub max_tokens: u32,
+    /// The circuit breaker and retries in front of the server (target `llm`).
+    #[serde(default)]
+    pub breaker: BreakerSettings,
 }
+
+/// The breaker's target label (`alicia_breaker_state{target="llm"}`).
+pub const CHAT_BREAKER_TARGET: &str = "llm";
 
 fn default_personality() -> String {
     "You are Alicia, the voice assistant of this home. Your answers are spoken aloud: \
@@ -84,6 +98,7 @@ impl ChatFallback {
             max_history: default_max_history(),
             max_sessions: default_max_sessions(),
             max_tokens: default_max_tokens(),
+            breaker: BreakerSettings::default(),
         }
     }
 
@@ -111,6 +126,7 @@ impl fmt::Debug for ChatFallback {
             .field("model", &self.model)
             .field("timeout_ms", &self.timeout_ms)
             .field("max_history", &self.max_history)
+            .field("breaker", &self.breaker)
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +137,7 @@ impl fmt::Debug for ChatFallback {
 pub struct ChatClient {
     config: ChatFallback,
     endpoint: HttpUrl,
+    breaker: Arc<Breaker>,
     conversations: HashMap<String, Conversation>,
     clock: u64,
 }
@@ -135,11 +152,23 @@ struct Conversation {
 impl ChatClient {
     pub fn new(config: ChatFallback) -> Result<Self, ChatError> {
         let endpoint = config.endpoint()?;
-        Ok(Self { config, endpoint, conversations: HashMap::new(), clock: 0 })
+        let problems = config.breaker.problems("intent.chat.breaker");
+        if !problems.is_empty() {
+            return Err(ChatError::Settings(problems));
+        }
+        let breaker = Arc::new(Breaker::new(CHAT_BREAKER_TARGET, config.breaker));
+        Ok(Self { config, endpoint, breaker, conversations: HashMap::new(), clock: 0 })
+    }
+
+    /// The circuit breaker in front of the chat server.
+    pub fn breaker(&self) -> &Arc<Breaker> {
+        &self.breaker
     }
 
     /// The answer to `question` in `session`'s conversation, trimmed and on one line
-    /// for the TTS. The exchange is remembered only when it succeeds.
+    /// for the TTS. The exchange is remembered only when it succeeds. Within
+    /// `timeout_ms` in all: a failure the server may get over is retried, and while
+    /// the breaker is open the answer is [`ChatError::CircuitOpen`] at once.
     pub fn ask(&mut self, session: &str, question: &str) -> Result<String, ChatError> {
         let mut messages = vec![json!({"role": "system", "content": self.config.personality})];
         if let Some(conversation) = self.conversations.get(session) {
@@ -159,8 +188,16 @@ impl ChatClient {
         let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("Authorization", b.as_str())).collect();
         let body = serde_json::to_vec(&body).expect("a json value serialises");
         let timeout = Duration::from_millis(self.config.timeout_ms.max(1));
-        let (status, answer) = post_json(&self.endpoint, &headers, &body, timeout)?;
-        let answer = parse_answer(status, &answer)?;
+        let endpoint = &self.endpoint;
+        let attempt = |deadline: Instant| {
+            let (status, answer) = post_json(endpoint, &headers, &body, deadline, timeout)?;
+            parse_answer(status, &answer)
+        };
+        let answer = match self.breaker.call(Instant::now() + timeout, ChatError::verdict, attempt) {
+            Ok(answer) => answer,
+            Err(CallError::Failed(err)) => return Err(err),
+            Err(CallError::Open { retry_in, .. }) => return Err(ChatError::CircuitOpen { retry_in }),
+        };
         self.remember(session, question, &answer);
         Ok(answer)
     }

@@ -69,14 +69,16 @@ impl HttpUrl {
 }
 
 /// POSTs `body` as JSON to `url` with extra `headers`, and returns the status and the
-/// body of the answer. The whole exchange, connect included, ends by `timeout`.
+/// body of the answer. The whole exchange, connect included, ends by `end`; `timeout`
+/// is the budget that deadline stands for, named in a timeout error.
 pub(crate) fn post_json(
     url: &HttpUrl,
     headers: &[(&str, &str)],
     body: &[u8],
+    end: Instant,
     timeout: Duration,
 ) -> Result<(u16, Vec<u8>), ChatError> {
-    let deadline = Deadline { end: Instant::now() + timeout, timeout };
+    let deadline = Deadline { end, timeout };
     let mut stream = connect(url, &deadline)?;
     let mut request = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: alicia-bus\r\n",

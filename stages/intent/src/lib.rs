@@ -20,7 +20,7 @@
 //! | `intent.rs` | [`Intent`], [`Unmatched`], [`DeviceCommand`], [`Understanding`] |
 //! | `reply.rs` | the spoken reply to each intent and each problem |
 //! | `stage.rs` | [`IntentConfig`] (the builder) and [`IntentStage`], the [`alicia_pipeline::Stage`] |
-//! | `chat.rs` | [`ChatFallback`] config and [`ChatClient`]: chat completions with per-session history |
+//! | `chat.rs` | [`ChatFallback`] config and [`ChatClient`]: chat completions with per-session history, behind the `llm` circuit breaker (`alicia-breaker`) with bounded retries |
 //! | `http.rs` | a blocking HTTP/1.1 POST over `std::net::TcpStream`, plain http only |
 //! | `error.rs` | [`ChatError`], [`IntentError`] and their stable `error_type` labels |
 //!
@@ -49,7 +49,7 @@ mod reply;
 mod stage;
 mod words;
 
-pub use chat::{ChatClient, ChatFallback};
+pub use chat::{ChatClient, ChatFallback, CHAT_BREAKER_TARGET};
 pub use error::{ChatError, IntentError};
 pub use home::{Device, DeviceKind, Home, HomeError, HomeProblem, Room, Site};
 pub use intent::{Action, DeviceCommand, Intent, Quantity, Understanding, Unmatched};

@@ -95,7 +95,9 @@ fn local_time() -> NaiveTime {
 /// Async, unless the chat fallback is on: then blocking, because a chat request may
 /// take seconds. When the fallback fails the user hears "Sorry, I didn't catch that."
 /// and the stage reports the failure as a per-frame error (`chat_timeout`,
-/// `chat_unreachable`, `chat_status`, `chat_response`, `chat_protocol`).
+/// `chat_unreachable`, `chat_status`, `chat_response`, `chat_protocol`, and
+/// `chat_circuit_open` when the server failed so often lately that its breaker
+/// answers at once).
 pub struct IntentStage {
     matcher: IntentMatcher,
     chat: Option<ChatClient>,
@@ -119,6 +121,11 @@ impl IntentStage {
 
     pub fn matcher(&self) -> &IntentMatcher {
         &self.matcher
+    }
+
+    /// The chat fallback's circuit breaker, when the fallback is on.
+    pub fn chat_breaker(&self) -> Option<&std::sync::Arc<alicia_breaker::Breaker>> {
+        self.chat.as_ref().map(ChatClient::breaker)
     }
 
     /// What the stage answers to `text` heard in `session` at `site`, the chat
