@@ -14,11 +14,13 @@
 //! - `serve`: the listener, hyper per connection, the timeouts and the refusals.
 //! - `admission`: the connection caps.
 //! - `gate`: the bearer token check and its refusals (`401`).
+//! - `backup`: `GET /store/backup`, the durable store's online backup as a stream.
 //! - [`device_auth`]: [`DeviceAuthServer`], the HTTPS listener of `POST /auth/device`
 //!   (mutual TLS in, a device token out), and [`DeviceAuthSettings`].
 //! - this file: [`HttpServer`], [`HttpLimits`] and the routes (axum).
 
 mod admission;
+mod backup;
 pub mod device_auth;
 mod gate;
 pub mod recorder;
@@ -46,6 +48,11 @@ pub trait HealthSource: Send + Sync + 'static {
     fn overview(&self) -> Option<serde_json::Value> {
         None
     }
+}
+
+/// Writes an online backup of the engine's durable store (`GET /store/backup`).
+pub trait BackupSource: Send + Sync + 'static {
+    fn write_backup(&self, out: &mut dyn std::io::Write) -> Result<(), String>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +93,7 @@ impl Default for HttpLimits {
 struct AppState {
     metrics: PrometheusHandle,
     health: Arc<dyn HealthSource>,
+    backup: Option<Arc<dyn BackupSource>>,
 }
 
 /// A running HTTP server.
@@ -104,6 +112,7 @@ impl HttpServer {
         token: Option<BearerToken>,
         metrics: PrometheusHandle,
         health: Arc<dyn HealthSource>,
+        backup: Option<Arc<dyn BackupSource>>,
     ) -> Result<HttpServer, HttpError> {
         let listener =
             tokio::net::TcpListener::bind(listen).await.map_err(|source| HttpError::Bind { addr: listen, source })?;
@@ -112,7 +121,8 @@ impl HttpServer {
             .route("/metrics", get(metrics_page))
             .route("/healthz", get(healthz))
             .route("/health", get(health_overview))
-            .with_state(AppState { metrics, health })
+            .route("/store/backup", get(backup::store_backup))
+            .with_state(AppState { metrics, health, backup })
             .layer(axum::middleware::from_fn_with_state(gate::Gate::new(token), gate::require_token));
         let stop = CancellationToken::new();
         let task = tokio::spawn(serve::accept_loop(listener, app, limits, stop.clone()));

@@ -22,7 +22,7 @@ impl HealthSource for Healthy {
 
 async fn server(limits: HttpLimits) -> HttpServer {
     let metrics = alicia_http::recorder::install();
-    HttpServer::start("127.0.0.1:0".parse().unwrap(), limits, None, metrics, Arc::new(Healthy)).await.unwrap()
+    HttpServer::start("127.0.0.1:0".parse().unwrap(), limits, None, metrics, Arc::new(Healthy), None).await.unwrap()
 }
 
 /// A connection from `source` (any of 127.0.0.0/8 reaches the server).

@@ -121,8 +121,16 @@ impl Engine {
             monitor,
         });
         let http_limits = http_limits(&config);
-        let http = match HttpServer::start(config.http.listen, http_limits, http_token, metrics.clone(), health.clone())
-            .await
+        let backup = broker.store().cloned().map(|store| Arc::new(StoreBackup(store)) as Arc<dyn alicia_http::BackupSource>);
+        let http = match HttpServer::start(
+            config.http.listen,
+            http_limits,
+            http_token,
+            metrics.clone(),
+            health.clone(),
+            backup,
+        )
+        .await
         {
             Ok(http) => http,
             Err(e) => {
@@ -321,5 +329,16 @@ impl HealthSource for EngineHealth {
 
     fn overview(&self) -> Option<serde_json::Value> {
         self.monitor.as_ref().map(alicia_services::MonitorView::overview)
+    }
+}
+
+/// `GET /store/backup`: the durable store's online snapshot.
+struct StoreBackup(alicia_broker::Store);
+
+impl alicia_http::BackupSource for StoreBackup {
+    fn write_backup(&self, out: &mut dyn std::io::Write) -> Result<(), String> {
+        let summary = self.0.backup_to(out).map_err(|e| e.to_string())?;
+        tracing::info!(records = summary.records, bytes = summary.bytes, "store backup sent");
+        Ok(())
     }
 }

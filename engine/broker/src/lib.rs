@@ -67,6 +67,7 @@ use alicia_supervisor::{OnFailure, Supervisor};
 use alicia_tls::TlsReloader;
 use tokio_util::sync::CancellationToken;
 
+pub use alicia_store::Store;
 pub use codec::MqttVersion;
 pub use gateway::SecurityAlert;
 pub use io::ActiveBackend;
@@ -261,6 +262,11 @@ impl Broker {
 
     pub fn io_backend(&self) -> ActiveBackend {
         self.backend
+    }
+
+    /// The durable store (`[storage]`), when configured: for online backups.
+    pub fn store(&self) -> Option<&alicia_store::Store> {
+        self.ctx.store.as_ref()
     }
 
     /// For in-process services: how they join the bus.

@@ -39,13 +39,13 @@ fn backup_error(path: &Path, error: impl std::fmt::Display) -> StoreError {
 }
 
 /// A writer that hashes what goes through it.
-struct Hashing<W: Write> {
-    inner: W,
+struct Hashing<W: Write + ?Sized> {
     hash: Sha256,
     bytes: u64,
+    inner: W,
 }
 
-impl<W: Write> Write for Hashing<W> {
+impl<W: Write + ?Sized> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hash.update(&buf[..n]);
@@ -57,44 +57,61 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-pub(crate) fn write(snapshot: &fjall::Snapshot, path: &Path) -> Result<BackupSummary, StoreError> {
-    let partial = PathBuf::from(format!("{}.partial", path.display()));
-    let file = File::create(&partial).map_err(|e| backup_error(&partial, e))?;
-    let mut out = Hashing { inner: BufWriter::new(file), hash: Sha256::new(), bytes: 0 };
+/// Writes every record of `snapshot` to `out` in the backup layout.
+pub(crate) fn write_to(snapshot: &fjall::Snapshot, out: &mut dyn Write) -> Result<BackupSummary, std::io::Error> {
+    let mut out = Hashing { inner: out, hash: Sha256::new(), bytes: 0 };
     let mut records = 0u64;
-    let result = (|| -> Result<(), StoreError> {
-        let io = |e: std::io::Error| backup_error(&partial, e);
-        out.write_all(MAGIC).map_err(io)?;
-        out.write_all(&VERSION.to_be_bytes()).map_err(io)?;
-        for item in snapshot.iter() {
-            let (key, value) = item?;
-            out.write_all(&[1]).map_err(io)?;
-            out.write_all(&(key.len() as u32).to_be_bytes()).map_err(io)?;
-            out.write_all(&key).map_err(io)?;
-            out.write_all(&(value.len() as u32).to_be_bytes()).map_err(io)?;
-            out.write_all(&value).map_err(io)?;
-            records += 1;
-        }
-        out.write_all(&[0]).map_err(io)?;
-        out.write_all(&records.to_be_bytes()).map_err(io)?;
-        let digest = out.hash.clone().finalize();
-        out.inner.write_all(&digest).map_err(io)?;
-        out.bytes += digest.len() as u64;
-        let file = out.inner.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&partial);
-        return Err(e);
+    out.write_all(MAGIC)?;
+    out.write_all(&VERSION.to_be_bytes())?;
+    for item in snapshot.iter() {
+        let (key, value) = item.map_err(std::io::Error::other)?;
+        out.write_all(&[1])?;
+        out.write_all(&(key.len() as u32).to_be_bytes())?;
+        out.write_all(&key)?;
+        out.write_all(&(value.len() as u32).to_be_bytes())?;
+        out.write_all(&value)?;
+        records += 1;
     }
+    out.write_all(&[0])?;
+    out.write_all(&records.to_be_bytes())?;
+    let digest = out.hash.clone().finalize();
+    out.inner.write_all(&digest)?;
+    out.inner.flush()?;
+    Ok(BackupSummary { records, bytes: out.bytes + digest.len() as u64 })
+}
+
+/// Writes `path` whole or not at all: `path.partial`, fsynced, then renamed.
+pub(crate) fn write_file(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> Result<BackupSummary, std::io::Error>,
+) -> Result<BackupSummary, StoreError> {
+    let partial = PathBuf::from(format!("{}.partial", path.display()));
+    let result = (|| -> Result<BackupSummary, std::io::Error> {
+        let mut out = BufWriter::new(File::create(&partial)?);
+        let summary = fill(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(summary)
+    })();
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(backup_error(&partial, e));
+        }
+    };
     std::fs::rename(&partial, path).map_err(|e| backup_error(path, e))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if let Ok(dir) = File::open(dir) {
             let _ = dir.sync_all();
         }
     }
-    Ok(BackupSummary { records, bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) })
+    Ok(summary)
+}
+
+/// Checks that `path` is a whole backup (framing, count, checksum) without using it.
+pub fn verify(path: &Path) -> Result<BackupSummary, StoreError> {
+    read(path, |_, _| Ok(()))
 }
 
 /// Reads a backup's records, checking its framing; `visit` gets each (key, value).

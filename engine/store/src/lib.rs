@@ -38,7 +38,7 @@ use bytes::Bytes;
 use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle};
 use tokio::sync::oneshot;
 
-pub use backup::{restore, BackupSummary};
+pub use backup::{restore, verify, BackupSummary};
 pub use metrics::describe_metrics;
 pub use record::{
     DecodeError, DeliveryState, StoredDelivery, StoredMessage, StoredProperties, StoredSession, StoredSubscription,
@@ -271,7 +271,13 @@ impl Store {
     /// Writes a consistent copy of the whole store, as of now, to `path` while the engine
     /// goes on (see [`backup`]).
     pub fn backup(&self, path: &Path) -> Result<BackupSummary, StoreError> {
-        backup::write(&self.inner.partition.snapshot(), path)
+        let snapshot = self.inner.partition.snapshot();
+        backup::write_file(path, |out| backup::write_to(&snapshot, out))
+    }
+
+    /// The same backup, written to `out` (a stream to a remote `alicia backup`).
+    pub fn backup_to(&self, out: &mut dyn std::io::Write) -> Result<BackupSummary, std::io::Error> {
+        backup::write_to(&self.inner.partition.snapshot(), out)
     }
 
     /// Makes everything queued durable and stops the writer (the last handle's drop does
