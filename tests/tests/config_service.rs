@@ -317,13 +317,22 @@ fn signal(pid: u32, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_applies_a_file_edited_by_hand() {
     let dir = ConfigDir::new();
-    let process = EngineProcess::spawn_with(&dir.path, &[]);
+    let mut process = EngineProcess::spawn_with(&dir.path, &[]);
     let port = process.mqtt.port();
     let (mut watcher, _) = V4Client::connect(port, "watcher", v4_login("watcher", "")).await;
     watcher.subscribe("home/#", QoS::AtLeastOnce).await;
     let (lamp, _) = V4Client::connect(port, "lamp", v4_login("lamp", "")).await;
+    // The harness starts it with ALICIA_LOG=warn: info lines appear only once the
+    // edited log_level is in force.
+    let log = log_lines(&mut process);
 
     edit(&dir.path, &dir.acl_before, &dir.acl_after);
+    let text = std::fs::read_to_string(&dir.path).unwrap();
+    std::fs::write(
+        &dir.path,
+        text.replace("name = \"alicia\"\n", "name = \"alicia\"\nlog_level = \"warn,alicia=info\"\n"),
+    )
+    .unwrap();
     signal(process.child.id(), "HUP");
     // Polled: the lamp publishes on home/b until the new ACL lets it through.
     let deadline = std::time::Instant::now() + alicia_e2e::PATIENCE;
@@ -340,6 +349,29 @@ async fn sighup_applies_a_file_edited_by_hand() {
     let now = admin.ask(REQUEST, json!({"section": "security"})).await;
     assert_eq!(now["config"]["security"]["acl_file"], dir.acl_after.display().to_string());
     assert!(std::fs::read_to_string(&dir.path).unwrap().contains("# the seeds' limit"));
+    let deadline = std::time::Instant::now() + alicia_e2e::PATIENCE;
+    loop {
+        let wait = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = log.recv_timeout(wait).expect("the reload's info line, under the edited log_level");
+        if line.contains("SIGHUP: config and security files reloaded") {
+            break;
+        }
+    }
+}
+
+/// The process's stderr, line by line, read on a thread of its own.
+fn log_lines(process: &mut EngineProcess) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stderr = process.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 fn edit(path: &Path, from: &Path, to: &Path) {
