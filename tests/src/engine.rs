@@ -51,6 +51,17 @@ impl TestEngine {
         TestEngine { engine }
     }
 
+    /// Loaded from `path` as `alicia serve --config path` does: the config service
+    /// writes updates there and `engine.reload()` re-reads it.
+    pub async fn from_file(path: &std::path::Path) -> TestEngine {
+        let file = alicia::config_service::ConfigFile::new(path);
+        let config = file.load().unwrap_or_else(|errors| panic!("{} is invalid:\n{errors}", path.display()));
+        let live = alicia::Live { file: Some(file), log: None };
+        let on_fatal: alicia::OnFatal = std::sync::Arc::new(|code| panic!("a fatal component failure (exit {code})"));
+        let engine = Engine::start_live(config, live, on_fatal).await.expect("engine starts");
+        TestEngine { engine }
+    }
+
     pub async fn with_defaults() -> TestEngine {
         TestEngine::start(test_config()).await
     }

@@ -33,6 +33,10 @@ pub const SYSTEM_HEALTH_ALL: &str = "alicia/system/health/+";
 // alicia/system/config, registry, security
 pub const SYSTEM_CONFIG_UPDATE: &str = "alicia/system/config/update";
 pub const SYSTEM_CONFIG_REQUEST: &str = "alicia/system/config/request";
+/// The engine's config service answers requests and updates here (correlated).
+pub const SYSTEM_CONFIG_RESPONSE: &str = "alicia/system/config/response";
+/// ... and says here why a message on request or update was not an envelope at all.
+pub const SYSTEM_CONFIG_ERROR: &str = "alicia/system/config/error";
 pub const SYSTEM_REGISTRY_REGISTER: &str = "alicia/system/registry/register";
 pub const SYSTEM_REGISTRY_ADD: &str = "alicia/system/registry/add";
 pub const SYSTEM_REGISTRY_REMOVE: &str = "alicia/system/registry/remove";

@@ -10,6 +10,8 @@
 //! - `supervision`: alerts for components that die, and the exit when one that held
 //!   client state does.
 //! - `sys_topics`: `$SYS/broker/...` as mosquitto's, from the engine's own meters.
+//! - `live_config`: the config service's hooks into the engine ([`Live`]: the config
+//!   file and the log filter; `[security]` swapped through the broker).
 //! - `security_alerts`: alerts for refusals that mean someone is trying something
 //!   (bad signatures, replays, revoked certificates, rates), one per reason per 10 s.
 //! - `main.rs`: the `alicia` command line (serve, models, ask, say, check-config), with
@@ -31,12 +33,15 @@ use tokio_util::sync::CancellationToken;
 pub use alicia_config as config;
 pub use alicia_supervisor as supervisor;
 
+mod live_config;
 mod security_alerts;
 pub mod speech;
 mod supervised;
 mod supervision;
 mod sys_topics;
 
+pub use alicia_config_service as config_service;
+pub use live_config::{Live, LogFilter};
 pub use supervision::{OnFatal, COMPONENT_FAILED_EXIT};
 
 /// A running engine.
@@ -52,6 +57,8 @@ pub struct Engine {
     supervisor: Supervisor,
     supervision_stop: CancellationToken,
     supervision: tokio::task::JoinHandle<()>,
+    /// The config in force and on disk (the config service's state).
+    config: Arc<alicia_config_service::ConfigState>,
 }
 
 impl Engine {
@@ -65,6 +72,12 @@ impl Engine {
     /// [`Engine::start`], with what to do instead of exiting when a component that held
     /// client state has died (`on_fatal` gets the exit status).
     pub async fn start_with(config: AliciaConfig, on_fatal: OnFatal) -> anyhow::Result<Engine> {
+        Engine::start_live(config, Live::default(), on_fatal).await
+    }
+
+    /// [`Engine::start_with`] for a config loaded from `live.file`: the config service
+    /// writes updates there and [`Engine::reload`] re-reads it.
+    pub async fn start_live(config: AliciaConfig, live: Live, on_fatal: OnFatal) -> anyhow::Result<Engine> {
         // Secrets first: a bad token file fails the start before anything listens.
         let http_token = config
             .http
@@ -93,6 +106,17 @@ impl Engine {
         let alerts_client = alicia_broker::LocalClient::connect(broker.bus(), "security").await?;
         let alerts = broker.security_alerts();
         tokio::spawn(security_alerts::run(alerts_client, alerts, config.engine.name.clone(), supervision_stop.clone()));
+        let config_state = {
+            let reconfigure = live_config::EngineReconfigure { security: broker.security_control(), log: live.log };
+            Arc::new(alicia_config_service::ConfigState::new(config.clone(), live.file, Box::new(reconfigure)))
+        };
+        let config_client = alicia_broker::LocalClient::connect(broker.bus(), "config").await?;
+        let config_service = alicia_config_service::ConfigService {
+            state: config_state.clone(),
+            name: config.engine.name.clone(),
+            max_envelope_bytes: config.services.max_envelope_bytes,
+        };
+        tokio::spawn(config_service.run(config_client, supervision_stop.clone()));
         let mut services = CoreServices::start(&config, broker.bus()).await?;
         let monitor = {
             let page = metrics.clone();
@@ -176,6 +200,7 @@ impl Engine {
             supervisor,
             supervision_stop,
             supervision,
+            config: config_state,
         })
     }
 
@@ -183,11 +208,37 @@ impl Engine {
         self.broker.mqtt_addr()
     }
 
-    /// Re-reads what SIGHUP re-reads: passwords, ACL and signing keys (every live
-    /// client's rules follow), and the TLS certificate, key, CA and CRL. A broken file
-    /// keeps the old configuration in force; the error says what to fix.
+    /// Re-reads what SIGHUP re-reads: the config file (when the engine has one; its
+    /// live keys are put in force, the rest waits for a restart), then passwords, ACL
+    /// and signing keys (every live client's rules follow), and the TLS certificate,
+    /// key, CA and CRL. A broken file keeps the old configuration in force; the error
+    /// lists every problem.
     pub fn reload(&self) -> Result<(), String> {
-        self.broker.reload()
+        let config = match self.config.reload() {
+            Ok(outcome) => {
+                if outcome.status != alicia_config_service::Status::Unchanged {
+                    tracing::info!(
+                        status = outcome.status.as_str(),
+                        applied = ?outcome.applied,
+                        restart_required = ?outcome.restart_required,
+                        "config file reloaded"
+                    );
+                }
+                Ok(())
+            }
+            Err(errors) => Err(format!("config file: {} error(s), the old config stays:\n{errors}", errors.len())),
+        };
+        let files = self.broker.reload();
+        match (config, files) {
+            (Ok(()), files) => files,
+            (Err(a), Ok(())) => Err(a),
+            (Err(a), Err(b)) => Err(format!("{a}\n{b}")),
+        }
+    }
+
+    /// The configuration in force (what a config request is answered with, unredacted).
+    pub fn config(&self) -> AliciaConfig {
+        self.config.in_force()
     }
 
     /// The MQTT over TLS listener, when `[mqtt.tls]` is configured.

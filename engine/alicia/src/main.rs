@@ -5,8 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use alicia::config::{AliciaConfig, IoBackend};
-use alicia::Engine;
+use alicia::config_service::{ConfigFile, Overrides};
+use alicia::{Engine, Live, LogFilter};
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod certs;
@@ -185,39 +188,24 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config, env, mqtt_listen, http_listen, wyoming_listen, io, home } => {
-            init_logging();
-            let mut loaded = match AliciaConfig::load(&config, env.as_deref()) {
+            let io = io.map(|io| match io {
+                IoArg::Auto => IoBackend::Auto,
+                IoArg::Uring => IoBackend::Uring,
+                IoArg::Epoll => IoBackend::Epoll,
+            });
+            let overrides = Overrides { mqtt_listen, http_listen, wyoming_listen, io, home };
+            let file = ConfigFile { path: config.clone(), environment: env, overrides };
+            // The flags are laid over the file and checked with it: a flag may have moved
+            // a door off loopback, and a reload keeps them.
+            let loaded = match file.load() {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
+                Err(errors) => {
+                    eprintln!("{} has {} error(s):\n{errors}", config.display(), errors.len());
                     return ExitCode::from(2);
                 }
             };
-            if let Some(addr) = mqtt_listen {
-                loaded.mqtt.listen = addr;
-            }
-            if let Some(addr) = http_listen {
-                loaded.http.listen = addr;
-            }
-            if let Some(addr) = wyoming_listen {
-                loaded.wyoming.listen = addr;
-            }
-            if let Some(home) = home {
-                loaded.voice.home = home;
-            }
-            if let Some(io) = io {
-                loaded.mqtt.io = match io {
-                    IoArg::Auto => IoBackend::Auto,
-                    IoArg::Uring => IoBackend::Uring,
-                    IoArg::Epoll => IoBackend::Epoll,
-                };
-            }
-            // A flag may have moved a door off loopback: the same rules as the file.
-            if let Err(errors) = loaded.check() {
-                eprintln!("{} with the command-line flags has {} error(s):\n{errors}", config.display(), errors.len());
-                return ExitCode::from(2);
-            }
-            match serve(loaded) {
+            let log = init_logging(&loaded.engine.log_level);
+            match serve(loaded, Live { file: Some(file), log: Some(log) }) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("alicia: {e:#}");
@@ -228,7 +216,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: AliciaConfig) -> anyhow::Result<()> {
+fn serve(config: AliciaConfig, live: Live) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("alicia-main")
@@ -238,7 +226,7 @@ fn serve(config: AliciaConfig) -> anyhow::Result<()> {
         // Before the ready line: a SIGTERM sent the moment it is read must find the
         // handler, not the default action that kills the process mid-sentence.
         let signals = Signals::install()?;
-        let engine = Engine::start(config).await?;
+        let engine = Engine::start_live(config, live, Arc::new(|code| std::process::exit(code))).await?;
         // Scripts and tests read this line to find the ports.
         let wyoming = engine.wyoming_addr().map_or_else(|| "off".to_string(), |a| a.to_string());
         let tls = engine.mqtt_tls_addr().map_or_else(|| "off".to_string(), |a| a.to_string());
@@ -261,7 +249,7 @@ fn serve(config: AliciaConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGTERM, SIGINT (stop) and SIGHUP (re-read the security files).
+/// SIGTERM, SIGINT (stop) and SIGHUP (re-read the config file and the security files).
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
@@ -278,33 +266,35 @@ impl Signals {
         })
     }
 
-    /// Waits for SIGTERM or SIGINT; each SIGHUP meanwhile re-reads the security files.
+    /// Waits for SIGTERM or SIGINT; each SIGHUP meanwhile re-reads the config file and
+    /// the security files.
     async fn wait(mut self, engine: &Engine) -> &'static str {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return "SIGTERM",
                 _ = self.int.recv() => return "SIGINT",
                 _ = self.hup.recv() => match engine.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: security files reloaded"),
-                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload refused, the old rules stay"),
+                    Ok(()) => tracing::info!("SIGHUP: config and security files reloaded"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: reload refused, the old config stays"),
                 },
             }
         }
     }
 }
 
-fn init_logging() {
+/// `ALICIA_LOG` when set, else `[engine] log_level`; the returned filter replaces it
+/// later (a config update or SIGHUP that changes `log_level`).
+fn init_logging(log_level: &str) -> LogFilter {
     use std::io::IsTerminal;
-    // rumqttd opens an error-level span for every message its router appends, which a
-    // log filter at info or below records (it formats the entry's topic each time):
-    // that alone cut the bus's throughput by two thirds. The router's own logs stay off
-    // unless asked for by name; the engine reports the router's failure itself.
-    let directives = std::env::var("ALICIA_LOG").unwrap_or_else(|_| "info".to_owned());
-    let directives = if directives.contains("rumqttd") { directives } else { format!("{directives},rumqttd=off") };
-    let filter = tracing_subscriber::EnvFilter::new(directives);
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let directives = std::env::var("ALICIA_LOG").unwrap_or_else(|_| log_level.to_owned());
+    let filter = tracing_subscriber::EnvFilter::new(without_router_logs(&directives));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     // Colour codes are for a person at a terminal; in a journal or a file they are noise.
     let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    let output = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
+    tracing_subscriber::registry().with(filter).with(output).init();
     // A panic (a stage the supervision restarts, say) is logged like everything else,
     // with a timestamp and at error, instead of a bare line on stderr.
     std::panic::set_hook(Box::new(|panic| {
@@ -317,4 +307,22 @@ fn init_logging() {
         };
         tracing::error!(thread = thread.name().unwrap_or("unnamed"), %location, "panicked: {message}");
     }));
+    Arc::new(move |directives: &str| {
+        let filter = tracing_subscriber::EnvFilter::builder()
+            .parse(without_router_logs(directives))
+            .map_err(|e| format!("engine.log_level: {e}"))?;
+        handle.reload(filter).map_err(|e| format!("engine.log_level: {e}"))
+    })
+}
+
+/// rumqttd opens an error-level span for every message its router appends, which a
+/// log filter at info or below records (it formats the entry's topic each time):
+/// that alone cut the bus's throughput by two thirds. The router's own logs stay off
+/// unless asked for by name; the engine reports the router's failure itself.
+fn without_router_logs(directives: &str) -> String {
+    if directives.contains("rumqttd") {
+        directives.to_owned()
+    } else {
+        format!("{directives},rumqttd=off")
+    }
 }

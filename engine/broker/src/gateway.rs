@@ -53,7 +53,8 @@ pub(crate) enum LoginRefusal {
 }
 
 pub(crate) struct Gateway {
-    security_section: alicia_config::SecuritySection,
+    /// `[security]` in force; a config update may swap it (`reload_with`).
+    security_section: ArcSwap<alicia_config::SecuritySection>,
     rules: ArcSwap<Security>,
     audit: AuditLog,
     logins: LoginBackoff,
@@ -106,7 +107,7 @@ impl Gateway {
         });
         let signing = section.signing.as_ref().map(Signing::load).transpose()?;
         Ok(Gateway {
-            security_section: section.clone(),
+            security_section: ArcSwap::from_pointee(section.clone()),
             rules: ArcSwap::from_pointee(Security::load(section)?),
             audit,
             logins,
@@ -125,11 +126,18 @@ impl Gateway {
     /// Re-reads the password file, the ACL file and the signing keys. All or nothing:
     /// when any is broken the old rules stay and the error names every bad line.
     pub(crate) fn reload(&self) -> Result<(), String> {
-        let security = Security::load(&self.security_section).map_err(|e| e.to_string())?;
+        self.reload_with(&self.security_section.load())
+    }
+
+    /// [`Gateway::reload`] under another `[security]` (a config update): its files and
+    /// `allow_anonymous`. All or nothing: the section is kept only when every file reads.
+    pub(crate) fn reload_with(&self, section: &alicia_config::SecuritySection) -> Result<(), String> {
+        let security = Security::load(section).map_err(|e| e.to_string())?;
         let keyring = match &self.signing {
             Some(signing) => Some(signing.reload_keyring()?),
             None => None,
         };
+        self.security_section.store(Arc::new(section.clone()));
         self.rules.store(Arc::new(security));
         if let (Some(signing), Some(keyring)) = (&self.signing, keyring) {
             signing.verifier.set_keyring(keyring);
@@ -145,7 +153,7 @@ impl Gateway {
 
     /// The ACL username of an in-process client called `name`.
     pub(crate) fn service_user(&self, name: &str) -> String {
-        self.security_section.service_users.get(name).cloned().unwrap_or_else(|| name.to_string())
+        self.security_section.load().service_users.get(name).cloned().unwrap_or_else(|| name.to_string())
     }
 
     /// A client's ACL rules under the rules in force.

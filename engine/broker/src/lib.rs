@@ -26,6 +26,7 @@
 //! - [`local`]: [`LocalClient`], how in-process services use the bus; `local_rules`:
 //!   the ACL they obey under their own usernames.
 //! - `metrics`: the broker's meters.
+//! - `reconfigure`: [`SecurityControl`], `[security]` swapped while running (config updates).
 //!
 //! Data path: `socket → io thread (codec, session rules) → router log → every node →
 //! matching sessions' queues → socket`. Payloads stay the `Bytes` they were read into
@@ -48,6 +49,7 @@ mod local_rules;
 mod metrics;
 mod node;
 mod persist;
+mod reconfigure;
 mod retained;
 pub mod router;
 mod security;
@@ -73,6 +75,7 @@ pub use gateway::SecurityAlert;
 pub use io::ActiveBackend;
 pub use local::{BusHandle, LocalClient, LocalMessage};
 pub use metrics::{DropReason, Refusal};
+pub use reconfigure::SecurityControl;
 pub use router::{LinkError, RouterSettings};
 
 use budget::ByteBudget;

@@ -159,6 +159,10 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
     if name.is_empty() || name.contains(['/', '+', '#']) {
         errors.push("engine.name", "must be a non-empty service name without '/', '+' or '#'");
     }
+    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&c.engine.log_level) {
+        errors
+            .push("engine.log_level", format!("not a log filter ({e}): try \"info\" or \"warn,alicia_broker=debug\""));
+    }
     in_range(errors, "mqtt.io_threads", c.mqtt.io_threads, 0, 64);
     in_range(errors, "mqtt.connect_timeout_ms", c.mqtt.connect_timeout_ms as usize, 100, 600_000);
     in_range(errors, "mqtt.write_timeout_ms", c.mqtt.write_timeout_ms as usize, 100, 3_600_000);

@@ -63,7 +63,17 @@ impl AliciaConfig {
     /// Loads `path`, then the overlay `environments/<environment>.toml` beside it when an
     /// environment is named. Overlay values replace the base value at the same path.
     pub fn load(path: &Path, environment: Option<&str>) -> Result<AliciaConfig, LoadError> {
-        let mut value = read_toml(path)?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+        AliciaConfig::load_text(&text, path, environment)
+    }
+
+    /// [`AliciaConfig::load`] with the base file's text given (the config service checks
+    /// an update before it is written): `path` places the overlays and names the errors.
+    pub fn load_text(text: &str, path: &Path, environment: Option<&str>) -> Result<AliciaConfig, LoadError> {
+        let mut value: toml::Value = text
+            .parse()
+            .map_err(|e: toml::de::Error| LoadError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
         if let Some(name) = environment {
             let dir = path.parent().unwrap_or(Path::new("."));
             let overlay_path = dir.join("environments").join(format!("{name}.toml"));
@@ -78,6 +88,19 @@ impl AliciaConfig {
             merge(&mut value, overlay);
         }
         check::config_from_value(value).map_err(|errors| LoadError::Invalid { path: path.to_path_buf(), errors })
+    }
+}
+
+impl LoadError {
+    /// Every problem as a path and a message, for answers that list them one by one.
+    pub fn errors(&self) -> ConfigErrors {
+        let one = |path: &str, message: String| ConfigErrors(vec![ConfigError { path: path.into(), message }]);
+        match self {
+            LoadError::Invalid { errors, .. } => errors.clone(),
+            LoadError::Syntax { message, .. } => one("<syntax>", message.clone()),
+            LoadError::Read { .. } => one("<file>", self.to_string()),
+            LoadError::UnknownEnvironment { .. } => one("<environment>", self.to_string()),
+        }
     }
 }
 

@@ -33,11 +33,14 @@ pub struct EngineSection {
     pub name: String,
     /// Free-form label reported in health and discovery (development, staging, production).
     pub environment: String,
+    /// What the engine logs, as `tracing` filter directives (`info`, `warn,alicia_broker=debug`).
+    /// `ALICIA_LOG`, when set, wins at start; a config update or SIGHUP applies this live.
+    pub log_level: String,
 }
 
 impl Default for EngineSection {
     fn default() -> Self {
-        Self { name: "alicia".into(), environment: "development".into() }
+        Self { name: "alicia".into(), environment: "development".into(), log_level: "info".into() }
     }
 }
 
@@ -566,6 +569,7 @@ impl Default for SecuritySection {
                 ("voice-publisher", "voice_router"),
                 ("voice-stt-requests", "stt_service"),
                 ("voice-tts-requests", "tts_service"),
+                ("config", "config_service"),
             ]
             .iter()
             .map(|(service, user)| (service.to_string(), user.to_string()))
