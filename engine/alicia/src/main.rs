@@ -12,6 +12,7 @@ use alicia::config_service::{ConfigFile, Overrides};
 use alicia::{Engine, Live, LogFilter};
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod backup;
 mod certs;
 mod keys;
 mod passwd;
@@ -112,6 +113,12 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// Copy the durable store (`[storage] dir`) to FILE: online from a running engine
+    /// (over its HTTP API), or read here when none runs.
+    Backup(backup::StoreArgs),
+    /// Replace the durable store with the backup FILE (the engine must be stopped; the
+    /// store it replaces is kept beside it).
+    Restore(backup::StoreArgs),
 }
 
 #[derive(clap::Args)]
@@ -177,6 +184,8 @@ fn main() -> ExitCode {
         }
         Command::Certs { command } => certs::run(command),
         Command::Keys { command } => report(keys::run(command)),
+        Command::Backup(args) => report(backup::backup(args)),
+        Command::Restore(args) => report(backup::restore(args)),
         Command::CheckConfig { config, env } => match AliciaConfig::load(&config, env.as_deref()) {
             Ok(_) => {
                 println!("{}: ok", config.display());
