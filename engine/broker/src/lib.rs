@@ -202,7 +202,8 @@ impl Broker {
         let workers = Arc::new(IoWorkers::start(backend, seeds, stop.clone())?);
         bus.set_nodes(workers.inboxes());
         ::metrics::gauge!("alicia_mqtt_io_backend_info", "backend" => backend.as_str()).set(1.0);
-        spawn_upkeep(ctx.clone());
+        let store_component = ctx.store.as_ref().map(|_| supervisor.register("store", OnFailure::Restart));
+        spawn_upkeep(ctx.clone(), store_component);
         let Listeners { addrs, tls, bound } = listeners;
         let door = Arc::new(listener::Door::default());
         let acceptors = bound
@@ -359,7 +360,11 @@ async fn open_store(
 
 /// Gauges of what the broker holds, and the sweep of large payloads a lagging node
 /// never took.
-fn spawn_upkeep(ctx: Arc<Context>) {
+///
+/// A store that stopped writing is reported down (`/healthz` 503 naming it, an alert): no
+/// QoS 1/2 publish is acknowledged from then on, live traffic still flows, and only a
+/// restart of the engine (which re-reads the journal) brings it back.
+fn spawn_upkeep(ctx: Arc<Context>, store_component: Option<alicia_supervisor::Component>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut ticks = 0u64;
@@ -374,6 +379,14 @@ fn spawn_upkeep(ctx: Arc<Context>) {
             ::metrics::gauge!("alicia_mqtt_retained_bytes").set(bytes as f64);
             ::metrics::gauge!("alicia_mqtt_queued_bytes").set(ctx.budget.used() as f64);
             ::metrics::gauge!("alicia_bus_log_lag_bytes").set(ctx.log.lag() as f64);
+            if let (Some(store), Some(component)) = (&ctx.store, &store_component) {
+                if let Some(cause) = store.failure().filter(|_| component.is_up()) {
+                    component.down(format!("the durable store cannot write: {cause}"));
+                }
+                if ticks.is_multiple_of(10) {
+                    ::metrics::gauge!("alicia_store_disk_bytes").set(store.disk_space() as f64);
+                }
+            }
             if ticks.is_multiple_of(60) {
                 let swept = ctx.large.sweep(Duration::from_secs(60));
                 if swept > 0 {

@@ -112,6 +112,7 @@ struct Inner {
     next_seq: AtomicU64,
     keyspace: Keyspace,
     partition: PartitionHandle,
+    failure: Arc<std::sync::Mutex<Option<String>>>,
     writer: Option<std::thread::JoinHandle<()>>,
     _lock: File,
 }
@@ -169,7 +170,9 @@ impl Store {
         let (restored, last_seq) = read_back(&partition, &metrics)?;
         metrics.up.set(1.0);
         let (tx, rx) = flume::unbounded();
+        let failure = Arc::new(std::sync::Mutex::new(None));
         let writer = Writer {
+            failure: failure.clone(),
             keyspace: keyspace.clone(),
             partition: partition.clone(),
             sync: settings.sync,
@@ -185,6 +188,7 @@ impl Store {
             next_seq: AtomicU64::new(last_seq + 1),
             keyspace,
             partition,
+            failure,
             writer: Some(thread),
             _lock: lock,
         };
@@ -261,6 +265,12 @@ impl Store {
         let (tx, rx) = oneshot::channel();
         self.send(Op::Barrier(tx));
         rx.blocking_recv().unwrap_or(Err(StoreError::Stopped))
+    }
+
+    /// Why the store stopped writing, once it has: from then on every barrier fails, so
+    /// nothing that needs the store is acknowledged.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.failure.lock().ok().and_then(|f| f.clone())
     }
 
     /// Bytes the store takes on disk.

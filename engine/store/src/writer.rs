@@ -37,6 +37,8 @@ pub(crate) struct Writer {
     pub sync: SyncMode,
     pub sync_interval: Duration,
     pub metrics: StoreMetrics,
+    /// Why the store stopped writing, for [`crate::Store::failure`].
+    pub failure: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Writer {
@@ -66,7 +68,7 @@ impl Writer {
                 let result = self.commit(&ops);
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "the store cannot write: acknowledgements that need it are refused");
-                    self.metrics.up.set(0.0);
+                    self.failed(e.to_string());
                     failed = Some(e.clone());
                 }
                 result.unwrap_or(false)
@@ -95,11 +97,18 @@ impl Writer {
         }
     }
 
+    fn failed(&self, cause: String) {
+        self.metrics.up.set(0.0);
+        if let Ok(mut failure) = self.failure.lock() {
+            failure.get_or_insert(cause);
+        }
+    }
+
     fn fsync(&self) {
         let started = Instant::now();
         if let Err(e) = self.keyspace.persist(PersistMode::SyncAll) {
             tracing::error!(error = %e, "the store could not fsync its journal");
-            self.metrics.up.set(0.0);
+            self.failed(e.to_string());
         }
         self.metrics.fsync_seconds.record(started.elapsed().as_secs_f64());
     }
