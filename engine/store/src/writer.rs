@@ -116,14 +116,20 @@ impl Writer {
     /// Commits the writes among `ops` as one batch; whether anything was written.
     fn commit(&self, ops: &[Op]) -> Result<bool, StoreError> {
         // A delivery acknowledged before its record reached the disk needs neither its
-        // put nor its delete: its key is new (a fresh sequence number), so dropping both
-        // leaves the store as it was.
+        // puts nor its deletes: its key is new (a fresh sequence number), and so is the
+        // key of its state, so dropping all of them leaves the store as it was.
+        let mut fresh = HashSet::new();
         let mut deleted = HashSet::new();
         for op in ops.iter() {
-            if let Op::Delete(key) = op {
-                if key.first() == Some(&keys::DELIVERY) {
+            match op {
+                Op::Put(key, _) if key.first() == Some(&keys::DELIVERY) => {
+                    fresh.insert(twin(key, keys::STATE));
+                    fresh.insert(key.clone());
+                }
+                Op::Delete(key) if fresh.contains(key) => {
                     deleted.insert(key.clone());
                 }
+                _ => {}
             }
         }
         let mut cancelled = HashSet::new();
@@ -142,7 +148,7 @@ impl Writer {
                     }
                 }
                 Op::Delete(key) => {
-                    if !cancelled.contains(key) {
+                    if !cancelled.contains(key) && !deleted.contains(key) {
                         pending.push((key.clone(), None));
                     }
                 }
@@ -178,4 +184,11 @@ impl Writer {
         self.metrics.written_bytes.increment(bytes as u64);
         Ok(true)
     }
+}
+
+/// The same client and sequence number under another kind of key.
+fn twin(key: &Bytes, kind: u8) -> Bytes {
+    let mut twin = key.to_vec();
+    twin[0] = kind;
+    Bytes::from(twin)
 }
