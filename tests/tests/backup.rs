@@ -50,7 +50,8 @@ async fn a_backup_taken_online_restores_the_store_as_it_was() {
 
     let (mut sub, _) = V4Client::connect(port, "bk-sub", |o| {
         o.set_clean_session(false);
-    }).await;
+    })
+    .await;
     sub.subscribe("bk/#", QoS::AtLeastOnce).await;
     sub.client.disconnect().await.unwrap();
     sub.closed().await;
@@ -91,7 +92,8 @@ async fn a_backup_taken_online_restores_the_store_as_it_was() {
     let port = engine.mqtt.port();
     let (mut sub, ack) = V4Client::connect(port, "bk-sub", |o| {
         o.set_clean_session(false);
-    }).await;
+    })
+    .await;
     assert!(ack.session_present, "the session in the backup came back");
     let mut topics = vec![sub.next_publish().await.topic, sub.next_publish().await.topic];
     topics.sort();

@@ -43,8 +43,7 @@ pub(crate) fn backup(args: StoreArgs) -> anyhow::Result<()> {
     if !dir.join("db").exists() {
         bail!("there is no store in {} yet (an engine with this [storage] dir makes one)", dir.display());
     }
-    let settings =
-        StoreSettings { dir: dir.clone(), sync: SyncMode::Batch, sync_interval: Duration::from_millis(200) };
+    let settings = StoreSettings { dir: dir.clone(), sync: SyncMode::Batch, sync_interval: Duration::from_millis(200) };
     let summary = match Store::open(&settings) {
         Ok((store, _)) => {
             let summary = store.backup(&args.file)?;
@@ -71,7 +70,9 @@ pub(crate) fn restore(args: StoreArgs) -> anyhow::Result<()> {
     let config = AliciaConfig::load(&args.config, args.env.as_deref())?;
     let dir = store_dir(&config)?;
     let summary = alicia_store::restore(&dir, &args.file).map_err(|e| match e {
-        StoreError::Locked(dir) => anyhow::anyhow!("an engine is running on {}: stop it before a restore", dir.display()),
+        StoreError::Locked(dir) => {
+            anyhow::anyhow!("an engine is running on {}: stop it before a restore", dir.display())
+        }
         e => e.into(),
     })?;
     println!("{} restored into {}: {} records", args.file.display(), dir.display(), summary.records);

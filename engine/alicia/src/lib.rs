@@ -145,7 +145,8 @@ impl Engine {
             monitor,
         });
         let http_limits = http_limits(&config);
-        let backup = broker.store().cloned().map(|store| Arc::new(StoreBackup(store)) as Arc<dyn alicia_http::BackupSource>);
+        let backup =
+            broker.store().cloned().map(|store| Arc::new(StoreBackup(store)) as Arc<dyn alicia_http::BackupSource>);
         let http = match HttpServer::start(
             config.http.listen,
             http_limits,

@@ -363,10 +363,9 @@ fn read_back(partition: &PartitionHandle, metrics: &metrics::StoreMetrics) -> Re
     // Keys sort by client then sequence: each session's deliveries arrive in order.
     for (client_id, seq, delivery) in deliveries {
         let state = states.remove(&(client_id.clone(), seq)).unwrap_or(DeliveryState::Waiting);
-        match sessions.get_mut(&client_id) {
-            Some(s) => s.deliveries.push((seq, delivery, state)),
-            // The session ended and its deliveries' deletion did not finish: nobody's.
-            None => {}
+        // None: the session ended and its deliveries' deletion did not finish: nobody's.
+        if let Some(s) = sessions.get_mut(&client_id) {
+            s.deliveries.push((seq, delivery, state));
         }
     }
     restored.sessions = sessions.into_values().collect();
