@@ -107,7 +107,7 @@ impl Engine {
         let alerts = broker.security_alerts();
         tokio::spawn(security_alerts::run(alerts_client, alerts, config.engine.name.clone(), supervision_stop.clone()));
         let config_state = {
-            let reconfigure = live_config::EngineReconfigure { security: broker.security_control(), log: live.log };
+            let reconfigure = live_config::EngineReconfigure { broker: broker.control(), log: live.log };
             Arc::new(alicia_config_service::ConfigState::new(config.clone(), live.file, Box::new(reconfigure)))
         };
         let config_client = alicia_broker::LocalClient::connect(broker.bus(), "config").await?;
@@ -145,7 +145,8 @@ impl Engine {
             monitor,
         });
         let http_limits = http_limits(&config);
-        let backup = broker.store().cloned().map(|store| Arc::new(StoreBackup(store)) as Arc<dyn alicia_http::BackupSource>);
+        let backup =
+            broker.store().cloned().map(|store| Arc::new(StoreBackup(store)) as Arc<dyn alicia_http::BackupSource>);
         let http = match HttpServer::start(
             config.http.listen,
             http_limits,
