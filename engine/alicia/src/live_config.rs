@@ -1,6 +1,7 @@
 //! The engine's side of the config service: how the live keys of an update or a
-//! SIGHUP are put in force (`[security]` and `[limits]` through the broker, the log
-//! filter through the binary's reload handle), and the service started on the bus.
+//! SIGHUP are put in force (`[security]` and `[limits]` through the broker, `[voice]`'s
+//! settings by rebuilding the pipeline, the log filter through the binary's reload
+//! handle), and the service started on the bus.
 
 use std::sync::Arc;
 
@@ -24,6 +25,8 @@ pub struct Live {
 
 pub(crate) struct EngineReconfigure {
     pub broker: BrokerControl,
+    /// `[voice]`'s settings for the pipeline, which rebuilds itself with a new value.
+    pub voice: tokio::sync::watch::Sender<alicia_voice_router::VoiceSettings>,
     pub log: Option<LogFilter>,
 }
 
@@ -43,6 +46,10 @@ impl Reconfigure for EngineReconfigure {
                 }
                 return Err(e);
             }
+        }
+        if changed.iter().any(|path| path.starts_with("voice.")) {
+            // Without the voice on, nobody listens; the value is kept for nobody.
+            self.voice.send_replace(crate::speech::voice_settings(next));
         }
         if next.engine.log_level != current.engine.log_level {
             if let Some(log) = &self.log {

@@ -92,3 +92,20 @@ impl Limits {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replacement_keeps_the_byte_budget_it_started_with() {
+        let config = AliciaConfig::default();
+        let in_force = Limits::from_config(&config);
+        let mut next = config.clone();
+        next.limits.max_queued_bytes_total /= 2;
+        next.limits.max_messages_per_second = 7;
+        let replaced = Limits::replacing(&in_force, &next);
+        assert_eq!(replaced.max_queued_bytes_total, in_force.max_queued_bytes_total);
+        assert_eq!(replaced.max_messages_per_second, 7);
+    }
+}

@@ -5,17 +5,19 @@
 //! every session's compiled rules follow); every `[limits]` key but
 //! `max_queued_bytes_total`, and `mqtt.connect_timeout_ms` / `write_timeout_ms` (the
 //! broker's limits swap whole and apply to what happens next; a lowered limit drops
-//! nothing already held); and `engine.log_level` (the log filter is reloaded).
-//! Everything else is read when a part starts (listen addresses, io threads, the byte
-//! budget's size, the router's log, the store, the voice models...): such a change is
-//! accepted and written, and reported as `restart_required` until the engine restarts.
+//! nothing already held); `[voice]`'s VAD silences, session timeout and input limits
+//! (the pipeline is rebuilt with them on the models already loaded); and
+//! `engine.log_level` (the log filter is reloaded). Everything else is read when a part
+//! starts (listen addresses, io threads, the byte budget's size, the router's log, the
+//! store, the voice models, `[wyoming]`...): such a change is accepted and written, and
+//! reported as `restart_required` until the engine restarts.
 
 use alicia_config::AliciaConfig;
 use serde_json::Value;
 
 /// Keys put in force without a restart, as dotted paths (a prefix covers what is below),
 /// but for [`RESTART_PATHS`].
-pub const LIVE_PATHS: [&str; 8] = [
+pub const LIVE_PATHS: [&str; 18] = [
     "security.allow_anonymous",
     "security.password_file",
     "security.acl_file",
@@ -23,6 +25,16 @@ pub const LIVE_PATHS: [&str; 8] = [
     "limits",
     "mqtt.connect_timeout_ms",
     "mqtt.write_timeout_ms",
+    "voice.hangover_ms",
+    "voice.unfinished_hangover_ms",
+    "voice.pause_ms",
+    "voice.session_timeout_ms",
+    "voice.min_frame_bytes",
+    "voice.max_frame_bytes",
+    "voice.max_session_id_bytes",
+    "voice.max_envelope_bytes",
+    "voice.max_stt_request_bytes",
+    "voice.max_tts_text_chars",
     "engine.log_level",
 ];
 
@@ -81,6 +93,13 @@ pub fn with_live_parts(in_force: &AliciaConfig, wanted: &AliciaConfig) -> Alicia
     };
     next.mqtt.connect_timeout_ms = wanted.mqtt.connect_timeout_ms;
     next.mqtt.write_timeout_ms = wanted.mqtt.write_timeout_ms;
+    next.voice = alicia_config::VoiceSection {
+        enabled: in_force.voice.enabled,
+        models: in_force.voice.models.clone(),
+        home: in_force.voice.home.clone(),
+        stt_threads: in_force.voice.stt_threads,
+        ..wanted.voice.clone()
+    };
     next.engine.log_level = wanted.engine.log_level.clone();
     next
 }
@@ -125,8 +144,8 @@ mod tests {
     fn every_live_path_is_carried_over() {
         let old = AliciaConfig::default();
         let mut json = serde_json::to_value(&old).unwrap();
-        // Each number under `[limits]` and `[mqtt]` changed, to see them all at once.
-        for section in ["limits", "mqtt"] {
+        // Each number under `[limits]`, `[mqtt]` and `[voice]` changed, to see them all.
+        for section in ["limits", "mqtt", "voice"] {
             for (_, value) in json[section].as_object_mut().unwrap() {
                 if let Some(n) = value.as_u64() {
                     *value = if n > 0 { n - 1 } else { 1 }.into();
@@ -141,6 +160,8 @@ mod tests {
         for path in changed_paths(&old, &new) {
             assert_eq!(is_live(&path), !pending.contains(&path), "{path}");
         }
-        assert!(pending.contains(&"limits.max_queued_bytes_total".to_string()));
+        for restart in ["limits.max_queued_bytes_total", "mqtt.io_threads", "voice.enabled", "voice.stt_threads"] {
+            assert!(pending.contains(&restart.to_string()), "{restart}");
+        }
     }
 }
