@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`engine`]: start an in-process engine, or the `alicia` binary as a process.
 //! - [`clients`]: rumqttc clients whose events arrive on a channel.
+//! - [`config_admin`]: the config service's requests and updates, as an operator's tool.
 //! - [`raw`]: hand-written MQTT bytes over a plain TCP socket, for bad input.
 //! - [`mosquitto`]: `mosquitto_pub` / `mosquitto_sub` as foreign peers.
 //! - [`voice`]: an engine with the real models, espeak speech, a Wyoming client.
@@ -16,6 +17,7 @@
 
 pub mod bus_death;
 pub mod clients;
+pub mod config_admin;
 pub mod engine;
 pub mod gateway;
 pub mod mosquitto;

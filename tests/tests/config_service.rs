@@ -8,16 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use alicia_e2e::clients::V4Client;
+use alicia_e2e::config_admin::{ConfigAdmin, ERROR, REQUEST, UPDATE};
 use alicia_e2e::engine::{EngineProcess, TestEngine};
 use alicia_e2e::gateway::v4_login;
 use alicia_envelope::{Destination, Envelope, MessageType};
 use rumqttc::QoS;
 use serde_json::{json, Value};
-
-const REQUEST: &str = "alicia/system/config/request";
-const UPDATE: &str = "alicia/system/config/update";
-const RESPONSE: &str = "alicia/system/config/response";
-const ERROR: &str = "alicia/system/config/error";
 
 const BEARER_TOKEN: &str = "bearer-token-that-never-leaves-0123";
 const TOKEN_KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
@@ -82,36 +78,12 @@ impl ConfigDir {
     }
 }
 
-/// An operator's tool on the bus: publishes requests and updates, reads the answers.
-struct Admin {
-    client: V4Client,
-}
+/// The admin, whose ACL lets it change the config.
+struct Admin;
 
 impl Admin {
-    async fn connect(port: u16) -> Admin {
-        let (mut client, _) = V4Client::connect(port, "admin-tool", v4_login("admin", "")).await;
-        for topic in [RESPONSE, ERROR] {
-            assert_eq!(
-                client.subscribe(topic, QoS::AtLeastOnce).await,
-                [rumqttc::SubscribeReasonCode::Success(QoS::AtLeastOnce)]
-            );
-        }
-        Admin { client }
-    }
-
-    /// Sends `data` on `topic` and returns the correlated answer's `payload.data`.
-    async fn ask(&mut self, topic: &str, data: Value) -> Value {
-        let request = Envelope::new("admin_console", Destination::Broadcast, MessageType::Request, data);
-        self.client.client.publish(topic, QoS::AtLeastOnce, false, request.encode().to_vec()).await.unwrap();
-        loop {
-            let answer = self.client.next_publish_on(RESPONSE).await;
-            let answer: Value = serde_json::from_slice(&answer.payload).unwrap();
-            if answer["payload"]["metadata"]["correlation_id"] == request.message_id.to_string() {
-                assert_eq!(answer["message_type"], "response");
-                assert_eq!(answer["destination"], "admin_console");
-                return answer["payload"]["data"].clone();
-            }
-        }
+    async fn connect(port: u16) -> ConfigAdmin {
+        ConfigAdmin::connect(port, "admin-tool", v4_login("admin", "")).await
     }
 }
 
@@ -214,11 +186,12 @@ async fn a_good_update_applies_live_keeps_connections_and_is_written_with_its_co
     let update = json!({"config": {
         "security": {"acl_file": dir.acl_after},
         "limits": {"max_connections": 500},
+        "mqtt": {"io_threads": 2},
     }});
     let answer = admin.ask(UPDATE, update).await;
     assert_eq!(answer["status"], "accepted", "{answer}");
-    assert_eq!(answer["applied"], json!(["security.acl_file"]));
-    assert_eq!(answer["restart_required"], json!(["limits.max_connections"]));
+    assert_eq!(answer["applied"], json!(["limits.max_connections", "security.acl_file"]));
+    assert_eq!(answer["restart_required"], json!(["mqtt.io_threads"]));
     assert_eq!(answer["errors"], json!([]));
 
     // The same connection, under the new ACL: home/b now reaches the watcher, and its
@@ -236,17 +209,18 @@ async fn a_good_update_applies_live_keeps_connections_and_is_written_with_its_co
     assert!(text.contains(&format!("acl_file = \"{}\"\n", dir.acl_after.display())), "{text}");
     assert!(text.contains("token_file = ") && text.contains("# the bearer token's file"), "{text}");
     let reread = alicia_config::AliciaConfig::load(&dir.path, None).unwrap();
-    assert_eq!(reread.limits.max_connections, 500);
+    assert_eq!((reread.limits.max_connections, reread.mqtt.io_threads), (500, 2));
 
-    // In force: the ACL now, the limit at the next restart.
+    // In force: the ACL and the limit now, the io threads at the next restart.
     let now = admin.ask(REQUEST, json!({})).await;
     assert_eq!(now["config"]["security"]["acl_file"], dir.acl_after.display().to_string());
-    assert_eq!(now["config"]["limits"]["max_connections"], 1000);
-    assert_eq!(now["restart_required"], json!(["limits.max_connections"]));
+    assert_eq!(now["config"]["limits"]["max_connections"], 500);
+    assert_eq!(now["config"]["mqtt"]["io_threads"], 1);
+    assert_eq!(now["restart_required"], json!(["mqtt.io_threads"]));
 
     // A TOML update of a live key alone is applied outright.
     let answer = admin.ask(UPDATE, json!({"toml": "[security]\nallow_anonymous = false\n"})).await;
-    assert_eq!(answer["status"], "accepted", "the limit still waits: {answer}");
+    assert_eq!(answer["status"], "accepted", "the io threads still wait: {answer}");
     assert_eq!(answer["applied"], json!(["security.allow_anonymous"]));
     let anonymous = V4Client::start(port, "anonymous", |_| {}).connack().await;
     assert!(anonymous.is_err() || anonymous.unwrap().code != rumqttc::ConnectReturnCode::Success);
@@ -304,6 +278,7 @@ async fn only_clients_the_acl_lets_publish_updates_change_anything() {
     // The admin's request after it is answered after it: had the lamp's update gone
     // through, the file would show it by now.
     let now = admin.ask(REQUEST, json!({"section": "limits"})).await;
+    assert_eq!(now["config"]["limits"]["max_connections"], 1000, "{now}");
     assert_eq!(now["restart_required"], json!([]), "{now}");
     assert_eq!(dir.text(), before);
     engine.stop().await;

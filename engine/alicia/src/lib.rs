@@ -106,8 +106,11 @@ impl Engine {
         let alerts_client = alicia_broker::LocalClient::connect(broker.bus(), "security").await?;
         let alerts = broker.security_alerts();
         tokio::spawn(security_alerts::run(alerts_client, alerts, config.engine.name.clone(), supervision_stop.clone()));
+        // `[voice]`'s settings as they change, for the pipeline (when the voice is on).
+        let (voice_settings, voice_settings_rx) = tokio::sync::watch::channel(speech::voice_settings(&config));
         let config_state = {
-            let reconfigure = live_config::EngineReconfigure { security: broker.security_control(), log: live.log };
+            let reconfigure =
+                live_config::EngineReconfigure { broker: broker.control(), voice: voice_settings, log: live.log };
             Arc::new(alicia_config_service::ConfigState::new(config.clone(), live.file, Box::new(reconfigure)))
         };
         let config_client = alicia_broker::LocalClient::connect(broker.bus(), "config").await?;
@@ -126,7 +129,7 @@ impl Engine {
             };
             services.start_monitor(&config, broker.bus(), inputs).await?
         };
-        let voice = match speech::start(&config, broker.bus(), &supervisor).await {
+        let voice = match speech::start(&config, broker.bus(), &supervisor, voice_settings_rx).await {
             Ok(voice) => voice,
             Err(e) => {
                 services.shutdown().await;

@@ -1,10 +1,11 @@
 //! The engine's side of the config service: how the live keys of an update or a
-//! SIGHUP are put in force (`[security]` through the broker's gateway, the log filter
-//! through the binary's reload handle), and the service started on the bus.
+//! SIGHUP are put in force (`[security]` and `[limits]` through the broker, `[voice]`'s
+//! settings by rebuilding the pipeline, the log filter through the binary's reload
+//! handle), and the service started on the bus.
 
 use std::sync::Arc;
 
-use alicia_broker::SecurityControl;
+use alicia_broker::BrokerControl;
 use alicia_config::AliciaConfig;
 use alicia_config_service::{ConfigFile, Reconfigure};
 
@@ -23,7 +24,9 @@ pub struct Live {
 }
 
 pub(crate) struct EngineReconfigure {
-    pub security: SecurityControl,
+    pub broker: BrokerControl,
+    /// `[voice]`'s settings for the pipeline, which rebuilds itself with a new value.
+    pub voice: tokio::sync::watch::Sender<alicia_voice_router::VoiceSettings>,
     pub log: Option<LogFilter>,
 }
 
@@ -31,8 +34,22 @@ impl Reconfigure for EngineReconfigure {
     fn apply(&self, current: &AliciaConfig, next: &AliciaConfig, changed: &[String]) -> Result<(), String> {
         // The log filter was checked with the config and cannot fail here; the security
         // files are read now and can, so they go first and an error leaves everything.
+        // The limits can only be refused (a `max_connections` past the file descriptor
+        // limit) before anything of them changes; a refusal puts the old security back.
         if changed.iter().any(|path| path.starts_with("security.")) {
-            self.security.apply(&next.security)?;
+            self.broker.apply_security(&next.security)?;
+        }
+        if changed.iter().any(|path| path.starts_with("limits.") || path.starts_with("mqtt.")) {
+            if let Err(e) = self.broker.apply_limits(next) {
+                if next.security != current.security {
+                    let _ = self.broker.apply_security(&current.security);
+                }
+                return Err(e);
+            }
+        }
+        if changed.iter().any(|path| path.starts_with("voice.")) {
+            // Without the voice on, nobody listens; the value is kept for nobody.
+            self.voice.send_replace(crate::speech::voice_settings(next));
         }
         if next.engine.log_level != current.engine.log_level {
             if let Some(log) = &self.log {

@@ -91,11 +91,20 @@ impl SpeechBackend for LocalSpeech {
 /// Loads the models once and starts the voice pipeline on the bus and the Wyoming
 /// server, when the voice is enabled; both are registered with `supervisor` as
 /// [`OnFailure::Restart`] components and rebuilt when they die.
-pub async fn start(config: &AliciaConfig, bus: &BusHandle, supervisor: &Supervisor) -> anyhow::Result<Option<Voice>> {
+///
+/// `settings` carries `[voice]`'s settings as they change: a new value rebuilds the
+/// pipeline with it (`supervised.rs`).
+pub async fn start(
+    config: &AliciaConfig,
+    bus: &BusHandle,
+    supervisor: &Supervisor,
+    settings: tokio::sync::watch::Receiver<VoiceSettings>,
+) -> anyhow::Result<Option<Voice>> {
     if !config.voice.enabled {
         return Ok(None);
     }
-    let settings = voice_settings(config);
+    let mut settings_rx = settings;
+    let settings = settings_rx.borrow_and_update().clone();
     let (models, speech) = {
         let settings = settings.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<(VoiceModels, LocalSpeech)> {
@@ -115,6 +124,12 @@ pub async fn start(config: &AliciaConfig, bus: &BusHandle, supervisor: &Supervis
         Arc::new(move |pcm| speech.transcribe(pcm, &stays).map_err(|e| (e.error_type(), e.message().to_string())))
     };
     let pipeline = VoiceService::start(&settings, &models, bus, transcriber.clone()).await?;
+    metrics::describe_gauge!(
+        crate::supervised::VAD_SILENCE_SECONDS,
+        metrics::Unit::Seconds,
+        "the running voice pipeline's VAD silences, by kind: hangover, unfinished (hangover), pause"
+    );
+    crate::supervised::record_settings(&settings);
     let wyoming_config = wyoming_config(&config.wyoming);
     let backend: Arc<dyn SpeechBackend> = speech;
     let wyoming = match WyomingServer::bind(config.wyoming.listen, Arc::clone(&backend), wyoming_config.clone()).await {
@@ -127,12 +142,13 @@ pub async fn start(config: &AliciaConfig, bus: &BusHandle, supervisor: &Supervis
     tracing::info!(addr = %wyoming.addr(), "wyoming listener ready");
     let pipeline = Supervised { running: pipeline, component: supervisor.register(PIPELINE, OnFailure::Restart) };
     let wyoming = Supervised { running: wyoming, component: supervisor.register(WYOMING, OnFailure::Restart) };
-    let rebuild = PipelineParts { settings, models, bus: bus.clone(), transcriber };
+    let rebuild = PipelineParts { settings: settings_rx, models, bus: bus.clone(), transcriber };
     let rebind = ListenerParts { backend, config: wyoming_config };
     Ok(Some(Voice::new(pipeline, wyoming, rebuild, rebind)))
 }
 
-fn voice_settings(config: &AliciaConfig) -> VoiceSettings {
+/// The pipeline's settings from `[voice]`.
+pub fn voice_settings(config: &AliciaConfig) -> VoiceSettings {
     let voice = &config.voice;
     VoiceSettings {
         models: voice.models.clone(),

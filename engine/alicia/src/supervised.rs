@@ -6,6 +6,12 @@
 //! reports it up. Neither holds client state the engine cannot rebuild: a session in
 //! flight is lost with the pipeline, as if its satellite had been cut off.
 //!
+//! New `[voice]` settings (a config update, SIGHUP) rebuild the pipeline the same way,
+//! on purpose: the running one stops taking audio and drains, then one with the new
+//! settings takes its place on the models already loaded (never two on the bus at
+//! once). A request being spoken at that moment is lost, as with a failure; the
+//! Wyoming listener is not touched.
+//!
 //! With the `fault-injection` feature (tests only) [`Voice::inject_fault`] kills
 //! either on purpose; nothing a client sends can.
 
@@ -87,7 +93,8 @@ pub(crate) struct Supervised<T> {
 
 /// What rebuilding the pipeline takes.
 pub(crate) struct PipelineParts {
-    pub settings: VoiceSettings,
+    /// The settings to run with; a new value rebuilds the pipeline with it.
+    pub settings: tokio::sync::watch::Receiver<VoiceSettings>,
     pub models: VoiceModels,
     pub bus: BusHandle,
     pub transcriber: Transcriber,
@@ -146,44 +153,91 @@ impl Backoff {
 }
 
 async fn supervise_pipeline(
-    mut pipeline: Supervised<VoiceService>,
-    parts: PipelineParts,
+    pipeline: Supervised<VoiceService>,
+    mut parts: PipelineParts,
     faults: Faults,
     stop: CancellationToken,
 ) {
+    let Supervised { mut running, component } = pipeline;
     let (mut backoff, mut started) = (Backoff::new(), Instant::now());
+    let mut settings_open = true;
     loop {
-        let cause = tokio::select! {
-            cause = pipeline.running.died() => cause,
+        let died = tokio::select! {
+            cause = running.died() => Some(cause),
+            changed = parts.settings.changed(), if settings_open => {
+                // Closed only when the engine lets go of it: nothing more will come.
+                settings_open = changed.is_ok();
+                if !settings_open {
+                    continue;
+                }
+                None
+            }
             () = faults.for_pipeline() => {
                 #[cfg(feature = "fault-injection")]
-                pipeline.running.inject_fault().await;
+                running.inject_fault().await;
                 continue;
             }
-            () = stop.cancelled() => return pipeline.running.shutdown().await,
+            () = stop.cancelled() => return running.shutdown().await,
         };
-        pipeline.component.down(cause);
-        let mut delay = backoff.after_death(started);
-        let dead = pipeline.running;
-        dead.abandon().await;
-        pipeline.running = loop {
+        let (changed_settings, mut down) = (died.is_none(), died.is_some());
+        let mut delay = match died {
+            Some(cause) => {
+                component.down(cause);
+                let delay = backoff.after_death(started);
+                running.abandon().await;
+                delay
+            }
+            None => {
+                running.shutdown().await;
+                Duration::ZERO
+            }
+        };
+        // A dead pipeline is rebuilt with the latest settings too.
+        let settings = parts.settings.borrow_and_update().clone();
+        running = loop {
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = stop.cancelled() => return,
             }
             let transcriber = Arc::clone(&parts.transcriber);
-            match VoiceService::start(&parts.settings, &parts.models, &parts.bus, transcriber).await {
+            match VoiceService::start(&settings, &parts.models, &parts.bus, transcriber).await {
                 Ok(service) => break service,
                 Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "the voice pipeline could not be rebuilt; trying again");
+                    let cause = format!("the voice pipeline could not be rebuilt: {e:#}");
+                    tracing::error!(error = cause, "trying again");
+                    if !down {
+                        component.down(cause);
+                        down = true;
+                    }
                     delay = backoff.after_death(Instant::now());
                 }
             }
         };
+        record_settings(&settings);
         started = Instant::now();
-        pipeline.component.up();
+        if changed_settings {
+            tracing::info!("voice pipeline rebuilt with new settings");
+        }
+        if down {
+            component.up();
+        }
     }
 }
+
+/// The VAD's silences of the pipeline now running, by kind (`hangover`, `unfinished`,
+/// `pause`): what a settings change put in force, once the pipeline is rebuilt.
+pub(crate) fn record_settings(settings: &VoiceSettings) {
+    for (kind, ms) in [
+        ("hangover", settings.hangover_ms),
+        ("unfinished", settings.unfinished_hangover_ms),
+        ("pause", settings.pause_ms),
+    ] {
+        metrics::gauge!(VAD_SILENCE_SECONDS, "kind" => kind).set(f64::from(ms) / 1000.0);
+    }
+}
+
+/// Gauge: the running pipeline's VAD silences, in seconds.
+pub(crate) const VAD_SILENCE_SECONDS: &str = "alicia_voice_vad_silence_seconds";
 
 async fn supervise_wyoming(
     mut wyoming: Supervised<WyomingServer>,

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +16,13 @@ use crate::metrics::BrokerMetrics;
 use crate::retained::RetainedIndex;
 
 pub(crate) struct Context {
-    pub limits: Limits,
+    /// The limits in force; a config update swaps them whole (`BrokerControl`). Read
+    /// where they are used, so a change applies to what happens next; what a client was
+    /// told in its CONNACK is kept on its `Connection`.
+    pub limits: ArcSwap<Limits>,
+    /// Bumped when the per-client publish rate changes: each connection compares it with
+    /// its own at its next PUBLISH and takes the new rate (one load per PUBLISH).
+    pub rate_generation: AtomicU64,
     pub metrics: BrokerMetrics,
     /// The in-process clients' refusals (`listener="local"`).
     pub local_metrics: BrokerMetrics,
@@ -51,8 +58,13 @@ impl Context {
         self.listener_metrics.iter().find(|(l, _)| *l == label).map_or(&self.metrics, |(_, m)| m.as_ref())
     }
 
+    /// The limits in force now (a lock-free load; not to be held across an await).
+    pub(crate) fn limits(&self) -> arc_swap::Guard<Arc<Limits>> {
+        self.limits.load()
+    }
+
     pub(crate) fn try_add_session(&self) -> bool {
-        let max = self.limits.max_sessions;
+        let max = self.limits().max_sessions;
         let added =
             self.sessions.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_ok();
         if added {

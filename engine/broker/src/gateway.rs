@@ -13,7 +13,7 @@ use alicia_audit::{AuditAction, AuditConfig, AuditLog, AuditRecord};
 use alicia_config::{AliciaConfig, SigningSection};
 use alicia_ratelimit::{AttemptLimiter, AttemptLimiterConfig, LoginBackoff, LoginBackoffConfig};
 use alicia_signing::{Keyring, SignatureError, Verifier};
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 
 use crate::metrics::{BrokerMetrics, SecurityRefusal};
@@ -58,7 +58,8 @@ pub(crate) struct Gateway {
     rules: ArcSwap<Security>,
     audit: AuditLog,
     logins: LoginBackoff,
-    attempts: Option<AttemptLimiter>,
+    /// Connection attempts per address; swapped whole when the rate changes.
+    attempts: ArcSwapOption<AttemptLimiter>,
     signing: Option<Signing>,
     alerts: (flume::Sender<SecurityAlert>, flume::Receiver<SecurityAlert>),
     /// Bumped by every reload, so cached rules know to rebuild.
@@ -97,21 +98,14 @@ impl Gateway {
             ..LoginBackoffConfig::default()
         });
         let limits = &config.limits;
-        let attempts = (limits.max_connects_per_ip_per_minute > 0).then(|| {
-            AttemptLimiter::new(AttemptLimiterConfig {
-                per_minute: limits.max_connects_per_ip_per_minute,
-                max_tracked: TRACKED_ADDRESSES,
-                exempt_loopback: !limits.rate_limit_loopback,
-                ..AttemptLimiterConfig::default()
-            })
-        });
+        let attempts = attempt_limiter(limits.max_connects_per_ip_per_minute, limits.rate_limit_loopback);
         let signing = section.signing.as_ref().map(Signing::load).transpose()?;
         Ok(Gateway {
             security_section: ArcSwap::from_pointee(section.clone()),
             rules: ArcSwap::from_pointee(Security::load(section)?),
             audit,
             logins,
-            attempts,
+            attempts: ArcSwapOption::new(attempts.map(Arc::new)),
             signing,
             alerts: flume::bounded(ALERT_QUEUE),
             generation: AtomicU64::new(0),
@@ -189,10 +183,16 @@ impl Gateway {
 
     /// One more connection attempt from `ip`; `Err` when past its rate.
     pub(crate) fn connect_attempt(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        match &self.attempts {
+        match &*self.attempts.load() {
             Some(attempts) => attempts.attempt(ip, now),
             None => Ok(()),
         }
+    }
+
+    /// Another `max_connects_per_ip_per_minute` / `rate_limit_loopback` (a config
+    /// update): every address starts again with a full allowance under the new rate.
+    pub(crate) fn set_connect_rate(&self, per_minute: u32, rate_limit_loopback: bool) {
+        self.attempts.store(attempt_limiter(per_minute, rate_limit_loopback).map(Arc::new));
     }
 
     /// Counts, audits and (for what operators must see) raises a refusal.
@@ -346,4 +346,16 @@ impl SecurityRefusal {
                 | ByteRate
         )
     }
+}
+
+/// The per-address limiter for a rate; none when it is 0 (no limit).
+fn attempt_limiter(per_minute: u32, rate_limit_loopback: bool) -> Option<AttemptLimiter> {
+    (per_minute > 0).then(|| {
+        AttemptLimiter::new(AttemptLimiterConfig {
+            per_minute,
+            max_tracked: TRACKED_ADDRESSES,
+            exempt_loopback: !rate_limit_loopback,
+            ..AttemptLimiterConfig::default()
+        })
+    })
 }

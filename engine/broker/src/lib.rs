@@ -26,7 +26,8 @@
 //! - [`local`]: [`LocalClient`], how in-process services use the bus; `local_rules`:
 //!   the ACL they obey under their own usernames.
 //! - `metrics`: the broker's meters.
-//! - `reconfigure`: [`SecurityControl`], `[security]` swapped while running (config updates).
+//! - `reconfigure`: [`BrokerControl`], `[security]` and `[limits]` swapped while running
+//!   (config updates, SIGHUP).
 //!
 //! Data path: `socket → io thread (codec, session rules) → router log → every node →
 //! matching sessions' queues → socket`. Payloads stay the `Bytes` they were read into
@@ -75,7 +76,7 @@ pub use gateway::SecurityAlert;
 pub use io::ActiveBackend;
 pub use local::{BusHandle, LocalClient, LocalMessage};
 pub use metrics::{DropReason, Refusal};
-pub use reconfigure::SecurityControl;
+pub use reconfigure::BrokerControl;
 pub use router::{LinkError, RouterSettings};
 
 use budget::ByteBudget;
@@ -167,7 +168,8 @@ impl Broker {
             sessions: AtomicUsize::new(0),
             tags: bus::tags::Tags::new(nodes),
             stop: stop.clone(),
-            limits,
+            limits: arc_swap::ArcSwap::from_pointee(limits),
+            rate_generation: std::sync::atomic::AtomicU64::new(0),
             gateway,
             store,
             boot,

@@ -1,4 +1,8 @@
-//! The limits every door and session applies, read once from the config.
+//! The limits every door and session applies. They are read where they are used, so a
+//! config update (`reconfigure`) that swaps them applies to what happens next: a lowered
+//! limit refuses new connections, subscriptions, retained messages or queued deliveries,
+//! and never drops what is already held. Only `max_queued_bytes_total`, which sizes the
+//! byte budget, keeps the value the broker started with.
 
 use std::time::Duration;
 
@@ -8,7 +12,7 @@ use alicia_config::AliciaConfig;
 /// `bus::large`) and get a read buffer of their own, charged to the byte budget.
 pub(crate) const LARGE_PAYLOAD: usize = 64 * 1024;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Limits {
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
@@ -33,6 +37,8 @@ pub(crate) struct Limits {
     pub max_retained_bytes: usize,
     pub max_messages_per_second: u32,
     pub max_bytes_per_second: u64,
+    pub max_connects_per_ip_per_minute: u32,
+    pub rate_limit_loopback: bool,
 }
 
 impl Limits {
@@ -62,7 +68,15 @@ impl Limits {
             max_retained_bytes: l.max_retained_bytes,
             max_messages_per_second: l.max_messages_per_second,
             max_bytes_per_second: l.max_bytes_per_second,
+            max_connects_per_ip_per_minute: l.max_connects_per_ip_per_minute,
+            rate_limit_loopback: l.rate_limit_loopback,
         }
+    }
+
+    /// `config`'s limits to put in force in place of `in_force`: the byte budget's size
+    /// stays (it was allocated for it).
+    pub(crate) fn replacing(in_force: &Limits, config: &AliciaConfig) -> Limits {
+        Limits { max_queued_bytes_total: in_force.max_queued_bytes_total, ..Limits::from_config(config) }
     }
 
     /// A fresh connection's publish rate, a second's worth as its burst; `None` when
@@ -76,5 +90,22 @@ impl Limits {
                 0,
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replacement_keeps_the_byte_budget_it_started_with() {
+        let config = AliciaConfig::default();
+        let in_force = Limits::from_config(&config);
+        let mut next = config.clone();
+        next.limits.max_queued_bytes_total /= 2;
+        next.limits.max_messages_per_second = 7;
+        let replaced = Limits::replacing(&in_force, &next);
+        assert_eq!(replaced.max_queued_bytes_total, in_force.max_queued_bytes_total);
+        assert_eq!(replaced.max_messages_per_second, 7);
     }
 }

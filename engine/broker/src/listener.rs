@@ -85,7 +85,7 @@ impl Door {
 impl ConnectionPermit {
     /// Takes one of `max_connections`.
     fn activate(&mut self) -> bool {
-        let max = self.ctx.limits.max_connections;
+        let max = self.ctx.limits().max_connections;
         let ok =
             self.door.active.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).is_ok();
         if ok {
@@ -178,7 +178,7 @@ pub(crate) async fn accept_loop(
             }
             continue;
         }
-        let limits = &ctx.limits;
+        let limits = ctx.limits();
         if from_ip > limits.max_connections_per_ip {
             // Checked before the pending pool, and kept out of it: one address's flood
             // must not take the handshake slots every other address needs.
@@ -231,8 +231,9 @@ fn refuse_early(
     }
     let (ctx, door) = (ctx.clone(), door.clone());
     tokio::spawn(async move {
-        let grace = ctx.limits.connect_timeout.min(REFUSAL_GRACE);
-        let read = tokio::time::timeout(grace, handshake::read_connect(&mut stream, &ctx.limits));
+        let limits = ctx.limits.load_full();
+        let grace = limits.connect_timeout.min(REFUSAL_GRACE);
+        let read = tokio::time::timeout(grace, handshake::read_connect(&mut stream, &limits));
         if let Ok(Ok(accepted)) = read.await {
             handshake::refuse_with(&mut stream, accepted.request.version, reason, code).await;
         }
@@ -255,7 +256,7 @@ struct Arrival<'a> {
 
 impl Arrival<'_> {
     async fn run(self, tcp: TcpStream, transport: &Transport) -> Result<(), HandshakeError> {
-        let deadline = Instant::now() + self.ctx.limits.connect_timeout;
+        let deadline = Instant::now() + self.ctx.limits().connect_timeout;
         match transport {
             Transport::Mqtt => self.connect(tcp, deadline, None).await,
             Transport::Tls(door) => {
@@ -313,7 +314,7 @@ impl Arrival<'_> {
         // tungstenite holds a whole message before we see a byte of it, outside the
         // engine's byte budget: a message is capped at the packet size limit and at
         // most 16 MiB, so K hostile WebSocket clients hold at most K × 16 MiB.
-        let max_message = self.ctx.limits.max_packet_size.min(MAX_WEBSOCKET_MESSAGE);
+        let max_message = self.ctx.limits().max_packet_size.min(MAX_WEBSOCKET_MESSAGE);
         match tokio::time::timeout_at(deadline, websocket::upgrade(stream, max_message)).await {
             Ok(Ok(ws)) => Ok(ws),
             Ok(Err(refusal)) => Err(HandshakeError::Refused(refusal.into())),
@@ -330,7 +331,8 @@ impl Arrival<'_> {
         identity: Option<String>,
     ) -> Result<(), HandshakeError> {
         let Arrival { peer, label, mut permit, ctx, workers, metrics } = self;
-        let read = tokio::time::timeout_at(deadline, handshake::read_connect(&mut stream, &ctx.limits));
+        let limits = ctx.limits.load_full();
+        let read = tokio::time::timeout_at(deadline, handshake::read_connect(&mut stream, &limits));
         let accepted = tokio::select! {
             r = read => match r {
                 Ok(r) => r?,

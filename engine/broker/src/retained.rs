@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -43,8 +44,10 @@ struct IndexState {
 /// store keeps them in the order the index took them).
 pub(crate) struct RetainedIndex {
     state: Mutex<IndexState>,
-    max_messages: usize,
-    max_bytes: usize,
+    /// Read under `state`'s lock; a config update may change them (admission only:
+    /// what is retained stays when they are lowered).
+    max_messages: AtomicUsize,
+    max_bytes: AtomicUsize,
     store: Option<alicia_store::Store>,
 }
 
@@ -57,19 +60,36 @@ impl std::fmt::Debug for RetainedIndex {
 
 impl RetainedIndex {
     pub(crate) fn new(max_messages: usize, max_bytes: usize, store: Option<alicia_store::Store>) -> RetainedIndex {
-        RetainedIndex { state: Mutex::new(IndexState::default()), max_messages, max_bytes, store }
+        RetainedIndex {
+            state: Mutex::new(IndexState::default()),
+            max_messages: AtomicUsize::new(max_messages),
+            max_bytes: AtomicUsize::new(max_bytes),
+            store,
+        }
+    }
+
+    /// New limits for admission from now on; nothing retained is dropped.
+    pub(crate) fn set_limits(&self, max_messages: usize, max_bytes: usize) {
+        let _state = self.state.lock();
+        self.max_messages.store(max_messages, Ordering::Relaxed);
+        self.max_bytes.store(max_bytes, Ordering::Relaxed);
+    }
+
+    fn limits(&self) -> (usize, usize) {
+        (self.max_messages.load(Ordering::Relaxed), self.max_bytes.load(Ordering::Relaxed))
     }
 
     /// Takes up the retained messages the store kept; past the limits (lowered since
     /// they were kept) the rest are dropped and erased from the store. What it keeps.
     pub(crate) fn seed(&self, messages: Vec<Message>, now: Instant) -> Vec<Message> {
         let store = self.store.as_ref();
+        let (max_messages, max_bytes) = self.limits();
         let mut kept = Vec::with_capacity(messages.len());
         let mut dropped = 0;
         for message in messages {
             let mut state = self.state.lock();
             let bytes = message.topic.len() + message.payload.len();
-            if state.entries.len() >= self.max_messages || state.bytes + bytes > self.max_bytes {
+            if state.entries.len() >= max_messages || state.bytes + bytes > max_bytes {
                 dropped += 1;
                 if let Some(store) = store {
                     store.clear_retained(&message.topic);
@@ -97,6 +117,7 @@ impl RetainedIndex {
     pub(crate) fn admit(&self, message: &Message, now: Instant) -> Result<(), RetainedRefusal> {
         let mut state = self.state.lock();
         let state = &mut *state;
+        let (max_messages, max_bytes) = self.limits();
         if message.payload.is_empty() {
             if let Some(old) = state.entries.remove(&message.topic) {
                 state.bytes -= old.bytes;
@@ -110,15 +131,15 @@ impl RetainedIndex {
         let old = state.entries.get(&message.topic).map(|e| e.bytes);
         let count = state.entries.len() + usize::from(old.is_none());
         let total = state.bytes - old.unwrap_or(0) + bytes;
-        if count > self.max_messages || total > self.max_bytes {
+        if count > max_messages || total > max_bytes {
             // Expired messages still count until someone looks; look now.
             state.entries.retain(|_, e| e.deadline.is_none_or(|d| d > now));
             state.bytes = state.entries.values().map(|e| e.bytes).sum();
             let old = state.entries.get(&message.topic).map(|e| e.bytes);
-            if state.entries.len() + usize::from(old.is_none()) > self.max_messages {
+            if state.entries.len() + usize::from(old.is_none()) > max_messages {
                 return Err(RetainedRefusal::TooManyMessages);
             }
-            if state.bytes - old.unwrap_or(0) + bytes > self.max_bytes {
+            if state.bytes - old.unwrap_or(0) + bytes > max_bytes {
                 return Err(RetainedRefusal::TooManyBytes);
             }
         }

@@ -2,26 +2,50 @@
 //!
 //! Live (applied at once, no connection dropped): `[security]`'s `allow_anonymous`,
 //! `password_file`, `acl_file` and `token_key_file` (the gateway's rules swap whole and
-//! every session's compiled rules follow) and `engine.log_level` (the log filter is
-//! reloaded). Everything else is read when a part starts (listen addresses, io threads,
-//! limits compiled into the nodes, the router's log, the voice models...): such a change
-//! is accepted and written, and reported as `restart_required` until the engine restarts.
+//! every session's compiled rules follow); every `[limits]` key but
+//! `max_queued_bytes_total`, and `mqtt.connect_timeout_ms` / `write_timeout_ms` (the
+//! broker's limits swap whole and apply to what happens next; a lowered limit drops
+//! nothing already held); `[voice]`'s VAD silences, session timeout and input limits
+//! (the pipeline is rebuilt with them on the models already loaded); and
+//! `engine.log_level` (the log filter is reloaded). Everything else is read when a part
+//! starts (listen addresses, io threads, the byte budget's size, the router's log, the
+//! store, the voice models, `[wyoming]`...): such a change is accepted and written, and
+//! reported as `restart_required` until the engine restarts.
 
 use alicia_config::AliciaConfig;
 use serde_json::Value;
 
-/// Keys put in force without a restart, as dotted paths (a prefix covers what is below).
-pub const LIVE_PATHS: [&str; 5] = [
+/// Keys put in force without a restart, as dotted paths (a prefix covers what is below),
+/// but for [`RESTART_PATHS`].
+pub const LIVE_PATHS: [&str; 18] = [
     "security.allow_anonymous",
     "security.password_file",
     "security.acl_file",
     "security.token_key_file",
+    "limits",
+    "mqtt.connect_timeout_ms",
+    "mqtt.write_timeout_ms",
+    "voice.hangover_ms",
+    "voice.unfinished_hangover_ms",
+    "voice.pause_ms",
+    "voice.session_timeout_ms",
+    "voice.min_frame_bytes",
+    "voice.max_frame_bytes",
+    "voice.max_session_id_bytes",
+    "voice.max_envelope_bytes",
+    "voice.max_stt_request_bytes",
+    "voice.max_tts_text_chars",
     "engine.log_level",
 ];
 
+/// Keys under a [`LIVE_PATHS`] prefix that still wait for a restart: the byte budget
+/// is sized once, at start.
+pub const RESTART_PATHS: [&str; 1] = ["limits.max_queued_bytes_total"];
+
 /// Whether the change at `path` can be applied live.
 pub fn is_live(path: &str) -> bool {
-    LIVE_PATHS.iter().any(|live| path == *live || path.strip_prefix(live).is_some_and(|rest| rest.starts_with('.')))
+    let covers = |prefix: &&str| path == *prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.'));
+    LIVE_PATHS.iter().any(covers) && !RESTART_PATHS.iter().any(covers)
 }
 
 /// The dotted paths whose values differ between `a` and `b`, in order.
@@ -63,6 +87,19 @@ pub fn with_live_parts(in_force: &AliciaConfig, wanted: &AliciaConfig) -> Alicia
     next.security.password_file = wanted.security.password_file.clone();
     next.security.acl_file = wanted.security.acl_file.clone();
     next.security.token_key_file = wanted.security.token_key_file.clone();
+    next.limits = alicia_config::LimitsSection {
+        max_queued_bytes_total: in_force.limits.max_queued_bytes_total,
+        ..wanted.limits.clone()
+    };
+    next.mqtt.connect_timeout_ms = wanted.mqtt.connect_timeout_ms;
+    next.mqtt.write_timeout_ms = wanted.mqtt.write_timeout_ms;
+    next.voice = alicia_config::VoiceSection {
+        enabled: in_force.voice.enabled,
+        models: in_force.voice.models.clone(),
+        home: in_force.voice.home.clone(),
+        stt_threads: in_force.voice.stt_threads,
+        ..wanted.voice.clone()
+    };
     next.engine.log_level = wanted.engine.log_level.clone();
     next
 }
@@ -76,14 +113,55 @@ mod tests {
         let old = AliciaConfig::default();
         let mut new = old.clone();
         new.limits.max_connections = 5;
+        new.limits.max_queued_bytes_total = 1 << 20;
+        new.router.segment_count = 3;
         new.security.acl_file = Some("/etc/acl".into());
         new.engine.log_level = "debug".into();
         let changed = changed_paths(&old, &new);
-        assert_eq!(changed, ["engine.log_level", "limits.max_connections", "security.acl_file"]);
+        assert_eq!(
+            changed,
+            [
+                "engine.log_level",
+                "limits.max_connections",
+                "limits.max_queued_bytes_total",
+                "router.segment_count",
+                "security.acl_file"
+            ]
+        );
         let live: Vec<_> = changed.iter().filter(|p| is_live(p)).collect();
-        assert_eq!(live, ["engine.log_level", "security.acl_file"]);
+        assert_eq!(live, ["engine.log_level", "limits.max_connections", "security.acl_file"]);
         let next = with_live_parts(&old, &new);
-        assert_eq!(changed_paths(&next, &new), ["limits.max_connections"], "only the restart part is pending");
-        assert!(!is_live("security.acl_file_x") && !is_live("security.audit_file"));
+        assert_eq!(
+            changed_paths(&next, &new),
+            ["limits.max_queued_bytes_total", "router.segment_count"],
+            "only the restart part is pending"
+        );
+        assert!(!is_live("security.acl_file_x") && !is_live("security.audit_file") && !is_live("limitsx"));
+    }
+
+    /// Every path `is_live` calls live is put in force by `with_live_parts`, and no other.
+    #[test]
+    fn every_live_path_is_carried_over() {
+        let old = AliciaConfig::default();
+        let mut json = serde_json::to_value(&old).unwrap();
+        // Each number under `[limits]`, `[mqtt]` and `[voice]` changed, to see them all.
+        for section in ["limits", "mqtt", "voice"] {
+            for (_, value) in json[section].as_object_mut().unwrap() {
+                if let Some(n) = value.as_u64() {
+                    *value = if n > 0 { n - 1 } else { 1 }.into();
+                } else if let Some(b) = value.as_bool() {
+                    *value = (!b).into();
+                }
+            }
+        }
+        let new: AliciaConfig = serde_json::from_value(json).unwrap();
+        let next = with_live_parts(&old, &new);
+        let pending = changed_paths(&next, &new);
+        for path in changed_paths(&old, &new) {
+            assert_eq!(is_live(&path), !pending.contains(&path), "{path}");
+        }
+        for restart in ["limits.max_queued_bytes_total", "mqtt.io_threads", "voice.enabled", "voice.stt_threads"] {
+            assert!(pending.contains(&restart.to_string()), "{restart}");
+        }
     }
 }

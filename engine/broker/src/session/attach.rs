@@ -5,13 +5,14 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use futures::FutureExt;
 use rumqttd::protocol::{ConnAck, ConnAckProperties, ConnectReturnCode, Packet};
 
-use super::connection::{CloseReason, Connection};
+use super::connection::{CloseReason, Connection, Told};
 use super::{inbound, writer, ClientLimits, Session, Will};
 use crate::bus::SessionKey;
 use crate::codec::MqttVersion;
@@ -92,14 +93,21 @@ pub(crate) fn attach<R: SocketReader, W: SocketWriter>(
     // connection's life would pin that heap's pages. Bytes that came early are copied.
     let leftover = if leftover.is_empty() { BytesMut::new() } else { BytesMut::from(&leftover[..]) };
     let metrics = node.ctx.listener_metrics_arc(request.listener);
+    let rate_generation = node.ctx.rate_generation.load(Ordering::Acquire);
+    let (told, rate) = {
+        let limits = node.ctx.limits();
+        (Told::from_limits(&limits), limits.client_rate())
+    };
     let conn = Rc::new(Connection::new(
         request.version,
         request.keep_alive,
         request.problem_info,
+        told,
         node.budget.clone(),
         metrics,
     ));
-    conn.rate.set(node.ctx.limits.client_rate());
+    conn.rate.set(rate);
+    conn.rate_generation.set(rate_generation);
     let attached = take_up(&node, &conn, &request);
     let writer = tokio::task::spawn_local(writer::run(writer, conn.clone(), node.clone()));
     if attached.is_some() {
@@ -236,7 +244,7 @@ fn take_up(
         s.epoch += 1;
         s.persist(node, None);
         s.persist_will(node);
-        conn.send(connack(node, request, session_present));
+        conn.send(connack(&conn.told, request, session_present));
         let now = Instant::now();
         if session_present {
             s.resend_in_flight(node, now);
@@ -245,16 +253,15 @@ fn take_up(
     Some((key, session))
 }
 
-fn connack(node: &Node, request: &ConnectRequest, session_present: bool) -> Packet {
-    let limits = &node.ctx.limits;
+fn connack(told: &Told, request: &ConnectRequest, session_present: bool) -> Packet {
     let properties = request.version.is_v5().then(|| ConnAckProperties {
         session_expiry_interval: request.session_expiry_capped.then_some(request.session_expiry),
-        receive_max: Some(limits.max_inflight),
+        receive_max: Some(told.receive_maximum),
         // Past the largest remaining length there is nothing to say, and clients such as
         // paho-mqtt refuse a CONNACK whose value is larger.
-        max_packet_size: Some(limits.max_packet_size.min(MAX_REMAINING_LENGTH) as u32),
+        max_packet_size: Some(told.max_packet_size.min(MAX_REMAINING_LENGTH) as u32),
         assigned_client_identifier: request.assigned.then(|| request.client_id.clone()),
-        topic_alias_max: (limits.max_topic_aliases > 0).then_some(limits.max_topic_aliases),
+        topic_alias_max: (told.topic_alias_maximum > 0).then_some(told.topic_alias_maximum),
         retain_available: Some(1),
         wildcard_subscription_available: Some(1),
         subscription_identifiers_available: Some(1),

@@ -219,6 +219,29 @@ impl OutQueue {
     }
 }
 
+/// The limits a connection was told in its CONNACK (a 3.1.1 client: the ones in force
+/// at its CONNECT), kept for its life: a config update lowering them must not turn a
+/// client that keeps to what it was told into one that breaks them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Told {
+    /// Receive Maximum: unacknowledged QoS 2 publishes the client may send.
+    pub receive_maximum: u16,
+    /// Maximum Packet Size the broker reads.
+    pub max_packet_size: usize,
+    /// Topic Alias Maximum.
+    pub topic_alias_maximum: u16,
+}
+
+impl Told {
+    pub(crate) fn from_limits(limits: &crate::limits::Limits) -> Told {
+        Told {
+            receive_maximum: limits.max_inflight,
+            max_packet_size: limits.max_packet_size,
+            topic_alias_maximum: limits.max_topic_aliases,
+        }
+    }
+}
+
 /// A live connection, shared by its reader, its writer and the node delivering to it.
 ///
 /// Small on purpose: an idle connection costs what this, its session and its two tasks
@@ -242,9 +265,12 @@ pub(crate) struct Connection {
     /// Whether the client accepts reason strings on acks (MQTT 5 Request Problem
     /// Information).
     pub problem_info: bool,
+    pub told: Told,
     budget: Rc<NodeBudget>,
     /// `max_messages_per_second` / `max_bytes_per_second`; `None` when both are off.
     pub rate: Cell<Option<alicia_ratelimit::ClientRate>>,
+    /// The `Context::rate_generation` `rate` was made under.
+    pub rate_generation: Cell<u64>,
     /// The meters of the listener the client came through.
     pub metrics: std::sync::Arc<crate::metrics::BrokerMetrics>,
 }
@@ -254,6 +280,7 @@ impl Connection {
         version: MqttVersion,
         keep_alive: u16,
         problem_info: bool,
+        told: Told,
         budget: Rc<NodeBudget>,
         metrics: std::sync::Arc<crate::metrics::BrokerMetrics>,
     ) -> Connection {
@@ -272,7 +299,9 @@ impl Connection {
             out: RefCell::new(OutQueue::default()),
             writable: Notify::new(),
             problem_info,
+            told,
             rate: Cell::new(None),
+            rate_generation: Cell::new(0),
             metrics,
         }
     }

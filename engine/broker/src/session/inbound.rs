@@ -8,6 +8,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -46,7 +47,7 @@ pub(super) async fn run<R: SocketReader>(
     session: &Rc<RefCell<Session>>,
     conn: &Rc<Connection>,
 ) -> CloseReason {
-    let max_packet = node.ctx.limits.max_packet_size;
+    let max_packet = conn.told.max_packet_size;
     let mut read_size = MIN_READ;
     let mut large: Option<Reservation> = None;
     // With `[storage]`: PUBACKs and PUBRECs held until what they acknowledge is kept.
@@ -226,8 +227,8 @@ fn on_publish(
     conn.metrics.publishes_received.increment(1);
     let InboundPublish { qos, retain, pkid, mut properties, topic, payload, dup: _ } = p;
     let mut s = session.borrow_mut();
-    let topic = resolve_topic(node, &mut s, &topic, properties.as_mut())?;
-    check_name(&topic, node.ctx.limits.max_topic_length).map_err(|e| match e {
+    let topic = resolve_topic(conn.told.topic_alias_maximum, &mut s, &topic, properties.as_mut())?;
+    check_name(&topic, node.ctx.limits().max_topic_length).map_err(|e| match e {
         TopicError::NotUtf8 | TopicError::Nul => CloseReason::MalformedPacket("topic is not a valid UTF-8 string"),
         TopicError::Empty => CloseReason::ProtocolError("empty topic"),
         TopicError::Wildcard => CloseReason::TopicNameInvalid("wildcard in a PUBLISH topic"),
@@ -245,7 +246,7 @@ fn on_publish(
         }
         return Ok(());
     }
-    if qos == 2 && s.inbound_qos2.len() >= usize::from(node.ctx.limits.max_inflight) {
+    if qos == 2 && s.inbound_qos2.len() >= usize::from(conn.told.receive_maximum) {
         return Err(CloseReason::ReceiveMaximumExceeded);
     }
     let payload = match reservation {
@@ -266,6 +267,12 @@ fn on_publish(
 
     // The topic is UTF-8: checked above.
     let topic_str = std::str::from_utf8(&topic).unwrap_or("");
+    let rate_generation = node.ctx.rate_generation.load(Ordering::Acquire);
+    if rate_generation != conn.rate_generation.get() {
+        // A config update changed the rate: this client has the new one from here on.
+        conn.rate.set(node.ctx.limits().client_rate());
+        conn.rate_generation.set(rate_generation);
+    }
     if let Some(mut rate) = conn.rate.get() {
         let admitted = rate.admit(payload.len() as u64, Instant::now());
         conn.rate.set(Some(rate));
@@ -375,7 +382,7 @@ fn send_ack(conn: &Connection, qos: u8, pkid: u16) {
 
 /// The topic a PUBLISH is about, with MQTT 5 topic aliases applied.
 fn resolve_topic(
-    node: &Node,
+    max_alias: u16,
     s: &mut Session,
     topic: &Bytes,
     properties: Option<&mut rumqttd::protocol::PublishProperties>,
@@ -386,7 +393,7 @@ fn resolve_topic(
         }
         return Ok(topic.clone());
     };
-    if alias == 0 || alias > node.ctx.limits.max_topic_aliases {
+    if alias == 0 || alias > max_alias {
         return Err(CloseReason::TopicAliasInvalid);
     }
     if topic.is_empty() {
@@ -485,7 +492,7 @@ fn on_packet(
                 if s.expiry == 0 && expiry != 0 {
                     return Err(CloseReason::ProtocolError("session expiry set on DISCONNECT after 0 on CONNECT"));
                 }
-                s.expiry = expiry.min(node.ctx.limits.max_session_expiry);
+                s.expiry = expiry.min(node.ctx.limits().max_session_expiry);
             }
             let with_will = disconnect.reason_code == DisconnectReasonCode::DisconnectWithWillMessage;
             return Err(CloseReason::ClientDisconnect { with_will });

@@ -134,7 +134,7 @@ impl Outbound {
 
 impl Session {
     fn window(&self, node: &Node) -> usize {
-        usize::from(self.client.receive_maximum.min(node.ctx.limits.max_inflight))
+        usize::from(self.client.receive_maximum.min(node.ctx.limits().max_inflight))
     }
 
     /// Delivers one message to this session.
@@ -166,7 +166,7 @@ impl Session {
 
     /// Whether one more delivery of `len` payload bytes fits this client's queue limits.
     fn fits(&self, node: &Node, conn: Option<&Connection>, len: usize) -> Result<(), DropReason> {
-        let limits = &node.ctx.limits;
+        let limits = node.ctx.limits();
         let held = self.held_bytes_with(conn);
         // A message larger than the limit still goes to an empty queue: the limit must
         // never make a message undeliverable.
@@ -182,7 +182,7 @@ impl Session {
     /// so they are not lost to a limit meant for live traffic. Bytes stay bounded by
     /// `max_queued_bytes` and the engine's budget either way.
     fn count_limit(node: &Node, q: &Queued) -> usize {
-        let limits = &node.ctx.limits;
+        let limits = node.ctx.limits();
         if q.from_retained_store {
             limits.max_queued_messages.saturating_add(limits.max_retained_messages)
         } else {

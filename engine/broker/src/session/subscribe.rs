@@ -36,7 +36,7 @@ pub(super) fn subscribe(
         Some(id) => Some(id as u32),
         None => None,
     };
-    let limits = &node.ctx.limits;
+    let limits = node.ctx.limits();
     let version = conn.version;
     let mut codes = Vec::with_capacity(subscribe.filters.len());
     let mut retained = Vec::new();

@@ -20,7 +20,7 @@ const FINAL_FLUSH: Duration = Duration::from_secs(1);
 const PIECE: usize = 1024 * 1024;
 
 pub(super) async fn run<W: SocketWriter>(mut writer: W, conn: Rc<Connection>, node: Rc<Node>) {
-    let timeout = node.ctx.limits.write_timeout;
+    let timeout = node.ctx.limits().write_timeout;
     loop {
         if conn.is_closing() {
             break;
