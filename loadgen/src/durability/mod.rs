@@ -96,7 +96,7 @@ pub fn run(opts: &DurabilityOptions, rt: &Runtime) -> Result<Verdict> {
     let launch = Launch {
         mosquitto_bin: opts.mosquitto_bin.clone(),
         alicia_bin: opts.alicia_bin.clone(),
-        alicia_config: None,
+        alicia_config: Some(opts.alicia_config.clone()),
         alicia_args: Vec::new(),
         startup_timeout: opts.startup_timeout,
     };

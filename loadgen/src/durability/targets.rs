@@ -4,6 +4,7 @@
 //! can be started again on the same data.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -138,6 +139,14 @@ impl Home {
     pub fn new(target: Target, opts: &DurabilityOptions, parent: &Path) -> Result<Home> {
         let dir = parent.join(target.short());
         std::fs::create_dir_all(&dir)?;
+        if target == Target::MosquittoPersistence {
+            // mosquitto started as root drops to the `mosquitto` user: it must be able to
+            // reach this directory and write its database into it.
+            for d in dir.ancestors().take_while(|d| d.starts_with(std::env::temp_dir()) && *d != std::env::temp_dir()) {
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
+            }
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))?;
+        }
         let mut home = Home { target, dir, engine_config: None, described: Vec::new() };
         if target != Target::MosquittoPersistence {
             let overrides = home.engine_overrides(opts);
