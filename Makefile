@@ -19,7 +19,7 @@ RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/release
 DEBUG_BIN   := $(or $(CARGO_TARGET_DIR),target)/debug
 
 .PHONY: help deps toolchain build build-release models run test test-deps lint bench bench-quick perf perf-floor perf-voice clean
-.PHONY: fuzz fuzz-quick clean-workspace-crates perf-tls perf-tls-quick
+.PHONY: fuzz fuzz-quick clean-workspace-crates perf-tls perf-tls-quick perf-durability perf-durability-quick
 
 help:
 	@echo "make run          install what is missing, build, serve (ENV=$(ENV), CONFIG=$(CONFIG), ARGS=extra serve flags)"
@@ -121,6 +121,17 @@ perf-tls: build-release
 
 perf-tls-quick: build-release
 	$(RELEASE_BIN)/alicia-loadgen tls --quick --alicia-bin $(RELEASE_BIN)/alicia --out $(or $(PERF_OUT),perf-report/ci)
+
+# Issue 9: QoS 1 with the durable store off / sync=batch / sync=always beside mosquitto with
+# persistence (persistent subscribers online and offline), and the restart with 100,000
+# retained messages and 1,000 sessions after SIGTERM and kill -9. Exits 1 only if an
+# acknowledged message is lost or the engine does not restore everything, never for speed.
+# `perf-durability-quick` is CI-sized (4x4, 5,000 messages, 10,000 retained, 100 sessions).
+perf-durability: build-release
+	$(RELEASE_BIN)/alicia-loadgen durability --alicia-bin $(RELEASE_BIN)/alicia --out $(or $(PERF_OUT),perf-report)
+
+perf-durability-quick: build-release
+	$(RELEASE_BIN)/alicia-loadgen durability --quick --alicia-bin $(RELEASE_BIN)/alicia --out $(or $(PERF_OUT),perf-report/ci)
 
 # Every hostile step, the voice and Wyoming ones included; after each the bus must still work.
 perf-hostile: build-release models

@@ -135,6 +135,8 @@ pub struct BrokerProcess {
     pub kind: BrokerKind,
     pub addr: SocketAddr,
     pub command: String,
+    /// From the spawn to the first CONNACK (polled every 25 ms).
+    pub ready_after: Duration,
     child: Child,
     /// rumqttd-baseline exits when this pipe closes, even if loadgen is killed.
     _stdin: Option<ChildStdin>,
@@ -145,12 +147,22 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Starts `kind` on free ports and returns once it answers an MQTT CONNECT.
     pub fn start(kind: BrokerKind, launch: &Launch) -> Result<Self> {
+        Self::start_with(kind, launch, "")
+    }
+
+    /// mosquitto with `extra` appended to its generated config (a later line wins), e.g.
+    /// its persistence settings.
+    pub fn start_mosquitto(launch: &Launch, extra: &str) -> Result<Self> {
+        Self::start_with(BrokerKind::Mosquitto, launch, extra)
+    }
+
+    fn start_with(kind: BrokerKind, launch: &Launch, mosquitto_extra: &str) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("alicia-loadgen-").tempdir()?;
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         let mut cmd = match kind {
             BrokerKind::Mosquitto => {
                 let config = dir.path().join("mosquitto.conf");
-                fs::write(&config, mosquitto_config(addr.port()))?;
+                fs::write(&config, mosquitto_config(addr.port()) + mosquitto_extra)?;
                 let mut cmd = Command::new(&launch.mosquitto_bin);
                 cmd.arg("-c").arg(&config);
                 cmd
@@ -175,10 +187,12 @@ impl BrokerProcess {
         cmd.stdout(log_file.try_clone()?).stderr(log_file);
         cmd.stdin(if kind == BrokerKind::Rumqttd { Stdio::piped() } else { Stdio::null() });
         let command = format!("{cmd:?}").replace('"', "");
+        let spawned = Instant::now();
         let mut child = cmd.spawn().with_context(|| format!("start {kind}: {command}"))?;
         let stdin = child.stdin.take();
-        let mut broker = BrokerProcess { kind, addr, command, child, _stdin: stdin, log, _dir: dir };
-        broker.wait_ready(launch.startup_timeout)?;
+        let ready_after = Duration::ZERO;
+        let mut broker = BrokerProcess { kind, addr, command, ready_after, child, _stdin: stdin, log, _dir: dir };
+        broker.wait_ready(spawned, launch.startup_timeout)?;
         Ok(broker)
     }
 
@@ -220,8 +234,8 @@ impl BrokerProcess {
         text.lines().filter(|l| l.contains("dropped")).map(str::to_string).collect()
     }
 
-    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
+    fn wait_ready(&mut self, spawned: Instant, timeout: Duration) -> Result<()> {
+        let deadline = spawned + timeout;
         loop {
             if let Some(status) = self.child.try_wait()? {
                 bail!("{} exited ({status}) before accepting MQTT on {} ({})", self.kind, self.addr, self.log_tail());
@@ -237,6 +251,7 @@ impl BrokerProcess {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
+        self.ready_after = spawned.elapsed();
         // A broker that lost the bind race exits soon after; make sure it was ours that answered.
         std::thread::sleep(Duration::from_millis(100));
         if let Some(status) = self.child.try_wait()? {
@@ -257,6 +272,13 @@ impl BrokerProcess {
 
     fn terminate(&mut self) -> Result<()> {
         terminate(&mut self.child)
+    }
+
+    /// SIGKILL, as a power cut or the OOM killer would: no chance to save anything.
+    pub fn kill(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
     }
 }
 

@@ -38,6 +38,8 @@ pub struct EngineProcess {
     pub mqtt_tls: Option<SocketAddr>,
     /// The I/O backend it chose (`uring`, `epoll`).
     pub io: String,
+    /// From the spawn to its ready line.
+    pub ready_after: Duration,
     pub command: String,
     child: Child,
     log: PathBuf,
@@ -89,6 +91,7 @@ impl EngineProcess {
         let log = dir.path().join("engine.log");
         cmd.stdout(Stdio::piped()).stderr(File::create(&log)?).stdin(Stdio::null());
         let command = format!("{cmd:?}").replace('"', "");
+        let spawned = Instant::now();
         let mut child = cmd.spawn().with_context(|| format!("start engine: {command}"))?;
         let stdout = child.stdout.take().context("engine stdout")?;
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -107,14 +110,16 @@ impl EngineProcess {
             wyoming: None,
             mqtt_tls: None,
             io: String::new(),
+            ready_after: Duration::ZERO,
             command,
             child,
             log,
             _dir: dir,
         };
-        let deadline = Instant::now() + launch.startup_timeout;
+        let deadline = spawned + launch.startup_timeout;
         loop {
             if let Ok(line) = ready_rx.recv_timeout(Duration::from_millis(100)) {
+                engine.ready_after = spawned.elapsed();
                 let ready = parse_ready(&line).with_context(|| format!("unexpected ready line `{line}`"))?;
                 (engine.mqtt, engine.http, engine.wyoming) = (ready.mqtt, ready.http, ready.wyoming);
                 (engine.mqtt_tls, engine.io) = (ready.mqtt_tls, ready.io);
@@ -167,12 +172,32 @@ impl EngineProcess {
     pub fn stop(mut self) -> Result<()> {
         terminate(&mut self.child)
     }
+
+    /// SIGKILL, as a power cut or the OOM killer would: no chance to flush anything.
+    pub fn kill(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
 }
 
 impl Drop for EngineProcess {
     fn drop(&mut self) {
         kill_if_running(&mut self.child);
     }
+}
+
+/// Lines of the engine's log worth a reader's attention: panics, errors, warnings (the
+/// first few, with how many there were).
+pub fn log_findings(log: &str) -> Vec<String> {
+    let worth = |l: &&str| l.contains("panicked") || l.contains(" ERROR ") || l.contains(" WARN ");
+    let lines: Vec<&str> = log.lines().filter(worth).collect();
+    if lines.is_empty() {
+        return Vec::new();
+    }
+    let mut notes = vec![format!("the engine logged {} warning or error lines; the first:", lines.len())];
+    notes.extend(lines.iter().take(3).map(|l| format!("engine log: `{}`", l.trim().replace('`', "'"))));
+    notes
 }
 
 #[cfg(test)]
@@ -201,5 +226,15 @@ mod tests {
         assert_eq!(off.mqtt_tls, None);
         let v6 = parse_ready("alicia ready mqtt=[::1]:1 http=[::1]:2 io=epoll mqtt-tls=[::1]:3").unwrap();
         assert_eq!(v6.mqtt_tls.map(|a| a.port()), Some(3));
+    }
+
+    #[test]
+    fn log_findings_keep_the_first_lines_and_the_count() {
+        let log = "2026 INFO ready\n2026 WARN accept failed\nx ERROR boom\ny WARN a\nz WARN b\nthread panicked at\n";
+        let notes = log_findings(log);
+        assert!(notes[0].contains("5 warning or error lines"), "{notes:?}");
+        assert_eq!(notes.len(), 4);
+        assert!(notes[1].contains("accept failed"));
+        assert!(log_findings("INFO all fine\n").is_empty());
     }
 }

@@ -18,6 +18,8 @@
 //! | `report`, `machine` | tables, JSON, markdown; host facts and CPU use |
 //! | `throughput`, `compare`, `voice` | the scenarios (`voice`: spoken requests to the engine's voice plane) |
 //! | `connections`, `large`, `hostile` | idle connections held, one huge message, misbehaving clients |
+//! | `session`, `pump` | one MQTT session over TCP or TLS; QoS 1 P × S with a fixed message count, PUBACK times, persistent sessions |
+//! | `durability` | QoS 1 with the engine's store off / batch / always beside mosquitto with persistence; restart with 100k retained and 1,000 sessions |
 //! | `tls` | the MQTT-over-TLS listener: connections held while handshakes stall, TLS vs TCP |
 //! | `fuzz` | arbitrary and odd MQTT, envelopes, Wyoming and voice audio against a live engine, with its vitals checked |
 //! | `brokers`, `baseline` | starting and stopping brokers; rumqttd with its own listener |
@@ -32,6 +34,7 @@ mod client;
 pub mod compare;
 mod connection;
 pub mod connections;
+pub mod durability;
 mod engine_config;
 mod engine_process;
 pub mod fuzz;
@@ -47,9 +50,11 @@ mod packet;
 mod probe;
 mod progress;
 mod publisher;
+mod pump;
 mod report;
 mod rlimit;
 pub mod run;
+mod session;
 mod stats;
 mod subscriber;
 pub mod throughput;

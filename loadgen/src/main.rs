@@ -18,6 +18,7 @@ use alicia_loadgen::throughput::{self, ThroughputOptions};
 use alicia_loadgen::voice::{self, VoiceOptions};
 use alicia_loadgen::{baseline, Verdict};
 
+mod durability_command;
 mod robustness;
 mod tls_command;
 
@@ -50,6 +51,11 @@ enum Command {
     /// mid-handshake (closed by the deadline? delaying no one?), then connect rate, memory
     /// and QoS 1 throughput over TLS against plain TCP, same engine, same run.
     Tls(tls_command::TlsArgs),
+    /// QoS 1 throughput with the engine's store off, sync=batch and sync=always beside
+    /// mosquitto with persistence (persistent subscribers online and offline), then the
+    /// restart with 100,000 retained messages and 1,000 sessions after SIGTERM and kill -9;
+    /// exits 1 if an acknowledged message is lost or the engine does not restore everything.
+    Durability(durability_command::DurabilityArgs),
     /// K satellites speak synthesised requests to the engine's voice plane in real time:
     /// end of speech → first reply audio, word error rate, intent accuracy, engine stage medians.
     Voice(VoiceArgs),
@@ -334,6 +340,7 @@ fn run(command: Command) -> Result<Verdict> {
         Command::Large(args) => run_large(args),
         Command::Hostile(args) => run_hostile(args),
         Command::Tls(args) => tls_command::run_tls(args),
+        Command::Durability(args) => durability_command::run_durability(args),
         Command::Fuzz(args) => run_fuzz(args),
         Command::RumqttdBaseline { listen, exit_on_stdin_eof } => {
             baseline::serve(listen, exit_on_stdin_eof)?;

@@ -115,12 +115,18 @@ fn put_str(buf: &mut BytesMut, s: &[u8]) {
 /// CONNECT with a clean session, no will and no credentials.
 /// `keep_alive` must be non-zero for rumqttd, which closes a CONNECT with keep-alive 0.
 pub fn encode_connect(buf: &mut BytesMut, client_id: &str, keep_alive: u16) {
+    encode_connect_session(buf, client_id, keep_alive, true);
+}
+
+/// CONNECT, clean or resuming a persistent session (`clean == false`: the broker keeps
+/// the subscriptions and queues QoS 1 deliveries while the client is away).
+pub fn encode_connect_session(buf: &mut BytesMut, client_id: &str, keep_alive: u16, clean: bool) {
     let remaining = 10 + 2 + client_id.len();
     buf.put_u8(0x10);
     put_remaining_length(buf, remaining);
     put_str(buf, b"MQTT");
     buf.put_u8(4); // protocol level 3.1.1
-    buf.put_u8(0x02); // clean session
+    buf.put_u8(if clean { 0x02 } else { 0x00 });
     buf.put_u16(keep_alive);
     put_str(buf, client_id.as_bytes());
 }
@@ -145,6 +151,13 @@ pub fn encode_publish_head(buf: &mut BytesMut, topic: &[u8], qos: u8, pkid: u16,
     if qos > 0 {
         buf.put_u16(pkid);
     }
+}
+
+/// [`encode_publish_head`] with the retain flag set.
+pub fn encode_retained_publish_head(buf: &mut BytesMut, topic: &[u8], qos: u8, pkid: u16, payload_len: usize) {
+    let start = buf.len();
+    encode_publish_head(buf, topic, qos, pkid, payload_len);
+    buf[start] |= 0x01;
 }
 
 /// Encoded size of a PUBLISH, to size write batches before encoding.
@@ -248,6 +261,20 @@ mod tests {
         encode_connect(&mut buf, "lg", 60);
         let expected = [0x10, 14, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60, 0, 2, b'l', b'g'];
         assert_eq!(&buf[..], &expected);
+        buf.clear();
+        encode_connect_session(&mut buf, "lg", 60, false);
+        assert_eq!(buf[9], 0x00, "a persistent session clears the clean-session flag");
+    }
+
+    #[test]
+    fn a_retained_publish_sets_only_the_retain_flag() {
+        let mut buf = BytesMut::new();
+        encode_retained_publish_head(&mut buf, b"t", 1, 5, 1);
+        buf.put_u8(b'x');
+        let (packet, _) = decode(&buf).unwrap().unwrap();
+        let Packet::Publish(p) = packet else { panic!("not a publish: {packet:?}") };
+        assert!(p.retain && !p.dup);
+        assert_eq!((p.qos, p.pkid, p.topic, p.payload), (1, 5, &b"t"[..], &b"x"[..]));
     }
 
     #[test]

@@ -17,8 +17,8 @@ use serde::Serialize;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::session::{self, ConnectReply, DialError, Dialer, Stream};
 use crate::connections::fleet::{connect_error, hold};
+use crate::session::{self, ConnectReply, DialError, Dialer, Stream};
 use crate::stats::{new_histogram, LatencySummary};
 
 #[derive(Clone)]

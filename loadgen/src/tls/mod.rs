@@ -4,11 +4,9 @@
 //! | module | concept |
 //! |---|---|
 //! | `pki` | the dev PKI made by the binary under test (`alicia certs`), the rustls client config |
-//! | `session` | one MQTT session over TCP or TLS: the stream, dialing, CONNECT, SUBSCRIBE |
 //! | `stall` | sockets that start a ClientHello and stall: closed by the engine's deadline? |
 //! | `fleet` | N connections opened at a bounded concurrency and held; one more client's latency |
-//! | `pump` | QoS 1 throughput P × S with a fixed message count, closed loop |
-//! | `phases` | the held phase (TLS with stalls, then TCP) and the throughput rounds |
+//! | `phases` | (with the crate's `session` and `pump`) the held phase (TLS with stalls, then TCP) and the throughput rounds |
 //! | `summary` | the checks, the tables and the markdown report |
 //!
 //! Why a scenario of its own: a TLS listener adds per-connection CPU (the handshake),
@@ -19,8 +17,6 @@
 mod fleet;
 mod phases;
 mod pki;
-mod pump;
-mod session;
 mod stall;
 mod summary;
 
@@ -39,8 +35,8 @@ use crate::report::{self, Provenance};
 use crate::rlimit::{self, OpenFiles};
 use crate::Verdict;
 
+use crate::session::{Dialer, Transport};
 pub use phases::{HeldRun, ShapeResult};
-use session::{Dialer, Transport};
 
 /// Room above N and the stalled sockets in every connection limit: the probe clients
 /// and the readiness check.
@@ -260,7 +256,7 @@ fn finish(mut engine: EngineProcess, phase: &str, notes: &mut Vec<String>) {
     if let Some(status) = engine.exited() {
         notes.push(format!("{phase}: the engine exited during the phase ({status}): {}", engine.log_tail()));
     }
-    notes.extend(summary::log_findings(&engine.log_text()).into_iter().map(|n| format!("{phase}: {n}")));
+    notes.extend(crate::engine_process::log_findings(&engine.log_text()).into_iter().map(|n| format!("{phase}: {n}")));
     if let Err(e) = engine.stop() {
         notes.push(format!("{phase}: stopping the engine: {e:#}"));
     }

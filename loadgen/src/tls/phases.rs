@@ -16,14 +16,14 @@ use serde::Serialize;
 use tokio::runtime::Runtime;
 
 use super::fleet::{self, FleetSpec, TlsFleet, TlsFleetCounts};
-use super::pump::{self, PumpResult, PumpSpec};
-use super::session::{Dialer, Transport};
 use super::stall::{StallSummary, Stalls};
 use super::TlsOptions;
 use crate::engine_process::EngineProcess;
 use crate::machine;
 use crate::memory::{self, Memory, Settled};
+use crate::pump::{self, PumpResult, PumpSpec};
 use crate::report::thousands;
+use crate::session::{Dialer, Transport};
 use crate::stats::LatencySummary;
 
 /// One fleet held over one transport.
@@ -255,7 +255,9 @@ pub(super) fn throughput(
                 inflight: opts.inflight,
                 lead: opts.lead,
                 timeout: opts.row_timeout,
+                topic_root: "bench/tls",
                 tag: format!("{}-warmup-{}", std::process::id(), dialer.transport().name()),
+                persistent: false,
             };
             if let Err(e) = rt.block_on(pump::run(&spec)) {
                 notes.push(format!("warm-up over {}: {e:#}", dialer.transport().name()));
@@ -276,7 +278,9 @@ pub(super) fn throughput(
                     inflight: opts.inflight,
                     lead: opts.lead,
                     timeout: opts.row_timeout,
+                    topic_root: "bench/tls",
                     tag: format!("{}-r{round}-{}x{}-{name}", std::process::id(), shape.publishers, shape.subscribers),
+                    persistent: false,
                 };
                 let cpu = CpuSample::take(pid);
                 let result = rt.block_on(pump::run(&spec));

@@ -4,10 +4,11 @@
 use serde::Serialize;
 
 use super::phases::{HeldRun, PumpRow, ShapeResult};
-use super::session::Transport;
 use super::{TlsOptions, TlsReport};
 use crate::memory::mb;
 use crate::report::{markdown_table, ms, text_table, thousands};
+use crate::session::Transport;
+use crate::stats::median;
 use crate::throughput::bullet_list;
 
 pub const METHOD: &str = "\
@@ -67,17 +68,6 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
         _ => None,
     }
-}
-
-/// The median of `values` (the mean of the middle two for an even count).
-pub fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
-    let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    Some(if v.len() % 2 == 1 { v[mid] } else { (v[mid - 1] + v[mid]) / 2.0 })
 }
 
 fn median_rate(rows: &[PumpRow]) -> Option<f64> {
@@ -202,19 +192,6 @@ pub(super) fn checks(opts: &TlsOptions, held: &[HeldRun], shapes: &[ShapeResult]
         },
     });
     checks
-}
-
-/// Lines of the engine's log worth a reader's attention: panics, errors, warnings (the
-/// first few, with how many there were).
-pub(super) fn log_findings(log: &str) -> Vec<String> {
-    let worth = |l: &&str| l.contains("panicked") || l.contains(" ERROR ") || l.contains(" WARN ");
-    let lines: Vec<&str> = log.lines().filter(worth).collect();
-    if lines.is_empty() {
-        return Vec::new();
-    }
-    let mut notes = vec![format!("the engine logged {} warning or error lines; the first:", lines.len())];
-    notes.extend(lines.iter().take(3).map(|l| format!("engine log: `{}`", l.trim().replace('`', "'"))));
-    notes
 }
 
 const HELD_HEADERS: [&str; 10] = [
@@ -443,15 +420,5 @@ mod tests {
         assert_eq!(ratio(Some(50.0), Some(100.0)), Some(0.5));
         assert_eq!(ratio(Some(50.0), Some(0.0)), None);
         assert_eq!(ratio(None, Some(1.0)), None);
-    }
-
-    #[test]
-    fn log_findings_keep_the_first_lines_and_the_count() {
-        let log = "2026 INFO ready\n2026 WARN accept failed\nx ERROR boom\ny WARN a\nz WARN b\nthread panicked at\n";
-        let notes = log_findings(log);
-        assert!(notes[0].contains("5 warning or error lines"), "{notes:?}");
-        assert_eq!(notes.len(), 4);
-        assert!(notes[1].contains("accept failed"));
-        assert!(log_findings("INFO all fine\n").is_empty());
     }
 }

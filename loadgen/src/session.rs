@@ -1,4 +1,5 @@
-//! One MQTT 3.1.1 session over plain TCP or TLS, with the same code above the socket.
+//! One MQTT 3.1.1 session over plain TCP or TLS, with the same code above the socket:
+//! clean, or persistent (`clean session` off) for the `durability` scenario.
 //!
 //! The comparison is only fair if both transports run the same client: [`Stream`] is a
 //! closed enum over the two (one `match` per poll, the same cost on both sides), and the
@@ -143,43 +144,74 @@ pub enum ConnectReply {
 
 /// Sends a clean-session CONNECT and waits for the CONNACK; bytes after it stay in `rbuf`.
 pub async fn connect(stream: &mut Stream, rbuf: &mut BytesMut, client_id: &str, keep_alive: u16) -> ConnectReply {
+    connect_session(stream, rbuf, client_id, keep_alive, true).await.0
+}
+
+/// A CONNECT, clean or resuming a persistent session, and its CONNACK: the reply and
+/// whether the broker had the session (`session present`).
+pub async fn connect_session(
+    stream: &mut Stream,
+    rbuf: &mut BytesMut,
+    client_id: &str,
+    keep_alive: u16,
+    clean: bool,
+) -> (ConnectReply, bool) {
     let mut out = BytesMut::with_capacity(32 + client_id.len());
-    wire::encode_connect(&mut out, client_id, keep_alive);
+    wire::encode_connect_session(&mut out, client_id, keep_alive, clean);
     if stream.write_all(&out).await.is_err() {
-        return ConnectReply::Reset;
+        return (ConnectReply::Reset, false);
     }
     loop {
         match wire::decode(rbuf) {
-            Ok(Some((Packet::ConnAck { code: 0, .. }, used))) => {
+            Ok(Some((Packet::ConnAck { code: 0, session_present }, used))) => {
                 rbuf.advance(used);
-                return ConnectReply::Accepted;
+                return (ConnectReply::Accepted, session_present);
             }
-            Ok(Some((Packet::ConnAck { code, .. }, _))) => return ConnectReply::Refused(code),
-            Ok(Some(_)) | Err(_) => return ConnectReply::Unexpected,
+            Ok(Some((Packet::ConnAck { code, .. }, _))) => return (ConnectReply::Refused(code), false),
+            Ok(Some(_)) | Err(_) => return (ConnectReply::Unexpected, false),
             Ok(None) => {}
         }
         match stream.read_buf(rbuf).await {
-            Ok(0) => return ConnectReply::Closed,
+            Ok(0) => return (ConnectReply::Closed, false),
             Ok(_) => {}
-            Err(_) => return ConnectReply::Reset,
+            Err(_) => return (ConnectReply::Reset, false),
         }
     }
 }
 
 /// Dials and connects, failing on anything but an accepted session within `timeout`.
 pub async fn open(dialer: &Dialer, client_id: &str, keep_alive: u16, timeout: Duration) -> Result<(Stream, BytesMut)> {
+    open_session(dialer, client_id, keep_alive, timeout, true).await.map(|(stream, rbuf, _)| (stream, rbuf))
+}
+
+/// [`open`], clean or persistent; also whether the broker had the session.
+pub async fn open_session(
+    dialer: &Dialer,
+    client_id: &str,
+    keep_alive: u16,
+    timeout: Duration,
+    clean: bool,
+) -> Result<(Stream, BytesMut, bool)> {
     let door = dialer.transport().name();
     let session = async {
         let (mut stream, _) = dialer.dial().await.map_err(|e| anyhow::anyhow!("{door} dial: {e:?}"))?;
         let mut rbuf = BytesMut::with_capacity(crate::connection::READ_BUFFER);
-        match connect(&mut stream, &mut rbuf, client_id, keep_alive).await {
-            ConnectReply::Accepted => Ok((stream, rbuf)),
-            other => bail!("{door} CONNECT of {client_id}: {other:?}"),
+        match connect_session(&mut stream, &mut rbuf, client_id, keep_alive, clean).await {
+            (ConnectReply::Accepted, present) => Ok((stream, rbuf, present)),
+            (other, _) => bail!("{door} CONNECT of {client_id}: {other:?}"),
         }
     };
     tokio::time::timeout(timeout, session)
         .await
         .with_context(|| format!("{door}: no CONNACK for {client_id} within {timeout:?}"))?
+}
+
+/// DISCONNECT and close: a persistent session stays with the broker, no will is sent.
+pub async fn disconnect(mut stream: Stream) {
+    let mut out = BytesMut::with_capacity(2);
+    wire::encode_disconnect(&mut out);
+    let _ = stream.write_all(&out).await;
+    let _ = stream.shutdown().await;
 }
 
 /// Subscribes to one filter at QoS 1 and checks the grant.
