@@ -117,6 +117,57 @@ struct Inner {
     _lock: File,
 }
 
+/// Changes made together on one thread (a node's batch of routing), handed to the
+/// writer at once with [`Store::submit`]: their order is kept, and a node pays one queue
+/// operation per batch instead of one per change.
+#[derive(Debug, Default)]
+pub struct StoreBatch {
+    ops: Vec<Op>,
+}
+
+impl StoreBatch {
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn put_session(&mut self, session: &StoredSession) {
+        self.ops.push(Op::Put(keys::simple(keys::SESSION, session.client_id.as_bytes()), session.encode()));
+    }
+
+    /// The session ends: it and every delivery it held go.
+    pub fn remove_session(&mut self, client_id: &str) {
+        self.ops.push(Op::Delete(keys::simple(keys::SESSION, client_id.as_bytes())));
+        self.ops.push(Op::DeleteClient(client_id.to_string()));
+    }
+
+    pub fn put_will(&mut self, client_id: &str, will: &StoredWill) {
+        self.ops.push(Op::Put(keys::simple(keys::WILL, client_id.as_bytes()), will.encode()));
+    }
+
+    pub fn remove_will(&mut self, client_id: &str) {
+        self.ops.push(Op::Delete(keys::simple(keys::WILL, client_id.as_bytes())));
+    }
+
+    /// Keeps a delivery, with where it stands now (`delivery.state`): one record.
+    pub fn put_delivery(&mut self, client_id: &str, seq: u64, delivery: &StoredDelivery) {
+        self.ops.push(Op::Put(keys::delivery(keys::DELIVERY, client_id, seq), delivery.encode()));
+    }
+
+    /// A kept delivery moved on (sent after waiting, released): a state record of its
+    /// own, read over the one in the delivery's record.
+    pub fn set_state(&mut self, client_id: &str, seq: u64, state: DeliveryState) {
+        self.ops.push(Op::Put(keys::delivery(keys::STATE, client_id, seq), state.encode()));
+    }
+
+    /// A delivery is done with; `with_state`: `set_state` was called for it.
+    pub fn remove_delivery(&mut self, client_id: &str, seq: u64, with_state: bool) {
+        self.ops.push(Op::Delete(keys::delivery(keys::DELIVERY, client_id, seq)));
+        if with_state {
+            self.ops.push(Op::Delete(keys::delivery(keys::STATE, client_id, seq)));
+        }
+    }
+}
+
 /// A handle on the open store; cheap to clone and to use from any thread.
 #[derive(Clone)]
 pub struct Store {
@@ -210,21 +261,20 @@ impl Store {
     }
 
     pub fn put_session(&self, session: &StoredSession) {
-        self.send(Op::Put(keys::simple(keys::SESSION, session.client_id.as_bytes()), session.encode()));
+        self.one(|b| b.put_session(session));
     }
 
     /// The session ends: it and every delivery it held go.
     pub fn remove_session(&self, client_id: &str) {
-        self.send(Op::Delete(keys::simple(keys::SESSION, client_id.as_bytes())));
-        self.send(Op::DeleteClient(client_id.to_string()));
+        self.one(|b| b.remove_session(client_id));
     }
 
     pub fn put_will(&self, client_id: &str, will: &StoredWill) {
-        self.send(Op::Put(keys::simple(keys::WILL, client_id.as_bytes()), will.encode()));
+        self.one(|b| b.put_will(client_id, will));
     }
 
     pub fn remove_will(&self, client_id: &str) {
-        self.send(Op::Delete(keys::simple(keys::WILL, client_id.as_bytes())));
+        self.one(|b| b.remove_will(client_id));
     }
 
     /// A new delivery's sequence number: unique in the store, increasing.
@@ -232,24 +282,32 @@ impl Store {
         self.inner.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub fn put_delivery(&self, client_id: &str, seq: u64, delivery: &StoredDelivery, state: DeliveryState) {
-        self.send(Op::Put(keys::delivery(keys::DELIVERY, client_id, seq), delivery.encode()));
-        if state != DeliveryState::Waiting {
-            self.set_state(client_id, seq, state);
-        }
+    pub fn put_delivery(&self, client_id: &str, seq: u64, delivery: &StoredDelivery) {
+        self.one(|b| b.put_delivery(client_id, seq, delivery));
     }
 
     pub fn set_state(&self, client_id: &str, seq: u64, state: DeliveryState) {
-        let key = keys::delivery(keys::STATE, client_id, seq);
-        match state {
-            DeliveryState::Waiting => self.send(Op::Delete(key)),
-            state => self.send(Op::Put(key, state.encode())),
-        }
+        self.one(|b| b.set_state(client_id, seq, state));
     }
 
-    pub fn remove_delivery(&self, client_id: &str, seq: u64) {
-        self.send(Op::Delete(keys::delivery(keys::DELIVERY, client_id, seq)));
-        self.send(Op::Delete(keys::delivery(keys::STATE, client_id, seq)));
+    pub fn remove_delivery(&self, client_id: &str, seq: u64, with_state: bool) {
+        self.one(|b| b.remove_delivery(client_id, seq, with_state));
+    }
+
+    fn one(&self, change: impl FnOnce(&mut StoreBatch)) {
+        let mut batch = StoreBatch::default();
+        change(&mut batch);
+        self.submit(&mut batch);
+    }
+
+    /// Hands every change in `batch` to the writer at once (one queue operation, one
+    /// wake-up), in the order they were made, and empties it.
+    pub fn submit(&self, batch: &mut StoreBatch) {
+        match batch.ops.len() {
+            0 => {}
+            1 => self.send(batch.ops.pop().expect("one")),
+            _ => self.send(Op::Many(std::mem::take(&mut batch.ops))),
+        }
     }
 
     /// Resolves once every change this thread queued before it is committed (written to
@@ -362,7 +420,7 @@ fn read_back(partition: &PartitionHandle, metrics: &metrics::StoreMetrics) -> Re
     }
     // Keys sort by client then sequence: each session's deliveries arrive in order.
     for (client_id, seq, delivery) in deliveries {
-        let state = states.remove(&(client_id.clone(), seq)).unwrap_or(DeliveryState::Waiting);
+        let state = states.remove(&(client_id.clone(), seq)).unwrap_or(delivery.state);
         // None: the session ended and its deliveries' deletion did not finish: nobody's.
         if let Some(s) = sessions.get_mut(&client_id) {
             s.deliveries.push((seq, delivery, state));

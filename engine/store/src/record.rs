@@ -94,6 +94,9 @@ pub struct StoredDelivery {
     /// RETAIN as it goes to the client.
     pub retain: bool,
     pub subscription_ids: Vec<u32>,
+    /// Where it stood when it was kept (most are sent at once); a later change is a
+    /// state record of its own, which wins.
+    pub state: DeliveryState,
 }
 
 /// Why a record could not be read back.
@@ -353,6 +356,9 @@ impl StoredDelivery {
         let mut w = Writer::new();
         w.0.put_u8(self.qos);
         w.0.put_u8(u8::from(self.retain));
+        let (tag, pkid) = self.state.parts();
+        w.0.put_u8(tag);
+        w.0.put_u16(pkid);
         w.0.put_u32(self.subscription_ids.len() as u32);
         for id in &self.subscription_ids {
             w.0.put_u32(*id);
@@ -365,6 +371,7 @@ impl StoredDelivery {
         let mut r = Reader::new(record)?;
         let qos = r.u8()?;
         let retain = r.u8()? != 0;
+        let state = DeliveryState::from_parts(r.u8()?, r.u16()?)?;
         let count = r.u32()? as usize;
         let mut subscription_ids = Vec::with_capacity(count.min(64));
         for _ in 0..count {
@@ -372,18 +379,31 @@ impl StoredDelivery {
         }
         let message = r.message()?;
         r.end()?;
-        Ok(StoredDelivery { message, qos, retain, subscription_ids })
+        Ok(StoredDelivery { message, qos, retain, subscription_ids, state })
     }
 }
 
 impl DeliveryState {
-    pub fn encode(&self) -> Bytes {
-        let mut w = Writer::new();
-        let (tag, pkid) = match *self {
+    fn parts(&self) -> (u8, u16) {
+        match *self {
             DeliveryState::Waiting => (0, 0),
             DeliveryState::Sent(p) => (1, p),
             DeliveryState::Released(p) => (2, p),
-        };
+        }
+    }
+
+    fn from_parts(tag: u8, pkid: u16) -> Result<DeliveryState, DecodeError> {
+        match tag {
+            0 => Ok(DeliveryState::Waiting),
+            1 => Ok(DeliveryState::Sent(pkid)),
+            2 => Ok(DeliveryState::Released(pkid)),
+            other => Err(DecodeError::State(other)),
+        }
+    }
+
+    pub fn encode(&self) -> Bytes {
+        let mut w = Writer::new();
+        let (tag, pkid) = self.parts();
         w.0.put_u8(tag);
         w.0.put_u16(pkid);
         w.finish()
@@ -391,15 +411,9 @@ impl DeliveryState {
 
     pub fn decode(record: Bytes) -> Result<DeliveryState, DecodeError> {
         let mut r = Reader::new(record)?;
-        let tag = r.u8()?;
-        let pkid = r.u16()?;
+        let state = DeliveryState::from_parts(r.u8()?, r.u16()?)?;
         r.end()?;
-        match tag {
-            0 => Ok(DeliveryState::Waiting),
-            1 => Ok(DeliveryState::Sent(pkid)),
-            2 => Ok(DeliveryState::Released(pkid)),
-            other => Err(DecodeError::State(other)),
-        }
+        Ok(state)
     }
 }
 
@@ -448,7 +462,13 @@ mod tests {
         assert_eq!(StoredSession::decode(session.encode()), Ok(session));
         let will = StoredWill { message: m.clone(), delay_secs: 30 };
         assert_eq!(StoredWill::decode(will.encode()), Ok(will));
-        let delivery = StoredDelivery { message: m, qos: 1, retain: false, subscription_ids: vec![1, 7] };
+        let delivery = StoredDelivery {
+            message: m,
+            qos: 1,
+            retain: false,
+            subscription_ids: vec![1, 7],
+            state: DeliveryState::Sent(4),
+        };
         assert_eq!(StoredDelivery::decode(delivery.encode()), Ok(delivery));
         for state in [DeliveryState::Waiting, DeliveryState::Sent(9), DeliveryState::Released(65535)] {
             assert_eq!(DeliveryState::decode(state.encode()), Ok(state));

@@ -210,7 +210,10 @@ where
                         tokio::task::spawn_local(connection);
                     }
                 }
-                Ok(NodeCommand::Deliver(message)) => node.route(message),
+                Ok(NodeCommand::Deliver(message)) => {
+                    node.route(message);
+                    node.flush();
+                }
                 Ok(NodeCommand::RulesChanged) => node.rebuild_rules(),
                 #[cfg(feature = "fault-injection")]
                 Ok(NodeCommand::Fail) => panic!("fault injected into node {id}"),

@@ -43,6 +43,9 @@ pub(crate) struct Node {
     link_tx: RefCell<LinkTx>,
     /// Entries appended during the current batch, handed to the router together.
     outbox: RefCell<Vec<Packet>>,
+    /// Changes to the durable store made during the current batch, handed to its writer
+    /// together by [`Node::flush`].
+    store_changes: RefCell<alicia_store::StoreBatch>,
     pub sessions: RefCell<Sessions>,
     pub trie: RefCell<SubscriptionTrie<u32, Grant>>,
     pub retained: RefCell<RetainedStore>,
@@ -81,6 +84,7 @@ impl Node {
             ctx,
             link_tx: RefCell::new(link_tx),
             outbox: RefCell::new(Vec::new()),
+            store_changes: RefCell::new(alicia_store::StoreBatch::default()),
             sessions: RefCell::new(Sessions::default()),
             trie: RefCell::new(SubscriptionTrie::default()),
             retained: RefCell::new(retained),
@@ -148,8 +152,17 @@ impl Node {
         self.outbox.borrow_mut().push(Packet::Publish(publish, properties));
     }
 
-    /// Hands the entries appended so far to the router.
+    /// The store changes of this batch, when `[storage]` is on.
+    pub(crate) fn store_changes(&self) -> Option<std::cell::RefMut<'_, alicia_store::StoreBatch>> {
+        self.ctx.store.as_ref().map(|_| self.store_changes.borrow_mut())
+    }
+
+    /// Hands the entries appended so far to the router, and the store changes made so
+    /// far to the store's writer.
     pub(crate) fn flush(&self) {
+        if let Some(store) = &self.ctx.store {
+            store.submit(&mut self.store_changes.borrow_mut());
+        }
         let mut outbox = self.outbox.borrow_mut();
         if !outbox.is_empty() {
             if let Err(e) = crate::router::send_batch(&mut self.link_tx.borrow_mut(), &mut outbox) {
@@ -184,8 +197,10 @@ impl Node {
                     None => break,
                 }
             }
-            self.ctx.log.read(self.id as usize, bytes);
+            // The store changes of what was routed go first: a publisher waiting for this
+            // node to read past its message then finds them queued before its barrier.
             self.flush();
+            self.ctx.log.read(self.id as usize, bytes);
             if unscheduled {
                 rx.wake().await.map_err(|e| format!("router link closed: {e}"))?;
             }
@@ -307,5 +322,13 @@ fn merge(session: &Session, routed: &Rc<Routed>, grants: &[(u32, Grant)]) -> Opt
         }
     }
     let qos = qos?.min(message.qos);
-    Some(Queued { routed: routed.clone(), qos, retain, subscription_ids, from_retained_store: false, seq: None })
+    Some(Queued {
+        routed: routed.clone(),
+        qos,
+        retain,
+        subscription_ids,
+        from_retained_store: false,
+        seq: None,
+        state_record: false,
+    })
 }

@@ -250,6 +250,9 @@ fn take_up(
             s.resend_in_flight(node, now);
         }
     }
+    // The session and will as of this CONNECT reach the store now, not with the
+    // client's first packet.
+    node.flush();
     Some((key, session))
 }
 
@@ -322,6 +325,8 @@ fn detach(
     if end_now {
         end_session(node, key);
     }
+    // What the end wrote to the store (the session's clock, its will) goes now.
+    node.flush();
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -383,7 +388,7 @@ pub(crate) fn end_session(node: &Node, key: SessionKey) {
     s.subscriptions.clear();
     s.drop_queues(node);
     if s.stored {
-        if let Some(store) = &node.ctx.store {
+        if let Some(mut store) = node.store_changes() {
             store.remove_session(&s.client_id);
         }
         s.stored = false;
@@ -401,6 +406,7 @@ pub(crate) fn end_session(node: &Node, key: SessionKey) {
 /// its session can wait that long).
 pub(crate) fn restore(node: &Rc<Node>, boot: crate::persist::NodeBoot) {
     let Some(store) = node.ctx.store.clone() else { return };
+    // Restored in one batch: what a session's restore changes goes with the node's flush.
     let now_ms = crate::persist::now_ms();
     let mut wills: std::collections::HashMap<String, alicia_store::StoredWill> = boot.wills.into_iter().collect();
     for restored in boot.sessions {

@@ -146,7 +146,7 @@ impl Session {
     /// (one that now ends with its connection). `disconnected_at_ms`: when its
     /// connection ended, if it has.
     pub(crate) fn persist(&mut self, node: &Node, disconnected_at_ms: Option<u64>) {
-        let Some(store) = &node.ctx.store else { return };
+        let Some(mut store) = node.store_changes() else { return };
         if self.expiry == 0 {
             if self.stored {
                 store.remove_session(&self.client_id);
@@ -180,7 +180,7 @@ impl Session {
 
     /// Writes the client's will to the store, or takes it out when there is none now.
     pub(crate) fn persist_will(&mut self, node: &Node) {
-        let Some(store) = &node.ctx.store else { return };
+        let Some(mut store) = node.store_changes() else { return };
         match &self.will {
             Some(will) => {
                 store.put_will(&self.client_id, &crate::persist::will_to_stored(will, std::time::Instant::now()));

@@ -39,6 +39,8 @@ pub(crate) struct Queued {
     pub from_retained_store: bool,
     /// Its key in the durable store, once kept there (a persistent session's QoS 1/2).
     pub seq: Option<u64>,
+    /// Whether its state moved on after it was kept (a state record of its own exists).
+    pub state_record: bool,
 }
 
 impl Queued {
@@ -230,8 +232,13 @@ impl Session {
     /// where it now stands.
     fn keep(&self, node: &Node, q: &mut Queued, state: DeliveryState) {
         let Some(store) = self.store(node) else { return };
-        match q.seq {
-            Some(seq) => store.set_state(&self.client_id, seq, state),
+        let seq = q.seq;
+        let Some(mut changes) = node.store_changes() else { return };
+        match seq {
+            Some(seq) => {
+                changes.set_state(&self.client_id, seq, state);
+                q.state_record = true;
+            }
             None => {
                 let seq = store.next_seq();
                 let delivery = StoredDelivery {
@@ -239,22 +246,23 @@ impl Session {
                     qos: q.qos,
                     retain: q.retain,
                     subscription_ids: q.subscription_ids.clone(),
+                    state,
                 };
-                store.put_delivery(&self.client_id, seq, &delivery, state);
+                changes.put_delivery(&self.client_id, seq, &delivery);
                 q.seq = Some(seq);
             }
         }
     }
 
     /// A delivery is done with (acknowledged, expired, dropped): out of the store.
-    fn forget_seq(&self, node: &Node, seq: Option<u64>) {
-        if let (Some(store), Some(seq)) = (node.ctx.store.as_ref(), seq) {
-            store.remove_delivery(&self.client_id, seq);
+    fn forget_seq(&self, node: &Node, seq: Option<u64>, state_record: bool) {
+        if let (Some(mut changes), Some(seq)) = (node.store_changes(), seq) {
+            changes.remove_delivery(&self.client_id, seq, state_record);
         }
     }
 
     fn forget(&self, node: &Node, q: &Queued) {
-        self.forget_seq(node, q.seq);
+        self.forget_seq(node, q.seq, q.state_record);
     }
 
     /// A delivery the store kept, back in this session's queues (at start-up).
@@ -263,7 +271,7 @@ impl Session {
         let message = crate::persist::from_stored(delivery.message, crate::persist::now_ms());
         let Some(message) = message else {
             node.ctx.metrics.dropped(DropReason::Expired, 1);
-            self.forget_seq(node, Some(seq));
+            self.forget_seq(node, Some(seq), true);
             return;
         };
         let q = Queued {
@@ -273,6 +281,8 @@ impl Session {
             subscription_ids: delivery.subscription_ids,
             from_retained_store: false,
             seq: Some(seq),
+            // Whether one exists is not known here; deleting one that does not is harmless.
+            state_record: true,
         };
         let order = self.outbound.next_order;
         self.outbound.next_order += 1;
@@ -409,8 +419,8 @@ impl Session {
                     self.fill_window(node, now);
                     return;
                 }
-                if let (Some(store), Some(seq)) = (self.store(node), seq) {
-                    store.set_state(&self.client_id, seq, DeliveryState::Released(pkid));
+                if let (Some(mut changes), Some(seq), true) = (node.store_changes(), seq, self.stored) {
+                    changes.set_state(&self.client_id, seq, DeliveryState::Released(pkid));
                 }
             }
             // A repeated PUBREC gets its PUBREL again.
@@ -427,7 +437,8 @@ impl Session {
         if let Some(Inflight { state: InflightState::Released(seq), .. }) =
             self.take_inflight(pkid, |s| matches!(s, InflightState::Released(_)))
         {
-            self.forget_seq(node, seq);
+            // Released: its state record says so.
+            self.forget_seq(node, seq, true);
             self.fill_window(node, now);
         }
     }

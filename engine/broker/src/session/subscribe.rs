@@ -105,6 +105,7 @@ pub(super) fn subscribe(
                         subscription_ids,
                         from_retained_store: true,
                         seq: None,
+                        state_record: false,
                     });
                 }
             }
