@@ -21,8 +21,6 @@ use crate::{StoreError, SyncMode};
 
 /// Most changes one commit takes; the rest go in the next.
 const MAX_GROUP: usize = 8192;
-/// How long a group holding new deliveries waits for their acknowledgements.
-const GROUP_WINDOW: Duration = Duration::from_millis(2);
 
 pub(crate) enum Op {
     Put(Bytes, Bytes),
@@ -86,19 +84,6 @@ impl Writer {
                 match rx.try_recv() {
                     Ok(op) => take(&mut ops, op),
                     Err(_) => break,
-                }
-            }
-            // A delivery to a connected client is usually acknowledged within a
-            // millisecond or two: waiting that long for its delete lets the pair cancel,
-            // so most deliveries never reach the journal, the memtable or compaction
-            // (which, not the disk, is what a busy store spends its time on).
-            if ops.iter().any(|op| matches!(op, Op::Put(key, _) if key.first() == Some(&keys::DELIVERY))) {
-                let deadline = Instant::now() + GROUP_WINDOW;
-                while ops.len() < MAX_GROUP {
-                    match rx.recv_deadline(deadline) {
-                        Ok(op) => take(&mut ops, op),
-                        Err(_) => break,
-                    }
                 }
             }
             let wrote = !ops.is_empty() && failed.is_none() && {
