@@ -134,20 +134,7 @@ impl LogWatch {
 
     /// Waits until every reader has read (and routed) `position` bytes of the log.
     pub(crate) async fn read_by_all(&self, position: u64) {
-        if self.slowest() >= position {
-            return;
-        }
-        self.waiting.fetch_add(1, Ordering::AcqRel);
-        loop {
-            let notified = self.room.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.slowest() >= position {
-                break;
-            }
-            notified.await;
-        }
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.wait_until(|watch| watch.slowest() >= position).await;
     }
 
     pub(crate) fn lag(&self) -> u64 {
@@ -160,7 +147,12 @@ impl LogWatch {
 
     /// Waits until the slowest reader is close enough to the tail.
     pub(crate) async fn room(&self) {
-        if self.has_room() {
+        self.wait_until(LogWatch::has_room).await;
+    }
+
+    /// Waits until `ready` holds; readers wake the waiters after each batch they read.
+    async fn wait_until(&self, ready: impl Fn(&LogWatch) -> bool) {
+        if ready(self) {
             return;
         }
         self.waiting.fetch_add(1, Ordering::AcqRel);
@@ -168,7 +160,7 @@ impl LogWatch {
             let notified = self.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.has_room() {
+            if ready(self) {
                 break;
             }
             notified.await;

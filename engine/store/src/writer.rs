@@ -154,7 +154,6 @@ impl Writer {
                 _ => {}
             }
         }
-        let mut cancelled = HashSet::new();
         let mut batch = self.keyspace.batch().durability(Some(match self.sync {
             SyncMode::Always => PersistMode::SyncData,
             SyncMode::Batch => PersistMode::Buffer,
@@ -162,18 +161,10 @@ impl Writer {
         let mut pending: Vec<(Bytes, Option<Bytes>)> = Vec::with_capacity(ops.len());
         for op in ops.iter() {
             match op {
-                Op::Put(key, value) => {
-                    if deleted.contains(key) {
-                        cancelled.insert(key.clone());
-                    } else {
-                        pending.push((key.clone(), Some(value.clone())));
-                    }
-                }
-                Op::Delete(key) => {
-                    if !cancelled.contains(key) && !deleted.contains(key) {
-                        pending.push((key.clone(), None));
-                    }
-                }
+                // Both halves of a fresh key's put-then-delete are dropped.
+                Op::Put(key, value) if !deleted.contains(key) => pending.push((key.clone(), Some(value.clone()))),
+                Op::Delete(key) if !deleted.contains(key) => pending.push((key.clone(), None)),
+                Op::Put(..) | Op::Delete(_) => {}
                 Op::DeleteClient(client_id) => {
                     for kind in [keys::DELIVERY, keys::STATE] {
                         let prefix = keys::client_prefix(kind, client_id);
