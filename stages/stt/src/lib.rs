@@ -24,14 +24,18 @@
 //! # Ok::<(), alicia_stage_stt::SttError>(())
 //! ```
 
+mod decoding;
 mod give_up;
 mod logs;
 mod stage;
 mod whisper;
 
 #[cfg(test)]
+mod recorded_tests;
+#[cfg(test)]
 mod testing;
 
 pub use alicia_pipeline::Transcript;
 pub use stage::{SttStats, WhisperStage};
+pub use decoding::{compression_ratio, repeats_back_to_back, DecodeOptions, Decoded, Doubt};
 pub use whisper::{SttError, WhisperModel, WhisperStt, MAX_SAMPLES, SAMPLE_RATE};

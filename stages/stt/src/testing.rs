@@ -58,3 +58,42 @@ fn run(command: &mut Command) {
         command.status().unwrap_or_else(|err| panic!("{command:?}: {err} (install espeak-ng and sox: `make deps`)"));
     assert!(status.success(), "{command:?}: {status}");
 }
+
+/// One clip of recorded human speech from `tests/speech/corpus.tsv`.
+pub(crate) struct Recorded {
+    pub id: String,
+    pub transcript: String,
+    /// 16 kHz mono samples.
+    pub samples: Vec<i16>,
+}
+
+/// The recorded human speech corpus, fetched by `tests/speech/fetch-corpus.sh` into
+/// the workspace's `models/speech-corpus` if it is not there yet.
+pub(crate) fn recorded_speech() -> Vec<Recorded> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = model().parent().and_then(Path::parent).expect("models/whisper/<file>").join("speech-corpus");
+    run(Command::new(root.join("tests/speech/fetch-corpus.sh")).arg(&dir));
+    let manifest = std::fs::read_to_string(dir.join("corpus.tsv")).unwrap();
+    manifest
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let wav = std::fs::read(dir.join(format!("{}.wav", fields[0]))).unwrap();
+            Recorded { id: fields[0].into(), transcript: fields[3].into(), samples: samples(wav_data(&wav)) }
+        })
+        .collect()
+}
+
+/// The `data` chunk of a RIFF WAV file.
+fn wav_data(wav: &[u8]) -> &[u8] {
+    let mut at = 12;
+    while at + 8 <= wav.len() {
+        let size = u32::from_le_bytes(wav[at + 4..at + 8].try_into().unwrap()) as usize;
+        if &wav[at..at + 4] == b"data" {
+            return &wav[at + 8..(at + 8 + size).min(wav.len())];
+        }
+        at += 8 + size + size % 2;
+    }
+    panic!("a WAV file without a data chunk")
+}

@@ -1,5 +1,5 @@
 //! Whisper on one utterance: the model is loaded once, the decoder state is reused,
-//! and the encoder window is sized to the utterance instead of Whisper's fixed 30 s.
+//! and each pass over the utterance is planned and judged in `decoding.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +10,8 @@ use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextPar
 
 use alicia_pipeline::Transcript;
 
+use crate::decoding::{least_doubtful, Beams, DecodeOptions, Decoded, Pass};
+
 /// Whisper's input rate.
 pub const SAMPLE_RATE: u32 = 16_000;
 /// Whisper sees at most 30 s at once; longer utterances are refused.
@@ -18,18 +20,6 @@ pub const MAX_SAMPLES: usize = 30 * SAMPLE_RATE as usize;
 /// unreliable under a second: shorter utterances ("stop", "yes") are padded with
 /// silence up to this.
 const MIN_SAMPLES: usize = SAMPLE_RATE as usize * 21 / 20;
-/// Encoder positions per input sample: 1500 positions cover 30 s.
-const SAMPLES_PER_POSITION: usize = MAX_SAMPLES / FULL_AUDIO_CTX;
-const FULL_AUDIO_CTX: usize = 1500;
-/// Extra encoder positions past the audio (1.28 s): a window that ends on the last
-/// word makes the decoder cut it or start the utterance over.
-const AUDIO_CTX_MARGIN: usize = 64;
-/// The smallest window (3.2 s): one-word answers ("yes", "lights off") lose their
-/// last sound in less.
-const MIN_AUDIO_CTX: usize = 160;
-/// Window sizes are multiples of this, so utterances of similar length share them.
-const AUDIO_CTX_STEP: usize = 32;
-
 /// Whisper's tokens per second of audio are ~3-5 for speech; see `max_tokens_for`.
 const MAX_TOKENS_PER_SECOND: usize = 8;
 const MAX_TOKENS_BASE: usize = 16;
@@ -112,6 +102,7 @@ pub struct WhisperStt {
     state: WhisperState,
     threads: i32,
     language: &'static str,
+    options: DecodeOptions,
     // Reused between utterances: the one f32 copy of the audio.
     samples: Vec<f32>,
 }
@@ -135,7 +126,24 @@ impl WhisperStt {
         let state = context.create_state().map_err(SttError::State)?;
         // English-only models know one language; a multilingual one detects it.
         let language = if context.is_multilingual() { "auto" } else { "en" };
-        Ok(Self { context, state, threads: threads.max(1) as i32, language, samples: Vec::new() })
+        Ok(Self {
+            context,
+            state,
+            threads: threads.max(1) as i32,
+            language,
+            options: DecodeOptions::default(),
+            samples: Vec::new(),
+        })
+    }
+
+    /// Decodes with `options` from now on (the home's prompt, beam size, thresholds).
+    pub fn with_options(mut self, options: DecodeOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    pub fn options(&self) -> &DecodeOptions {
+        &self.options
     }
 
     /// Transcribes one utterance of 16 kHz mono samples.
@@ -177,21 +185,55 @@ impl WhisperStt {
         if heard < MIN_SAMPLES {
             self.samples.resize(MIN_SAMPLES, 0.0);
         }
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        // The reference decoder's fallback: each temperature is tried only when the
+        // one before it gave a doubtful text (see `decoding.rs`).
+        let mut doubted = Vec::new();
+        for plan in self.options.passes(self.samples.len()) {
+            let pass = self.decode(plan, give_up)?;
+            if pass.is_silence(&self.options) {
+                return Ok(self.transcript(Decoded { text: String::new(), ..pass }));
+            }
+            match pass.doubt(&self.options) {
+                None => return Ok(self.transcript(pass)),
+                Some(doubt) => {
+                    tracing::debug!(?plan, ?doubt, text = %pass.text, "whisper: decoding doubted, falling back");
+                    doubted.push(pass);
+                }
+            }
+        }
+        let best = least_doubtful(doubted, &self.options).ok_or(SttError::NoAudio)?;
+        Ok(self.transcript(best))
+    }
+
+    /// One whisper.cpp pass as `plan` says.
+    fn decode(&mut self, plan: Pass, give_up: Option<&AtomicBool>) -> Result<Decoded, SttError> {
+        let strategy = match plan.beams {
+            Beams::Greedy { best_of } => SamplingStrategy::Greedy { best_of: best_of as i32 },
+            Beams::Search { beam_size } => SamplingStrategy::BeamSearch { beam_size: beam_size as i32, patience: -1.0 },
+        };
+        let temperature = plan.temperature;
+        let max_tokens = max_tokens_for(self.samples.len());
+        let mut params = FullParams::new(strategy);
         params.set_n_threads(self.threads);
         params.set_language(Some(self.language));
         params.set_translate(false);
-        params.set_audio_ctx(audio_ctx_for(self.samples.len()) as i32);
-        params.set_max_tokens(max_tokens_for(self.samples.len()) as i32);
+        params.set_audio_ctx(plan.audio_ctx as i32);
+        params.set_max_tokens(max_tokens as i32);
         params.set_single_segment(true);
         params.set_no_context(true);
         // Timestamp tokens let the decoder close the segment where the audio ends;
         // without them a window sized to the utterance makes it repeat the utterance
         // up to the token limit.
         params.set_no_timestamps(false);
-        // One greedy pass: no re-decoding at higher temperatures, whose cost is
-        // unbounded on noise.
+        // The fallback is ours (`run`): whisper.cpp's accepts a pass that reached the
+        // token limit.
+        params.set_temperature(temperature);
         params.set_temperature_inc(0.0);
+        params.set_suppress_blank(true);
+        params.set_suppress_nst(true);
+        if let Some(prompt) = &self.options.initial_prompt {
+            params.set_initial_prompt(prompt);
+        }
         params.set_print_special(false);
         params.set_print_progress(false);
         params.set_print_realtime(false);
@@ -204,34 +246,50 @@ impl WhisperStt {
         let result = self.state.full(params, &self.samples);
         crate::logs::clear_giving_up();
         match result {
-            Ok(_) => Ok(self.collect()),
+            Ok(_) => Ok(self.collect(temperature, max_tokens)),
             Err(_) if give_up.is_some_and(|flag| flag.load(Ordering::Relaxed)) => Err(SttError::GivenUp),
             Err(e) => Err(SttError::Transcribe(e)),
         }
     }
 
-    fn collect(&self) -> Transcript {
-        let first_special = self.context.token_eot();
-        let (mut text, mut probability, mut tokens) = (String::new(), 0.0f32, 0u32);
+    fn collect(&self, temperature: f32, max_tokens: usize) -> Decoded {
+        let eot = self.context.token_eot();
+        let (mut text, mut logprob, mut probability, mut tokens) = (String::new(), 0.0f32, 0.0f32, 0usize);
+        let (mut all_tokens, mut ended, mut no_speech_prob) = (0usize, false, 0.0f32);
         for segment in self.state.as_iter() {
             if let Ok(piece) = segment.to_str_lossy() {
                 text.push_str(&piece);
             }
+            if segment.segment_index() == 0 {
+                no_speech_prob = segment.no_speech_probability();
+            }
             for index in 0..segment.n_tokens() {
                 let Some(token) = segment.get_token(index) else { continue };
-                if token.token_id() < first_special {
+                let id = token.token_id();
+                all_tokens += 1;
+                ended = id == eot;
+                if id < eot {
+                    logprob += token.token_data().plog;
                     probability += token.token_probability();
                     tokens += 1;
                 }
             }
         }
-        let language = whisper_rs::get_lang_str(self.state.full_lang_id_from_state()).unwrap_or(self.language);
-        Transcript {
+        Decoded {
             text: text.trim().to_owned(),
+            // The reference decoder divides by the tokens plus the end of text.
+            avg_logprob: logprob / (tokens + 1) as f32,
             confidence: if tokens == 0 { 0.0 } else { probability / tokens as f32 },
-            language: language.to_owned(),
-            pause: None,
+            no_speech_prob,
+            tokens,
+            hit_token_limit: !ended && all_tokens >= max_tokens,
+            temperature,
         }
+    }
+
+    fn transcript(&self, decoded: Decoded) -> Transcript {
+        let language = whisper_rs::get_lang_str(self.state.full_lang_id_from_state()).unwrap_or(self.language);
+        Transcript { text: decoded.text, confidence: decoded.confidence, language: language.to_owned(), pause: None }
     }
 }
 
@@ -254,26 +312,12 @@ fn max_tokens_for(samples: usize) -> usize {
     MAX_TOKENS_PER_SECOND * samples.div_ceil(SAMPLE_RATE as usize) + MAX_TOKENS_BASE
 }
 
-/// The encoder window for `samples` of audio: the positions the audio covers plus a
-/// margin, rounded up, at most Whisper's full 30 s.
-fn audio_ctx_for(samples: usize) -> usize {
-    let positions = samples.div_ceil(SAMPLES_PER_POSITION) + AUDIO_CTX_MARGIN;
-    positions.next_multiple_of(AUDIO_CTX_STEP).clamp(MIN_AUDIO_CTX, FULL_AUDIO_CTX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_window_follows_the_utterance() {
-        assert_eq!(SAMPLES_PER_POSITION, 320);
-        // 1.05 s (the padded minimum) → 53 positions + margin → 117: the floor, 160.
-        assert_eq!(audio_ctx_for(MIN_SAMPLES), MIN_AUDIO_CTX);
-        // 2 s → 100 + 64 → 192; 5 s → 250 + 64 → 320; 30 s → all of Whisper's 1500.
-        assert_eq!(audio_ctx_for(32_000), 192);
-        assert_eq!(audio_ctx_for(80_000), 320);
-        assert_eq!(audio_ctx_for(MAX_SAMPLES), FULL_AUDIO_CTX);
+    fn the_token_budget_follows_the_utterance() {
         assert_eq!(max_tokens_for(32_000), 32);
         assert_eq!(max_tokens_for(32_001), 40);
     }
