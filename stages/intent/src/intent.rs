@@ -54,23 +54,16 @@ impl Intent {
         matches!(self, Intent::Unknown { reason: Unmatched::NotUnderstood, .. })
     }
 
-    /// Whether words that gave this intent sound like a finished request, for deciding
-    /// at a pause in speech whether the user is done. A request the matcher knows is;
-    /// so is one it can definitely not carry out (an ambiguous device, a level over 100).
-    /// Words it does not know, a verb without its device, a setting without its value
-    /// or a name it does not know yet ("turn on the living", "set a timer for") sound
-    /// cut short: the user may be mid-sentence.
-    pub fn sounds_finished(&self) -> bool {
+    /// The device this intent acts on, if it names one.
+    pub fn device(&self) -> Option<&str> {
         match self {
-            Intent::Unknown { reason, .. } => !matches!(
-                reason,
-                Unmatched::NotUnderstood
-                    | Unmatched::MissingDevice { .. }
-                    | Unmatched::MissingValue { .. }
-                    | Unmatched::UnknownDevice { .. }
-                    | Unmatched::UnknownRoom { .. }
-            ),
-            _ => true,
+            Intent::TurnOn { device }
+            | Intent::TurnOff { device }
+            | Intent::Toggle { device }
+            | Intent::SetBrightness { device, .. }
+            | Intent::SetVolume { device, .. } => Some(device),
+            Intent::Play { speaker } | Intent::Pause { speaker } => Some(speaker),
+            _ => None,
         }
     }
 }
@@ -89,6 +82,14 @@ pub enum Unmatched {
     NoDevice { kind: DeviceKind, room: String },
     /// Several devices fit; their names.
     Ambiguous { names: Vec<String> },
+    /// The words name nothing in the home but sound like these names (one or two):
+    /// "Did you mean the hallway lights?"
+    DidYouMean { names: Vec<String> },
+    /// On or off could not be read with confidence ("the activate the lights" may be
+    /// "deactivate"): asked back rather than guessed. `device` is its name.
+    OnOrOff { device: String },
+    /// "Don't turn on the lights": nothing to do.
+    Negated,
     /// "Turn on" with nothing to turn on; `verb` as a reply says it.
     MissingDevice { verb: &'static str },
     /// "Set the volume" without a level, a timer without a length.

@@ -17,6 +17,8 @@
 //! | `home.rs` | [`Home`]: rooms, devices, sites from `bus-config/home.toml`, validated |
 //! | `words.rs` | transcript → folded words; number words; spoken durations |
 //! | `matcher.rs` | [`IntentMatcher`]: request keywords, target resolution, device commands |
+//! | `mishearing.rs` | misheard names read as the home's or asked back, split switch verbs asked back, whether words sound finished |
+//! | `sounds.rs` | phonetic keys and edit distances: which names sound alike |
 //! | `intent.rs` | [`Intent`], [`Unmatched`], [`DeviceCommand`], [`Understanding`] |
 //! | `reply.rs` | the spoken reply to each intent and each problem |
 //! | `stage.rs` | [`IntentConfig`] (the builder) and [`IntentStage`], the [`alicia_pipeline::Stage`] |
@@ -45,7 +47,9 @@ mod home;
 mod http;
 mod intent;
 mod matcher;
+mod mishearing;
 mod reply;
+mod sounds;
 mod stage;
 mod words;
 

@@ -11,6 +11,7 @@ use chrono::NaiveTime;
 
 use crate::home::{DeviceKind, Home};
 use crate::intent::{Action, DeviceCommand, Intent, Quantity, Understanding, Unmatched};
+use crate::mishearing::{join_split_verbs, verb_in_doubt};
 use crate::words::{duration, is_number_word, is_time_unit, number_at, words, Word};
 
 /// Words that carry nothing (politeness, the wake word, articles, pronouns).
@@ -98,26 +99,29 @@ const MAX_TIMER_SECONDS: u64 = 24 * 3_600;
 /// allocations), so the stage stays async.
 #[derive(Clone, Debug)]
 pub struct IntentMatcher {
-    devices: Vec<KnownDevice>,
-    rooms: Vec<KnownRoom>,
+    pub(crate) devices: Vec<KnownDevice>,
+    pub(crate) rooms: Vec<KnownRoom>,
     sites: HashMap<String, KnownSite>,
 }
 
 #[derive(Clone, Debug)]
-struct KnownDevice {
+pub(crate) struct KnownDevice {
     id: String,
-    name: String,
+    pub(crate) name: String,
     kind: DeviceKind,
     room: String,
     /// Name, aliases and id, as folded words without fillers.
     phrases: Vec<Vec<String>>,
+    /// Name, aliases and id as said (lowercase words), for names that sound alike.
+    pub(crate) spoken: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
-struct KnownRoom {
+pub(crate) struct KnownRoom {
     id: String,
-    name: String,
+    pub(crate) name: String,
     phrases: Vec<Vec<String>>,
+    pub(crate) spoken: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -154,7 +158,7 @@ impl<'a> Heard<'a> {
 }
 
 /// The kinds a word asks for, the preferred first.
-fn kind_word(word: &str) -> Option<&'static [DeviceKind]> {
+pub(crate) fn kind_word(word: &str) -> Option<&'static [DeviceKind]> {
     match word {
         "light" | "lighting" | "bulb" => Some(&[DeviceKind::Light, DeviceKind::Lamp]),
         "lamp" => Some(&[DeviceKind::Lamp, DeviceKind::Light]),
@@ -188,6 +192,15 @@ impl IntentMatcher {
                 .filter(|phrase: &Vec<String>| !phrase.is_empty())
                 .collect()
         };
+        let spoken = |name: &str, aliases: &[String], id: &str| -> Vec<String> {
+            let id = id.replace(['_', '-'], " ");
+            std::iter::once(name)
+                .chain(aliases.iter().map(String::as_str))
+                .chain(std::iter::once(id.as_str()))
+                .map(|phrase| words(phrase).into_iter().map(|w| w.said).collect::<Vec<_>>().join(" "))
+                .filter(|phrase| !phrase.is_empty())
+                .collect()
+        };
         let devices = home
             .devices
             .iter()
@@ -197,6 +210,7 @@ impl IntentMatcher {
                 kind: d.kind,
                 room: d.room.clone(),
                 phrases: phrases(&d.name, &d.aliases, &d.id),
+                spoken: spoken(&d.name, &d.aliases, &d.id),
             })
             .collect();
         let rooms = home
@@ -206,6 +220,7 @@ impl IntentMatcher {
                 id: id.clone(),
                 name: r.name.trim().to_string(),
                 phrases: phrases(&r.name, &r.aliases, id),
+                spoken: spoken(&r.name, &r.aliases, id),
             })
             .collect();
         let sites = home
@@ -218,13 +233,30 @@ impl IntentMatcher {
 
     /// The intent in `text`, heard at `site` (a site id; an unknown site has no
     /// default room or speaker).
+    ///
+    /// A name that sounds like one of the home's is read as it, or asked back; a
+    /// switch verb Whisper split ("the activate") is asked back (`mishearing.rs`).
     pub fn match_text(&self, text: &str, site: &str) -> Intent {
+        let joined = join_split_verbs(text);
+        let words_heard = joined.as_deref().unwrap_or(text);
+        let result = match self.match_words_once(words_heard, site) {
+            Err(reason) => self.reheard(words_heard, site, &reason).unwrap_or(Err(reason)),
+            ok => ok,
+        };
+        let result = match result {
+            Ok(Intent::TurnOn { device } | Intent::TurnOff { device }) if verb_in_doubt(words_heard) => {
+                Err(Unmatched::OnOrOff { device: self.device_name(&device).to_string() })
+            }
+            other => other,
+        };
+        result.unwrap_or_else(|reason| Intent::Unknown { text: text.trim().to_string(), reason })
+    }
+
+    /// The intent in `text` as written, names and verbs taken as they are.
+    pub(crate) fn match_words_once(&self, text: &str, site: &str) -> Result<Intent, Unmatched> {
         let words = words(text);
         let heard = Heard::new(&words);
-        match self.recognise(&heard, self.sites.get(site)) {
-            Ok(intent) => intent,
-            Err(reason) => Intent::Unknown { text: text.trim().to_string(), reason },
-        }
+        self.recognise(&heard, self.sites.get(site))
     }
 
     /// The intent, the device command it implies, and the reply, with `now` for "what
@@ -266,6 +298,9 @@ impl IntentMatcher {
     fn recognise(&self, heard: &Heard<'_>, site: Option<&KnownSite>) -> Result<Intent, Unmatched> {
         if heard.content.is_empty() {
             return Err(Unmatched::NotUnderstood);
+        }
+        if heard.has("dont") || (heard.has("do") && heard.has("not")) || heard.has("never") && !heard.has("mind") {
+            return Err(Unmatched::Negated);
         }
         if heard.has("timer") || heard.has("countdown") {
             if heard.has_any(CANCEL_WORDS) {

@@ -197,7 +197,7 @@ impl IntentStage {
     /// Chat answers are not guessed; they cost a request and keep a conversation.
     fn prepare(&mut self, text: &str, pause: &PauseSignal, frame: &Frame, out: &mut Outputs) -> Result<(), StageError> {
         let understanding = self.matcher.understand(text, frame.meta.site_id.as_str(), (self.clock)());
-        pause.judge(understanding.intent.sounds_finished());
+        pause.judge(self.matcher.sounds_finished(&understanding.intent));
         let not_understood = understanding.intent.is_not_understood();
         if not_understood && self.chat.is_some() {
             return Ok(());
