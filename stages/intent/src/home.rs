@@ -112,6 +112,29 @@ fn list(problems: &[HomeProblem]) -> String {
 }
 
 impl Home {
+    /// The home's words for Whisper's initial prompt: each device's name, then each
+    /// room's, as a short list ("Kitchen lights, living room lamp, ..."). Whisper takes
+    /// the prompt as text said just before, so these names win over words that sound
+    /// like them ("hallway" over "whole way"). Aliases are left out: a long prompt
+    /// costs decoder time on every request and makes small models loop.
+    pub fn vocabulary_prompt(&self) -> String {
+        let mut names: Vec<&str> = Vec::new();
+        let devices = self.devices.iter().map(|d| d.name.trim());
+        for name in devices.chain(self.rooms.values().map(|r| r.name.trim())) {
+            if !name.is_empty() && !names.iter().any(|n| n.eq_ignore_ascii_case(name) || n.contains(name)) {
+                names.push(name);
+            }
+        }
+        let mut prompt = names.join(", ");
+        if let Some(first) = prompt.get_mut(..1) {
+            first.make_ascii_uppercase();
+        }
+        if !prompt.is_empty() {
+            prompt.push('.');
+        }
+        prompt
+    }
+
     pub fn load(path: impl AsRef<Path>) -> Result<Self, HomeError> {
         let path = path.as_ref();
         let text =

@@ -85,8 +85,8 @@ pub enum Unmatched {
     /// The words name nothing in the home but sound like these names (one or two):
     /// "Did you mean the hallway lights?"
     DidYouMean { names: Vec<String> },
-    /// On or off could not be read with confidence ("the activate the lights" may be
-    /// "deactivate"): asked back rather than guessed. `device` is its name.
+    /// On or off could not be read with confidence ("turn on the light off"): asked
+    /// back rather than guessed. `device` is its name.
     OnOrOff { device: String },
     /// "Don't turn on the lights": nothing to do.
     Negated,

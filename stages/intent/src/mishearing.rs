@@ -2,9 +2,10 @@
 //! Whisper wrote what it heard, and short names are what it mishears most ("turn on
 //! the whole way light"). A name that sounds like exactly one of the home's is read as
 //! that one; one that is only close, or close to two, is asked back ("Did you mean
-//! the hallway lights?"), never acted on. A switch verb Whisper may have split
-//! ("the activate the lights" for "deactivate") is asked back too: acting on it could
-//! do the opposite of what was asked.
+//! the hallway lights?"), never acted on. A switch verb Whisper split is joined
+//! ("the activate the lights" opening a request is "deactivate"), and a request that
+//! says both on and off is asked back: acting on it could do the opposite of what was
+//! asked.
 
 use crate::intent::{Intent, Unmatched};
 use crate::matcher::IntentMatcher;
@@ -12,9 +13,11 @@ use crate::sounds::{distance, CLOSE, SAME};
 use crate::matcher::kind_word;
 use crate::words::{fold, words};
 
-/// Words Whisper writes for the "de" of "deactivate" and the "dis" of "disable"
-/// when it splits the verb.
-const SPLIT_PREFIXES: &[&str] = &["de", "dee", "the", "d", "this", "dis"];
+/// Words that may come before the verb that opens a request.
+const OPENING: &[&str] = &["please", "alicia", "hey", "ok", "okay", "now"];
+
+/// Verbs after which "on" is the switch, not a preposition.
+const SWITCH_VERBS: &[&str] = &["turn", "switch", "power", "put"];
 
 /// Words after which a request goes on ("turn on the", "set it to").
 const DANGLING: &[&str] = &[
@@ -112,22 +115,28 @@ impl IntentMatcher {
     }
 }
 
-/// Whether the switch verb was split by Whisper: "the activate the lights",
-/// "de activate", "dis able" at the start of the request. "Deactivate" said whole, or
-/// "activate the lights" alone, are not in doubt.
+/// Whether on or off cannot be read with confidence: "turn on" and "off" in one
+/// request ("turn on the light off", Whisper's "turn on, off the lamp").
 pub(crate) fn verb_in_doubt(text: &str) -> bool {
     let said = said_words(text);
-    said.windows(2).enumerate().any(|(at, pair)| {
-        let opening = said[..at].iter().all(|w| matches!(w.as_str(), "please" | "alicia" | "hey" | "ok" | "okay"));
-        opening && SPLIT_PREFIXES.contains(&pair[0].as_str()) && matches!(pair[1].as_str(), "activate" | "able")
-    })
+    let switched_on = said.windows(2).position(|p| SWITCH_VERBS.contains(&p[0].as_str()) && p[1] == "on");
+    switched_on.is_some_and(|at| said[at + 2..].iter().any(|w| matches!(w.as_str(), "off" | "out")))
 }
 
-/// "de activate" and "dis able" written apart, read as the one verb they are.
+/// A switch verb Whisper wrote apart, read as the one verb it is: "de activate",
+/// "dis able", and "the activate" opening a request (an article cannot come before a
+/// verb there, so the sound was "de": "deactivate").
 pub(crate) fn join_split_verbs(text: &str) -> Option<String> {
     let said = said_words(text);
-    let joined = said.windows(2).position(|p| matches!((p[0].as_str(), p[1].as_str()), ("de", "activate") | ("dis", "able")))?;
-    let mut words = said.clone();
+    let joined = said.windows(2).enumerate().position(|(at, pair)| {
+        let opening = said[..at].iter().all(|w| OPENING.contains(&w.as_str()));
+        match (pair[0].as_str(), pair[1].as_str()) {
+            ("de" | "dee", "activate") | ("dis", "able") => true,
+            ("the" | "d", "activate") | ("this", "able") => opening,
+            _ => false,
+        }
+    })?;
+    let mut words = said;
     let verb = if words[joined + 1] == "activate" { "deactivate" } else { "disable" };
     words.splice(joined..joined + 2, [verb.to_string()]);
     Some(words.join(" "))
@@ -168,14 +177,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_split_verb_is_in_doubt_only_where_it_opens_the_request() {
-        assert!(verb_in_doubt("The activate the lights in the kitchen."));
-        assert!(verb_in_doubt("please de activate the lamp"));
-        assert!(!verb_in_doubt("Deactivate the lights in the kitchen."));
-        assert!(!verb_in_doubt("Activate the lights in the kitchen."));
-        assert!(!verb_in_doubt("turn on the lights in the activate room"));
+    fn split_verbs_are_joined_where_they_can_only_be_one_verb() {
+        assert_eq!(join_split_verbs("The activate the light.").as_deref(), Some("deactivate the light"));
+        assert_eq!(join_split_verbs("please de activate the lamp").as_deref(), Some("please deactivate the lamp"));
         assert_eq!(join_split_verbs("de-activate the lamp").as_deref(), Some("deactivate the lamp"));
-        assert_eq!(join_split_verbs("turn off the lamp"), None);
+        assert_eq!(join_split_verbs("this able the lamp").as_deref(), Some("disable the lamp"));
+        // Not at the opening, "the" is an article.
+        assert_eq!(join_split_verbs("turn on the activate room light"), None);
+        assert_eq!(join_split_verbs("Activate the lights in the kitchen."), None);
+    }
+
+    #[test]
+    fn on_and_off_together_are_in_doubt() {
+        assert!(verb_in_doubt("Turn on, off the lamp."));
+        assert!(verb_in_doubt("turn on the light off"));
+        assert!(!verb_in_doubt("turn on the lights on the porch"));
+        assert!(!verb_in_doubt("turn off the light"));
+        assert!(!verb_in_doubt("switch off the lights on the porch"));
     }
 
     #[test]

@@ -202,10 +202,10 @@ pub fn compression_ratio(text: &str) -> f32 {
     text.len() as f32 / compressed.max(1) as f32
 }
 
-/// Whether some phrase of one to eight words comes three or more times in a row
-/// ("6, 6, 6", "call for reading. call for reading. call for reading."): too short for
-/// the compression ratio to notice, never how a request is spoken. Twice is speech
-/// ("five five", "very very").
+/// Whether some phrase comes back to back where speech does not repeat it: a word
+/// three times ("6, 6, 6"; twice is speech: "five five", "very very"), or a phrase of
+/// two to eight words twice ("light off in the kitchen. light off in the kitchen.").
+/// Too short for the compression ratio to notice, and never how a request is said.
 pub fn repeats_back_to_back(text: &str) -> bool {
     let words: Vec<String> = text
         .split_whitespace()
@@ -213,9 +213,10 @@ pub fn repeats_back_to_back(text: &str) -> bool {
         .filter(|w| !w.is_empty())
         .collect();
     (1..=8).any(|n| {
+        let times = if n == 1 { 3 } else { 2 };
         (0..words.len()).any(|start| {
-            let times = |k: usize| start + (k + 1) * n <= words.len();
-            times(2) && (1..3).all(|k| words[start..start + n] == words[start + k * n..start + (k + 1) * n])
+            start + times * n <= words.len()
+                && (1..times).all(|k| words[start..start + n] == words[start + k * n..start + (k + 1) * n])
         })
     })
 }
@@ -278,7 +279,9 @@ mod tests {
         assert_eq!(pass(reading, -0.3, false).doubt(&options), Some(Doubt::Repetitive));
         assert_eq!(pass("turn off the kitchen lights", -0.2, true).doubt(&options), Some(Doubt::TokenLimit));
         assert_eq!(pass("turn of the kitten lice", -1.4, false).doubt(&options), Some(Doubt::Unlikely));
-        for speech in ["Five, five.", "he was not an ill disposed young man", "very very good", "six"] {
+        let twice = "Light off in the kitchen. Light off in the kitchen.";
+        assert_eq!(pass(twice, -0.3, false).doubt(&options), Some(Doubt::Repetitive));
+        for speech in ["Five, five.", "he was not an ill disposed young man", "very very good", "six", "bye bye"] {
             assert_eq!(pass(speech, -0.3, false).doubt(&options), None, "{speech}");
         }
     }

@@ -31,3 +31,4 @@ fn recorded_human_speech_is_transcribed_without_loops() {
         assert_eq!(words.trim(), said, "{id}: {line}");
     }
 }
+
