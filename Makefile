@@ -105,8 +105,9 @@ perf-floor: build-release
 		--alicia-bin $(RELEASE_BIN)/alicia --out $(or $(PERF_OUT),perf-report/ci)
 
 # Spoken requests streamed in real time over MQTT to an engine with the real models.
-perf-voice: build-release models
-	$(RELEASE_BIN)/alicia-loadgen voice --sessions-list 1,5,10 --utterances 5 --max-p95-ms 500 --alicia-bin $(RELEASE_BIN)/alicia --out perf-report
+perf-voice: build-release models speech-corpus
+	$(RELEASE_BIN)/alicia-loadgen voice --sessions-list 1,5,10 --utterances 5 --max-p95-ms 500 \
+		--corpus models/speech-corpus --alicia-bin $(RELEASE_BIN)/alicia --out perf-report
 
 # Issue 7, "nothing a client sends can hurt the bus"; each exits 2 when a target is missed.
 .PHONY: perf-connections perf-large perf-hostile

@@ -163,6 +163,10 @@ struct VoiceArgs {
     /// Apply --max-p95-ms to every K, not only the smallest.
     #[arg(long, requires = "max_p95_ms")]
     gate_all: bool,
+    /// Recorded human speech (`make speech-corpus`: DIR/corpus.tsv and DIR/{id}.wav)
+    /// sent to alicia/voice/stt/request after the runs: WER, loops, latency.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
     /// Report directory.
     #[arg(long, default_value = "perf-report")]
     out: PathBuf,
@@ -450,6 +454,7 @@ fn run_voice(args: VoiceArgs) -> Result<Verdict> {
         startup_timeout: args.startup_timeout,
         max_p95_ms: args.max_p95_ms,
         gate_all: args.gate_all,
+        corpus: args.corpus,
         out: args.out,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

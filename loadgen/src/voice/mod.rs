@@ -20,6 +20,7 @@
 mod engine;
 mod home;
 mod pacing;
+pub mod recorded;
 mod satellite;
 mod speech;
 mod summary;
@@ -95,6 +96,8 @@ pub struct VoiceOptions {
     pub max_p95_ms: Option<f64>,
     /// Gate every K, not only the smallest.
     pub gate_all: bool,
+    /// Recorded human speech (`make speech-corpus`) to transcribe after the runs.
+    pub corpus: Option<PathBuf>,
     pub out: PathBuf,
 }
 
@@ -162,17 +165,22 @@ pub fn run(opts: &VoiceOptions, rt: &tokio::runtime::Runtime) -> Result<Verdict>
             (Some(e), mqtt, desc)
         }
     };
+    let clips = opts.corpus.as_deref().map(recorded::clips).transpose()?.unwrap_or_default();
     eprintln!("voice: engine {engine_desc}");
     let outcome = rt.block_on(async {
-        let measure = satellite::measure_all(opts, &opts.sessions, &all_sites, &speech, mqtt);
+        let measure = async {
+            let runs = satellite::measure_all(opts, &opts.sessions, &all_sites, &speech, mqtt).await?;
+            let heard = recorded::transcribe_all(mqtt, &clips).await?;
+            anyhow::Ok((runs, heard))
+        };
         tokio::time::timeout(opts.timeout, measure).await
     });
     let log_tail = engine.as_ref().map(crate::engine_process::EngineProcess::log_tail);
     if let Some(e) = engine {
         e.stop()?;
     }
-    let runs = match outcome {
-        Ok(Ok(runs)) => runs,
+    let (runs, recorded) = match outcome {
+        Ok(Ok(measured)) => measured,
         Ok(Err(e)) => return Err(e.context(log_tail.unwrap_or_default())),
         Err(_) => bail!("voice run exceeded --timeout {:?}", opts.timeout),
     };
@@ -223,8 +231,14 @@ pub fn run(opts: &VoiceOptions, rt: &tokio::runtime::Runtime) -> Result<Verdict>
         gated_sessions,
         gate_failures: verdict.gate_failures.clone(),
         runs,
+        recorded,
     };
-    let (json_path, md_path) = report::write(&opts.out, "voice", &report, &summary::markdown(&report))?;
+    let mut markdown = summary::markdown(&report);
+    if !report.recorded.is_empty() {
+        markdown.push('\n');
+        markdown.push_str(&recorded::markdown(&report.recorded));
+    }
+    let (json_path, md_path) = report::write(&opts.out, "voice", &report, &markdown)?;
     eprintln!("wrote {} and {}", json_path.display(), md_path.display());
     Ok(verdict)
 }

@@ -146,6 +146,8 @@ pub struct VoiceReport {
     pub gated_sessions: Vec<usize>,
     pub gate_failures: Vec<String>,
     pub runs: Vec<VoiceRun>,
+    /// Recorded human speech through `alicia/voice/stt/request` (`--corpus`).
+    pub recorded: Vec<super::recorded::Heard>,
 }
 
 const HEADERS: [&str; 17] = [

@@ -1,0 +1,177 @@
+//! Recorded human speech (`tests/speech/corpus.tsv`, fetched by `make speech-corpus`)
+//! sent one clip at a time to the engine's `alicia/voice/stt/request` (a base64 WAV in
+//! the envelope, the seeds' text entry point for speech-to-text): word error rate,
+//! decodings that loop, and the time from request to transcript.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use alicia_envelope::{Destination, Envelope, MessageType};
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use bytes::BytesMut;
+use serde::Serialize;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+use super::speech::{normalise, word_errors};
+use super::{CONNECT_TIMEOUT, KEEP_ALIVE};
+use crate::{connection, wire};
+
+/// One clip's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Heard {
+    pub id: String,
+    pub said: String,
+    pub heard: String,
+    pub words: usize,
+    pub errors: usize,
+    /// The transcript repeats a phrase back to back or runs far past what was said.
+    pub looped: bool,
+    pub ms: f64,
+}
+
+/// The corpus' clips, as listed in `DIR/corpus.tsv`: (id, transcript, WAV bytes).
+pub fn clips(dir: &Path) -> Result<Vec<(String, String, Vec<u8>)>> {
+    let manifest = dir.join("corpus.tsv");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("{}: run `make speech-corpus` first", manifest.display()))?;
+    let mut clips = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [id, _source, _member, transcript] = fields[..] else { bail!("{}: bad line {line:?}", manifest.display()) };
+        let wav = dir.join(format!("{id}.wav"));
+        let bytes = std::fs::read(&wav).with_context(|| format!("read {}", wav.display()))?;
+        clips.push((id.to_string(), transcript.to_string(), bytes));
+    }
+    Ok(clips)
+}
+
+/// Sends each clip and waits for its transcript (or error), one at a time.
+pub async fn transcribe_all(mqtt: SocketAddr, clips: &[(String, String, Vec<u8>)]) -> Result<Vec<Heard>> {
+    let id = format!("loadgen-recorded-{}", std::process::id());
+    let mut conn = connection::connect(mqtt, &id, KEEP_ALIVE, CONNECT_TIMEOUT).await?;
+    for filter in ["alicia/voice/stt/response", "alicia/voice/stt/error"] {
+        connection::subscribe(&mut conn, filter, 0, CONNECT_TIMEOUT).await?;
+    }
+    let mut results = Vec::new();
+    for (clip, said, wav) in clips {
+        let audio = base64::engine::general_purpose::STANDARD.encode(wav);
+        let request = Envelope::new(
+            id.as_str(),
+            Destination::Service("stt_service".into()),
+            MessageType::Request,
+            json!({ "audio_data": audio }),
+        );
+        let payload = request.encode();
+        let mut out = BytesMut::with_capacity(payload.len() + 64);
+        wire::encode_publish_head(&mut out, b"alicia/voice/stt/request", 0, 0, payload.len());
+        out.extend_from_slice(&payload);
+        let sent = Instant::now();
+        conn.stream.write_all(&out).await.context("publish alicia/voice/stt/request")?;
+        let heard = tokio::time::timeout(Duration::from_secs(60), answer(&mut conn, request.message_id))
+            .await
+            .with_context(|| format!("{clip}: no transcript within 60 s"))??;
+        let ms = sent.elapsed().as_secs_f64() * 1_000.0;
+        let (reference, hypothesis) = (normalise(said), normalise(&heard));
+        results.push(Heard {
+            id: clip.clone(),
+            said: said.clone(),
+            words: reference.len(),
+            errors: word_errors(&reference, &hypothesis),
+            looped: looped(&hypothesis, reference.len()),
+            heard,
+            ms,
+        });
+    }
+    Ok(results)
+}
+
+/// The text of the response (or the error) correlated with `request`.
+async fn answer(conn: &mut connection::Conn, request: uuid::Uuid) -> Result<String> {
+    loop {
+        while let Some((packet, used)) = wire::decode(&conn.rbuf)? {
+            let found = match packet {
+                wire::Packet::Publish(p) => {
+                    let e = Envelope::decode(p.payload).ok().filter(|e| e.correlation_id() == Some(request));
+                    e.map(|e| {
+                        let data = &e.payload.data;
+                        match data["text"].as_str() {
+                            Some(text) => text.to_string(),
+                            None => format!("[error {}]", data["error_type"].as_str().unwrap_or("?")),
+                        }
+                    })
+                }
+                _ => None,
+            };
+            bytes::Buf::advance(&mut conn.rbuf, used);
+            if let Some(text) = found {
+                return Ok(text);
+            }
+        }
+        if conn.read_more().await? == 0 {
+            bail!("the engine closed the connection");
+        }
+    }
+}
+
+/// A phrase of two or more words twice in a row, a word three times, or far more
+/// words than were said: how a decoder caught in a loop reads.
+fn looped(words: &[String], said: usize) -> bool {
+    let repeats = (1..=8).any(|n| {
+        let times = if n == 1 { 3 } else { 2 };
+        (0..words.len()).any(|at| {
+            at + times * n <= words.len() && (1..times).all(|k| words[at..at + n] == words[at + k * n..at + (k + 1) * n])
+        })
+    });
+    repeats || words.len() > said + 4
+}
+
+/// The markdown section: totals by source, then every clip.
+pub fn markdown(results: &[Heard]) -> String {
+    let mut md = String::from("## Recorded human speech\n\n");
+    md.push_str(
+        "Every clip of `tests/speech/corpus.tsv` (read sentences, card names, telephone prompts; people, not \
+         synthesis: `tests/speech/SOURCES.md`), one at a time as a base64 WAV on `alicia/voice/stt/request`; \
+         WER as above. A loop: a phrase of two or more words twice in a row, a word three times, or more than \
+         four words past what was said. ms: request published → transcript received.\n\n",
+    );
+    md.push_str("| source | clips | words | WER | loops | median ms | max ms |\n|:---|---:|---:|---:|---:|---:|---:|\n");
+    let groups: [(&str, &dyn Fn(&Heard) -> bool); 3] =
+        [("all", &|_| true), ("pocketsphinx", &|h| !h.id.starts_with("prompt-")), ("asterisk", &|h| h.id.starts_with("prompt-"))];
+    for (name, keep) in groups {
+        let group: Vec<&Heard> = results.iter().filter(|h| keep(h)).collect();
+        let (words, errors) = group.iter().fold((0, 0), |(w, e), h| (w + h.words, e + h.errors));
+        let ms: Vec<f64> = group.iter().map(|h| h.ms).collect();
+        md.push_str(&format!(
+            "| {name} | {} | {words} | {:.1}% | {} | {:.0} | {:.0} |\n",
+            group.len(),
+            100.0 * errors as f64 / words.max(1) as f64,
+            group.iter().filter(|h| h.looped).count(),
+            super::summary::median(ms.clone()).unwrap_or(f64::NAN),
+            ms.iter().copied().fold(0.0, f64::max),
+        ));
+    }
+    md.push_str("\n| clip | said | heard | errors | ms |\n|:---|:---|:---|---:|---:|\n");
+    for h in results {
+        let loop_mark = if h.looped { " (loop)" } else { "" };
+        md.push_str(&format!("| {} | {} | {}{loop_mark} | {} | {:.0} |\n", h.id, h.said, h.heard, h.errors, h.ms));
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loops_are_told_from_speech() {
+        let w = |s: &str| normalise(s);
+        assert!(looped(&w("6, 6, 6, 6"), 1));
+        assert!(looped(&w("call for reading. call for reading."), 2));
+        assert!(!looped(&w("five five"), 2));
+        assert!(!looped(&w("he was not an ill disposed young man"), 8));
+        assert!(looped(&w("one two three four five six"), 1));
+    }
+}
