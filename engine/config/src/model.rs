@@ -407,6 +407,10 @@ pub struct VoiceSection {
     pub max_stt_request_bytes: usize,
     /// Longest text a `tts/request` may ask to be spoken, in characters.
     pub max_tts_text_chars: usize,
+    /// The chat model for what the matcher does not understand (`[voice.chat]`);
+    /// absent: off, and such requests get "Sorry, I didn't catch that."
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat: Option<crate::chat::VoiceChatSection>,
 }
 
 impl Default for VoiceSection {
@@ -426,6 +430,7 @@ impl Default for VoiceSection {
             max_envelope_bytes: 64 << 10,
             max_stt_request_bytes: 2 << 20,
             max_tts_text_chars: 1_000,
+            chat: None,
         }
     }
 }
