@@ -18,7 +18,7 @@ use serde_json::Value;
 
 /// Keys put in force without a restart, as dotted paths (a prefix covers what is below),
 /// but for [`RESTART_PATHS`].
-pub const LIVE_PATHS: [&str; 19] = [
+pub const LIVE_PATHS: [&str; 20] = [
     "security.allow_anonymous",
     "security.password_file",
     "security.acl_file",
@@ -36,6 +36,7 @@ pub const LIVE_PATHS: [&str; 19] = [
     "voice.max_envelope_bytes",
     "voice.max_stt_request_bytes",
     "voice.max_tts_text_chars",
+    "voice.max_ai_text_chars",
     "voice.chat",
     "engine.log_level",
 ];

@@ -146,34 +146,37 @@ impl IntentStage {
     /// fallback included; the error is the fallback's, with the apology as reply.
     /// `&self`: one stage may answer several typed requests at once.
     pub fn answer(&self, text: &str, session: &str, site: &str) -> (Understanding, Option<StageError>) {
-        self.answer_streaming(text, session, site, &mut |_| {})
+        self.answer_streaming(text, session, site, None)
     }
 
-    /// [`answer`](Self::answer), handing the chat model's sentences to `sentence` as
-    /// they arrive; the reply is then what was not handed on (empty when every
+    /// [`answer`](Self::answer); with `sentence`, the chat model's sentences go to it
+    /// as they arrive and the reply is what was not handed on (empty when every
     /// sentence was, and after a failure once some were).
     fn answer_streaming(
         &self,
         text: &str,
         session: &str,
         site: &str,
-        sentence: &mut dyn FnMut(&str),
+        mut sentence: Option<&mut dyn FnMut(&str)>,
     ) -> (Understanding, Option<StageError>) {
         let mut understanding = self.matcher.understand(text, site, (self.clock)());
         let not_understood = understanding.intent.is_not_understood();
         let mut failure = None;
         if let (true, Some(chat)) = (not_understood && !text.trim().is_empty(), self.chat.as_ref()) {
+            let streaming = sentence.is_some();
             let mut handed_on = false;
             let mut on_sentence = |piece: &str| {
                 handed_on = true;
-                sentence(piece);
+                if let Some(sentence) = sentence.as_mut() {
+                    sentence(piece);
+                }
             };
             match chat.ask_streaming(session, text.trim(), &mut on_sentence) {
-                Ok((_, rest)) => understanding.reply = rest,
+                Ok((answer, rest)) => understanding.reply = if streaming { rest } else { answer },
                 Err(err) => {
                     tracing::warn!(session, error = %err, "chat fallback failed");
                     failure = Some(StageError::frame(err.error_type(), err));
-                    if handed_on {
+                    if handed_on && streaming {
                         understanding.reply.clear();
                     }
                 }
@@ -227,7 +230,7 @@ impl Stage for IntentStage {
         };
         let session = frame.meta.session_id.as_str();
         let (understanding, failure) =
-            self.answer_streaming(&text, session, frame.meta.site_id.as_str(), &mut sentence);
+            self.answer_streaming(&text, session, frame.meta.site_id.as_str(), Some(&mut sentence));
         pushed?;
         tracing::debug!(session, site = %frame.meta.site_id, intent = ?understanding.intent, "intent");
         frame.meta.stamp(|t| t.understood = Some(Instant::now()));
