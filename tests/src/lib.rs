@@ -9,6 +9,8 @@
 //! - [`raw`]: hand-written MQTT bytes over a plain TCP socket, for bad input.
 //! - [`mosquitto`]: `mosquitto_pub` / `mosquitto_sub` as foreign peers.
 //! - [`voice`]: an engine with the real models, espeak speech, a Wyoming client.
+//! - [`chat_server`]: an OpenAI-compatible chat server (streamed and plain answers) for
+//!   `[voice.chat]`.
 //! - [`signing`]: signing keys, `[security.signing]`, envelopes a device signs in Python.
 //! - [`tls`]: a development PKI, `[mqtt.tls]` on it, rustls client configs.
 //! - [`bus_death`]: an engine whose fatal exit is caught, and clients that watch alerts.
@@ -16,6 +18,7 @@
 //!   the refusal counters; the password files it reads.
 
 pub mod bus_death;
+pub mod chat_server;
 pub mod clients;
 pub mod config_admin;
 pub mod engine;

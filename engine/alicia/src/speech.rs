@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alicia_broker::BusHandle;
-use alicia_config::{AliciaConfig, WyomingSection};
+use alicia_config::{AliciaConfig, VoiceChatSection, WyomingSection};
+use alicia_stage_intent::ChatFallback;
 use alicia_stage_stt::{WhisperModel, WhisperStt};
 use alicia_stage_tts::{split_sentences, PiperConfig, PiperStage};
 use alicia_supervisor::{OnFailure, Supervisor};
@@ -165,8 +166,38 @@ pub fn voice_settings(config: &AliciaConfig) -> VoiceSettings {
             max_envelope_bytes: voice.max_envelope_bytes,
             max_stt_request_bytes: voice.max_stt_request_bytes,
             max_tts_text_chars: voice.max_tts_text_chars,
+            max_ai_text_chars: voice.max_ai_text_chars,
         },
+        chat: voice.chat.as_ref().and_then(chat_fallback),
     }
+}
+
+/// The chat client's settings from `[voice.chat]`, its API key read now from the
+/// variable or file named there. The config check read it too, so a key that went
+/// missing since is the one case left: the chat stays off and the log says why.
+fn chat_fallback(section: &VoiceChatSection) -> Option<ChatFallback> {
+    let api_key = match section.api_key() {
+        Ok(key) => key,
+        Err(e) => {
+            tracing::error!(error = %e, "voice.chat: no API key; the chat fallback stays off");
+            return None;
+        }
+    };
+    let defaults = ChatFallback::new(section.url.clone(), section.model.clone());
+    Some(ChatFallback {
+        api_key,
+        personality: if section.personality.trim().is_empty() {
+            defaults.personality.clone()
+        } else {
+            section.personality.clone()
+        },
+        timeout_ms: section.timeout_ms,
+        max_history: section.max_history,
+        max_sessions: section.max_sessions,
+        max_tokens: section.max_tokens,
+        breaker: section.breaker,
+        ..defaults
+    })
 }
 
 /// The server's limits from `[wyoming]`; the model and voice names are the ones the

@@ -5,8 +5,9 @@
 //! every session's compiled rules follow); every `[limits]` key but
 //! `max_queued_bytes_total`, and `mqtt.connect_timeout_ms` / `write_timeout_ms` (the
 //! broker's limits swap whole and apply to what happens next; a lowered limit drops
-//! nothing already held); `[voice]`'s VAD silences, session timeout and input limits
-//! (the pipeline is rebuilt with them on the models already loaded); and
+//! nothing already held); `[voice]`'s VAD silences, session timeout and input limits,
+//! and `[voice.chat]` whole (the pipeline is rebuilt with them on the models already
+//! loaded; the chat's API key is read again then); and
 //! `engine.log_level` (the log filter is reloaded). Everything else is read when a part
 //! starts (listen addresses, io threads, the byte budget's size, the router's log, the
 //! store, the voice models, `[wyoming]`...): such a change is accepted and written, and
@@ -17,7 +18,7 @@ use serde_json::Value;
 
 /// Keys put in force without a restart, as dotted paths (a prefix covers what is below),
 /// but for [`RESTART_PATHS`].
-pub const LIVE_PATHS: [&str; 18] = [
+pub const LIVE_PATHS: [&str; 20] = [
     "security.allow_anonymous",
     "security.password_file",
     "security.acl_file",
@@ -35,6 +36,8 @@ pub const LIVE_PATHS: [&str; 18] = [
     "voice.max_envelope_bytes",
     "voice.max_stt_request_bytes",
     "voice.max_tts_text_chars",
+    "voice.max_ai_text_chars",
+    "voice.chat",
     "engine.log_level",
 ];
 
@@ -136,6 +139,11 @@ mod tests {
             ["limits.max_queued_bytes_total", "router.segment_count"],
             "only the restart part is pending"
         );
+        assert!(is_live("voice.chat") && is_live("voice.chat.breaker.open_ms") && !is_live("voice.chatter"));
+        let mut chatty = old.clone();
+        chatty.voice.chat = Some(alicia_config::VoiceChatSection::new("http://127.0.0.1:8081", "m"));
+        assert_eq!(changed_paths(&old, &chatty), ["voice.chat"]);
+        assert_eq!(with_live_parts(&old, &chatty), chatty);
         assert!(!is_live("security.acl_file_x") && !is_live("security.audit_file") && !is_live("limitsx"));
     }
 

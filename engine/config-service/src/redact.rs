@@ -10,8 +10,9 @@ pub const REDACTED: &str = "***";
 
 /// Names whose string values are secrets, matched anywhere in the lowercase key.
 const SECRET_WORDS: [&str; 6] = ["password", "passwd", "secret", "token", "api_key", "apikey"];
-/// Suffixes of keys that name where a secret is, not the secret.
-const PATH_SUFFIXES: [&str; 4] = ["_file", "_dir", "_path", "_files"];
+/// Suffixes of keys that name where a secret is, not the secret (`api_key_env`: the
+/// environment variable that holds it).
+const PATH_SUFFIXES: [&str; 5] = ["_file", "_dir", "_path", "_files", "_env"];
 
 pub(crate) fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
@@ -56,6 +57,7 @@ mod tests {
                          "admin_password": "hunter2", "client_secret": ["a"], "token_ttl_seconds": 3600},
             "http": {"tls_key": "/etc/k.pem", "token_file": "/etc/t"},
             "users": [{"name": "a", "token": "t0k"}],
+            "voice": {"chat": {"api_key_env": "LLM_API_KEY", "api_key_file": "/etc/llm.key"}},
         });
         redact(&mut value);
         assert_eq!(value["llm"]["api_key"], REDACTED);
@@ -70,5 +72,7 @@ mod tests {
         assert_eq!(value["http"]["tls_key"], REDACTED);
         assert_eq!(value["http"]["token_file"], "/etc/t");
         assert_eq!(value["users"][0]["token"], REDACTED);
+        assert_eq!(value["voice"]["chat"]["api_key_env"], "LLM_API_KEY", "where the key is, not the key");
+        assert_eq!(value["voice"]["chat"]["api_key_file"], "/etc/llm.key");
     }
 }

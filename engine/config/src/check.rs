@@ -133,6 +133,7 @@ const OPTIONAL_KEYS: &[(&str, &str)] = &[
     ("http", "tls_ca"),
     ("http", "tls_crl"),
     ("storage", "dir"),
+    ("voice", "chat"),
 ];
 
 fn default_tree() -> toml::Table {
@@ -195,6 +196,7 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
         errors.push("storage.dir", "must be a directory path (leave it out to keep nothing)");
     }
     crate::doors::check(c, errors);
+    crate::chat::check(c.voice.chat.as_ref(), errors);
     crate::listeners::check(c, errors);
     crate::exposure::check(c, errors);
     for (legacy, canonical) in &c.topics.aliases {

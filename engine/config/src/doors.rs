@@ -44,6 +44,7 @@ pub(crate) fn check(c: &AliciaConfig, errors: &mut ConfigErrors) {
     in_range(errors, "voice.max_envelope_bytes", v.max_envelope_bytes, 1024, 16 * MIB);
     in_range(errors, "voice.max_stt_request_bytes", v.max_stt_request_bytes, 1024, 256 * MIB);
     in_range(errors, "voice.max_tts_text_chars", v.max_tts_text_chars, 1, 100_000);
+    in_range(errors, "voice.max_ai_text_chars", v.max_ai_text_chars, 1, 100_000);
 
     in_range(errors, "services.max_envelope_bytes", c.services.max_envelope_bytes, 1024, 256 * MIB);
 }

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`model`]: the sections of `alicia.toml` as typed structs with defaults.
 //! - [`check`]: validation that reports every error at once, each with its dotted path.
+//! - `chat`: `[voice.chat]`, the chat model behind the voice ([`VoiceChatSection`]): its
+//!   rules, and its API key read from the variable or file it names.
 //! - `doors`: the rules for the limits of `[http]`, `[wyoming]`, `[voice]` and `[services]`.
 //! - `listeners`: the rules for `[mqtt.tls]`, `[mqtt.websocket]` and colliding addresses.
 //! - `exposure`: the rules for `[http]` and `[wyoming]` facing the network: a bearer
@@ -11,6 +13,7 @@
 //! - this file: loading a file, merging an environment overlay
 //!   (`environments/<name>.toml` next to it) and the error type callers print.
 
+mod chat;
 mod check;
 mod doors;
 mod exposure;
@@ -19,6 +22,7 @@ mod model;
 
 use std::path::{Path, PathBuf};
 
+pub use chat::{ApiKeyError, VoiceChatSection};
 pub use check::{ConfigError, ConfigErrors};
 pub use model::{
     AliciaConfig, EngineSection, HttpSection, IoBackend, LimitsSection, MqttSection, MqttTlsSection,

@@ -400,13 +400,19 @@ pub struct VoiceSection {
     pub max_frame_bytes: usize,
     /// Longest `session_id` of a start, in bytes; it travels with every frame.
     pub max_session_id_bytes: usize,
-    /// Largest start, stop or `tts/request` envelope the voice parses.
+    /// Largest start, stop, `tts/request` or `ai/request` envelope the voice parses.
     pub max_envelope_bytes: usize,
     /// Largest seeds-style `stt/request` envelope (its base64 WAV included); 2 MiB
     /// holds the 30 s Whisper hears at once.
     pub max_stt_request_bytes: usize,
     /// Longest text a `tts/request` may ask to be spoken, in characters.
     pub max_tts_text_chars: usize,
+    /// Longest question an `ai/request` may ask, in characters.
+    pub max_ai_text_chars: usize,
+    /// The chat model for what the matcher does not understand (`[voice.chat]`);
+    /// absent: off, and such requests get "Sorry, I didn't catch that."
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat: Option<crate::chat::VoiceChatSection>,
 }
 
 impl Default for VoiceSection {
@@ -426,6 +432,8 @@ impl Default for VoiceSection {
             max_envelope_bytes: 64 << 10,
             max_stt_request_bytes: 2 << 20,
             max_tts_text_chars: 1_000,
+            max_ai_text_chars: 1_000,
+            chat: None,
         }
     }
 }
@@ -569,6 +577,7 @@ impl Default for SecuritySection {
                 ("voice-publisher", "voice_router"),
                 ("voice-stt-requests", "stt_service"),
                 ("voice-tts-requests", "tts_service"),
+                ("voice-ai-requests", "ai_service"),
                 ("config", "config_service"),
             ]
             .iter()

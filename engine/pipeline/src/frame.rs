@@ -65,6 +65,10 @@ pub struct FrameMeta {
     /// When the first byte of this frame reached the engine; end-to-end latency is
     /// measured from here.
     pub ingress: Instant,
+    /// On a reply's text: more of the same reply follows (a chat answer spoken sentence
+    /// by sentence as it streams in), so the TTS keeps the reply's audio stream open;
+    /// the piece without it ends the reply.
+    pub reply_continues: bool,
     /// The session's way through the voice stages so far: shared, and `None` until a
     /// stage stamps it, so the audio frames that make up most traffic stay small.
     timeline: Option<Arc<Timeline>>,
@@ -73,7 +77,14 @@ pub struct FrameMeta {
 impl FrameMeta {
     /// Meta for a frame that enters the engine now.
     pub fn new(session_id: impl Into<SessionId>, site_id: impl Into<SiteId>, seq: u64) -> Self {
-        Self { session_id: session_id.into(), site_id: site_id.into(), seq, ingress: Instant::now(), timeline: None }
+        Self {
+            session_id: session_id.into(),
+            site_id: site_id.into(),
+            seq,
+            ingress: Instant::now(),
+            reply_continues: false,
+            timeline: None,
+        }
     }
 
     /// The session's timeline so far (all empty until a stage stamps it).

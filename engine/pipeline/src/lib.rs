@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `frame.rs` | [`Frame`], [`FrameMeta`], [`Payload`], [`AudioChunk`]: audio is `Bytes`, never copied |
 //! | `speech.rs` | [`Transcript`] and the [`Timeline`] each session's frames carry through the voice stages |
+//! | `sentences.rs` | [`split_sentences`] and [`finished_len`]: where a reply is cut for speaking, shared by the intent stage (a streamed chat answer) and the TTS |
 //! | `stage.rs` | the [`Stage`] trait, [`StageHints`], [`StageError`] and how errors are reported |
 //! | `edge.rs` | bounded edges on flume: [`EdgeSender`], [`WhenFull`], drop counting |
 //! | `outputs.rs` | [`Outputs`]: a stage's named output ports and their fan-out |
@@ -85,6 +86,7 @@ mod frame;
 mod kill;
 mod outputs;
 mod running;
+mod sentences;
 mod speech;
 mod stage;
 mod stage_loop;
@@ -100,6 +102,7 @@ pub use frame::{AudioChunk, AudioFormat, Frame, FrameMeta, Payload, SessionId, S
 pub use kill::KillSwitch;
 pub use outputs::Outputs;
 pub use running::{PipelineError, RunningTopology};
+pub use sentences::{finished_len, split_sentences, MAX_PIECE_CHARS};
 pub use speech::{PauseSignal, StageTimings, Timeline, Transcript};
 pub use stage::{BoxError, ErrorSink, Execution, Stage, StageError, StageErrorReport, StageHints, DEFAULT_OUTPUT};
 pub use telemetry::{describe_metrics, StageStats, METRIC_NAMES};

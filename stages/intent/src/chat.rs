@@ -1,31 +1,35 @@
 //! The optional fallback for what the matcher does not understand: an
-//! OpenAI-compatible chat completion (`POST /v1/chat/completions`) with a short
-//! per-session history, over the plain-HTTP client in `http.rs`.
+//! OpenAI-compatible chat completion (`POST /v1/chat/completions`, `"stream": true`)
+//! with a short per-session history, over the plain-HTTP client in `http.rs`; the
+//! answer's sentences are handed on as they stream in (`stream.rs`).
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alicia_breaker::{Breaker, BreakerSettings, CallError};
+use alicia_breaker::{Breaker, BreakerSettings, CallError, Verdict};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::ChatError;
 use crate::http::{post_json, HttpUrl};
+use crate::stream::{Finished, StreamedAnswer};
 
-/// Where the chat model is and how it should sound. Off unless `[intent.chat]` is in
-/// the config.
+/// Where the chat model is and how it should sound. Off unless set; the engine fills
+/// it from `[voice.chat]` in `alicia.toml` (the key from `api_key_env` or
+/// `api_key_file` there, never written in the file), with these fields:
 ///
 /// ```toml
-/// [intent.chat]
+/// [voice.chat]
 /// url = "http://127.0.0.1:8081"   # plain http: a local server or a proxy
 /// model = "llama-3.2-3b-instruct"
-/// api_key = "..."                 # optional, sent as a bearer token
+/// api_key_env = "LLM_API_KEY"     # optional (or api_key_file): sent as a bearer token
 /// timeout_ms = 8000               # the whole answer, retries included
 ///
-/// [intent.chat.breaker]           # see alicia_breaker::BreakerSettings
+/// [voice.chat.breaker]            # see alicia_breaker::BreakerSettings
 /// failure_threshold = 5
 /// open_ms = 30000
 /// max_attempts = 3
@@ -132,12 +136,19 @@ impl fmt::Debug for ChatFallback {
 }
 
 /// Asks the chat model, remembering each session's last exchanges. Blocking: a stage
-/// that owns one runs on its own thread.
-#[derive(Debug)]
+/// that owns one runs on its own thread. A clone is the same client (one breaker, one
+/// memory of conversations), for the spoken and the typed requests to share.
+#[derive(Debug, Clone)]
 pub struct ChatClient {
-    config: ChatFallback,
+    config: Arc<ChatFallback>,
     endpoint: HttpUrl,
     breaker: Arc<Breaker>,
+    memory: Arc<Mutex<Memory>>,
+}
+
+/// The conversations, least recently used forgotten first.
+#[derive(Debug, Default)]
+struct Memory {
     conversations: HashMap<String, Conversation>,
     clock: u64,
 }
@@ -152,12 +163,12 @@ struct Conversation {
 impl ChatClient {
     pub fn new(config: ChatFallback) -> Result<Self, ChatError> {
         let endpoint = config.endpoint()?;
-        let problems = config.breaker.problems("intent.chat.breaker");
+        let problems = config.breaker.problems("voice.chat.breaker");
         if !problems.is_empty() {
             return Err(ChatError::Settings(problems));
         }
         let breaker = Arc::new(Breaker::new(CHAT_BREAKER_TARGET, config.breaker));
-        Ok(Self { config, endpoint, breaker, conversations: HashMap::new(), clock: 0 })
+        Ok(Self { config: Arc::new(config), endpoint, breaker, memory: Arc::default() })
     }
 
     /// The circuit breaker in front of the chat server.
@@ -169,62 +180,99 @@ impl ChatClient {
     /// for the TTS. The exchange is remembered only when it succeeds. Within
     /// `timeout_ms` in all: a failure the server may get over is retried, and while
     /// the breaker is open the answer is [`ChatError::CircuitOpen`] at once.
-    pub fn ask(&mut self, session: &str, question: &str) -> Result<String, ChatError> {
+    pub fn ask(&self, session: &str, question: &str) -> Result<String, ChatError> {
+        self.ask_streaming(session, question, &mut |_| {}).map(|finished| finished.0)
+    }
+
+    /// [`ask`](Self::ask), handing each sentence of the answer to `sentence` as soon
+    /// as the stream has finished it. Returns the whole answer and the part of it not
+    /// handed on (the last sentence; all of it from a server that answered with one
+    /// JSON body). Once a sentence has been handed on, a failure is not retried: the
+    /// user has heard the start of this answer, not of another.
+    pub fn ask_streaming(
+        &self,
+        session: &str,
+        question: &str,
+        sentence: &mut dyn FnMut(&str),
+    ) -> Result<(String, String), ChatError> {
         let mut messages = vec![json!({"role": "system", "content": self.config.personality})];
-        if let Some(conversation) = self.conversations.get(session) {
-            for (asked, answered) in &conversation.exchanges {
-                messages.push(json!({"role": "user", "content": asked}));
-                messages.push(json!({"role": "assistant", "content": answered}));
-            }
+        for (asked, answered) in self.history(session) {
+            messages.push(json!({"role": "user", "content": asked}));
+            messages.push(json!({"role": "assistant", "content": answered}));
         }
         messages.push(json!({"role": "user", "content": question}));
         let body = json!({
             "model": self.config.model,
             "messages": messages,
             "max_tokens": self.config.max_tokens,
-            "stream": false,
+            "stream": true,
         });
         let bearer = self.config.api_key.as_ref().map(|key| format!("Bearer {key}"));
         let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("Authorization", b.as_str())).collect();
         let body = serde_json::to_vec(&body).expect("a json value serialises");
         let timeout = Duration::from_millis(self.config.timeout_ms.max(1));
         let endpoint = &self.endpoint;
-        let attempt = |deadline: Instant| {
-            let (status, answer) = post_json(endpoint, &headers, &body, deadline, timeout)?;
-            parse_answer(status, &answer)
+        let handed_on = Cell::new(false);
+        let attempt = |deadline: Instant| -> Result<Finished, ChatError> {
+            let mut answer = StreamedAnswer::default();
+            let mut on_sentence = |text: &str| {
+                handed_on.set(true);
+                sentence(text);
+            };
+            let head = post_json(endpoint, &headers, &body, deadline, timeout, &mut |head, bytes| {
+                answer.feed(head, bytes, &mut on_sentence)
+            })?;
+            answer.finish(head)
         };
-        let answer = match self.breaker.call(Instant::now() + timeout, ChatError::verdict, attempt) {
-            Ok(answer) => answer,
+        let judge = |err: &ChatError| match err.verdict() {
+            Verdict::Retry if handed_on.get() => Verdict::Fail,
+            verdict => verdict,
+        };
+        let finished = match self.breaker.call(Instant::now() + timeout, judge, attempt) {
+            Ok(finished) => finished,
             Err(CallError::Failed(err)) => return Err(err),
             Err(CallError::Open { retry_in, .. }) => return Err(ChatError::CircuitOpen { retry_in }),
         };
-        self.remember(session, question, &answer);
-        Ok(answer)
+        self.remember(session, question, &finished.answer);
+        Ok((finished.answer, finished.rest))
     }
 
     /// Drops `session`'s history.
-    pub fn forget(&mut self, session: &str) {
-        self.conversations.remove(session);
+    pub fn forget(&self, session: &str) {
+        self.memory().conversations.remove(session);
     }
 
     /// Exchanges remembered for `session`.
     pub fn history_len(&self, session: &str) -> usize {
-        self.conversations.get(session).map_or(0, |c| c.exchanges.len())
+        self.memory().conversations.get(session).map_or(0, |c| c.exchanges.len())
     }
 
-    fn remember(&mut self, session: &str, question: &str, answer: &str) {
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        // The memory is plain data, whole after every change: a panic elsewhere
+        // cannot leave it half-written.
+        self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn history(&self, session: &str) -> Vec<(String, String)> {
+        self.memory().conversations.get(session).map(|c| c.exchanges.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    fn remember(&self, session: &str, question: &str, answer: &str) {
         if self.config.max_history == 0 {
             return;
         }
-        self.clock += 1;
-        if !self.conversations.contains_key(session) && self.conversations.len() >= self.config.max_sessions.max(1) {
-            let oldest = self.conversations.iter().min_by_key(|(_, c)| c.used).map(|(id, _)| id.clone());
+        let max_sessions = self.config.max_sessions.max(1);
+        let mut memory = self.memory();
+        memory.clock += 1;
+        let now = memory.clock;
+        if !memory.conversations.contains_key(session) && memory.conversations.len() >= max_sessions {
+            let oldest = memory.conversations.iter().min_by_key(|(_, c)| c.used).map(|(id, _)| id.clone());
             if let Some(oldest) = oldest {
-                self.conversations.remove(&oldest);
+                memory.conversations.remove(&oldest);
             }
         }
-        let conversation = self.conversations.entry(session.to_string()).or_default();
-        conversation.used = self.clock;
+        let conversation = memory.conversations.entry(session.to_string()).or_default();
+        conversation.used = now;
         conversation.exchanges.push_back((question.to_string(), answer.to_string()));
         while conversation.exchanges.len() > self.config.max_history {
             conversation.exchanges.pop_front();
@@ -233,7 +281,7 @@ impl ChatClient {
 }
 
 /// `choices[0].message.content` of a 2xx answer, or the server's `error.message`.
-fn parse_answer(status: u16, body: &[u8]) -> Result<String, ChatError> {
+pub(crate) fn parse_answer(status: u16, body: &[u8]) -> Result<String, ChatError> {
     let json: Result<Value, _> = serde_json::from_slice(body);
     if !(200..300).contains(&status) {
         let message = json

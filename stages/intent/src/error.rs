@@ -35,7 +35,7 @@ pub enum ChatError {
     /// request was sent.
     #[error("the chat server is failing: not asked again for {} ms (circuit open)", retry_in.as_millis())]
     CircuitOpen { retry_in: Duration },
-    /// `[intent.chat.breaker]` settings that cannot work, every problem listed.
+    /// `[voice.chat.breaker]` settings that cannot work, every problem listed.
     #[error("{}", .0.join("; "))]
     Settings(Vec<String>),
 }

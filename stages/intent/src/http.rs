@@ -1,5 +1,6 @@
-//! A small blocking HTTP/1.1 client over `std::net::TcpStream`: one POST of JSON, one
-//! answer, one deadline for all of it.
+//! A small blocking HTTP/1.1 client over `std::net::TcpStream`: one POST of JSON, its
+//! answer's body handed on as it arrives (a streamed chat answer is spoken before it
+//! ends), one deadline for all of it.
 //!
 //! Plain `http://` only, on purpose: the chat model is a local server (llama.cpp,
 //! Ollama, vLLM) or a proxy on the LAN that holds the cloud credentials and speaks TLS
@@ -68,20 +69,31 @@ impl HttpUrl {
     }
 }
 
-/// POSTs `body` as JSON to `url` with extra `headers`, and returns the status and the
-/// body of the answer. The whole exchange, connect included, ends by `end`; `timeout`
-/// is the budget that deadline stands for, named in a timeout error.
+/// What the server said before its body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub(crate) status: u16,
+    /// `Content-Type: text/event-stream`: the body is server-sent events.
+    pub(crate) event_stream: bool,
+}
+
+/// POSTs `body` as JSON to `url` with extra `headers`, and hands the answer's body to
+/// `on_body` piece by piece as it arrives (decoded from chunked transfer when it is), so
+/// a streamed answer can be used before it ends. Returns the head once the body has
+/// ended. The whole exchange, connect included, ends by `end`; `timeout` is the budget
+/// that deadline stands for, named in a timeout error.
 pub(crate) fn post_json(
     url: &HttpUrl,
     headers: &[(&str, &str)],
     body: &[u8],
     end: Instant,
     timeout: Duration,
-) -> Result<(u16, Vec<u8>), ChatError> {
+    on_body: &mut dyn FnMut(Head, &[u8]) -> Result<(), ChatError>,
+) -> Result<Head, ChatError> {
     let deadline = Deadline { end, timeout };
     let mut stream = connect(url, &deadline)?;
     let mut request = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: alicia-bus\r\n",
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\nConnection: close\r\nUser-Agent: alicia-bus\r\n",
         url.path,
         url.authority(),
         body.len()
@@ -93,7 +105,7 @@ pub(crate) fn post_json(
     stream.set_write_timeout(Some(deadline.remaining()?))?;
     deadline.io(stream.write_all(request.as_bytes()))?;
     deadline.io(stream.write_all(body))?;
-    read_response(&mut stream, &deadline)
+    read_response(&mut stream, &deadline, on_body)
 }
 
 struct Deadline {
@@ -145,14 +157,15 @@ fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: &Deadline) -> Resul
     stream.set_read_timeout(Some(deadline.remaining()?))?;
     let mut chunk = [0u8; 8 << 10];
     let read = deadline.io(stream.read(&mut chunk))?;
-    if buf.len() + read > MAX_RESPONSE_BYTES + MAX_HEADER_BYTES {
-        return Err(ChatError::Protocol(format!("answer larger than {MAX_RESPONSE_BYTES} bytes")));
-    }
     buf.extend_from_slice(&chunk[..read]);
     Ok(read > 0)
 }
 
-fn read_response(stream: &mut TcpStream, deadline: &Deadline) -> Result<(u16, Vec<u8>), ChatError> {
+fn read_response(
+    stream: &mut TcpStream,
+    deadline: &Deadline,
+    on_body: &mut dyn FnMut(Head, &[u8]) -> Result<(), ChatError>,
+) -> Result<Head, ChatError> {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -165,8 +178,9 @@ fn read_response(stream: &mut TcpStream, deadline: &Deadline) -> Result<(u16, Ve
             return Err(ChatError::Protocol("connection closed before the headers ended".into()));
         }
     };
-    let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| ChatError::Protocol("headers are not text".into()))?;
-    let mut lines = head.split("\r\n");
+    let head_text =
+        std::str::from_utf8(&buf[..head_end]).map_err(|_| ChatError::Protocol("headers are not text".into()))?;
+    let mut lines = head_text.split("\r\n");
     let status_line = lines.next().unwrap_or_default();
     let status = match status_line.split_whitespace().collect::<Vec<_>>().as_slice() {
         [version, code, ..] if version.starts_with("HTTP/1.") => {
@@ -174,7 +188,7 @@ fn read_response(stream: &mut TcpStream, deadline: &Deadline) -> Result<(u16, Ve
         }
         _ => return Err(ChatError::Protocol(format!("bad status line {status_line:?}"))),
     };
-    let (mut length, mut chunked) = (None, false);
+    let (mut length, mut chunked, mut event_stream) = (None, false, false);
     for line in lines {
         let Some((name, value)) = line.split_once(':') else { continue };
         let (name, value) = (name.trim(), value.trim());
@@ -182,61 +196,128 @@ fn read_response(stream: &mut TcpStream, deadline: &Deadline) -> Result<(u16, Ve
             length = Some(value.parse::<usize>().map_err(|_| ChatError::Protocol("bad content-length".into()))?);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = value.to_ascii_lowercase().contains("chunked");
+        } else if name.eq_ignore_ascii_case("content-type") {
+            event_stream = value.to_ascii_lowercase().starts_with("text/event-stream");
         }
     }
-    let mut body = buf.split_off(head_end + 4);
+    let head = Head { status, event_stream };
+    if length.is_some_and(|length| length > MAX_RESPONSE_BYTES) {
+        return Err(ChatError::Protocol(format!("answer larger than {MAX_RESPONSE_BYTES} bytes")));
+    }
+    let mut body = Body { head, on_body, delivered: 0 };
+    let mut raw = buf.split_off(head_end + 4);
     if chunked {
+        let mut dechunker = Dechunker::default();
         loop {
-            if let Some(decoded) = dechunk(&body)? {
-                return Ok((status, decoded));
+            if dechunker.feed(&mut raw, &mut |data| body.deliver(data))? {
+                return Ok(head);
             }
-            if !fill(stream, &mut body, deadline)? {
+            // What is left is part of a size line: it cannot be this long.
+            if raw.len() > MAX_HEADER_BYTES {
+                return Err(ChatError::Protocol("chunk size line too long".into()));
+            }
+            if !fill(stream, &mut raw, deadline)? {
                 return Err(ChatError::Protocol("connection closed inside a chunked body".into()));
             }
         }
     }
     match length {
-        Some(length) if length > MAX_RESPONSE_BYTES => {
-            Err(ChatError::Protocol(format!("answer larger than {MAX_RESPONSE_BYTES} bytes")))
-        }
         Some(length) => {
-            while body.len() < length {
-                if !fill(stream, &mut body, deadline)? {
+            let mut left = length;
+            loop {
+                let take = raw.len().min(left);
+                body.deliver(&raw[..take])?;
+                left -= take;
+                raw.clear();
+                if left == 0 {
+                    return Ok(head);
+                }
+                if !fill(stream, &mut raw, deadline)? {
                     return Err(ChatError::Protocol("connection closed before the body ended".into()));
                 }
             }
-            body.truncate(length);
-            Ok((status, body))
         }
         // `Connection: close` and no length: the body runs to the end of the stream.
-        None => {
-            while fill(stream, &mut body, deadline)? {}
-            Ok((status, body))
-        }
+        None => loop {
+            body.deliver(&raw)?;
+            raw.clear();
+            if !fill(stream, &mut raw, deadline)? {
+                return Ok(head);
+            }
+        },
     }
 }
 
-/// The decoded body once `raw` holds the whole chunked encoding, `None` while it
-/// does not yet.
-fn dechunk(raw: &[u8]) -> Result<Option<Vec<u8>>, ChatError> {
-    let mut body = Vec::new();
-    let mut at = 0;
-    loop {
-        let Some(line_end) = raw[at..].windows(2).position(|w| w == b"\r\n") else { return Ok(None) };
-        let size_line =
-            std::str::from_utf8(&raw[at..at + line_end]).map_err(|_| ChatError::Protocol("bad chunk size".into()))?;
-        let size_hex = size_line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_hex, 16)
-            .map_err(|_| ChatError::Protocol(format!("bad chunk size {size_hex:?}")))?;
-        at += line_end + 2;
-        if size == 0 {
-            return Ok(Some(body));
+/// The body on its way to its reader, counted against [`MAX_RESPONSE_BYTES`].
+struct Body<'a> {
+    head: Head,
+    on_body: &'a mut dyn FnMut(Head, &[u8]) -> Result<(), ChatError>,
+    delivered: usize,
+}
+
+impl Body<'_> {
+    fn deliver(&mut self, data: &[u8]) -> Result<(), ChatError> {
+        if data.is_empty() {
+            return Ok(());
         }
-        if raw.len() < at + size + 2 {
-            return Ok(None);
+        self.delivered += data.len();
+        if self.delivered > MAX_RESPONSE_BYTES {
+            return Err(ChatError::Protocol(format!("answer larger than {MAX_RESPONSE_BYTES} bytes")));
         }
-        body.extend_from_slice(&raw[at..at + size]);
-        at += size + 2;
+        (self.on_body)(self.head, data)
+    }
+}
+
+/// Decodes a chunked body as it arrives.
+#[derive(Default)]
+struct Dechunker {
+    /// Bytes of the current chunk's data still to come (then its CRLF).
+    left_in_chunk: usize,
+    /// The CRLF after a chunk's data is still to be skipped.
+    crlf_due: bool,
+}
+
+impl Dechunker {
+    /// Hands the whole data of `raw` to `data` and removes what it used from `raw`
+    /// (an unfinished size line stays); `true` once the last chunk has come.
+    fn feed(
+        &mut self,
+        raw: &mut Vec<u8>,
+        data: &mut dyn FnMut(&[u8]) -> Result<(), ChatError>,
+    ) -> Result<bool, ChatError> {
+        let mut at = 0;
+        let done = loop {
+            if self.left_in_chunk > 0 {
+                let take = (raw.len() - at).min(self.left_in_chunk);
+                data(&raw[at..at + take])?;
+                at += take;
+                self.left_in_chunk -= take;
+                if self.left_in_chunk > 0 {
+                    break false;
+                }
+                self.crlf_due = true;
+            }
+            if self.crlf_due {
+                if raw.len() < at + 2 {
+                    break false;
+                }
+                at += 2;
+                self.crlf_due = false;
+            }
+            let Some(line_end) = raw[at..].windows(2).position(|w| w == b"\r\n") else { break false };
+            let size_line = std::str::from_utf8(&raw[at..at + line_end])
+                .map_err(|_| ChatError::Protocol("bad chunk size".into()))?;
+            let size_hex = size_line.split(';').next().unwrap_or_default().trim();
+            let size = usize::from_str_radix(size_hex, 16)
+                .map_err(|_| ChatError::Protocol(format!("bad chunk size {size_hex:?}")))?;
+            at += line_end + 2;
+            if size == 0 {
+                break true;
+            }
+            self.left_in_chunk = size;
+        };
+        raw.drain(..at);
+        Ok(done)
     }
 }
 
@@ -261,10 +342,32 @@ mod tests {
         assert!(HttpUrl::parse("http://user:pw@host/").is_err());
     }
 
+    /// Feeds `raw` in pieces of `step` bytes: the decoded body, and whether it ended.
+    fn dechunk(raw: &[u8], step: usize) -> Result<(Vec<u8>, bool), ChatError> {
+        let (mut dechunker, mut buffered, mut body) = (Dechunker::default(), Vec::new(), Vec::new());
+        for piece in raw.chunks(step) {
+            buffered.extend_from_slice(piece);
+            if dechunker.feed(&mut buffered, &mut |data| {
+                body.extend_from_slice(data);
+                Ok(())
+            })? {
+                return Ok((body, true));
+            }
+        }
+        Ok((body, false))
+    }
+
     #[test]
-    fn chunked_bodies() {
-        assert_eq!(dechunk(b"4\r\nWiki\r\n6;x=y\r\npedia \r\n0\r\n\r\n").unwrap().unwrap(), b"Wikipedia ");
-        assert_eq!(dechunk(b"4\r\nWi").unwrap(), None);
-        assert!(dechunk(b"zz\r\n").is_err());
+    fn chunked_bodies_decode_as_they_arrive() {
+        let raw = b"4\r\nWiki\r\n6;x=y\r\npedia \r\n0\r\n\r\n";
+        for step in [1, 2, 3, 7, raw.len()] {
+            assert_eq!(dechunk(raw, step).unwrap(), (b"Wikipedia ".to_vec(), true), "step {step}");
+        }
+        assert_eq!(
+            dechunk(b"4\r\nWi", 64).unwrap(),
+            (b"Wi".to_vec(), false),
+            "data is handed on before its chunk ends"
+        );
+        assert!(dechunk(b"zz\r\n", 64).is_err());
     }
 }

@@ -8,7 +8,7 @@
 //! or alias, or a kind in a room ("the lamp in the bedroom"), the site's room when the
 //! room is left out ("turn on the lights" at site `kitchen`). What it cannot
 //! understand may go to an OpenAI-compatible chat model ([`ChatFallback`], off by
-//! default) over plain HTTP.
+//! default) over plain HTTP; its answer streams in and is spoken sentence by sentence.
 //!
 //! # Layout
 //!
@@ -20,10 +20,12 @@
 //! | `mishearing.rs` | misheard names read as the home's or asked back, split switch verbs asked back, whether words sound finished |
 //! | `sounds.rs` | phonetic keys and edit distances: which names sound alike |
 //! | `intent.rs` | [`Intent`], [`Unmatched`], [`DeviceCommand`], [`Understanding`] |
+//! | `intent_name.rs` | [`Intent::name`]: the stable label of each intent, for JSON answers |
 //! | `reply.rs` | the spoken reply to each intent and each problem |
 //! | `stage.rs` | [`IntentConfig`] (the builder) and [`IntentStage`], the [`alicia_pipeline::Stage`] |
-//! | `chat.rs` | [`ChatFallback`] config and [`ChatClient`]: chat completions with per-session history, behind the `llm` circuit breaker (`alicia-breaker`) with bounded retries |
-//! | `http.rs` | a blocking HTTP/1.1 POST over `std::net::TcpStream`, plain http only |
+//! | `chat.rs` | [`ChatFallback`] config and [`ChatClient`]: chat completions (`"stream": true`) with per-session history, behind the `llm` circuit breaker (`alicia-breaker`) with bounded retries; one client shared by clones |
+//! | `stream.rs` | the answer as it arrives: server-sent events (or one JSON body), finished sentences handed on before the end |
+//! | `http.rs` | a blocking HTTP/1.1 POST over `std::net::TcpStream`, the body handed on as it arrives, plain http only |
 //! | `error.rs` | [`ChatError`], [`IntentError`] and their stable `error_type` labels |
 //!
 //! # Use
@@ -46,11 +48,13 @@ mod error;
 mod home;
 mod http;
 mod intent;
+mod intent_name;
 mod matcher;
 mod mishearing;
 mod reply;
 mod sounds;
 mod stage;
+mod stream;
 mod words;
 
 pub use chat::{ChatClient, ChatFallback, CHAT_BREAKER_TARGET};

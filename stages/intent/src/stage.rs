@@ -20,7 +20,8 @@ pub const COMMAND_OUTPUT: &str = "command";
 pub const REPLY_OUTPUT: &str = "reply";
 
 /// How the stage is set up; it builds the stage with [`IntentConfig::build`]. Every
-/// field has a default; the chat fallback is off unless `[intent.chat]` is there.
+/// field has a default; the chat fallback is off unless `chat` is set (the engine sets
+/// it from `[voice.chat]`).
 ///
 /// ```toml
 /// [intent]
@@ -58,8 +59,16 @@ impl Default for IntentConfig {
 impl IntentConfig {
     /// Validates `home` and builds the stage around it.
     pub fn build(&self, home: &Home) -> Result<IntentStage, IntentError> {
-        home.validate()?;
         let chat = self.chat.clone().map(ChatClient::new).transpose()?;
+        self.build_with(home, chat)
+    }
+
+    /// [`build`](Self::build) around a chat client made already (`chat` is then
+    /// ignored), so that another user of the same server shares its breaker and its
+    /// conversations: the engine's typed requests (`alicia/voice/ai/request`) and its
+    /// spoken ones.
+    pub fn build_with(&self, home: &Home, chat: Option<ChatClient>) -> Result<IntentStage, IntentError> {
+        home.validate()?;
         let capacity = self.input_capacity.max(1);
         // A chat request takes up to its timeout: far over an async stage's 500 µs.
         let hints = if chat.is_some() { StageHints::blocking(capacity) } else { StageHints::asynchronous(capacity) };
@@ -92,8 +101,13 @@ fn local_time() -> NaiveTime {
 /// would have (on the reply port), so the TTS can synthesise it before the end of
 /// speech. Other payloads pass through on the first port.
 ///
+/// The chat model's answer is streamed: each sentence goes to the reply port as soon
+/// as it has arrived, as a [`Payload::Text`] whose meta says `reply_continues`, and
+/// the rest (maybe empty) follows without it, so the TTS speaks the first sentence
+/// while the model is still writing the next.
+///
 /// Async, unless the chat fallback is on: then blocking, because a chat request may
-/// take seconds. When the fallback fails the user hears "Sorry, I didn't catch that."
+/// take seconds (and a blocking stage's pushes leave at once). When the fallback fails the user hears "Sorry, I didn't catch that."
 /// and the stage reports the failure as a per-frame error (`chat_timeout`,
 /// `chat_unreachable`, `chat_status`, `chat_response`, `chat_protocol`, and
 /// `chat_circuit_open` when the server failed so often lately that its breaker
@@ -130,16 +144,41 @@ impl IntentStage {
 
     /// What the stage answers to `text` heard in `session` at `site`, the chat
     /// fallback included; the error is the fallback's, with the apology as reply.
-    pub fn answer(&mut self, text: &str, session: &str, site: &str) -> (Understanding, Option<StageError>) {
+    /// `&self`: one stage may answer several typed requests at once.
+    pub fn answer(&self, text: &str, session: &str, site: &str) -> (Understanding, Option<StageError>) {
+        self.answer_streaming(text, session, site, None)
+    }
+
+    /// [`answer`](Self::answer); with `sentence`, the chat model's sentences go to it
+    /// as they arrive and the reply is what was not handed on (empty when every
+    /// sentence was, and after a failure once some were).
+    fn answer_streaming(
+        &self,
+        text: &str,
+        session: &str,
+        site: &str,
+        mut sentence: Option<&mut dyn FnMut(&str)>,
+    ) -> (Understanding, Option<StageError>) {
         let mut understanding = self.matcher.understand(text, site, (self.clock)());
         let not_understood = understanding.intent.is_not_understood();
         let mut failure = None;
-        if let (true, Some(chat)) = (not_understood && !text.trim().is_empty(), self.chat.as_mut()) {
-            match chat.ask(session, text.trim()) {
-                Ok(answer) => understanding.reply = answer,
+        if let (true, Some(chat)) = (not_understood && !text.trim().is_empty(), self.chat.as_ref()) {
+            let streaming = sentence.is_some();
+            let mut handed_on = false;
+            let mut on_sentence = |piece: &str| {
+                handed_on = true;
+                if let Some(sentence) = sentence.as_mut() {
+                    sentence(piece);
+                }
+            };
+            match chat.ask_streaming(session, text.trim(), &mut on_sentence) {
+                Ok((answer, rest)) => understanding.reply = if streaming { rest } else { answer },
                 Err(err) => {
                     tracing::warn!(session, error = %err, "chat fallback failed");
                     failure = Some(StageError::frame(err.error_type(), err));
+                    if handed_on && streaming {
+                        understanding.reply.clear();
+                    }
                 }
             }
         }
@@ -176,15 +215,30 @@ impl Stage for IntentStage {
                 return out.push(frame)
             }
         };
+        let reply_port = self.port(false);
+        let mut streamed = frame.clone();
+        streamed.meta.reply_continues = true;
+        let mut pushed = Ok(());
+        let mut sentence = |piece: &str| {
+            if pushed.is_ok() {
+                // The first sentence of a chat answer is when the request was understood.
+                streamed.meta.stamp(|t| {
+                    t.understood.get_or_insert_with(Instant::now);
+                });
+                pushed = out.push_to(reply_port, streamed.derive(Payload::Text(piece.to_string())));
+            }
+        };
         let session = frame.meta.session_id.as_str();
-        let (understanding, failure) = self.answer(&text, session, frame.meta.site_id.as_str());
+        let (understanding, failure) =
+            self.answer_streaming(&text, session, frame.meta.site_id.as_str(), Some(&mut sentence));
+        pushed?;
         tracing::debug!(session, site = %frame.meta.site_id, intent = ?understanding.intent, "intent");
         frame.meta.stamp(|t| t.understood = Some(Instant::now()));
         if let Some(command) = &understanding.command {
             let message = Payload::Message { topic: command.topic(), body: command.to_bytes() };
             out.push_to(self.port(true), frame.derive(message))?;
         }
-        out.push_to(self.port(false), frame.derive(Payload::Text(understanding.reply)))?;
+        out.push_to(reply_port, frame.derive(Payload::Text(understanding.reply)))?;
         failure.map_or(Ok(()), Err)
     }
 }

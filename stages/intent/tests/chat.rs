@@ -1,5 +1,6 @@
 //! The chat fallback against a small OpenAI-compatible server started here, on an
-//! ephemeral port: the real `/v1/chat/completions` request and answer shapes.
+//! ephemeral port: the real `/v1/chat/completions` request and answer shapes, a plain
+//! JSON completion and a `stream: true` one (server-sent events, chunked).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -156,7 +157,7 @@ fn what_the_matcher_does_not_know_goes_to_the_chat_model() {
     assert_eq!(request.request_line, "POST /v1/chat/completions HTTP/1.1");
     assert_eq!(request.authorization.as_deref(), Some("Bearer test-key"));
     assert_eq!(request.body["model"], "test-model");
-    assert_eq!(request.body["stream"], false);
+    assert_eq!(request.body["stream"], true, "asks for a stream; a JSON body is taken too");
     assert_eq!(
         request.body["messages"],
         json!([
@@ -174,7 +175,7 @@ fn what_the_matcher_does_not_know_goes_to_the_chat_model() {
 #[test]
 fn each_session_keeps_its_own_bounded_history() {
     let (url, seen) = server(Behaviour::Answer { chunked: true });
-    let mut client = ChatClient::new(fallback(&url)).unwrap();
+    let client = ChatClient::new(fallback(&url)).unwrap();
     for n in 0..3 {
         let answer = client.ask("s1", &format!("question {n}")).unwrap();
         assert_eq!(answer, format!("You asked: question {n} ({} before.)", n.min(2)));
@@ -221,8 +222,89 @@ fn server_errors_are_reported_with_their_message() {
 #[test]
 fn an_unreachable_server_is_reported() {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut client = ChatClient::new(fallback(&format!("http://127.0.0.1:{port}"))).unwrap();
+    let client = ChatClient::new(fallback(&format!("http://127.0.0.1:{port}"))).unwrap();
     let err = client.ask("s1", "hi").unwrap_err();
     assert_eq!(err.error_type(), "chat_unreachable", "{err}");
     assert_eq!(client.history_len("s1"), 0, "a failed exchange is not remembered");
+}
+
+/// One streamed completion (`text/event-stream`, chunked, one chunk per event): the
+/// events of `before`, then, once `gate` says so (or after 5 s), those of `after`.
+/// Says on the returned channel whether the gate opened in time.
+fn sse_server(
+    before: &'static [&'static str],
+    after: &'static [&'static str],
+    gate: mpsc::Receiver<()>,
+) -> (String, mpsc::Receiver<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (opened_tx, opened) = mpsc::channel();
+    thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !String::from_utf8_lossy(&request).contains("\"stream\":true") {
+            let n = stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "the request asks for a stream");
+            request.extend_from_slice(&chunk[..n]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap();
+        let send = |stream: &mut TcpStream, deltas: &[&str]| {
+            for delta in deltas {
+                let event = format!(
+                    "data: {}\n\n",
+                    json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "test-model",
+                           "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": null}]})
+                );
+                stream.write_all(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes()).unwrap();
+            }
+            stream.flush().unwrap();
+        };
+        send(&mut stream, before);
+        let _ = opened_tx.send(gate.recv_timeout(Duration::from_secs(5)).is_ok());
+        send(&mut stream, after);
+        let done = "data: [DONE]\n\n";
+        stream.write_all(format!("{:x}\r\n{done}\r\n0\r\n\r\n", done.len()).as_bytes()).unwrap();
+    });
+    (url, opened)
+}
+
+#[test]
+fn a_streamed_answer_hands_on_its_first_sentence_before_the_rest_arrives() {
+    let (gate_tx, gate) = mpsc::channel();
+    let (url, opened) = sse_server(&["It is", " sunny.", " Take"], &[" a hat."], gate);
+    let client = ChatClient::new(fallback(&url)).unwrap();
+    let mut sentences = Vec::new();
+    let (answer, rest) = client
+        .ask_streaming("s1", "weather?", &mut |sentence| {
+            sentences.push(sentence.to_string());
+            let _ = gate_tx.send(());
+        })
+        .unwrap();
+    assert!(opened.recv().unwrap(), "the first sentence was handed on while the server held back the rest");
+    assert_eq!(sentences, ["It is sunny."]);
+    assert_eq!((answer.as_str(), rest.as_str()), ("It is sunny. Take a hat.", "Take a hat."));
+    assert_eq!(client.history_len("s1"), 1, "the whole answer is remembered");
+}
+
+#[test]
+fn the_stage_sends_a_streamed_answer_on_as_pieces_of_one_reply() {
+    let (gate_tx, gate) = mpsc::channel();
+    gate_tx.send(()).unwrap();
+    let (url, _) = sse_server(&["Paris is in France.", " It has"], &[" a tower."], gate);
+    let config = IntentConfig { chat: Some(fallback(&url)), ..IntentConfig::default() };
+    let mut stage = config.build(&home()).unwrap();
+    let mut out = Outputs::detached(&[DEFAULT_OUTPUT]);
+    stage.process(Frame::text(FrameMeta::new("s1", "kitchen", 0), "Where is Paris?"), &mut out).unwrap();
+    let pieces: Vec<(String, bool)> = out
+        .take_pushed()
+        .into_iter()
+        .map(|(_, frame)| match frame.payload {
+            Payload::Text(text) => (text, frame.meta.reply_continues),
+            other => panic!("a reply only, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(pieces, [("Paris is in France.".to_string(), true), ("It has a tower.".to_string(), false)]);
 }

@@ -17,7 +17,6 @@
 //! | `phonemes.rs` | [`Phonemizer`]: espeak clauses → Piper phoneme sentences, punctuation kept |
 //! | `espeak.rs` | the FFI to libespeak-ng behind one process-wide lock (the crate's only `unsafe`) |
 //! | `onnx.rs` | the process's one ONNX Runtime library and `ort` environment |
-//! | `sentences.rs` | [`split_sentences`]: where a reply is cut for streaming |
 //! | `resample.rs` | 22,050 → 16,000 Hz polyphase windowed-sinc resampler |
 //! | `cache.rs` | the sentence LRU, bounded by entries and bytes |
 //! | `pcm.rs` | float → s16le with peak normalisation; [`write_wav`] |
@@ -38,7 +37,6 @@ mod onnx;
 mod pcm;
 mod phonemes;
 mod resample;
-mod sentences;
 mod stage;
 mod voice;
 
@@ -46,6 +44,7 @@ pub use config::{PiperConfig, DEFAULT_VOICE_MODEL, ONNXRUNTIME_LIBRARY, ORT_DYLI
 pub use error::TtsError;
 pub use pcm::write_wav;
 pub use phonemes::Phonemizer;
-pub use sentences::{split_sentences, MAX_PIECE_CHARS};
+// The split lives with the frames: the intent stage cuts a streamed chat answer with it too.
+pub use alicia_pipeline::{split_sentences, MAX_PIECE_CHARS};
 pub use stage::{PiperStage, TtsStats};
 pub use voice::{ModelRuns, PiperVoice, VoiceFiles, OUTPUT_FORMAT};

@@ -1,15 +1,17 @@
 //! [`PiperStage`]: reply text in, 16 kHz audio frames out, sentence by sentence.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use alicia_pipeline::{AudioChunk, AudioFormat, Frame, Outputs, PauseSignal, Payload, Stage, StageError, StageHints};
+use alicia_pipeline::{
+    split_sentences, AudioChunk, AudioFormat, Frame, Outputs, PauseSignal, Payload, SessionId, Stage, StageError,
+    StageHints,
+};
 use bytes::{Bytes, BytesMut};
 
 use crate::cache::SentenceCache;
 use crate::config::PiperConfig;
 use crate::error::TtsError;
-use crate::sentences::split_sentences;
 use crate::voice::{ModelRuns, PiperVoice, OUTPUT_FORMAT};
 
 /// The TTS stage. Blocking: a sentence takes ~100 ms of model time.
@@ -26,11 +28,18 @@ use crate::voice::{ModelRuns, PiperVoice, OUTPUT_FORMAT};
 /// A `Payload::Prepare` (the reply to a provisional transcript) synthesises the reply's
 /// first sentence into the cache, when no other frame is waiting, and emits nothing, so
 /// when the final reply comes its first audio is already there.
+///
+/// A text whose meta says `reply_continues` is one piece of a reply still arriving (a
+/// chat answer streamed sentence by sentence): it is spoken at once, with no end of
+/// stream; the session's next piece goes on numbering its frames, and the piece
+/// without the flag (possibly empty) ends the reply.
 pub struct PiperStage {
     voice: PiperVoice,
     cache: Option<SentenceCache>,
     /// Replies to get ready, oldest first, when no frame is waiting (see `idle`).
     prepares: VecDeque<(String, PauseSignal)>,
+    /// Replies whose next piece is still to come, by session: the next frame's `seq`.
+    open_replies: HashMap<SessionId, u64>,
     chunk: Duration,
     hints: StageHints,
     stats: TtsStats,
@@ -66,6 +75,7 @@ impl PiperStage {
             voice,
             cache: SentenceCache::new(config.cache_sentences, config.cache_bytes),
             prepares: VecDeque::new(),
+            open_replies: HashMap::new(),
             // A zero chunk would make `AudioChunk::chunks` emit one frame per sample.
             chunk: config.chunk.max(Duration::from_millis(1)),
             hints: StageHints::blocking(config.input_capacity.max(1)),
@@ -131,10 +141,19 @@ impl PiperStage {
                 return Err(StageError::frame("unexpected_payload", format!("tts takes text, got {kind}")));
             }
         };
-        let mut seq = 0;
-        let spoken = self.speak_reply(&frame, text, &mut seq, &mut emit);
+        let open = self.open_replies.remove(&frame.meta.session_id);
+        let mut seq = open.unwrap_or(0);
+        let spoken = match self.speak_reply(&frame, text, &mut seq, &mut emit) {
+            // A piece of a streamed reply may hold nothing to say (the empty last one).
+            Err(err) if err.error_type() == "empty_text" && (open.is_some() || frame.meta.reply_continues) => Ok(()),
+            other => other,
+        };
         if matches!(&spoken, Err(err) if err.is_fatal()) {
             return spoken;
+        }
+        if frame.meta.reply_continues && spoken.is_ok() {
+            self.open_replies.insert(frame.meta.session_id.clone(), seq);
+            return Ok(());
         }
         let mut end = frame.derive(Payload::EndOfStream);
         end.meta.seq = seq;

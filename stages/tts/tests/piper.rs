@@ -190,6 +190,39 @@ fn text_with_nothing_to_say_is_a_per_frame_error_and_still_ends_the_stream() {
 }
 
 #[test]
+fn a_reply_streamed_in_pieces_is_one_audio_stream() {
+    let mut stage = stage();
+    let mut speak_frame = |frame: Frame| {
+        let mut emitted = Vec::new();
+        stage
+            .speak(frame, |frame| {
+                emitted.push(frame);
+                Ok(())
+            })
+            .unwrap();
+        emitted
+    };
+    let piece = |text: &str, continues: bool| {
+        let mut frame = text_frame(text);
+        frame.meta.reply_continues = continues;
+        frame
+    };
+    let mut reply = speak_frame(piece("It is sunny.", true));
+    assert!(!reply.is_empty() && reply.iter().all(|f| f.as_audio().is_some()), "audio at once, no end yet");
+    // Another session's reply in between is a stream of its own.
+    let other = speak_frame(Frame::text(FrameMeta::new("s2", "bedroom", 0), "OK."));
+    assert!(other.last().unwrap().is_end_of_stream() && other[0].meta.seq == 0);
+    reply.extend(speak_frame(piece("Take a hat.", true)));
+    // The last piece may be empty: it only ends the reply.
+    reply.extend(speak_frame(piece("", false)));
+    let seqs: Vec<u64> = reply.iter().map(|f| f.meta.seq).collect();
+    assert_eq!(seqs, (0..reply.len() as u64).collect::<Vec<_>>(), "one numbering for the whole reply");
+    assert!(reply.last().unwrap().is_end_of_stream());
+    assert_eq!(reply.iter().filter(|f| f.is_end_of_stream()).count(), 1);
+    assert_eq!(stage.model_runs().get(), 3);
+}
+
+#[test]
 fn frames_that_are_not_text() {
     let mut stage = stage();
     let audio = Frame::audio(FrameMeta::new("s1", "kitchen", 0), vec![0u8; 64].into(), OUTPUT_FORMAT);

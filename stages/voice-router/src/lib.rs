@@ -14,6 +14,8 @@
 //! - `stt_request`: the seeds' base64-WAV request on `alicia/voice/stt/request`.
 //! - `tts_request`: text to a site's speaker, `alicia/voice/tts/request` (`alicia say
 //!   --site`), spoken by the topology's TTS stage.
+//! - `ai_request`: typed requests, `alicia/voice/ai/request` → `alicia/voice/ai/response`,
+//!   answered by a twin of the intent stage that shares its chat client.
 //! - [`wav`]: 16 kHz mono WAV in and out, zero copy.
 //! - `publisher`: frames → MQTT: transcripts, device commands and results, the reply's
 //!   announcement and its PCM chunks, stage errors on their stage's error topic.
@@ -24,7 +26,12 @@
 //! intake ─► vad ─► stt ─► tap ─► intent ─reply─► tts ─► bus
 //!                          └────────bus─┘ └command─│───────┘
 //! tts request ─────────────────────────────────────┘
+//! ai request ─► intent (twin, same chat client) ─► ai response, command ─► bus
 //! ```
+//!
+//! With `[voice.chat]` on, what the matcher does not understand goes to the chat model
+//! (`alicia-stage-intent`'s `ChatClient`, behind the `llm` circuit breaker); its answer
+//! streams in and each sentence goes to the TTS as it arrives.
 //! Audio frames are the `Bytes` the MQTT payload arrived in, all the way to Whisper.
 //!
 //! Speculation: at a pause in speech (`pause_ms` of silence) the VAD says so, Whisper
@@ -40,6 +47,7 @@
 //! announcement on `alicia/voice/tts/response` carries where its time went
 //! (`timings_ms`, from the [`alicia_pipeline::Timeline`] the frames carry).
 
+mod ai_request;
 mod fault;
 mod intake;
 mod limits;
@@ -51,11 +59,12 @@ mod tts_request;
 pub mod wav;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use alicia_broker::{BusHandle, LocalClient};
 use alicia_pipeline::{RunningTopology, TopologyConfig};
-use alicia_stage_intent::{IntentConfig, OutputLayout};
+use alicia_stage_intent::{ChatClient, ChatFallback, IntentConfig, OutputLayout};
 use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -107,6 +116,9 @@ pub struct VoiceSettings {
     pub session_timeout: Duration,
     /// What a site or a requester may send.
     pub limits: VoiceLimits,
+    /// The chat model for what the matcher does not understand (`[voice.chat]`, its
+    /// API key already read); `None`: off.
+    pub chat: Option<ChatFallback>,
 }
 
 /// The running voice data plane.
@@ -136,9 +148,12 @@ impl VoiceService {
         let home = models.home().clone();
         let (bus_tx, bus_rx) = flume::unbounded();
         let fault = fault::Fault::default();
+        // One client for spoken and typed requests: one breaker, one memory.
+        let chat = settings.chat.clone().map(ChatClient::new).transpose().context("[voice.chat]")?;
+        let ai_intent = Arc::new(intent_config().build_with(&home, chat.clone())?);
         let stages = {
             let (models, bus_tx, settings, fault) = (models.clone(), bus_tx.clone(), settings.clone(), fault.clone());
-            tokio::task::spawn_blocking(move || stages::build(&settings, &models, bus_tx, fault)).await??
+            tokio::task::spawn_blocking(move || stages::build(&settings, &models, bus_tx, fault, chat)).await??
         };
 
         let mut config = TopologyConfig::new();
@@ -177,13 +192,14 @@ impl VoiceService {
         let publisher_client = LocalClient::connect(bus, "voice-publisher").await?;
         let requests_client = LocalClient::connect(bus, "voice-stt-requests").await?;
         let says_client = LocalClient::connect(bus, "voice-tts-requests").await?;
+        let ai_client = LocalClient::connect(bus, "voice-ai-requests").await?;
         let says = tts_request::PendingSays::default();
         let refused = limits::RefusalCounters::new();
         let limits = settings.limits.clone();
         let fault = (fault, audio.clone());
         let intake = intake::Intake {
             audio,
-            bus: bus_tx,
+            bus: bus_tx.clone(),
             session_timeout: settings.session_timeout,
             limits: limits.clone(),
             home: home.clone(),
@@ -195,6 +211,13 @@ impl VoiceService {
             limits: limits.clone(),
             refused: refused.clone(),
         };
+        let ai = ai_request::AiRequests {
+            intent: ai_intent,
+            home: home.clone(),
+            bus: bus_tx,
+            limits: limits.clone(),
+            refused: refused.clone(),
+        };
         let (ended_tx, ended) = mpsc::unbounded_channel();
         let watch = |name: &'static str, task| watched(name, task, ended_tx.clone(), stop.clone());
         let requests =
@@ -203,6 +226,7 @@ impl VoiceService {
             watch("voice intake", tokio::spawn(intake::run(intake_client, intake, stop.clone()))),
             watch("voice stt requests", tokio::spawn(requests)),
             watch("voice tts requests", tokio::spawn(tts_request::run(says_client, say_service, stop.clone()))),
+            watch("voice ai requests", tokio::spawn(ai_request::run(ai_client, ai, stop.clone()))),
             watch("voice publisher", tokio::spawn(publisher::run(publisher_client, bus_rx, home, says, stop.clone()))),
         ];
         tracing::info!("voice data plane ready");
@@ -240,7 +264,7 @@ impl VoiceService {
         drop(fault);
         stop.cancel();
         let mut tasks = tasks.into_iter();
-        for front in tasks.by_ref().take(3) {
+        for front in tasks.by_ref().take(4) {
             let _ = front.await;
         }
         if let Err(e) = topology.shutdown().await {

@@ -21,11 +21,13 @@ pub struct VoiceLimits {
     pub min_frame_bytes: usize,
     pub max_frame_bytes: usize,
     pub max_session_id_bytes: usize,
-    /// Largest start, stop and `tts/request` envelope.
+    /// Largest start, stop, `tts/request` and `ai/request` envelope.
     pub max_envelope_bytes: usize,
     /// Largest seeds-style `stt/request` envelope, its base64 WAV included.
     pub max_stt_request_bytes: usize,
     pub max_tts_text_chars: usize,
+    /// Longest question of an `ai/request`.
+    pub max_ai_text_chars: usize,
 }
 
 impl Default for VoiceLimits {
@@ -37,6 +39,7 @@ impl Default for VoiceLimits {
             max_envelope_bytes: 64 << 10,
             max_stt_request_bytes: 2 << 20,
             max_tts_text_chars: 1_000,
+            max_ai_text_chars: 1_000,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! transcript tap and the bus sink.
 
 use alicia_pipeline::{Frame, Outputs, Payload, Stage, StageError, StageHints};
-use alicia_stage_intent::{Home, IntentStage};
+use alicia_stage_intent::{ChatClient, Home, IntentStage};
 use alicia_stage_stt::{DecodeOptions, WhisperModel, WhisperStage, WhisperStt};
 use alicia_stage_tts::{PiperConfig, PiperStage, PiperVoice};
 use alicia_stage_vad::{VadConfig, VadStage};
@@ -136,12 +136,14 @@ pub(crate) struct Built {
 }
 
 /// The stages of a topology on the loaded `models` (blocking: Whisper's decoder state
-/// is allocated here, some tens of milliseconds).
+/// is allocated here, some tens of milliseconds); the intent stage asks `chat` what it
+/// does not understand.
 pub(crate) fn build(
     settings: &VoiceSettings,
     models: &VoiceModels,
     bus: flume::Sender<BusItem>,
     fault: Fault,
+    chat: Option<ChatClient>,
 ) -> anyhow::Result<Built> {
     Ok(Built {
         vad: VoiceStage::Vad(
@@ -155,7 +157,7 @@ pub(crate) fn build(
         ),
         stt: VoiceStage::Stt(WhisperStage::new(home_whisper(models, settings.stt_threads)?), fault),
         tap: VoiceStage::Tap(TranscriptTap),
-        intent: VoiceStage::Intent(crate::intent_config().build(&models.home)?),
+        intent: VoiceStage::Intent(crate::intent_config().build_with(&models.home, chat)?),
         tts: VoiceStage::Tts(PiperStage::new(models.piper.clone(), &models.piper_config)),
         bus: VoiceStage::Bus(BusSink { bus }),
     })

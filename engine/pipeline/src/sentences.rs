@@ -53,6 +53,21 @@ pub fn split_sentences(text: &str) -> Vec<&str> {
     pieces
 }
 
+/// How much of `text`, a reply still arriving, is whole sentences that can be spoken
+/// now: the byte length of that prefix (0 when the first sentence is not finished).
+/// A sentence counts as finished once what follows it shows it ended, so "Dr." or
+/// "21." at the end of the text waits for the next word.
+pub fn finished_len(text: &str) -> usize {
+    // A word glued on after the text stands for whatever comes next: every piece
+    // before the one holding it is as final as it will ever be.
+    let probe = format!("{text}X");
+    let pieces = split_sentences(&probe);
+    match pieces.len().checked_sub(2).map(|i| pieces[i]) {
+        Some(last_whole) => last_whole.as_ptr() as usize - probe.as_ptr() as usize + last_whole.len(),
+        None => 0,
+    }
+}
+
 fn push_piece<'a>(pieces: &mut Vec<&'a str>, piece: &'a str) {
     let piece = piece.trim();
     if piece.is_empty() {
@@ -135,6 +150,19 @@ mod tests {
     fn quotes_stay_with_their_sentence_and_lines_split() {
         assert_eq!(split_sentences("He said \"hi.\" Then left"), ["He said \"hi.\"", "Then left"]);
         assert_eq!(split_sentences("- milk\n- eggs\n\nthat's all"), ["- milk", "- eggs", "that's all"]);
+    }
+
+    #[test]
+    fn a_growing_reply_is_finished_up_to_its_last_ended_sentence() {
+        assert_eq!(finished_len("It is sunny"), 0);
+        assert_eq!(finished_len("It is sunny."), 0, "the next character may be a digit");
+        assert_eq!(finished_len("It is sunny. "), "It is sunny.".len());
+        assert_eq!(finished_len("It is sunny. Take a"), "It is sunny.".len());
+        assert_eq!(finished_len("One. Two! Three"), "One. Two!".len());
+        assert_eq!(finished_len("Ask Dr. "), 0, "an abbreviation does not end the sentence");
+        assert_eq!(finished_len("It is 21."), 0);
+        assert_eq!(finished_len("- milk\n- egg"), "- milk".len());
+        assert_eq!(finished_len(""), 0);
     }
 
     #[test]
