@@ -122,7 +122,8 @@ fn looped(words: &[String], said: usize) -> bool {
     let repeats = (1..=8).any(|n| {
         let times = if n == 1 { 3 } else { 2 };
         (0..words.len()).any(|at| {
-            at + times * n <= words.len() && (1..times).all(|k| words[at..at + n] == words[at + k * n..at + (k + 1) * n])
+            at + times * n <= words.len()
+                && (1..times).all(|k| words[at..at + n] == words[at + k * n..at + (k + 1) * n])
         })
     });
     repeats || words.len() > said + 4
@@ -137,9 +138,14 @@ pub fn markdown(results: &[Heard]) -> String {
          WER as above. A loop: a phrase of two or more words twice in a row, a word three times, or more than \
          four words past what was said. ms: request published → transcript received.\n\n",
     );
-    md.push_str("| source | clips | words | WER | loops | median ms | max ms |\n|:---|---:|---:|---:|---:|---:|---:|\n");
-    let groups: [(&str, &dyn Fn(&Heard) -> bool); 3] =
-        [("all", &|_| true), ("pocketsphinx", &|h| !h.id.starts_with("prompt-")), ("asterisk", &|h| h.id.starts_with("prompt-"))];
+    md.push_str(
+        "| source | clips | words | WER | loops | median ms | max ms |\n|:---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let groups: [(&str, &dyn Fn(&Heard) -> bool); 3] = [
+        ("all", &|_| true),
+        ("pocketsphinx", &|h| !h.id.starts_with("prompt-")),
+        ("asterisk", &|h| h.id.starts_with("prompt-")),
+    ];
     for (name, keep) in groups {
         let group: Vec<&Heard> = results.iter().filter(|h| keep(h)).collect();
         let (words, errors) = group.iter().fold((0, 0), |(w, e), h| (w + h.words, e + h.errors));

@@ -8,9 +8,9 @@
 //! asked.
 
 use crate::intent::{Intent, Unmatched};
+use crate::matcher::kind_word;
 use crate::matcher::IntentMatcher;
 use crate::sounds::{distance, CLOSE, SAME};
-use crate::matcher::kind_word;
 use crate::words::{fold, words};
 
 /// Words that may come before the verb that opens a request.

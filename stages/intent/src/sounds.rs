@@ -76,7 +76,8 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 /// but names spelt more than half apart are apart, however their keys compare (the
 /// key is coarse: "garage door" and "corridor" differ by two sounds).
 pub(crate) fn distance(heard: &str, known: &str) -> f32 {
-    let relative = |a: &str, b: &str| edit_distance(a, b) as f32 / a.chars().count().max(b.chars().count()).max(1) as f32;
+    let relative =
+        |a: &str, b: &str| edit_distance(a, b) as f32 / a.chars().count().max(b.chars().count()).max(1) as f32;
     let letters = |s: &str| s.chars().filter(char::is_ascii_alphabetic).collect::<String>().to_ascii_lowercase();
     let spelling = relative(&letters(heard), &letters(known));
     if spelling > SPELT_APART {
@@ -122,8 +123,13 @@ mod tests {
 
     #[test]
     fn different_names_stay_apart() {
-        for (heard, known) in [("garage", "kitchen"), ("office", "hallway"), ("tv", "lamp"), ("porch", "lounge"), ("garage door", "corridor")]
-        {
+        for (heard, known) in [
+            ("garage", "kitchen"),
+            ("office", "hallway"),
+            ("tv", "lamp"),
+            ("porch", "lounge"),
+            ("garage door", "corridor"),
+        ] {
             assert!(distance(heard, known) >= CLOSE, "{heard} !~ {known}: {}", distance(heard, known));
         }
     }

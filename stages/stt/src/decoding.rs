@@ -42,8 +42,12 @@ const AUDIO_CTX_STEP: usize = 32;
 pub enum Beams {
     /// The most likely token at temperature 0; at a higher one, the most likely of
     /// `best_of` sampled sequences.
-    Greedy { best_of: usize },
-    Search { beam_size: usize },
+    Greedy {
+        best_of: usize,
+    },
+    Search {
+        beam_size: usize,
+    },
 }
 
 /// One pass over the utterance: its encoder window, temperature and search.
@@ -95,8 +99,7 @@ impl DecodeOptions {
     /// was doubted: see the module docs.
     pub fn passes(&self, samples: usize) -> Vec<Pass> {
         let greedy = Beams::Greedy { best_of: 1 };
-        let reference =
-            if self.beam_size > 1 { Beams::Search { beam_size: self.beam_size } } else { greedy };
+        let reference = if self.beam_size > 1 { Beams::Search { beam_size: self.beam_size } } else { greedy };
         let mut passes = vec![
             Pass { audio_ctx: audio_ctx_for(samples, TIGHT_MARGIN), temperature: 0.0, beams: greedy },
             Pass { audio_ctx: audio_ctx_for(samples, WIDE_MARGIN), temperature: 0.0, beams: greedy },

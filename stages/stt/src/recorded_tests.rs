@@ -31,4 +31,3 @@ fn recorded_human_speech_is_transcribed_without_loops() {
         assert_eq!(words.trim(), said, "{id}: {line}");
     }
 }
-
