@@ -141,13 +141,10 @@ pub fn markdown(results: &[Heard]) -> String {
     md.push_str(
         "| source | clips | words | WER | loops | median ms | max ms |\n|:---|---:|---:|---:|---:|---:|---:|\n",
     );
-    let groups: [(&str, &dyn Fn(&Heard) -> bool); 3] = [
-        ("all", &|_| true),
-        ("pocketsphinx", &|h| !h.id.starts_with("prompt-")),
-        ("asterisk", &|h| h.id.starts_with("prompt-")),
-    ];
-    for (name, keep) in groups {
-        let group: Vec<&Heard> = results.iter().filter(|h| keep(h)).collect();
+    let is_prompt = |h: &&Heard| h.id.starts_with("prompt-");
+    let all: Vec<&Heard> = results.iter().collect();
+    let (prompts, read): (Vec<&Heard>, Vec<&Heard>) = results.iter().partition(is_prompt);
+    for (name, group) in [("all", all), ("pocketsphinx", read), ("asterisk", prompts)] {
         let (words, errors) = group.iter().fold((0, 0), |(w, e), h| (w + h.words, e + h.errors));
         let ms: Vec<f64> = group.iter().map(|h| h.ms).collect();
         md.push_str(&format!(

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::ChatError;
 
+/// Where a response's body goes, piece by piece as it arrives, with its head.
+pub(crate) type BodySink<'a> = dyn FnMut(Head, &[u8]) -> Result<(), ChatError> + 'a;
+
 /// Largest answer read; a chat completion of a few sentences is a few KiB.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
 const MAX_HEADER_BYTES: usize = 64 << 10;
@@ -88,7 +91,7 @@ pub(crate) fn post_json(
     body: &[u8],
     end: Instant,
     timeout: Duration,
-    on_body: &mut dyn FnMut(Head, &[u8]) -> Result<(), ChatError>,
+    on_body: &mut BodySink<'_>,
 ) -> Result<Head, ChatError> {
     let deadline = Deadline { end, timeout };
     let mut stream = connect(url, &deadline)?;
@@ -161,11 +164,7 @@ fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: &Deadline) -> Resul
     Ok(read > 0)
 }
 
-fn read_response(
-    stream: &mut TcpStream,
-    deadline: &Deadline,
-    on_body: &mut dyn FnMut(Head, &[u8]) -> Result<(), ChatError>,
-) -> Result<Head, ChatError> {
+fn read_response(stream: &mut TcpStream, deadline: &Deadline, on_body: &mut BodySink<'_>) -> Result<Head, ChatError> {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -251,7 +250,7 @@ fn read_response(
 /// The body on its way to its reader, counted against [`MAX_RESPONSE_BYTES`].
 struct Body<'a> {
     head: Head,
-    on_body: &'a mut dyn FnMut(Head, &[u8]) -> Result<(), ChatError>,
+    on_body: &'a mut BodySink<'a>,
     delivered: usize,
 }
 
