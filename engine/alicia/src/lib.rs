@@ -129,7 +129,15 @@ impl Engine {
             };
             services.start_monitor(&config, broker.bus(), inputs).await?
         };
-        let voice = match speech::start(&config, broker.bus(), &supervisor, voice_settings_rx).await {
+        // The timers: kept in the store, rung on the site's speaker through the voice.
+        let timers = alicia_timers::TimerBook::open(broker.store().cloned());
+        let timers_client = alicia_broker::LocalClient::connect(broker.bus(), "timers").await?;
+        let timer_service = alicia_timers::TimerService {
+            book: timers.clone(),
+            max_envelope_bytes: config.services.max_envelope_bytes,
+        };
+        tokio::spawn(timer_service.run(timers_client, supervision_stop.clone()));
+        let voice = match speech::start(&config, broker.bus(), &supervisor, voice_settings_rx, timers).await {
             Ok(voice) => voice,
             Err(e) => {
                 services.shutdown().await;

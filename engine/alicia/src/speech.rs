@@ -1,7 +1,6 @@
 //! The engine's speech: the voice pipeline on the MQTT audio topics, and Whisper and
 //! Piper served over the Wyoming protocol, both supervised (`supervised.rs`).
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,8 +8,8 @@ use std::time::Duration;
 use alicia_broker::BusHandle;
 use alicia_config::{AliciaConfig, VoiceChatSection, WyomingSection};
 use alicia_stage_intent::ChatFallback;
-use alicia_stage_stt::{WhisperModel, WhisperStt};
-use alicia_stage_tts::{split_sentences, PiperConfig, PiperStage};
+use alicia_stage_stt::WhisperStt;
+use alicia_stage_tts::{split_sentences, PiperStage};
 use alicia_supervisor::{OnFailure, Supervisor};
 use alicia_voice_router::{Transcriber, VoiceLimits, VoiceModels, VoiceService, VoiceSettings};
 use alicia_wyoming::{AudioOut, BackendError, SpeechBackend, WyomingConfig, WyomingServer};
@@ -33,11 +32,14 @@ pub struct LocalSpeech {
 }
 
 impl LocalSpeech {
-    /// Whisper on the weights already loaded, and a Piper voice of its own (loaded here,
-    /// half a second), so Wyoming's syntheses do not queue behind the pipeline's.
-    pub fn load(models: &Path, whisper: &WhisperModel, stt_threads: usize) -> anyhow::Result<LocalSpeech> {
-        let stt = WhisperStt::new(whisper, stt_threads)?;
-        let tts = PiperConfig::from_models_dir(models).build()?;
+    /// Whisper and Piper on the models the pipeline loaded: the same weights and the
+    /// same ONNX session (one model run at a time each, which on two cores is what
+    /// runs fastest anyway), with a decoder state of its own, warmed up.
+    pub fn load(models: &VoiceModels, stt_threads: usize) -> anyhow::Result<LocalSpeech> {
+        let mut stt = WhisperStt::new(models.whisper(), stt_threads)?;
+        stt.warm_up()?;
+        let (voice, config) = models.piper();
+        let tts = PiperStage::new(voice.clone(), config);
         metrics::describe_counter!(
             SENTENCES_TOTAL,
             metrics::Unit::Count,
@@ -100,6 +102,7 @@ pub async fn start(
     bus: &BusHandle,
     supervisor: &Supervisor,
     settings: tokio::sync::watch::Receiver<VoiceSettings>,
+    timers: alicia_timers::TimerBook,
 ) -> anyhow::Result<Option<Voice>> {
     if !config.voice.enabled {
         return Ok(None);
@@ -111,8 +114,8 @@ pub async fn start(
         tokio::task::spawn_blocking(move || -> anyhow::Result<(VoiceModels, LocalSpeech)> {
             // Checked first: a missing or damaged file says to run `make models`.
             alicia_models::verify_all(&settings.models).context("voice models")?;
-            let models = VoiceModels::load(&settings)?;
-            let speech = LocalSpeech::load(&settings.models, models.whisper(), settings.stt_threads)?;
+            let models = VoiceModels::load(&settings)?.with_timers(Arc::new(timers));
+            let speech = LocalSpeech::load(&models, settings.stt_threads)?;
             Ok((models, speech))
         })
         .await??

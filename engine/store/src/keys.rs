@@ -5,6 +5,8 @@
 //! - `w` client id: a pending will
 //! - `q` len(client id) client id seq: a delivery held for a persistent session
 //! - `f` len(client id) client id seq: where that delivery stands, when not waiting
+//! - `a` namespace 0x00 name: a record another part of the engine owns (timers), its
+//!   bytes opaque to the store
 //!
 //! A delivery's key carries its client id's length first, so one client's prefix never
 //! covers another's ("a" and "ab"), and a big-endian sequence number after, so a
@@ -17,6 +19,26 @@ pub(crate) const SESSION: u8 = b's';
 pub(crate) const WILL: u8 = b'w';
 pub(crate) const DELIVERY: u8 = b'q';
 pub(crate) const STATE: u8 = b'f';
+pub(crate) const APP: u8 = b'a';
+
+/// The key of an owned record: its namespace (no NUL in it) and name.
+pub(crate) fn app(namespace: &str, name: &str) -> Bytes {
+    let mut key = BytesMut::with_capacity(2 + namespace.len() + name.len());
+    key.put_u8(APP);
+    key.put_slice(namespace.as_bytes());
+    key.put_u8(0);
+    key.put_slice(name.as_bytes());
+    key.freeze()
+}
+
+/// Every record of one namespace starts with this.
+pub(crate) fn app_prefix(namespace: &str) -> Bytes {
+    let mut key = BytesMut::with_capacity(2 + namespace.len());
+    key.put_u8(APP);
+    key.put_slice(namespace.as_bytes());
+    key.put_u8(0);
+    key.freeze()
+}
 
 pub(crate) fn simple(kind: u8, name: &[u8]) -> Bytes {
     let mut key = BytesMut::with_capacity(1 + name.len());

@@ -252,6 +252,32 @@ impl Store {
         let _ = self.inner.tx.send(op);
     }
 
+    /// Keeps `value` as the record `name` of `namespace`: a record another part of the
+    /// engine owns (the timers), whose bytes are its own business. Namespaces must not
+    /// contain NUL.
+    pub fn put_owned(&self, namespace: &str, name: &str, value: Bytes) {
+        debug_assert!(!namespace.contains('\0'));
+        self.send(Op::Put(keys::app(namespace, name), value));
+    }
+
+    pub fn remove_owned(&self, namespace: &str, name: &str) {
+        self.send(Op::Delete(keys::app(namespace, name)));
+    }
+
+    /// Every record of `namespace` as committed now, by name: what its owner kept
+    /// before the engine stopped. Changes still queued are not seen: call after
+    /// [`sync`](Self::sync) if that matters.
+    pub fn read_owned(&self, namespace: &str) -> Result<Vec<(String, Bytes)>, StoreError> {
+        let prefix = keys::app_prefix(namespace);
+        let mut records = Vec::new();
+        for item in self.inner.partition.prefix(&prefix) {
+            let (key, value) = item?;
+            let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            records.push((name, Bytes::copy_from_slice(&value)));
+        }
+        Ok(records)
+    }
+
     pub fn put_retained(&self, message: &StoredMessage) {
         self.send(Op::Put(keys::simple(keys::RETAINED, &message.topic), message.encode()));
     }
@@ -415,6 +441,8 @@ fn read_back(partition: &PartitionHandle, metrics: &metrics::StoreMetrics) -> Re
                 (None, _) => restored.skipped += skip(&key, &"bad key"),
                 (_, Err(e)) => restored.skipped += skip(&key, &e),
             },
+            // Read by their owners (`read_owned`).
+            Some(keys::APP) => {}
             _ => restored.skipped += skip(&key, &"unknown kind"),
         }
     }

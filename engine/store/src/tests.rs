@@ -136,3 +136,21 @@ fn a_backup_restores_into_an_identical_store_and_a_damaged_one_is_refused() {
         assert!(!dir.path().join(format!("restore-{name}")).join("db").exists(), "{name}: nothing restored");
     }
 }
+
+#[test]
+fn owned_records_are_kept_apart_by_namespace_and_read_back_by_their_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _) = Store::open(&settings(dir.path(), SyncMode::Batch)).unwrap();
+        store.put_owned("timers", "t-1", Bytes::from_static(b"one"));
+        store.put_owned("timers", "t-2", Bytes::from_static(b"two"));
+        store.put_owned("timersx", "t-3", Bytes::from_static(b"other namespace"));
+        store.remove_owned("timers", "t-2");
+        store.sync_blocking().unwrap();
+        assert_eq!(store.read_owned("timers").unwrap(), [("t-1".to_string(), Bytes::from_static(b"one"))]);
+    }
+    let (store, restored) = Store::open(&settings(dir.path(), SyncMode::Batch)).unwrap();
+    assert_eq!(restored.skipped, 0, "owned records are not the store's to read back");
+    assert_eq!(store.read_owned("timers").unwrap(), [("t-1".to_string(), Bytes::from_static(b"one"))]);
+    assert_eq!(store.read_owned("timersx").unwrap().len(), 1);
+}

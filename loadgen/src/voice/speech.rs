@@ -27,7 +27,8 @@ pub struct Phrase {
     pub expected: Option<Expected>,
 }
 
-/// Phrases for `site` (the timer goes to the site's speaker, which keeps its timers).
+/// Phrases for `site` (a timer is for the site's speaker; its command goes to the
+/// engine's timers, on `alicia/voice/timer/command`, with the length in seconds).
 pub fn phrases(speaker: &str) -> Vec<Phrase> {
     let cmd = |device: &str, action: &'static str, value: Option<i64>| {
         Some(Expected { device: device.to_string(), action, value })
@@ -40,7 +41,7 @@ pub fn phrases(speaker: &str) -> Vec<Phrase> {
         p("switch off the bedroom lamp", cmd("bedroom_lamp", "turn_off", None)),
         p("set the living room lamp to fifty percent", cmd("living_room_lamp", "set_brightness", Some(50))),
         p("what time is it", None),
-        p("set a timer for five minutes", cmd(speaker, "set_timer", Some(5))),
+        p("set a timer for five minutes", cmd(speaker, "set_timer", Some(300))),
         p("turn off the hallway lights", cmd("hallway_lights", "turn_off", None)),
         p("please switch on the bedside light", cmd("bedroom_lamp", "turn_on", None)),
         p("set the bedroom lamp to twenty percent", cmd("bedroom_lamp", "set_brightness", Some(20))),
@@ -48,7 +49,7 @@ pub fn phrases(speaker: &str) -> Vec<Phrase> {
         p("set the volume to thirty percent", cmd(speaker, "set_volume", Some(30))),
         p("switch off the living room lamp", cmd("living_room_lamp", "turn_off", None)),
         p("could you turn on the hallway lights", cmd("hallway_lights", "turn_on", None)),
-        p("set a timer for ten minutes", cmd(speaker, "set_timer", Some(10))),
+        p("set a timer for ten minutes", cmd(speaker, "set_timer", Some(600))),
         p("set the kitchen lights to eighty percent", cmd("kitchen_lights", "set_brightness", Some(80))),
     ]
 }

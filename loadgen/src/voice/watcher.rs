@@ -78,6 +78,8 @@ pub async fn watch(
         "alicia/voice/tts/response",
         "alicia/voice/+/error",
         "alicia/devices/+/command",
+        // Timers go to the engine's timers, not to the speaker.
+        "alicia/voice/timer/command",
         "alicia/devices/+/audio",
     ] {
         connection::subscribe(&mut conn, filter, 0, CONNECT_TIMEOUT).await?;
@@ -144,7 +146,7 @@ fn classify(topic: &str, payload: &[u8], speakers: &HashMap<String, String>) -> 
             Some(Event::Reply { session: session(), timings: EngineTimings::from_data(data) }),
             str_of(&data["site_id"]),
         ),
-        ["alicia", "devices", _, "command"] => {
+        ["alicia", "devices", _, "command"] | ["alicia", "voice", "timer", "command"] => {
             let meta = &e.payload.metadata;
             (
                 Some(Event::Command {

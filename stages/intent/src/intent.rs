@@ -28,10 +28,19 @@ pub enum Intent {
         percent: u8,
     },
     WhatTime,
+    /// A timer of `seconds` at the site, named ("pizza") or not.
     SetTimer {
-        minutes: u32,
+        seconds: u32,
+        name: Option<String>,
     },
-    CancelTimer,
+    /// The site's timer of that name, or all its timers.
+    CancelTimer {
+        name: Option<String>,
+    },
+    /// "How much time is left?": the site's timers, or the one of that name.
+    TimerStatus {
+        name: Option<String>,
+    },
     /// Stop whatever the site is doing (speaking, playing, ringing).
     Stop,
     Play {
@@ -96,8 +105,6 @@ pub enum Unmatched {
     MissingValue { what: Quantity },
     /// A level over 100 percent, a timer of zero or over a day.
     OutOfRange { what: Quantity },
-    /// Timers run in whole minutes ("a timer for 90 seconds").
-    PartialMinute,
     /// The device cannot do this (`device` is its name).
     Unsupported { device: String, what: Quantity },
 }
@@ -112,6 +119,9 @@ pub enum Quantity {
     Playback,
 }
 
+/// Where timer commands go: the engine keeps the timers and rings them on the speaker.
+pub const TIMER_COMMAND_TOPIC: &str = "alicia/voice/timer/command";
+
 /// What a device is told to do: `{"action": "turn_on", "device_id": "kitchen_lights"}`,
 /// with `"value"` for levels (percent) and timers (minutes). The engine wraps it in
 /// the standard envelope on [`topic`](Self::topic).
@@ -121,6 +131,9 @@ pub struct DeviceCommand {
     pub device_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<u32>,
+    /// A timer's name ("pizza"), for the timer actions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -136,19 +149,30 @@ pub enum Action {
     Play,
     Pause,
     Stop,
-    /// `value`: minutes. Sent to the site's speaker, which keeps the site's timers.
+    /// `value`: seconds; `name`, if it has one. Goes to the engine's timers
+    /// ([`TIMER_COMMAND_TOPIC`]), which ring on the site's speaker.
     SetTimer,
+    /// `name`: that timer; without it, every timer of the site.
     CancelTimer,
 }
 
 impl DeviceCommand {
     pub fn new(action: Action, device_id: impl Into<String>, value: Option<u32>) -> Self {
-        Self { action, device_id: device_id.into(), value }
+        Self { action, device_id: device_id.into(), value, name: None }
     }
 
-    /// `alicia/devices/{id}/command`.
+    pub fn named(mut self, name: Option<String>) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// `alicia/devices/{id}/command`; the timer actions go to the engine's timers,
+    /// [`TIMER_COMMAND_TOPIC`], with `device_id` the speaker they ring on.
     pub fn topic(&self) -> String {
-        format!("alicia/devices/{}/command", self.device_id)
+        match self.action {
+            Action::SetTimer | Action::CancelTimer => TIMER_COMMAND_TOPIC.to_string(),
+            _ => format!("alicia/devices/{}/command", self.device_id),
+        }
     }
 
     pub fn to_json(&self) -> serde_json::Value {
@@ -182,7 +206,9 @@ mod tests {
         assert_eq!(on.to_json(), serde_json::json!({"action": "turn_on", "device_id": "kitchen_lights"}));
         let dim = DeviceCommand::new(Action::SetBrightness, "bedroom_lamp", Some(30));
         assert_eq!(&dim.to_bytes()[..], br#"{"action":"set_brightness","device_id":"bedroom_lamp","value":30}"#);
-        let timer = DeviceCommand::new(Action::SetTimer, "kitchen_speaker", Some(5));
+        let timer = DeviceCommand::new(Action::SetTimer, "kitchen_speaker", Some(300)).named(Some("pizza".into()));
         assert_eq!(timer.to_json()["action"], "set_timer");
+        assert_eq!(timer.to_json()["name"], "pizza");
+        assert_eq!(timer.topic(), TIMER_COMMAND_TOPIC);
     }
 }

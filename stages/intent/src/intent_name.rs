@@ -16,7 +16,8 @@ impl Intent {
             Intent::SetVolume { .. } => "set_volume",
             Intent::WhatTime => "what_time",
             Intent::SetTimer { .. } => "set_timer",
-            Intent::CancelTimer => "cancel_timer",
+            Intent::CancelTimer { .. } => "cancel_timer",
+            Intent::TimerStatus { .. } => "timer_status",
             Intent::Stop => "stop",
             Intent::Play { .. } => "play",
             Intent::Pause { .. } => "pause",
@@ -33,7 +34,7 @@ mod tests {
     #[test]
     fn names_are_snake_case_labels() {
         assert_eq!(Intent::TurnOn { device: "kitchen_lights".into() }.name(), "turn_on");
-        assert_eq!(Intent::SetTimer { minutes: 5 }.name(), "set_timer");
+        assert_eq!(Intent::SetTimer { seconds: 300, name: None }.name(), "set_timer");
         let unknown = |reason| Intent::Unknown { text: "x".into(), reason };
         assert_eq!(unknown(Unmatched::NotUnderstood).name(), "not_understood");
         assert_eq!(unknown(Unmatched::UnknownRoom { name: "attic".into() }).name(), "unknown");

@@ -22,6 +22,7 @@
 //! | `intent.rs` | [`Intent`], [`Unmatched`], [`DeviceCommand`], [`Understanding`] |
 //! | `intent_name.rs` | [`Intent::name`]: the stable label of each intent, for JSON answers |
 //! | `reply.rs` | the spoken reply to each intent and each problem |
+//! | `timers.rs` | [`RunningTimers`]: what the matcher may know of a site's timers; lengths read aloud |
 //! | `stage.rs` | [`IntentConfig`] (the builder) and [`IntentStage`], the [`alicia_pipeline::Stage`] |
 //! | `chat.rs` | [`ChatFallback`] config and [`ChatClient`]: chat completions (`"stream": true`) with per-session history, behind the `llm` circuit breaker (`alicia-breaker`) with bounded retries; one client shared by clones |
 //! | `stream.rs` | the answer as it arrives: server-sent events (or one JSON body), finished sentences handed on before the end |
@@ -55,12 +56,14 @@ mod reply;
 mod sounds;
 mod stage;
 mod stream;
+mod timers;
 mod words;
 
 pub use chat::{ChatClient, ChatFallback, CHAT_BREAKER_TARGET};
 pub use error::{ChatError, IntentError};
 pub use home::{Device, DeviceKind, Home, HomeError, HomeProblem, Room, Site};
-pub use intent::{Action, DeviceCommand, Intent, Quantity, Understanding, Unmatched};
+pub use intent::{Action, DeviceCommand, Intent, Quantity, Understanding, Unmatched, TIMER_COMMAND_TOPIC};
 pub use matcher::IntentMatcher;
 pub use reply::DIDNT_CATCH_THAT;
 pub use stage::{IntentConfig, IntentStage, OutputLayout, COMMAND_OUTPUT, REPLY_OUTPUT};
+pub use timers::{RunningTimers, TimerLeft};

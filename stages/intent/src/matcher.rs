@@ -6,12 +6,14 @@
 //! standing in for an omitted room.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::NaiveTime;
 
 use crate::home::{DeviceKind, Home};
 use crate::intent::{Action, DeviceCommand, Intent, Quantity, Understanding, Unmatched};
 use crate::mishearing::{join_split_verbs, verb_in_doubt};
+use crate::timers::{RunningTimers, TimerView};
 use crate::words::{duration, is_number_word, is_time_unit, number_at, words, Word};
 
 /// Words that carry nothing (politeness, the wake word, articles, pronouns).
@@ -102,6 +104,7 @@ pub struct IntentMatcher {
     pub(crate) devices: Vec<KnownDevice>,
     pub(crate) rooms: Vec<KnownRoom>,
     sites: HashMap<String, KnownSite>,
+    pub(crate) timers: Option<TimerView>,
 }
 
 #[derive(Clone, Debug)]
@@ -228,7 +231,13 @@ impl IntentMatcher {
             .iter()
             .map(|(id, s)| (id.clone(), KnownSite { room: s.room.clone(), speaker: s.speaker.clone() }))
             .collect();
-        Self { devices, rooms, sites }
+        Self { devices, rooms, sites, timers: None }
+    }
+
+    /// Answers timer questions from `timers` (the engine's timers).
+    pub fn with_timers(mut self, timers: Arc<dyn RunningTimers>) -> Self {
+        self.timers = Some(TimerView(timers));
+        self
     }
 
     /// The intent in `text`, heard at `site` (a site id; an unknown site has no
@@ -264,7 +273,7 @@ impl IntentMatcher {
     pub fn understand(&self, text: &str, site: &str, now: NaiveTime) -> Understanding {
         let intent = self.match_text(text, site);
         let command = self.command(&intent, site);
-        let reply = self.reply(&intent, now);
+        let reply = self.reply_at(&intent, site, now);
         Understanding { intent, command, reply }
     }
 
@@ -283,9 +292,13 @@ impl IntentMatcher {
             Intent::Play { speaker } => (Action::Play, speaker.clone(), None),
             Intent::Pause { speaker } => (Action::Pause, speaker.clone(), None),
             Intent::Stop => (Action::Stop, speaker()?, None),
-            Intent::SetTimer { minutes } => (Action::SetTimer, speaker()?, Some(*minutes)),
-            Intent::CancelTimer => (Action::CancelTimer, speaker()?, None),
-            Intent::WhatTime | Intent::Unknown { .. } => return None,
+            Intent::SetTimer { seconds, name } => {
+                return Some(DeviceCommand::new(Action::SetTimer, speaker()?, Some(*seconds)).named(name.clone()));
+            }
+            Intent::CancelTimer { name } => {
+                return Some(DeviceCommand::new(Action::CancelTimer, speaker()?, None).named(name.clone()));
+            }
+            Intent::WhatTime | Intent::TimerStatus { .. } | Intent::Unknown { .. } => return None,
         };
         Some(DeviceCommand::new(action, device, value))
     }
@@ -303,10 +316,18 @@ impl IntentMatcher {
             return Err(Unmatched::Negated);
         }
         if heard.has("timer") || heard.has("countdown") {
+            let name = timer_name(heard);
             if heard.has_any(CANCEL_WORDS) {
-                return Ok(Intent::CancelTimer);
+                return Ok(Intent::CancelTimer { name });
             }
-            return timer(heard);
+            if asks_time_left(heard) || (heard.has_any(&["what", "which", "any"]) && duration(&heard.folded).is_none())
+            {
+                return Ok(Intent::TimerStatus { name });
+            }
+            return timer(heard, name);
+        }
+        if asks_time_left(heard) {
+            return Ok(Intent::TimerStatus { name: None });
         }
         if is_time_question(heard) {
             return Ok(Intent::WhatTime);
@@ -482,15 +503,80 @@ fn find(seq: &[(usize, &str)], phrase: &[String]) -> Option<usize> {
     (0..=seq.len() - phrase.len()).find(|&at| phrase.iter().zip(&seq[at..]).all(|(p, (_, w))| p == w))
 }
 
-fn timer(heard: &Heard<'_>) -> Result<Intent, Unmatched> {
+fn timer(heard: &Heard<'_>, name: Option<String>) -> Result<Intent, Unmatched> {
     let seconds = duration(&heard.folded).ok_or(Unmatched::MissingValue { what: Quantity::Timer })?;
     if seconds == 0 || seconds > MAX_TIMER_SECONDS {
         return Err(Unmatched::OutOfRange { what: Quantity::Timer });
     }
-    if !seconds.is_multiple_of(60) {
-        return Err(Unmatched::PartialMinute);
+    Ok(Intent::SetTimer { seconds: seconds as u32, name })
+}
+
+/// "How much time is left", "how long is left on the timer", "time remaining".
+fn asks_time_left(heard: &Heard<'_>) -> bool {
+    heard.has_any(&["left", "remaining", "remain", "status"]) && heard.has_any(&["time", "long", "timer", "much"])
+}
+
+/// Words that are never a timer's name.
+const NOT_A_TIMER_NAME: &[&str] = &[
+    "set",
+    "start",
+    "make",
+    "create",
+    "add",
+    "new",
+    "cancel",
+    "stop",
+    "delete",
+    "remove",
+    "clear",
+    "end",
+    "kill",
+    "abort",
+    "reset",
+    "how",
+    "much",
+    "long",
+    "left",
+    "what",
+    "which",
+    "any",
+    "is",
+    "on",
+    "for",
+    "of",
+    "minute",
+    "second",
+    "hour",
+    "called",
+    "named",
+    "timer",
+    "time",
+    "countdown",
+];
+
+/// A timer's name: the words right before "timer" ("the pizza timer", "a 10 minute
+/// egg timer": "egg"), or after "called" / "named" ("a timer called pasta").
+fn timer_name(heard: &Heard<'_>) -> Option<String> {
+    let w = &heard.folded;
+    let said = |range: std::ops::Range<usize>| {
+        heard.words[range].iter().map(|word| word.said.as_str()).collect::<Vec<_>>().join(" ")
+    };
+    let is_name_word = |word: &str| {
+        !FILLERS.contains(&word)
+            && !NOT_A_TIMER_NAME.contains(&word)
+            && !is_number_word(word)
+            && !is_time_unit(word)
+            && !word.chars().all(|c| c.is_ascii_digit())
+    };
+    if let Some(at) = w.iter().position(|&x| x == "called" || x == "named") {
+        let end = (at + 1..w.len()).find(|&i| !is_name_word(w[i])).unwrap_or(w.len());
+        if end > at + 1 {
+            return Some(said(at + 1..end));
+        }
     }
-    Ok(Intent::SetTimer { minutes: (seconds / 60) as u32 })
+    let at = w.iter().position(|&x| x == "timer" || x == "countdown")?;
+    let start = (0..at).rev().take_while(|&i| is_name_word(w[i])).last()?;
+    Some(said(start..at))
 }
 
 fn is_time_question(heard: &Heard<'_>) -> bool {

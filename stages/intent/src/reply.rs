@@ -1,16 +1,25 @@
 //! The sentence Alicia says back: short, plain, one per intent or problem.
 
+use std::time::Duration;
+
 use chrono::{NaiveTime, Timelike};
 
 use crate::intent::{Intent, Quantity, Unmatched};
 use crate::matcher::IntentMatcher;
+use crate::timers::{duration_spoken, timer_called, TimerLeft};
 
 /// The reply to anything not understood.
 pub const DIDNT_CATCH_THAT: &str = "Sorry, I didn't catch that.";
 
 impl IntentMatcher {
     /// The spoken reply to `intent`; `now` is the local time for "what time is it".
+    /// Timer questions need the site: see [`reply_at`](Self::reply_at).
     pub fn reply(&self, intent: &Intent, now: NaiveTime) -> String {
+        self.reply_at(intent, "", now)
+    }
+
+    /// The spoken reply to `intent` heard at `site`.
+    pub fn reply_at(&self, intent: &Intent, site: &str, now: NaiveTime) -> String {
         let name = |id: &str| self.device_name(id).to_string();
         match intent {
             Intent::TurnOn { device } => format!("Turning on the {}.", name(device)),
@@ -22,14 +31,63 @@ impl IntentMatcher {
                 format!("Setting the {} volume to {percent} percent.", name(device))
             }
             Intent::WhatTime => format!("It's {}.", clock(now)),
-            Intent::SetTimer { minutes } => format!("Timer set for {}.", minutes_spoken(*minutes)),
-            Intent::CancelTimer => "Timer cancelled.".to_string(),
+            Intent::SetTimer { seconds, name } => {
+                let length = duration_spoken(Duration::from_secs(u64::from(*seconds)));
+                match name {
+                    Some(name) => format!("{} timer set for {length}.", capitalised(name)),
+                    None => format!("Timer set for {length}."),
+                }
+            }
+            Intent::CancelTimer { name } => self.cancel_reply(name.as_deref(), site),
+            Intent::TimerStatus { name } => self.status_reply(name.as_deref(), site),
             Intent::Stop => "Okay.".to_string(),
             Intent::Play { speaker } => format!("Playing on the {}.", name(speaker)),
             Intent::Pause { speaker } => format!("Pausing the {}.", name(speaker)),
             Intent::Unknown { reason, .. } => unmatched(reason),
         }
     }
+}
+
+impl IntentMatcher {
+    /// The site's timers of `name` (all when `None`), if the timers are known here.
+    fn timers_named(&self, name: Option<&str>, site: &str) -> Option<Vec<TimerLeft>> {
+        let running = self.timers.as_ref()?.0.running(site);
+        Some(running.into_iter().filter(|t| name.is_none_or(|n| t.name.as_deref() == Some(n))).collect())
+    }
+
+    fn cancel_reply(&self, name: Option<&str>, site: &str) -> String {
+        match (self.timers_named(name, site).as_deref(), name) {
+            (Some([]), Some(name)) => format!("There's no {name} timer."),
+            (Some([]), None) => NO_TIMER.to_string(),
+            (Some([one]), _) => format!("Cancelled {}.", timer_called(one.name.as_deref(), one.length)),
+            (Some(many), _) => format!("{} timers cancelled.", many.len()),
+            (None, Some(name)) => format!("{} timer cancelled.", capitalised(name)),
+            (None, None) => "Timer cancelled.".to_string(),
+        }
+    }
+
+    fn status_reply(&self, name: Option<&str>, site: &str) -> String {
+        let left = |t: &TimerLeft| {
+            format!("{} has {} left", timer_called(t.name.as_deref(), t.length), duration_spoken(t.remaining))
+        };
+        match (self.timers_named(name, site).as_deref(), name) {
+            (None, _) => "I'm not keeping any timers.".to_string(),
+            (Some([]), Some(name)) => format!("There's no {name} timer."),
+            (Some([]), None) => NO_TIMER.to_string(),
+            (Some([one]), _) => format!("{}.", capitalised(&left(one))),
+            (Some(many), _) => {
+                let each: Vec<String> = many.iter().map(left).collect();
+                format!("{} timers: {}.", many.len(), each.join("; "))
+            }
+        }
+    }
+}
+
+const NO_TIMER: &str = "There's no timer running.";
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }
 
 fn unmatched(reason: &Unmatched) -> String {
@@ -48,7 +106,6 @@ fn unmatched(reason: &Unmatched) -> String {
         Unmatched::MissingValue { what: _ } => "What brightness, in percent?".to_string(),
         Unmatched::OutOfRange { what: Quantity::Timer } => "Timers run from one minute to 24 hours.".to_string(),
         Unmatched::OutOfRange { what: _ } => "Pick a level from 0 to 100 percent.".to_string(),
-        Unmatched::PartialMinute => "I can only set timers in whole minutes.".to_string(),
         Unmatched::Unsupported { device, what: Quantity::Playback } => {
             format!("I can't play anything on the {device}.")
         }
@@ -73,16 +130,6 @@ fn clock(time: NaiveTime) -> String {
     format!("{hour}:{:02} {}", time.minute(), if pm { "PM" } else { "AM" })
 }
 
-/// "1 minute", "5 minutes", "1 hour", "1 hour and 30 minutes".
-fn minutes_spoken(minutes: u32) -> String {
-    let plural = |n: u32, unit: &str| if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") };
-    match (minutes / 60, minutes % 60) {
-        (0, m) => plural(m, "minute"),
-        (h, 0) => plural(h, "hour"),
-        (h, m) => format!("{} and {}", plural(h, "hour"), plural(m, "minute")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,10 +139,6 @@ mod tests {
         assert_eq!(clock(NaiveTime::from_hms_opt(15, 5, 0).unwrap()), "3:05 PM");
         assert_eq!(clock(NaiveTime::from_hms_opt(0, 0, 59).unwrap()), "12:00 AM");
         assert_eq!(clock(NaiveTime::from_hms_opt(12, 30, 0).unwrap()), "12:30 PM");
-        assert_eq!(minutes_spoken(1), "1 minute");
-        assert_eq!(minutes_spoken(5), "5 minutes");
-        assert_eq!(minutes_spoken(60), "1 hour");
-        assert_eq!(minutes_spoken(150), "2 hours and 30 minutes");
         assert_eq!(either(&["a".into(), "b".into(), "c".into()]), "the a, the b or the c");
     }
 }

@@ -133,6 +133,12 @@ impl IntentStage {
         self
     }
 
+    /// Answers timer questions from `timers` (the engine's timers).
+    pub fn with_timers(mut self, timers: std::sync::Arc<dyn crate::timers::RunningTimers>) -> Self {
+        self.matcher = self.matcher.with_timers(timers);
+        self
+    }
+
     pub fn matcher(&self) -> &IntentMatcher {
         &self.matcher
     }

@@ -26,7 +26,11 @@ fn volume(device: &str, percent: u8) -> Intent {
 }
 
 fn timer(minutes: u32) -> Intent {
-    Intent::SetTimer { minutes }
+    Intent::SetTimer { seconds: minutes * 60, name: None }
+}
+
+fn cancel_timer() -> Intent {
+    Intent::CancelTimer { name: None }
 }
 
 fn play(speaker: &str) -> Intent {
@@ -113,9 +117,11 @@ fn phrasings_people_use() {
         ("Set timers for twenty five minutes", "kitchen", timer(25)),
         ("Can you set a timer for 15 minutes?", "kitchen", timer(15)),
         ("Set a timer for a quarter of an hour.", "kitchen", timer(15)),
-        ("Cancel the timer.", "kitchen", Intent::CancelTimer),
-        ("Stop the timer!", "kitchen", Intent::CancelTimer),
-        ("Turn off my timer.", "kitchen", Intent::CancelTimer),
+        ("Cancel the timer.", "kitchen", cancel_timer()),
+        ("Stop the timer!", "kitchen", cancel_timer()),
+        ("Turn off my timer.", "kitchen", cancel_timer()),
+        ("Set a timer for 90 seconds.", "kitchen", Intent::SetTimer { seconds: 90, name: None }),
+        ("Set a timer for 1 hour, 2 minutes and 5 seconds", "kitchen", Intent::SetTimer { seconds: 3_725, name: None }),
         // playback and stop
         ("Stop.", "kitchen", Intent::Stop),
         ("Stop!", "kitchen", Intent::Stop),
@@ -203,7 +209,6 @@ fn what_cannot_be_done_gets_a_reply_that_says_why() {
             "What brightness, in percent?",
         ),
         ("Set a timer.", "kitchen", Unmatched::MissingValue { what: Quantity::Timer }, "How long should the timer be?"),
-        ("Set a timer for 90 seconds.", "kitchen", Unmatched::PartialMinute, "I can only set timers in whole minutes."),
         (
             "Set a timer for 48 hours.",
             "kitchen",
@@ -316,12 +321,12 @@ fn each_intent_has_its_command_and_reply() {
         ("what time is it", None, "It's 3:05 PM."),
         (
             "set a timer for five minutes",
-            Some(serde_json::json!({"action": "set_timer", "device_id": "kitchen_speaker", "value": 5})),
+            Some(serde_json::json!({"action": "set_timer", "device_id": "kitchen_speaker", "value": 300})),
             "Timer set for 5 minutes.",
         ),
         (
             "set a timer for a minute",
-            Some(serde_json::json!({"action": "set_timer", "device_id": "kitchen_speaker", "value": 1})),
+            Some(serde_json::json!({"action": "set_timer", "device_id": "kitchen_speaker", "value": 60})),
             "Timer set for 1 minute.",
         ),
         (

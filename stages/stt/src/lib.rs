@@ -38,4 +38,4 @@ mod testing;
 pub use alicia_pipeline::Transcript;
 pub use decoding::{compression_ratio, repeats_back_to_back, DecodeOptions, Decoded, Doubt};
 pub use stage::{SttStats, WhisperStage};
-pub use whisper::{SttError, WhisperModel, WhisperStt, MAX_SAMPLES, SAMPLE_RATE};
+pub use whisper::{Guess, SttError, WhisperModel, WhisperStt, MAX_SAMPLES, SAMPLE_RATE};

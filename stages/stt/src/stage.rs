@@ -12,7 +12,7 @@ use alicia_pipeline::{
 };
 use bytes::{Bytes, BytesMut};
 
-use crate::whisper::{SttError, WhisperStt, MAX_SAMPLES};
+use crate::whisper::{Guess, SttError, WhisperStt, MAX_SAMPLES};
 
 /// Whisper as a pipeline stage.
 ///
@@ -185,17 +185,23 @@ impl WhisperStage {
             return Ok(());
         }
         let started = Instant::now();
-        match self.stt.transcribe_s16le_unless(utterance.audio(), pause.flag()) {
-            Ok(transcript) => {
+        // Quick passes only: the judgement is due within the hangover. A guess the
+        // quick passes could not settle is still judged, but not kept: the end of the
+        // utterance is transcribed in full.
+        match self.stt.guess_s16le_unless(utterance.audio(), pause.flag()) {
+            Ok(Guess { transcript, settled }) => {
                 tracing::debug!(
                     session = %meta.session_id,
                     took_ms = started.elapsed().as_secs_f64() * 1e3,
+                    settled,
                     "provisional transcript"
                 );
                 self.stats.provisional += 1;
                 let mut sent = transcript.clone();
                 sent.pause = Some(pause.clone());
-                utterance.provisional = Some((heard, transcript));
+                if settled {
+                    utterance.provisional = Some((heard, transcript));
+                }
                 out.push(Frame::new(meta.clone(), Payload::Transcript(sent)))
             }
             Err(SttError::GivenUp) => {

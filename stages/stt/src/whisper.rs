@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperError, WhisperState};
 
 use alicia_pipeline::Transcript;
 
-use crate::decoding::{least_doubtful, Beams, DecodeOptions, Decoded, Doubt, Pass};
+use crate::decoding::{least_doubtful, Beams, DecodeOptions, Decoded, Doubt, Pass, FULL_AUDIO_CTX};
 
 /// Whisper's input rate.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -96,6 +97,15 @@ impl WhisperModel {
     }
 }
 
+/// A transcript made quickly at a pause ([`WhisperStt::guess_s16le_unless`]).
+#[derive(Clone, Debug)]
+pub struct Guess {
+    pub transcript: Transcript,
+    /// The full decoding would give the same text; false when the quick passes were
+    /// all doubted and the full-window ones were skipped.
+    pub settled: bool,
+}
+
 /// A Whisper model with its own decoder state: one transcription at a time.
 pub struct WhisperStt {
     context: Arc<WhisperContext>,
@@ -146,6 +156,17 @@ impl WhisperStt {
         &self.options
     }
 
+    /// Runs the model once on a second of near silence, so the first request does not
+    /// pay for what a first run costs (the weights paged in, ggml's threads and
+    /// buffers set up): measured, the first request after start took 1.07 s.
+    pub fn warm_up(&mut self) -> Result<(), SttError> {
+        self.samples.clear();
+        // Low noise rather than digital zero: the same code path as a quiet room.
+        self.samples.extend((0..MIN_SAMPLES).map(|i| if i % 2 == 0 { 1e-4 } else { -1e-4 }));
+        let plan = self.options.passes(self.samples.len())[0];
+        self.decode(plan, None).map(|_| ())
+    }
+
     /// Transcribes one utterance of 16 kHz mono samples.
     pub fn transcribe(&mut self, pcm: &[i16]) -> Result<Transcript, SttError> {
         self.samples.clear();
@@ -166,15 +187,37 @@ impl WhisperStt {
         self.transcribe_chunks(chunks, Some(give_up))
     }
 
+    /// A quick transcript of the audio so far, for a pause in speech: only the passes
+    /// on windows sized to the utterance, never the full-window ones (a second or
+    /// more). `settled` is false when those were needed: the text then loops, and the
+    /// end of the utterance must be transcribed in full. Given up like
+    /// [`transcribe_s16le_unless`](Self::transcribe_s16le_unless).
+    pub fn guess_s16le_unless(&mut self, chunks: &[Bytes], give_up: &AtomicBool) -> Result<Guess, SttError> {
+        self.load_chunks(chunks)?;
+        self.run_passes(Some(give_up), true).map(|(transcript, settled)| Guess { transcript, settled })
+    }
+
     fn transcribe_chunks(&mut self, chunks: &[Bytes], give_up: Option<&AtomicBool>) -> Result<Transcript, SttError> {
+        self.load_chunks(chunks)?;
+        self.run(give_up)
+    }
+
+    fn load_chunks(&mut self, chunks: &[Bytes]) -> Result<(), SttError> {
         if let Some(odd) = chunks.iter().find(|chunk| !chunk.len().is_multiple_of(2)) {
             return Err(SttError::OddLength { len: odd.len() });
         }
         s16le_to_f32(chunks, &mut self.samples);
-        self.run(give_up)
+        Ok(())
     }
 
     fn run(&mut self, give_up: Option<&AtomicBool>) -> Result<Transcript, SttError> {
+        self.run_passes(give_up, false).map(|(transcript, _)| transcript)
+    }
+
+    /// The passes of `decoding.rs` until one is not doubted; `quick`: only those on
+    /// windows sized to the utterance. The transcript, and whether it is the one the
+    /// whole ladder would give.
+    fn run_passes(&mut self, give_up: Option<&AtomicBool>, quick: bool) -> Result<(Transcript, bool), SttError> {
         let heard = self.samples.len();
         if heard == 0 {
             return Err(SttError::NoAudio);
@@ -188,13 +231,25 @@ impl WhisperStt {
         // The reference decoder's fallback: each temperature is tried only when the
         // one before it gave a doubtful text (see `decoding.rs`).
         let mut doubted = Vec::new();
+        let mut settled = true;
+        let started = Instant::now();
         for plan in self.options.passes(self.samples.len()) {
+            if quick && plan.audio_ctx >= FULL_AUDIO_CTX {
+                settled = false;
+                break;
+            }
+            // A fallback starts only within the budget: on a busy machine the full
+            // ladder would take many seconds, longer than anyone waits for an answer.
+            if !doubted.is_empty() && started.elapsed() > self.options.fallback_budget {
+                tracing::debug!(budget = ?self.options.fallback_budget, "whisper: fallback budget spent");
+                break;
+            }
             let pass = self.decode(plan, give_up)?;
             if pass.is_silence(&self.options) {
-                return Ok(self.transcript(Decoded { text: String::new(), ..pass }));
+                return Ok((self.transcript(Decoded { text: String::new(), ..pass }), true));
             }
             match pass.doubt(&self.options) {
-                None => return Ok(self.transcript(pass)),
+                None => return Ok((self.transcript(pass), true)),
                 Some(doubt) => {
                     tracing::debug!(?plan, ?doubt, text = %pass.text, "whisper: decoding doubted, falling back");
                     doubted.push(pass);
@@ -209,7 +264,7 @@ impl WhisperStt {
             }
         }
         let best = least_doubtful(doubted, &self.options).ok_or(SttError::NoAudio)?;
-        Ok(self.transcript(best))
+        Ok((self.transcript(best), settled))
     }
 
     /// One whisper.cpp pass as `plan` says.

@@ -150,7 +150,7 @@ impl VoiceService {
         let fault = fault::Fault::default();
         // One client for spoken and typed requests: one breaker, one memory.
         let chat = settings.chat.clone().map(ChatClient::new).transpose().context("[voice.chat]")?;
-        let ai_intent = Arc::new(intent_config().build_with(&home, chat.clone())?);
+        let ai_intent = Arc::new(models.intent_stage(chat.clone())?);
         let stages = {
             let (models, bus_tx, settings, fault) = (models.clone(), bus_tx.clone(), settings.clone(), fault.clone());
             tokio::task::spawn_blocking(move || stages::build(&settings, &models, bus_tx, fault, chat)).await??

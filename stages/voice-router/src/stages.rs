@@ -2,7 +2,9 @@
 //! transcript tap and the bus sink.
 
 use alicia_pipeline::{Frame, Outputs, Payload, Stage, StageError, StageHints};
-use alicia_stage_intent::{ChatClient, Home, IntentStage};
+use std::sync::Arc;
+
+use alicia_stage_intent::{ChatClient, Home, IntentStage, RunningTimers};
 use alicia_stage_stt::{DecodeOptions, WhisperModel, WhisperStage, WhisperStt};
 use alicia_stage_tts::{PiperConfig, PiperStage, PiperVoice};
 use alicia_stage_vad::{VadConfig, VadStage};
@@ -21,6 +23,8 @@ pub struct VoiceModels {
     piper: PiperVoice,
     piper_config: PiperConfig,
     home: Home,
+    /// The engine's running timers, for "how much time is left?".
+    timers: Option<Arc<dyn RunningTimers>>,
 }
 
 impl std::fmt::Debug for VoiceModels {
@@ -41,12 +45,33 @@ impl VoiceModels {
         let whisper = WhisperModel::load(&whisper_file)?;
         let piper_config = PiperConfig::from_models_dir(&settings.models);
         let piper = PiperVoice::load(&piper_config.voice, piper_config.intra_threads)?;
-        Ok(VoiceModels { whisper, piper, piper_config, home })
+        Ok(VoiceModels { whisper, piper, piper_config, home, timers: None })
+    }
+
+    /// Answers timer questions from `timers` in every topology built on these models.
+    pub fn with_timers(mut self, timers: Arc<dyn RunningTimers>) -> Self {
+        self.timers = Some(timers);
+        self
+    }
+
+    /// The intent stage on the home, with the chat client and the timers.
+    pub(crate) fn intent_stage(&self, chat: Option<ChatClient>) -> anyhow::Result<IntentStage> {
+        let stage = crate::intent_config().build_with(&self.home, chat)?;
+        Ok(match &self.timers {
+            Some(timers) => stage.with_timers(Arc::clone(timers)),
+            None => stage,
+        })
     }
 
     /// The Whisper weights, for other users of the same model (the Wyoming server).
     pub fn whisper(&self) -> &WhisperModel {
         &self.whisper
+    }
+
+    /// The Piper voice (one ONNX session, shared by its clones) and its settings, for
+    /// other users of the same voice (the Wyoming server).
+    pub fn piper(&self) -> (&PiperVoice, &PiperConfig) {
+        (&self.piper, &self.piper_config)
     }
 
     pub fn home(&self) -> &Home {
@@ -157,8 +182,8 @@ pub(crate) fn build(
         ),
         stt: VoiceStage::Stt(WhisperStage::new(home_whisper(models, settings.stt_threads)?), fault),
         tap: VoiceStage::Tap(TranscriptTap),
-        intent: VoiceStage::Intent(crate::intent_config().build_with(&models.home, chat)?),
-        tts: VoiceStage::Tts(PiperStage::new(models.piper.clone(), &models.piper_config)),
+        intent: VoiceStage::Intent(models.intent_stage(chat)?),
+        tts: VoiceStage::Tts(warm_piper(models)?),
         bus: VoiceStage::Bus(BusSink { bus }),
     })
 }
@@ -169,7 +194,17 @@ pub(crate) fn build(
 fn home_whisper(models: &VoiceModels, threads: usize) -> anyhow::Result<WhisperStt> {
     let prompt = models.home.vocabulary_prompt();
     let options = DecodeOptions { initial_prompt: (!prompt.is_empty()).then_some(prompt), ..DecodeOptions::default() };
-    Ok(WhisperStt::new(&models.whisper, threads)?.with_options(options))
+    let mut stt = WhisperStt::new(&models.whisper, threads)?.with_options(options);
+    stt.warm_up()?;
+    Ok(stt)
+}
+
+/// The TTS stage, its first synthesis done: ONNX Runtime's first run of a session
+/// costs several times a later one, and should not be a user's.
+fn warm_piper(models: &VoiceModels) -> anyhow::Result<PiperStage> {
+    let mut tts = PiperStage::new(models.piper.clone(), &models.piper_config);
+    tts.synthesize("Ready.").context("piper warm-up")?;
+    Ok(tts)
 }
 
 /// Passes everything on, and sends a copy of each final transcript to the bus so it is

@@ -1,0 +1,307 @@
+//! [`TimerBook`]: the running timers, by id, each kept in the durable store as a small
+//! JSON record under the `timers` namespace until it rings or is cancelled.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alicia_stage_intent::{RunningTimers, TimerLeft};
+use alicia_store::Store;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+/// The store namespace of the timers' records.
+const NAMESPACE: &str = "timers";
+/// Longest timer: a day.
+pub const MAX_TIMER_SECONDS: u32 = 24 * 3_600;
+/// Timers running at once, all sites together: a client cannot make the engine hold
+/// more.
+pub const MAX_TIMERS: usize = 256;
+
+/// One running timer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timer {
+    pub id: String,
+    pub site: String,
+    /// The speaker it rings on.
+    pub speaker: String,
+    pub name: Option<String>,
+    /// How long it was set for.
+    pub seconds: u32,
+    /// When it rings, in milliseconds since the Unix epoch: wall-clock time, so a timer
+    /// kept across a restart rings when it was meant to.
+    pub due_unix_ms: u64,
+}
+
+impl Timer {
+    pub fn due(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.due_unix_ms)
+    }
+
+    /// What the speaker says when it rings: "Your pizza timer is done.", "Your 5 minute
+    /// timer is done."
+    pub fn done_sentence(&self) -> String {
+        let what = match &self.name {
+            Some(name) => format!("{name} timer"),
+            None => format!("{} timer", length_words(self.seconds)),
+        };
+        format!("Your {what} is done.")
+    }
+}
+
+fn length_words(seconds: u32) -> String {
+    match (seconds / 3600, (seconds % 3600) / 60, seconds % 60) {
+        (0, 0, s) => format!("{s} second"),
+        (0, m, 0) => format!("{m} minute"),
+        (h, 0, 0) => format!("{h} hour"),
+        (0, m, s) => format!("{m} minute {s} second"),
+        (h, m, _) => format!("{h} hour {m} minute"),
+    }
+}
+
+/// Why a timer could not be set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetError {
+    OutOfRange,
+    TooMany,
+}
+
+/// The running timers, shared by the service that rings them and the matcher that
+/// answers questions about them. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct TimerBook {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    timers: Mutex<BTreeMap<String, Timer>>,
+    store: Option<Store>,
+    /// Woken whenever the timers change, so the ringer re-reads the next due time.
+    changed: Notify,
+}
+
+impl std::fmt::Debug for TimerBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimerBook").field("running", &self.inner.timers.lock().len()).finish()
+    }
+}
+
+impl TimerBook {
+    /// The timers kept in `store` (none without a store: they then live only as long
+    /// as the engine). A record that cannot be read is reported and dropped.
+    pub fn open(store: Option<Store>) -> TimerBook {
+        let mut timers = BTreeMap::new();
+        if let Some(store) = &store {
+            match store.read_owned(NAMESPACE) {
+                Ok(records) => {
+                    for (id, bytes) in records {
+                        match serde_json::from_slice::<Timer>(&bytes) {
+                            Ok(timer) => {
+                                timers.insert(id, timer);
+                            }
+                            Err(e) => {
+                                tracing::warn!(id, error = %e, "a kept timer could not be read; dropped");
+                                store.remove_owned(NAMESPACE, &id);
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "the kept timers could not be read"),
+            }
+        }
+        if !timers.is_empty() {
+            tracing::info!(timers = timers.len(), "timers restored from the store");
+        }
+        TimerBook { inner: Arc::new(Inner { timers: Mutex::new(timers), store, changed: Notify::new() }) }
+    }
+
+    /// Sets a timer of `seconds` at `site`, ringing on `speaker`. A running timer of the
+    /// same name at the site is replaced (an unnamed one is not: several may run).
+    pub fn set(
+        &self,
+        site: &str,
+        speaker: &str,
+        name: Option<String>,
+        seconds: u32,
+        now: SystemTime,
+    ) -> Result<(Timer, Option<Timer>), SetError> {
+        if seconds == 0 || seconds > MAX_TIMER_SECONDS {
+            return Err(SetError::OutOfRange);
+        }
+        let name = name.map(|n| n.trim().to_lowercase()).filter(|n| !n.is_empty());
+        let due = now + Duration::from_secs(u64::from(seconds));
+        let timer = Timer {
+            id: uuid::Uuid::new_v4().to_string(),
+            site: site.to_string(),
+            speaker: speaker.to_string(),
+            name,
+            seconds,
+            due_unix_ms: due.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
+        };
+        let replaced = {
+            let mut timers = self.inner.timers.lock();
+            let same = timers.values().find(|t| t.site == site && t.name.is_some() && t.name == timer.name);
+            let replaced = same.map(|t| t.id.clone()).and_then(|id| timers.remove(&id));
+            if timers.len() >= MAX_TIMERS {
+                if let Some(old) = replaced {
+                    timers.insert(old.id.clone(), old);
+                }
+                return Err(SetError::TooMany);
+            }
+            timers.insert(timer.id.clone(), timer.clone());
+            replaced
+        };
+        if let Some(store) = &self.inner.store {
+            if let Some(old) = &replaced {
+                store.remove_owned(NAMESPACE, &old.id);
+            }
+            // A timer is a few hundred bytes of JSON, kept once.
+            let record = serde_json::to_vec(&timer).map(Bytes::from).unwrap_or_default();
+            store.put_owned(NAMESPACE, &timer.id, record);
+        }
+        self.inner.changed.notify_one();
+        Ok((timer, replaced))
+    }
+
+    /// Cancels the site's timer called `name`, or all of the site's timers.
+    pub fn cancel(&self, site: &str, name: Option<&str>) -> Vec<Timer> {
+        let name = name.map(|n| n.trim().to_lowercase());
+        let cancelled: Vec<Timer> = {
+            let mut timers = self.inner.timers.lock();
+            let ids: Vec<String> = timers
+                .values()
+                .filter(|t| t.site == site && (name.is_none() || t.name == name))
+                .map(|t| t.id.clone())
+                .collect();
+            ids.iter().filter_map(|id| timers.remove(id)).collect()
+        };
+        self.forget(&cancelled);
+        cancelled
+    }
+
+    /// Removes and returns the timers due at `now`, soonest first.
+    pub fn take_due(&self, now: SystemTime) -> Vec<Timer> {
+        let mut due: Vec<Timer> = {
+            let mut timers = self.inner.timers.lock();
+            let ids: Vec<String> = timers.values().filter(|t| t.due() <= now).map(|t| t.id.clone()).collect();
+            ids.iter().filter_map(|id| timers.remove(id)).collect()
+        };
+        due.sort_by_key(|t| t.due_unix_ms);
+        self.forget(&due);
+        due
+    }
+
+    /// When the next timer rings.
+    pub fn next_due(&self) -> Option<SystemTime> {
+        self.inner.timers.lock().values().map(Timer::due).min()
+    }
+
+    /// Every running timer, soonest first.
+    pub fn all(&self) -> Vec<Timer> {
+        let mut all: Vec<Timer> = self.inner.timers.lock().values().cloned().collect();
+        all.sort_by_key(|t| t.due_unix_ms);
+        all
+    }
+
+    /// Resolves when the timers change.
+    pub async fn changed(&self) {
+        self.inner.changed.notified().await;
+    }
+
+    fn forget(&self, gone: &[Timer]) {
+        if let Some(store) = &self.inner.store {
+            for timer in gone {
+                store.remove_owned(NAMESPACE, &timer.id);
+            }
+        }
+        if !gone.is_empty() {
+            self.inner.changed.notify_one();
+        }
+    }
+}
+
+impl RunningTimers for TimerBook {
+    fn running(&self, site: &str) -> Vec<TimerLeft> {
+        let now = SystemTime::now();
+        self.all()
+            .into_iter()
+            .filter(|t| t.site == site)
+            .map(|t| TimerLeft {
+                remaining: t.due().duration_since(now).unwrap_or_default(),
+                length: Duration::from_secs(u64::from(t.seconds)),
+                name: t.name,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alicia_store::{StoreSettings, SyncMode};
+
+    fn store(dir: &std::path::Path) -> Store {
+        let settings =
+            StoreSettings { dir: dir.to_path_buf(), sync: SyncMode::Always, sync_interval: Duration::from_millis(50) };
+        Store::open(&settings).unwrap().0
+    }
+
+    #[test]
+    fn timers_are_set_replaced_by_name_cancelled_and_rung_in_order() {
+        let book = TimerBook::open(None);
+        let now = SystemTime::now();
+        let (pizza, _) = book.set("kitchen", "kitchen_speaker", Some("Pizza".into()), 600, now).unwrap();
+        assert_eq!(pizza.name.as_deref(), Some("pizza"));
+        let (egg, _) = book.set("kitchen", "kitchen_speaker", None, 300, now).unwrap();
+        book.set("bedroom", "bedroom_speaker", None, 60, now).unwrap();
+        let (_, replaced) = book.set("kitchen", "kitchen_speaker", Some("pizza".into()), 900, now).unwrap();
+        assert_eq!(replaced, Some(pizza));
+        let kitchen = book.running("kitchen");
+        assert_eq!(kitchen.len(), 2);
+        assert_eq!(kitchen[0].length, Duration::from_secs(300), "soonest first");
+        assert_eq!(book.set("kitchen", "kitchen_speaker", None, 0, now), Err(SetError::OutOfRange));
+        assert_eq!(book.set("kitchen", "kitchen_speaker", None, MAX_TIMER_SECONDS + 1, now), Err(SetError::OutOfRange));
+
+        let due = book.take_due(now + Duration::from_secs(301));
+        assert_eq!(due.iter().map(|t| t.site.as_str()).collect::<Vec<_>>(), ["bedroom", "kitchen"]);
+        assert_eq!(due[1], egg);
+        assert_eq!(due[1].done_sentence(), "Your 5 minute timer is done.");
+        assert_eq!(book.cancel("kitchen", Some("tea")), []);
+        let cancelled = book.cancel("kitchen", Some("pizza"));
+        assert_eq!(cancelled.len(), 1);
+        assert_eq!(cancelled[0].done_sentence(), "Your pizza timer is done.");
+        assert!(book.all().is_empty());
+    }
+
+    #[test]
+    fn the_number_of_timers_is_bounded() {
+        let book = TimerBook::open(None);
+        let now = SystemTime::now();
+        for _ in 0..MAX_TIMERS {
+            book.set("kitchen", "kitchen_speaker", None, 60, now).unwrap();
+        }
+        assert_eq!(book.set("kitchen", "kitchen_speaker", None, 60, now), Err(SetError::TooMany));
+    }
+
+    #[test]
+    fn running_timers_are_kept_in_the_store_and_rung_ones_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let kept = {
+            let store = store(dir.path());
+            let book = TimerBook::open(Some(store.clone()));
+            let (kept, _) = book.set("kitchen", "kitchen_speaker", Some("bread".into()), 3_600, now).unwrap();
+            book.set("kitchen", "kitchen_speaker", None, 5, now).unwrap();
+            book.set("hallway", "hallway_speaker", None, 60, now).unwrap();
+            assert_eq!(book.take_due(now + Duration::from_secs(10)).len(), 1);
+            book.cancel("hallway", None);
+            store.sync_blocking().unwrap();
+            kept
+        };
+        let book = TimerBook::open(Some(store(dir.path())));
+        assert_eq!(book.all(), [kept]);
+    }
+}
