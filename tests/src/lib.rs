@@ -11,12 +11,14 @@
 //! - [`voice`]: an engine with the real models, espeak speech, a Wyoming client.
 //! - [`chat_server`]: an OpenAI-compatible chat server (streamed and plain answers) for
 //!   `[voice.chat]`.
+//! - [`ai_requests`]: typed requests on `alicia/voice/ai/request` and their answers.
 //! - [`signing`]: signing keys, `[security.signing]`, envelopes a device signs in Python.
 //! - [`tls`]: a development PKI, `[mqtt.tls]` on it, rustls client configs.
 //! - [`bus_death`]: an engine whose fatal exit is caught, and clients that watch alerts.
 //! - [`gateway`]: what the security gateway leaves: the audit log read as JSON lines,
 //!   the refusal counters; the password files it reads.
 
+pub mod ai_requests;
 pub mod bus_death;
 pub mod chat_server;
 pub mod clients;

@@ -3,81 +3,26 @@
 //! place is answered by the chat model and spoken sentence by sentence as the answer
 //! streams in; `alicia/voice/ai/request` is answered on `alicia/voice/ai/response` by the
 //! matcher (its device command published) or the chat model; bad requests get their
-//! error on `alicia/voice/ai/error`; a server that is down opens the `llm` breaker and
-//! the user still gets the apology, at once; config mistakes are named by their path.
+//! error on `alicia/voice/ai/error`; config mistakes are named by their path. The
+//! tests that read the `llm` breaker's meters (process-global) have binaries of their
+//! own: `voice_chat_breaker.rs`, `voice_chat_live.rs`.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use alicia_config::VoiceChatSection;
+use alicia_e2e::ai_requests::{ai_request, chat_section, Watcher, REQUEST};
+use alicia_e2e::assert_bus_works;
 use alicia_e2e::chat_server::ChatServer;
 use alicia_e2e::clients::V4Client;
 use alicia_e2e::engine::alicia_binary;
 use alicia_e2e::voice::{espeak_pcm, quiet_room, stream_in_real_time, voice_engine_with, Wyoming};
-use alicia_e2e::{assert_bus_works, metric};
 use alicia_envelope::{Destination, Envelope, MessageType};
 use rumqttc::{Publish, QoS};
 use serde_json::{json, Value};
 
-const APOLOGY: &str = "Sorry, I didn't catch that.";
-
-/// A watcher that keeps what it read past, so messages of two publishers (the answer
-/// and the device command) can be taken in either order.
-struct Watcher {
-    client: V4Client,
-    kept: Vec<Publish>,
-}
-
-impl Watcher {
-    async fn connect(port: u16, id: &str, topics: &[&str]) -> Watcher {
-        let (mut client, _) = V4Client::connect(port, id, |o| {
-            o.set_max_packet_size(1 << 20, 1 << 20);
-        })
-        .await;
-        for topic in topics {
-            client.subscribe(topic, QoS::AtLeastOnce).await;
-        }
-        Watcher { client, kept: Vec::new() }
-    }
-
-    /// The first message on `topic` that `wanted` accepts, read now or kept before.
-    async fn take(&mut self, topic: &str, wanted: impl Fn(&Publish) -> bool) -> Publish {
-        if let Some(at) = self.kept.iter().position(|p| p.topic == topic && wanted(p)) {
-            return self.kept.remove(at);
-        }
-        loop {
-            let p = self.client.next_publish().await;
-            if p.topic == topic && wanted(&p) {
-                return p;
-            }
-            self.kept.push(p);
-        }
-    }
-
-    /// The answer (on `topic`) correlated to `request`.
-    async fn answer_to(&mut self, topic: &str, request: &Envelope) -> Envelope {
-        let id = request.message_id;
-        let p = self.take(topic, |p| Envelope::decode(&p.payload).is_ok_and(|e| e.correlation_id() == Some(id))).await;
-        Envelope::decode(&p.payload).unwrap()
-    }
-}
-
-fn ai_request(data: Value) -> Envelope {
-    Envelope::new("dashboard", Destination::Service("ai_service".into()), MessageType::Request, data)
-}
-
-async fn publish(client: &V4Client, topic: &str, payload: Vec<u8>) {
-    client.client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
-}
-
-fn chat(url: &str) -> VoiceChatSection {
-    VoiceChatSection { personality: "You are Alicia. Be brief.".into(), ..VoiceChatSection::new(url, "test-model") }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spoken_question_is_answered_by_the_chat_model_sentence_by_sentence() {
     let server = ChatServer::holding_back();
-    let engine = voice_engine_with(|config| config.voice.chat = Some(chat(server.url()))).await;
+    let engine = voice_engine_with(|config| config.voice.chat = Some(chat_section(server.url()))).await;
     let port = engine.mqtt_port();
     let speaker = "alicia/devices/kitchen_speaker/audio";
     let mut watcher = Watcher::connect(port, "chat-watcher", &[speaker, "alicia/voice/tts/response"]).await;
@@ -90,9 +35,13 @@ async fn a_spoken_question_is_answered_by_the_chat_model_sentence_by_sentence() 
             .encode()
             .to_vec()
     };
-    publish(&satellite, "alicia/voice/audio/kitchen/start", envelope(json!({"session_id": "q-1"}))).await;
+    let publish = |topic: &'static str, payload: Vec<u8>| {
+        let client = satellite.client.clone();
+        async move { client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap() }
+    };
+    publish("alicia/voice/audio/kitchen/start", envelope(json!({"session_id": "q-1"}))).await;
     stream_in_real_time(&satellite.client, "kitchen", &speech).await;
-    publish(&satellite, "alicia/voice/audio/kitchen/stop", envelope(json!({"session_id": "q-1"}))).await;
+    publish("alicia/voice/audio/kitchen/stop", envelope(json!({"session_id": "q-1"}))).await;
 
     // The server holds the second sentence back until released: the first reply audio
     // can only come from the first sentence, spoken before the answer was whole.
@@ -130,7 +79,7 @@ async fn a_spoken_question_is_answered_by_the_chat_model_sentence_by_sentence() 
 async fn typed_requests_are_answered_on_ai_response_by_the_matcher_or_the_chat_model() {
     let server = ChatServer::start();
     let engine = voice_engine_with(|config| {
-        config.voice.chat = Some(chat(server.url()));
+        config.voice.chat = Some(chat_section(server.url()));
         config.voice.max_ai_text_chars = 100;
     })
     .await;
@@ -148,7 +97,7 @@ async fn typed_requests_are_answered_on_ai_response_by_the_matcher_or_the_chat_m
         let client = dashboard.client.clone();
         let bytes = request.encode().to_vec();
         async move {
-            client.publish("alicia/voice/ai/request", QoS::AtLeastOnce, false, bytes).await.unwrap();
+            client.publish(REQUEST, QoS::AtLeastOnce, false, bytes).await.unwrap();
             request
         }
     };
@@ -206,50 +155,13 @@ async fn typed_requests_are_answered_on_ai_response_by_the_matcher_or_the_chat_m
         assert_eq!((error["error_type"].as_str(), error["message"].as_str()), (Some(error_type), Some(message)));
     }
     // Not an envelope at all: the gatekeeper names the problem on the same topic.
-    publish(&dashboard, "alicia/voice/ai/request", b"{\"text\": \"no envelope\"}".to_vec()).await;
+    dashboard.client.publish(REQUEST, QoS::AtLeastOnce, false, b"{\"text\": \"no envelope\"}".to_vec()).await.unwrap();
     let gatekeepers =
         |p: &Publish| Envelope::decode(&p.payload).is_ok_and(|e| e.payload.data["topic"] == "alicia/voice/ai/request");
     let refusal = Envelope::decode(&watcher.take("alicia/voice/ai/error", gatekeepers).await.payload).unwrap();
     assert!(refusal.payload.data["error_type"].is_string() && refusal.payload.data["field"].is_string());
     assert_eq!(server.requests().len(), 2, "nothing bad reached the model");
     assert_bus_works(&engine).await;
-    engine.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_down_chat_server_opens_the_llm_breaker_and_the_user_still_gets_an_answer_at_once() {
-    // A port nobody listens on: every connection is refused.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut section = chat(&format!("http://127.0.0.1:{port}"));
-    section.breaker.failure_threshold = 2;
-    section.breaker.max_attempts = 1;
-    section.breaker.open_ms = 600_000;
-    let engine = voice_engine_with(|config| config.voice.chat = Some(section)).await;
-    let http = engine.http_addr();
-    let mut watcher = Watcher::connect(engine.mqtt_port(), "breaker-watcher", &["alicia/voice/ai/response"]).await;
-    let (dashboard, _) = V4Client::connect(engine.mqtt_port(), "dashboard", |_| {}).await;
-    let mut ask = async |text: &str| {
-        let request = ai_request(json!({"text": text}));
-        let asked = Instant::now();
-        publish(&dashboard, "alicia/voice/ai/request", request.encode().to_vec()).await;
-        let data = watcher.answer_to("alicia/voice/ai/response", &request).await.payload.data;
-        (data, asked.elapsed())
-    };
-
-    for _ in 0..2 {
-        let (data, _) = ask("what's the meaning of life").await;
-        assert_eq!(data["text"], APOLOGY);
-        assert_eq!(data["chat_error"]["error_type"], "chat_unreachable", "{data}");
-    }
-    assert_eq!(metric(http, "alicia_breaker_state{target=\"llm\"}").await, Some(1.0), "open");
-    let (data, took) = ask("and now?").await;
-    assert_eq!((data["text"].as_str(), data["answered_by"].as_str()), (Some(APOLOGY), Some("matcher")));
-    assert_eq!(data["chat_error"]["error_type"], "chat_circuit_open", "{data}");
-    assert!(took < Duration::from_secs(2), "the apology came after {took:?}");
-    // The matcher still answers what it knows.
-    let (data, _) = ask("what time is it").await;
-    assert_eq!(data["intent"], "what_time");
-    assert!(metric(http, "alicia_breaker_short_circuits_total{target=\"llm\"}").await.unwrap_or(0.0) >= 1.0);
     engine.stop().await;
 }
 

@@ -13,9 +13,6 @@ use std::time::{Duration, Instant};
 
 use crate::error::ChatError;
 
-/// Where a response's body goes, piece by piece as it arrives, with its head.
-pub(crate) type BodySink<'a> = dyn FnMut(Head, &[u8]) -> Result<(), ChatError> + 'a;
-
 /// Largest answer read; a chat completion of a few sentences is a few KiB.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
 const MAX_HEADER_BYTES: usize = 64 << 10;
@@ -80,6 +77,9 @@ pub(crate) struct Head {
     pub(crate) event_stream: bool,
 }
 
+/// Takes the answer's body, piece by piece as it arrives, with the head it came under.
+pub(crate) type BodyReader<'a> = dyn FnMut(Head, &[u8]) -> Result<(), ChatError> + 'a;
+
 /// POSTs `body` as JSON to `url` with extra `headers`, and hands the answer's body to
 /// `on_body` piece by piece as it arrives (decoded from chunked transfer when it is), so
 /// a streamed answer can be used before it ends. Returns the head once the body has
@@ -91,7 +91,7 @@ pub(crate) fn post_json(
     body: &[u8],
     end: Instant,
     timeout: Duration,
-    on_body: &mut BodySink<'_>,
+    on_body: &mut BodyReader<'_>,
 ) -> Result<Head, ChatError> {
     let deadline = Deadline { end, timeout };
     let mut stream = connect(url, &deadline)?;
@@ -164,7 +164,7 @@ fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, deadline: &Deadline) -> Resul
     Ok(read > 0)
 }
 
-fn read_response(stream: &mut TcpStream, deadline: &Deadline, on_body: &mut BodySink<'_>) -> Result<Head, ChatError> {
+fn read_response(stream: &mut TcpStream, deadline: &Deadline, on_body: &mut BodyReader<'_>) -> Result<Head, ChatError> {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -250,7 +250,7 @@ fn read_response(stream: &mut TcpStream, deadline: &Deadline, on_body: &mut Body
 /// The body on its way to its reader, counted against [`MAX_RESPONSE_BYTES`].
 struct Body<'a> {
     head: Head,
-    on_body: &'a mut BodySink<'a>,
+    on_body: &'a mut BodyReader<'a>,
     delivered: usize,
 }
 

@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use alicia_broker::LocalClient;
+use alicia_broker::{LocalClient, LocalMessage};
 use alicia_envelope::{topics, Destination, Envelope, MessageType, ENGINE_SOURCE};
 use alicia_pipeline::{Frame, FrameMeta, Payload};
 use alicia_stage_intent::{Home, IntentStage};
@@ -53,8 +53,20 @@ struct Question {
     site: Option<String>,
 }
 
-pub(crate) async fn run(mut client: LocalClient, ai: AiRequests, stop: CancellationToken) {
-    let Some(inbox) = requests::subscribe(&mut client, topics::VOICE_AI_REQUEST).await else { return };
+/// Subscribes `client` to the requests; done before the service is said to be
+/// running, so a request sent once it is cannot be missed.
+pub(crate) async fn subscribe(mut client: LocalClient) -> anyhow::Result<(LocalClient, flume::Receiver<LocalMessage>)> {
+    let inbox = requests::subscribe(&mut client, topics::VOICE_AI_REQUEST)
+        .await
+        .ok_or_else(|| anyhow::anyhow!("cannot subscribe to {}", topics::VOICE_AI_REQUEST))?;
+    Ok((client, inbox))
+}
+
+pub(crate) async fn run(
+    (client, inbox): (LocalClient, flume::Receiver<LocalMessage>),
+    ai: AiRequests,
+    stop: CancellationToken,
+) {
     // The answers leave through one task that owns the link; the inbox stays here.
     let (answers, outgoing) = mpsc::channel::<(&'static str, Bytes)>(AT_ONCE * 2);
     let publisher = tokio::spawn(publish_all(client, outgoing));

@@ -192,7 +192,7 @@ impl VoiceService {
         let publisher_client = LocalClient::connect(bus, "voice-publisher").await?;
         let requests_client = LocalClient::connect(bus, "voice-stt-requests").await?;
         let says_client = LocalClient::connect(bus, "voice-tts-requests").await?;
-        let ai_client = LocalClient::connect(bus, "voice-ai-requests").await?;
+        let ai_link = ai_request::subscribe(LocalClient::connect(bus, "voice-ai-requests").await?).await?;
         let says = tts_request::PendingSays::default();
         let refused = limits::RefusalCounters::new();
         let limits = settings.limits.clone();
@@ -226,7 +226,7 @@ impl VoiceService {
             watch("voice intake", tokio::spawn(intake::run(intake_client, intake, stop.clone()))),
             watch("voice stt requests", tokio::spawn(requests)),
             watch("voice tts requests", tokio::spawn(tts_request::run(says_client, say_service, stop.clone()))),
-            watch("voice ai requests", tokio::spawn(ai_request::run(ai_client, ai, stop.clone()))),
+            watch("voice ai requests", tokio::spawn(ai_request::run(ai_link, ai, stop.clone()))),
             watch("voice publisher", tokio::spawn(publisher::run(publisher_client, bus_rx, home, says, stop.clone()))),
         ];
         tracing::info!("voice data plane ready");
