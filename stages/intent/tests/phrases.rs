@@ -351,7 +351,13 @@ fn each_intent_has_its_command_and_reply() {
         assert_eq!(understood.command.as_ref().map(|c| c.to_json()), command, "{text:?}");
         assert_eq!(understood.reply, reply, "{text:?}");
         if let Some(command) = understood.command {
-            assert_eq!(command.topic(), format!("alicia/devices/{}/command", command.device_id));
+            // Timers go to the engine's timers; everything else to its device.
+            let expected = if command.to_json()["action"].as_str().is_some_and(|a| a.ends_with("_timer")) {
+                alicia_stage_intent::TIMER_COMMAND_TOPIC.to_string()
+            } else {
+                format!("alicia/devices/{}/command", command.device_id)
+            };
+            assert_eq!(command.topic(), expected, "{text:?}");
         }
     }
 }

@@ -78,9 +78,8 @@ pub struct DecodeOptions {
     /// home's rooms and devices). Kept short: a long prompt costs decoder time and
     /// makes small models loop.
     pub initial_prompt: Option<String>,
-    /// No fallback pass starts after this much time on one utterance: the least
-    /// doubtful pass so far is given. A full-window pass takes 1-2 s on two cores, so
-    /// the ladder's worst case is this plus one such pass.
+    /// The fallback passes of one utterance end by this much time after it started
+    /// (one still running then is stopped): the least doubtful pass so far is given.
     pub fallback_budget: std::time::Duration,
 }
 
@@ -94,7 +93,7 @@ impl Default for DecodeOptions {
             logprob_threshold: -1.0,
             no_speech_threshold: 0.6,
             initial_prompt: None,
-            fallback_budget: std::time::Duration::from_millis(1500),
+            fallback_budget: std::time::Duration::from_millis(3000),
         }
     }
 }

@@ -5,28 +5,42 @@
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use whisper_rs::FullParams;
 
-/// Makes the `full` call run with `params` stop as soon as `flag` is set. The caller
-/// keeps `flag` alive until that call returns: `params` holds a raw pointer to it.
-pub(crate) fn give_up_when(params: &mut FullParams<'_, '_>, flag: &AtomicBool) {
-    // SAFETY: the callback only reads through the pointer, as an `AtomicBool`, and the
-    // caller (`WhisperStt::run`) borrows the flag for the whole `full` call, the only
-    // time whisper.cpp calls it.
-    unsafe {
-        params.set_abort_callback(Some(flag_is_set));
-        params.set_abort_callback_user_data(std::ptr::from_ref(flag).cast_mut().cast::<c_void>());
+/// When a `full` call stops early: the caller's flag is set (its result is no longer
+/// wanted), or a deadline passed (a fallback pass over its budget).
+pub(crate) struct GiveUp<'a> {
+    pub(crate) flag: Option<&'a AtomicBool>,
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl GiveUp<'_> {
+    pub(crate) fn now(&self) -> bool {
+        self.flag.is_some_and(|f| f.load(Ordering::Relaxed)) || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 }
 
-/// whisper.cpp's abort callback: `flag` is the pointer `give_up_when` registered.
-unsafe extern "C" fn flag_is_set(flag: *mut c_void) -> bool {
-    // SAFETY: see `give_up_when`: a live `AtomicBool`, only read.
-    let set = unsafe { (*flag.cast::<AtomicBool>()).load(Ordering::Relaxed) };
-    if set {
+/// Makes the `full` call run with `params` stop as soon as `when` says so. The caller
+/// keeps `when` alive until that call returns: `params` holds a raw pointer to it.
+pub(crate) fn give_up_when(params: &mut FullParams<'_, '_>, when: &GiveUp<'_>) {
+    // SAFETY: the callback only reads through the pointer, as a `GiveUp`, and the
+    // caller (`WhisperStt::decode`) borrows it for the whole `full` call, the only time
+    // whisper.cpp calls it.
+    unsafe {
+        params.set_abort_callback(Some(should_stop));
+        params.set_abort_callback_user_data(std::ptr::from_ref(when).cast_mut().cast::<c_void>());
+    }
+}
+
+/// whisper.cpp's abort callback: `when` is the pointer `give_up_when` registered.
+unsafe extern "C" fn should_stop(when: *mut c_void) -> bool {
+    // SAFETY: see `give_up_when`: a live `GiveUp`, only read.
+    let stop = unsafe { (*when.cast::<GiveUp<'_>>()).now() };
+    if stop {
         // whisper.cpp is about to log the stop as a failure, on this thread: it is not one.
         crate::logs::giving_up();
     }
-    set
+    stop
 }

@@ -12,6 +12,7 @@ use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextPar
 use alicia_pipeline::Transcript;
 
 use crate::decoding::{least_doubtful, Beams, DecodeOptions, Decoded, Doubt, Pass, FULL_AUDIO_CTX};
+use crate::give_up::GiveUp;
 
 /// Whisper's input rate.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -164,7 +165,7 @@ impl WhisperStt {
         // Low noise rather than digital zero: the same code path as a quiet room.
         self.samples.extend((0..MIN_SAMPLES).map(|i| if i % 2 == 0 { 1e-4 } else { -1e-4 }));
         let plan = self.options.passes(self.samples.len())[0];
-        self.decode(plan, None).map(|_| ())
+        self.decode(plan, None, None).map(|_| ())
     }
 
     /// Transcribes one utterance of 16 kHz mono samples.
@@ -238,13 +239,14 @@ impl WhisperStt {
                 settled = false;
                 break;
             }
-            // A fallback starts only within the budget: on a busy machine the full
-            // ladder would take many seconds, longer than anyone waits for an answer.
-            if !doubted.is_empty() && started.elapsed() > self.options.fallback_budget {
+            // Fallbacks run within the budget, stopped mid-way at its end: on a busy
+            // machine the full ladder would take many seconds, longer than anyone
+            // waits for an answer. The first pass always runs to its end.
+            let deadline = (!doubted.is_empty()).then(|| started + self.options.fallback_budget);
+            let Some(pass) = self.decode(plan, give_up, deadline)? else {
                 tracing::debug!(budget = ?self.options.fallback_budget, "whisper: fallback budget spent");
                 break;
-            }
-            let pass = self.decode(plan, give_up)?;
+            };
             if pass.is_silence(&self.options) {
                 return Ok((self.transcript(Decoded { text: String::new(), ..pass }), true));
             }
@@ -267,8 +269,13 @@ impl WhisperStt {
         Ok((self.transcript(best), settled))
     }
 
-    /// One whisper.cpp pass as `plan` says.
-    fn decode(&mut self, plan: Pass, give_up: Option<&AtomicBool>) -> Result<Decoded, SttError> {
+    /// One whisper.cpp pass as `plan` says; `None` if `deadline` passed first.
+    fn decode(
+        &mut self,
+        plan: Pass,
+        give_up: Option<&AtomicBool>,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Decoded>, SttError> {
         let strategy = match plan.beams {
             Beams::Greedy { best_of } => SamplingStrategy::Greedy { best_of: best_of as i32 },
             Beams::Search { beam_size } => SamplingStrategy::BeamSearch { beam_size: beam_size as i32, patience: -1.0 },
@@ -300,16 +307,18 @@ impl WhisperStt {
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
-        if let Some(flag) = give_up {
-            // `flag` is borrowed for this whole function, so it outlives `full`.
-            crate::give_up::give_up_when(&mut params, flag);
+        // `when` lives on this frame for the whole `full` call.
+        let when = GiveUp { flag: give_up, deadline };
+        if give_up.is_some() || deadline.is_some() {
+            crate::give_up::give_up_when(&mut params, &when);
         }
         crate::logs::clear_giving_up();
         let result = self.state.full(params, &self.samples);
         crate::logs::clear_giving_up();
         match result {
-            Ok(_) => Ok(self.collect(temperature, max_tokens)),
+            Ok(_) => Ok(Some(self.collect(temperature, max_tokens))),
             Err(_) if give_up.is_some_and(|flag| flag.load(Ordering::Relaxed)) => Err(SttError::GivenUp),
+            Err(_) if deadline.is_some_and(|d| Instant::now() >= d) => Ok(None),
             Err(e) => Err(SttError::Transcribe(e)),
         }
     }

@@ -68,7 +68,10 @@ fn the_stt_transcript_is_read_and_stamped_understood() {
     assert_eq!(
         run(&mut stage, transcript("Set a timer for five minutes.", None)),
         [
-            ("out", r#"alicia/devices/bedroom_speaker/command {"action":"set_timer","device_id":"bedroom_speaker","value":5}"#.into()),
+            (
+                "out",
+                r#"alicia/voice/timer/command {"action":"set_timer","device_id":"bedroom_speaker","value":300}"#.into()
+            ),
             ("out", "Timer set for 5 minutes.".into()),
         ]
     );
