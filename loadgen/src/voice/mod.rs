@@ -50,8 +50,8 @@ pub const METHOD: &str = "\
 K satellites, each with a site and a speaker of its own (the engine runs one voice session per site; \
 when K exceeds the home's sites and loadgen starts the engine, it runs `alicia serve --home` with a \
 copy of the home plus one site and one new speaker per extra satellite, added to the rooms in turn), \
-each on its own MQTT 3.1.1 connection, speak N requests, cycling through fourteen phrasings of seven \
-intents synthesised at run time (espeak-ng -v en-us -s 150 → sox → 16 kHz mono s16le) followed by \
+each on its own MQTT 3.1.1 connection, speak N requests, cycling through fifteen phrasings (fourteen of seven \
+intents and one the matcher does not understand, answered with an apology) synthesised at run time (espeak-ng -v en-us -s 150 → sox → 16 kHz mono s16le) followed by \
 400 ms of low-level noise (±8 LSB) so the VAD's hangover (250 ms by default) ends the utterance. \
 A request is \
 `alicia/voice/audio/{site}/start` (envelope, payload.data {session_id, rate 16000, width 2, \
