@@ -182,12 +182,7 @@ fn check_url(url: &str) -> Result<(), &'static str> {
 mod tests {
     use crate::AliciaConfig;
 
-    fn errors(text: &str) -> Vec<String> {
-        match AliciaConfig::from_toml_str(text) {
-            Ok(_) => Vec::new(),
-            Err(errors) => errors.iter().map(ToString::to_string).collect(),
-        }
-    }
+    use crate::tests::error_lines as errors;
 
     #[test]
     fn the_chat_is_off_unless_its_section_is_there() {

@@ -65,12 +65,7 @@ fn device_tokens(c: &AliciaConfig, errors: &mut ConfigErrors) {
 mod tests {
     use crate::AliciaConfig;
 
-    fn errors(text: &str) -> Vec<String> {
-        match AliciaConfig::from_toml_str(text) {
-            Ok(_) => Vec::new(),
-            Err(errors) => errors.iter().map(ToString::to_string).collect(),
-        }
-    }
+    use crate::tests::error_lines as errors;
 
     #[test]
     fn the_doors_default_to_loopback_and_wyoming_allows_only_it() {

@@ -1,5 +1,13 @@
 use super::*;
 
+/// Every error `text` gets, as `path: message` lines; none when it is valid.
+pub(crate) fn error_lines(text: &str) -> Vec<String> {
+    match AliciaConfig::from_toml_str(text) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
 #[test]
 fn empty_file_gives_defaults() {
     let c = AliciaConfig::from_toml_str("").unwrap();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use alicia_stage_intent::{RunningTimers, TimerLeft};
+use alicia_stage_intent::{timer_spoken, RunningTimers, TimerLeft};
 use alicia_store::Store;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -43,21 +43,8 @@ impl Timer {
     /// What the speaker says when it rings: "Your pizza timer is done.", "Your 5 minute
     /// timer is done."
     pub fn done_sentence(&self) -> String {
-        let what = match &self.name {
-            Some(name) => format!("{name} timer"),
-            None => format!("{} timer", length_words(self.seconds)),
-        };
-        format!("Your {what} is done.")
-    }
-}
-
-fn length_words(seconds: u32) -> String {
-    match (seconds / 3600, (seconds % 3600) / 60, seconds % 60) {
-        (0, 0, s) => format!("{s} second"),
-        (0, m, 0) => format!("{m} minute"),
-        (h, 0, 0) => format!("{h} hour"),
-        (0, m, s) => format!("{m} minute {s} second"),
-        (h, m, _) => format!("{h} hour {m} minute"),
+        let length = Duration::from_secs(u64::from(self.seconds));
+        format!("Your {} is done.", timer_spoken(self.name.as_deref(), length))
     }
 }
 
@@ -192,6 +179,15 @@ impl TimerBook {
         due.sort_by_key(|t| t.due_unix_ms);
         self.forget(&due);
         due
+    }
+
+    /// How many timers are running.
+    pub fn len(&self) -> usize {
+        self.inner.timers.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// When the next timer rings.

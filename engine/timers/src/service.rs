@@ -44,7 +44,7 @@ impl TimerService {
             for timer in self.book.take_due(SystemTime::now()) {
                 ring(&mut client, &timer).await;
             }
-            metrics::gauge!("alicia_timers_running").set(self.book.all().len() as f64);
+            metrics::gauge!("alicia_timers_running").set(self.book.len() as f64);
             let nap = self
                 .book
                 .next_due()

@@ -66,4 +66,4 @@ pub use intent::{Action, DeviceCommand, Intent, Quantity, Understanding, Unmatch
 pub use matcher::IntentMatcher;
 pub use reply::DIDNT_CATCH_THAT;
 pub use stage::{IntentConfig, IntentStage, OutputLayout, COMMAND_OUTPUT, REPLY_OUTPUT};
-pub use timers::{RunningTimers, TimerLeft};
+pub use timers::{timer_spoken, RunningTimers, TimerLeft};

@@ -184,46 +184,57 @@ enum Want {
 
 impl IntentMatcher {
     pub fn new(home: &Home) -> Self {
-        let phrases = |name: &str, aliases: &[String], id: &str| -> Vec<Vec<String>> {
+        // Each name, alias and id (with spaces for `_` and `-`), as its words.
+        let names = |name: &str, aliases: &[String], id: &str| -> Vec<Vec<Word>> {
             let id = id.replace(['_', '-'], " ");
             std::iter::once(name)
                 .chain(aliases.iter().map(String::as_str))
                 .chain(std::iter::once(id.as_str()))
-                .map(|phrase| {
-                    words(phrase).into_iter().map(|w| w.folded).filter(|w| !FILLERS.contains(&w.as_str())).collect()
-                })
+                .map(words)
+                .collect()
+        };
+        // Matched: folded words without fillers.
+        let phrases = |names: &[Vec<Word>]| -> Vec<Vec<String>> {
+            names
+                .iter()
+                .map(|n| n.iter().map(|w| w.folded.clone()).filter(|w| !FILLERS.contains(&w.as_str())).collect())
                 .filter(|phrase: &Vec<String>| !phrase.is_empty())
                 .collect()
         };
-        let spoken = |name: &str, aliases: &[String], id: &str| -> Vec<String> {
-            let id = id.replace(['_', '-'], " ");
-            std::iter::once(name)
-                .chain(aliases.iter().map(String::as_str))
-                .chain(std::iter::once(id.as_str()))
-                .map(|phrase| words(phrase).into_iter().map(|w| w.said).collect::<Vec<_>>().join(" "))
+        // Compared by sound: the words as said.
+        let spoken = |names: &[Vec<Word>]| -> Vec<String> {
+            names
+                .iter()
+                .map(|n| n.iter().map(|w| w.said.as_str()).collect::<Vec<_>>().join(" "))
                 .filter(|phrase| !phrase.is_empty())
                 .collect()
         };
         let devices = home
             .devices
             .iter()
-            .map(|d| KnownDevice {
-                id: d.id.clone(),
-                name: d.name.trim().to_string(),
-                kind: d.kind,
-                room: d.room.clone(),
-                phrases: phrases(&d.name, &d.aliases, &d.id),
-                spoken: spoken(&d.name, &d.aliases, &d.id),
+            .map(|d| {
+                let names = names(&d.name, &d.aliases, &d.id);
+                KnownDevice {
+                    id: d.id.clone(),
+                    name: d.name.trim().to_string(),
+                    kind: d.kind,
+                    room: d.room.clone(),
+                    phrases: phrases(&names),
+                    spoken: spoken(&names),
+                }
             })
             .collect();
         let rooms = home
             .rooms
             .iter()
-            .map(|(id, r)| KnownRoom {
-                id: id.clone(),
-                name: r.name.trim().to_string(),
-                phrases: phrases(&r.name, &r.aliases, id),
-                spoken: spoken(&r.name, &r.aliases, id),
+            .map(|(id, r)| {
+                let names = names(&r.name, &r.aliases, id);
+                KnownRoom {
+                    id: id.clone(),
+                    name: r.name.trim().to_string(),
+                    phrases: phrases(&names),
+                    spoken: spoken(&names),
+                }
             })
             .collect();
         let sites = home

@@ -32,9 +32,14 @@ impl std::fmt::Debug for TimerView {
 
 /// "the pizza timer", "the 5 minute timer".
 pub(crate) fn timer_called(name: Option<&str>, length: Duration) -> String {
+    format!("the {}", timer_spoken(name, length))
+}
+
+/// A timer as said: "pizza timer", "5 minute timer", "1 minute 30 second timer".
+pub fn timer_spoken(name: Option<&str>, length: Duration) -> String {
     match name {
-        Some(name) => format!("the {name} timer"),
-        None => format!("the {} timer", length_adjective(length)),
+        Some(name) => format!("{name} timer"),
+        None => format!("{} timer", length_adjective(length)),
     }
 }
 
