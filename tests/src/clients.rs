@@ -6,6 +6,7 @@ use std::time::Duration;
 use rumqttc::v5;
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::PATIENCE;
 
@@ -63,8 +64,9 @@ impl V4Client {
 
     /// The CONNACK, or the error that ended the connection first.
     pub async fn connack(&mut self) -> Result<rumqttc::ConnAck, rumqttc::ConnectionError> {
+        let by = Instant::now() + PATIENCE;
         loop {
-            match self.next_event().await {
+            match self.next_event(by).await {
                 Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => return Ok(ack),
                 Ok(_) => {}
                 Err(e) => return Err(e),
@@ -72,18 +74,22 @@ impl V4Client {
         }
     }
 
-    async fn next_event(&mut self) -> Result<rumqttc::Event, rumqttc::ConnectionError> {
-        tokio::time::timeout(PATIENCE, self.events.recv())
+    /// The next event, or a panic once `by` has passed: a wait ends on a deadline for
+    /// the packet it waits for, not on the first quiet gap (pings would reset that).
+    async fn next_event(&mut self, by: Instant) -> Result<rumqttc::Event, rumqttc::ConnectionError> {
+        tokio::time::timeout_at(by, self.events.recv())
             .await
-            .expect("an mqtt event within the patience window")
+            .expect("the awaited mqtt packet within the patience window")
             .expect("event loop alive")
     }
 
     /// Subscribes and waits for the SUBACK's return codes.
     pub async fn subscribe(&mut self, filter: &str, qos: rumqttc::QoS) -> Vec<rumqttc::SubscribeReasonCode> {
+        let by = Instant::now() + PATIENCE;
         self.client.subscribe(filter, qos).await.unwrap();
         loop {
-            if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(ack)) = self.next_event().await.expect("connected")
+            if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(ack)) =
+                self.next_event(by).await.expect("connected")
             {
                 return ack.return_codes;
             }
@@ -92,8 +98,10 @@ impl V4Client {
 
     /// The next PUBLISH delivered to this client.
     pub async fn next_publish(&mut self) -> rumqttc::Publish {
+        let by = Instant::now() + PATIENCE;
         loop {
-            if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = self.next_event().await.expect("connected") {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = self.next_event(by).await.expect("connected")
+            {
                 return p;
             }
         }
@@ -101,18 +109,20 @@ impl V4Client {
 
     /// The next publish on `topic`, skipping others.
     pub async fn next_publish_on(&mut self, topic: &str) -> rumqttc::Publish {
+        let by = Instant::now() + PATIENCE;
         loop {
-            let p = self.next_publish().await;
-            if p.topic == topic {
-                return p;
+            match self.next_event(by).await.expect("connected") {
+                rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) if p.topic == topic => return p,
+                _ => {}
             }
         }
     }
 
     /// Waits for an outgoing publish's acknowledgement (PUBACK or PUBCOMP).
     pub async fn acked(&mut self) {
+        let by = Instant::now() + PATIENCE;
         loop {
-            let event = self.next_event().await.expect("connected");
+            let event = self.next_event(by).await.expect("connected");
             if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_) | rumqttc::Packet::PubComp(_)) = event {
                 return;
             }
@@ -121,8 +131,9 @@ impl V4Client {
 
     /// Waits until the connection ends and returns why.
     pub async fn closed(&mut self) -> rumqttc::ConnectionError {
+        let by = Instant::now() + PATIENCE;
         loop {
-            if let Err(e) = self.next_event().await {
+            if let Err(e) = self.next_event(by).await {
                 return e;
             }
         }
@@ -157,8 +168,9 @@ impl V5Client {
     }
 
     pub async fn connack(&mut self) -> Result<v5::mqttbytes::v5::ConnAck, v5::ConnectionError> {
+        let by = Instant::now() + PATIENCE;
         loop {
-            match self.next_event().await {
+            match self.next_event(by).await {
                 Ok(v5::Event::Incoming(v5::mqttbytes::v5::Packet::ConnAck(ack))) => return Ok(ack),
                 Ok(_) => {}
                 Err(e) => return Err(e),
@@ -166,10 +178,11 @@ impl V5Client {
         }
     }
 
-    async fn next_event(&mut self) -> Result<v5::Event, v5::ConnectionError> {
-        tokio::time::timeout(PATIENCE, self.events.recv())
+    /// The next event, or a panic once `by` has passed (see [`V4Client::next_event`]).
+    async fn next_event(&mut self, by: Instant) -> Result<v5::Event, v5::ConnectionError> {
+        tokio::time::timeout_at(by, self.events.recv())
             .await
-            .expect("an mqtt event within the patience window")
+            .expect("the awaited mqtt packet within the patience window")
             .expect("event loop alive")
     }
 
@@ -178,10 +191,11 @@ impl V5Client {
         filter: &str,
         qos: v5::mqttbytes::QoS,
     ) -> Vec<v5::mqttbytes::v5::SubscribeReasonCode> {
+        let by = Instant::now() + PATIENCE;
         self.client.subscribe(filter, qos).await.unwrap();
         loop {
             if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::SubAck(ack)) =
-                self.next_event().await.expect("connected")
+                self.next_event(by).await.expect("connected")
             {
                 return ack.return_codes;
             }
@@ -208,9 +222,10 @@ impl V5Client {
     }
 
     async fn suback(&mut self) -> Vec<v5::mqttbytes::v5::SubscribeReasonCode> {
+        let by = Instant::now() + PATIENCE;
         loop {
             if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::SubAck(ack)) =
-                self.next_event().await.expect("connected")
+                self.next_event(by).await.expect("connected")
             {
                 return ack.return_codes;
             }
@@ -219,9 +234,10 @@ impl V5Client {
 
     /// The next PUBACK from the broker.
     pub async fn puback(&mut self) -> v5::mqttbytes::v5::PubAck {
+        let by = Instant::now() + PATIENCE;
         loop {
             if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::PubAck(ack)) =
-                self.next_event().await.expect("connected")
+                self.next_event(by).await.expect("connected")
             {
                 return ack;
             }
@@ -229,9 +245,10 @@ impl V5Client {
     }
 
     pub async fn next_publish(&mut self) -> v5::mqttbytes::v5::Publish {
+        let by = Instant::now() + PATIENCE;
         loop {
             if let v5::Event::Incoming(v5::mqttbytes::v5::Packet::Publish(p)) =
-                self.next_event().await.expect("connected")
+                self.next_event(by).await.expect("connected")
             {
                 return p;
             }
@@ -241,9 +258,10 @@ impl V5Client {
     /// Waits until the connection ends; returns the reason code of the server's
     /// DISCONNECT if one came (rumqttc reports it as the error that ends the loop).
     pub async fn closed(&mut self) -> (Option<DisconnectReasonCode>, v5::ConnectionError) {
+        let by = Instant::now() + PATIENCE;
         let mut reason = None;
         loop {
-            match self.next_event().await {
+            match self.next_event(by).await {
                 Ok(v5::Event::Incoming(v5::mqttbytes::v5::Packet::Disconnect(d))) => reason = Some(d.reason_code),
                 Ok(_) => {}
                 Err(e) => {
