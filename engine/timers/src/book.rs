@@ -298,7 +298,7 @@ mod tests {
             kept
         };
         let book = TimerBook::open(Some(store(dir.path())));
-        assert_eq!(book.all(), [kept.clone()]);
+        assert_eq!(book.all(), std::slice::from_ref(&kept));
         assert_eq!(book.take_due(now + Duration::from_secs(3_601)), [kept], "one due while the engine was down rings");
     }
 }
