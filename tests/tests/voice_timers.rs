@@ -1,6 +1,6 @@
 //! Timers set through the intent path (`alicia/voice/ai/request`, the words a user
-//! says) ring on the site's speaker when due, answer "how much time is left", and
-//! survive an engine restart: they are kept in the durable store.
+//! says) ring on the site's speaker when due, answer "how much time is left", pause
+//! and resume, and survive an engine restart: they are kept in the durable store.
 
 use std::time::{Duration, Instant};
 
@@ -55,7 +55,7 @@ impl Kitchen {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_timer_rings_on_the_sites_speaker_when_due_and_can_be_asked_about_and_cancelled() {
+async fn a_timer_rings_on_the_sites_speaker_when_due_and_can_be_asked_about_paused_and_cancelled() {
     let engine = voice_engine_with(|_| {}).await;
     let mut bus = Kitchen::connect(engine.mqtt_port(), "timer-watcher").await;
 
@@ -74,6 +74,16 @@ async fn a_timer_rings_on_the_sites_speaker_when_due_and_can_be_asked_about_and_
     assert_eq!(short["seconds"], 3);
     assert!(set_at.elapsed() >= Duration::from_millis(2_900), "rang early: {:?}", set_at.elapsed());
     assert!(bus.spoken().await > 16_000, "the speaker says the timer is done");
+
+    assert_eq!(bus.say("pause the tea timer").await, "Paused the tea timer.");
+    let paused = bus.event("paused").await;
+    assert_eq!((paused["name"].as_str(), paused["paused"].as_bool()), (Some("tea"), Some(true)));
+    let left = bus.say("how long is left on the tea timer").await;
+    assert!(left.starts_with("The tea timer is paused with "), "{left}");
+    assert_eq!(bus.say("pause the tea timer").await, "There's no tea timer running.");
+    assert_eq!(bus.say("resume the tea timer").await, "Resumed the tea timer.");
+    let resumed = bus.event("resumed").await;
+    assert_eq!((resumed["id"].as_str(), resumed["paused"].as_bool()), (tea["id"].as_str(), Some(false)));
 
     assert_eq!(bus.say("cancel the tea timer").await, "Cancelled the tea timer.");
     assert_eq!(bus.event("cancelled").await["name"], "tea");

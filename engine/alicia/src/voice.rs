@@ -34,7 +34,7 @@ pub fn ask(paths: &VoicePaths, wav: &Path, site: &str, out: &Path) -> anyhow::Re
     let transcript = stt.transcribe_s16le(std::slice::from_ref(&pcm))?;
     let stt_ms = ms(t);
     let t = Instant::now();
-    let understood = IntentMatcher::new(&home).understand(&transcript.text, site, chrono::Local::now().time());
+    let understood = IntentMatcher::new(&home).understand(&transcript.text, site, chrono::Local::now().naive_local());
     let intent_ms = ms(t);
     let t = Instant::now();
     let reply = tts.synthesize(&understood.reply)?;

@@ -31,13 +31,28 @@ pub struct Timer {
     /// How long it was set for.
     pub seconds: u32,
     /// When it rings, in milliseconds since the Unix epoch: wall-clock time, so a timer
-    /// kept across a restart rings when it was meant to.
+    /// kept across a restart rings when it was meant to. Not while paused.
     pub due_unix_ms: u64,
+    /// Set while the timer is paused: the milliseconds it had left when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_left_ms: Option<u64>,
 }
 
 impl Timer {
     pub fn due(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(self.due_unix_ms)
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused_left_ms.is_some()
+    }
+
+    /// What it has left at `now`: counting down, or frozen while paused.
+    pub fn left(&self, now: SystemTime) -> Duration {
+        match self.paused_left_ms {
+            Some(left) => Duration::from_millis(left),
+            None => self.due().duration_since(now).unwrap_or_default(),
+        }
     }
 
     /// What the speaker says when it rings: "Your pizza timer is done.", "Your 5 minute
@@ -126,7 +141,8 @@ impl TimerBook {
             speaker: speaker.to_string(),
             name,
             seconds,
-            due_unix_ms: due.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64,
+            due_unix_ms: unix_ms(due),
+            paused_left_ms: None,
         };
         let replaced = {
             let mut timers = self.inner.timers.lock();
@@ -141,16 +157,51 @@ impl TimerBook {
             timers.insert(timer.id.clone(), timer.clone());
             replaced
         };
-        if let Some(store) = &self.inner.store {
-            if let Some(old) = &replaced {
-                store.remove_owned(NAMESPACE, &old.id);
-            }
-            // A timer is a few hundred bytes of JSON, kept once.
-            let record = serde_json::to_vec(&timer).map(Bytes::from).unwrap_or_default();
-            store.put_owned(NAMESPACE, &timer.id, record);
+        if let Some(old) = &replaced {
+            self.forget(std::slice::from_ref(old));
         }
-        self.inner.changed.notify_one();
+        self.keep(std::slice::from_ref(&timer));
         Ok((timer, replaced))
+    }
+
+    /// Pauses the site's running timer called `name`, or all of its running timers;
+    /// returns those paused.
+    pub fn pause(&self, site: &str, name: Option<&str>, now: SystemTime) -> Vec<Timer> {
+        let paused = self.change(site, name, |timer| {
+            if timer.is_paused() {
+                return false;
+            }
+            timer.paused_left_ms = Some(timer.left(now).as_millis() as u64);
+            true
+        });
+        self.keep(&paused);
+        paused
+    }
+
+    /// Resumes the site's paused timer called `name`, or all of its paused timers:
+    /// each rings when the time it had left has passed again.
+    pub fn resume(&self, site: &str, name: Option<&str>, now: SystemTime) -> Vec<Timer> {
+        let resumed = self.change(site, name, |timer| match timer.paused_left_ms.take() {
+            Some(left) => {
+                timer.due_unix_ms = unix_ms(now + Duration::from_millis(left));
+                true
+            }
+            None => false,
+        });
+        self.keep(&resumed);
+        resumed
+    }
+
+    /// Applies `change` to the site's timers of `name` (all without one); returns
+    /// copies of those it changed.
+    fn change(&self, site: &str, name: Option<&str>, mut change: impl FnMut(&mut Timer) -> bool) -> Vec<Timer> {
+        let name = name.map(|n| n.trim().to_lowercase());
+        let mut timers = self.inner.timers.lock();
+        timers
+            .values_mut()
+            .filter(|t| t.site == site && (name.is_none() || t.name == name))
+            .filter_map(|t| change(t).then(|| t.clone()))
+            .collect()
     }
 
     /// Cancels the site's timer called `name`, or all of the site's timers.
@@ -173,7 +224,8 @@ impl TimerBook {
     pub fn take_due(&self, now: SystemTime) -> Vec<Timer> {
         let mut due: Vec<Timer> = {
             let mut timers = self.inner.timers.lock();
-            let ids: Vec<String> = timers.values().filter(|t| t.due() <= now).map(|t| t.id.clone()).collect();
+            let due = |t: &&Timer| !t.is_paused() && t.due() <= now;
+            let ids: Vec<String> = timers.values().filter(due).map(|t| t.id.clone()).collect();
             ids.iter().filter_map(|id| timers.remove(id)).collect()
         };
         due.sort_by_key(|t| t.due_unix_ms);
@@ -190,9 +242,9 @@ impl TimerBook {
         self.len() == 0
     }
 
-    /// When the next timer rings.
+    /// When the next timer rings (paused ones do not).
     pub fn next_due(&self) -> Option<SystemTime> {
-        self.inner.timers.lock().values().map(Timer::due).min()
+        self.inner.timers.lock().values().filter(|t| !t.is_paused()).map(Timer::due).min()
     }
 
     /// Every running timer, soonest first.
@@ -205,6 +257,20 @@ impl TimerBook {
     /// Resolves when the timers change.
     pub async fn changed(&self) {
         self.inner.changed.notified().await;
+    }
+
+    /// Writes `changed` to the store (a timer is a few hundred bytes of JSON, kept
+    /// once) and wakes the ringer.
+    fn keep(&self, changed: &[Timer]) {
+        if let Some(store) = &self.inner.store {
+            for timer in changed {
+                let record = serde_json::to_vec(timer).map(Bytes::from).unwrap_or_default();
+                store.put_owned(NAMESPACE, &timer.id, record);
+            }
+        }
+        if !changed.is_empty() {
+            self.inner.changed.notify_one();
+        }
     }
 
     fn forget(&self, gone: &[Timer]) {
@@ -222,16 +288,25 @@ impl TimerBook {
 impl RunningTimers for TimerBook {
     fn running(&self, site: &str) -> Vec<TimerLeft> {
         let now = SystemTime::now();
-        self.all()
+        let mut left: Vec<TimerLeft> = self
+            .all()
             .into_iter()
             .filter(|t| t.site == site)
             .map(|t| TimerLeft {
-                remaining: t.due().duration_since(now).unwrap_or_default(),
+                remaining: t.left(now),
                 length: Duration::from_secs(u64::from(t.seconds)),
+                paused: t.is_paused(),
                 name: t.name,
             })
-            .collect()
+            .collect();
+        // Soonest to ring first, a paused timer by the time it has left.
+        left.sort_by_key(|t| t.remaining);
+        left
     }
+}
+
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
 #[cfg(test)]
@@ -270,6 +345,39 @@ mod tests {
         assert_eq!(cancelled.len(), 1);
         assert_eq!(cancelled[0].done_sentence(), "Your pizza timer is done.");
         assert!(book.all().is_empty());
+    }
+
+    #[test]
+    fn a_paused_timer_keeps_its_time_left_does_not_ring_and_goes_on_when_resumed() {
+        let dir = tempfile::tempdir().unwrap();
+        // Whole milliseconds, as the book keeps times.
+        let now = UNIX_EPOCH + Duration::from_millis(unix_ms(SystemTime::now()));
+        let minute = Duration::from_secs(60);
+        let (tea, id) = {
+            let store = store(dir.path());
+            let book = TimerBook::open(Some(store.clone()));
+            let (tea, _) = book.set("kitchen", "kitchen_speaker", Some("tea".into()), 300, now).unwrap();
+            book.set("kitchen", "kitchen_speaker", Some("egg".into()), 600, now).unwrap();
+            let paused = book.pause("kitchen", Some("tea"), now + minute);
+            assert_eq!(paused.len(), 1);
+            assert!(book.pause("kitchen", Some("tea"), now + minute).is_empty(), "already paused");
+            assert_eq!(book.running("kitchen")[0].remaining, 4 * minute);
+            store.sync_blocking().unwrap();
+            (tea, paused[0].id.clone())
+        };
+        // Kept paused across a restart: long past its first due time, it has not rung.
+        let book = TimerBook::open(Some(store(dir.path())));
+        let hour_later = now + 60 * minute;
+        let left: Vec<(Option<String>, bool)> =
+            book.running("kitchen").into_iter().map(|t| (t.name, t.paused)).collect();
+        assert_eq!(left, [(Some("tea".into()), true), (Some("egg".into()), false)], "soonest to ring first");
+        assert_eq!(book.take_due(hour_later).iter().map(|t| t.name.clone()).collect::<Vec<_>>(), [Some("egg".into())]);
+        assert_eq!(book.next_due(), None, "a paused timer has no due time");
+        let resumed = book.resume("kitchen", None, hour_later);
+        assert_eq!((resumed.len(), resumed[0].id.as_str()), (1, id.as_str()));
+        assert_eq!(book.next_due(), Some(hour_later + 4 * minute));
+        assert!(book.take_due(hour_later + 4 * minute - Duration::from_millis(1)).is_empty());
+        assert_eq!(book.take_due(hour_later + 4 * minute)[0].id, tea.id);
     }
 
     #[test]

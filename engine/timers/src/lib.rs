@@ -9,17 +9,18 @@
 //!
 //! | file | what lives there |
 //! |---|---|
-//! | `book.rs` | [`TimerBook`]: the running timers, kept in the store; set, cancel, due |
+//! | `book.rs` | [`TimerBook`]: the running timers, kept in the store; set, cancel, pause, resume, due |
 //! | `service.rs` | [`TimerService`]: the commands in, the events and the spoken rings out |
 //!
 //! # On the bus
 //!
 //! - in: `alicia/voice/timer/command`, an envelope whose `data` is
 //!   `{"action": "set_timer", "device_id": SPEAKER, "value": SECONDS, "name": NAME?}` or
-//!   `{"action": "cancel_timer", "device_id": SPEAKER, "name": NAME?}`, with the site in
+//!   `{"action": "cancel_timer" | "pause_timer" | "resume_timer", "device_id": SPEAKER,
+//!   "name": NAME?}` (without a name: every timer of the site), with the site in
 //!   `data.site_id` or in the metadata (`site_id`) as the voice sends it.
-//! - out: `alicia/voice/timer/event` (`started`, `cancelled`, `finished`, each with the
-//!   timer), `alicia/voice/tts/request` when one rings, `alicia/voice/timer/error` for a
+//! - out: `alicia/voice/timer/event` (`started`, `cancelled`, `paused`, `resumed`,
+//!   `finished`, each with the timer: `remaining_ms`, and `paused` while it is), `alicia/voice/tts/request` when one rings, `alicia/voice/timer/error` for a
 //!   command that cannot be carried out.
 
 mod book;

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::book::{SetError, Timer, TimerBook, MAX_TIMERS, MAX_TIMER_SECONDS};
 
-/// `started`, `cancelled` and `finished`, each with its timer.
+/// `started`, `cancelled`, `paused`, `resumed` and `finished`, each with its timer.
 pub const TIMER_EVENT_TOPIC: &str = "alicia/voice/timer/event";
 /// A command that could not be carried out, correlated to it.
 pub const TIMER_ERROR_TOPIC: &str = "alicia/voice/timer/error";
@@ -37,7 +37,7 @@ impl TimerService {
         metrics::describe_gauge!("alicia_timers_running", "timers running, all sites together");
         metrics::describe_counter!(
             "alicia_timers_total",
-            "timers by what became of them: started, cancelled, finished"
+            "timers by what became of them: started, cancelled, paused, resumed, finished"
         );
         let inbox = client.inbox();
         loop {
@@ -94,15 +94,24 @@ impl TimerService {
         let site = text(&data["site_id"])
             .or_else(|| request.payload.metadata.get("site_id").and_then(text))
             .ok_or(("missing_site", "a timer command needs site_id (in data or metadata)".to_string()))?;
+        check_id("site_id", &site)?;
         let name = text(&data["name"]);
+        if let Some(name) = &name {
+            check_name(name)?;
+        }
         match data["action"].as_str() {
             Some("set_timer") => {
                 let speaker = text(&data["device_id"])
                     .ok_or(("missing_speaker", "set_timer needs device_id: the speaker it rings on".to_string()))?;
-                let seconds = data["value"]
-                    .as_u64()
-                    .and_then(|v| u32::try_from(v).ok())
-                    .ok_or(("missing_value", "set_timer needs value: its length in seconds".to_string()))?;
+                check_id("device_id", &speaker)?;
+                let seconds = match data["value"].as_u64() {
+                    Some(v) => u32::try_from(v).unwrap_or(u32::MAX),
+                    None => {
+                        let message =
+                            format!("set_timer needs value: its length in whole seconds, not {}", data["value"]);
+                        return Err(("missing_value", message));
+                    }
+                };
                 match self.book.set(&site, &speaker, name, seconds, SystemTime::now()) {
                     Ok((timer, replaced)) => {
                         let mut events: Vec<(&'static str, Timer)> =
@@ -112,22 +121,33 @@ impl TimerService {
                     }
                     Err(SetError::OutOfRange) => Err((
                         "out_of_range",
-                        format!("a timer runs from 1 to {MAX_TIMER_SECONDS} seconds, not {seconds}"),
+                        format!("a timer runs from 1 to {MAX_TIMER_SECONDS} seconds, not {}", data["value"]),
                     )),
                     Err(SetError::TooMany) => {
                         Err(("too_many_timers", format!("{MAX_TIMERS} timers are running already")))
                     }
                 }
             }
-            Some("cancel_timer") => {
-                let cancelled = self.book.cancel(&site, name.as_deref());
-                if cancelled.is_empty() {
+            Some(action @ ("cancel_timer" | "pause_timer" | "resume_timer")) => {
+                let (event, changed, state) = match action {
+                    "cancel_timer" => ("cancelled", self.book.cancel(&site, name.as_deref()), "is running"),
+                    "pause_timer" => {
+                        ("paused", self.book.pause(&site, name.as_deref(), SystemTime::now()), "is running")
+                    }
+                    _ => ("resumed", self.book.resume(&site, name.as_deref(), SystemTime::now()), "is paused"),
+                };
+                if changed.is_empty() {
                     let what = name.map_or("no timer".to_string(), |n| format!("no {n} timer"));
-                    return Err(("no_such_timer", format!("{what} is running at site {site}")));
+                    return Err(("no_such_timer", format!("{what} {state} at site {site}")));
                 }
-                Ok(cancelled.into_iter().map(|t| ("cancelled", t)).collect())
+                Ok(changed.into_iter().map(|t| (event, t)).collect())
             }
-            other => Err(("unknown_action", format!("action {other:?}: expected \"set_timer\" or \"cancel_timer\""))),
+            other => Err((
+                "unknown_action",
+                format!(
+                    "action {other:?}: expected \"set_timer\", \"cancel_timer\", \"pause_timer\" or \"resume_timer\""
+                ),
+            )),
         }
     }
 }
@@ -144,11 +164,39 @@ async fn ring(client: &mut LocalClient, timer: &Timer) {
     publish(client, TIMER_EVENT_TOPIC, event.encode()).await;
 }
 
+/// Longest site id, speaker id and timer name: each is said aloud, kept in the store
+/// and sent in every event.
+pub const MAX_ID_CHARS: usize = 64;
+
+/// A site or device id as the home writes them: one topic level of lowercase letters,
+/// digits, `_` and `-`.
+fn check_id(field: &str, id: &str) -> Result<(), (&'static str, String)> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
+    if id.len() > MAX_ID_CHARS || !id.chars().all(allowed) {
+        let shown: String = id.chars().take(MAX_ID_CHARS).collect();
+        let message =
+            format!("{field} {shown:?} is not an id: at most {MAX_ID_CHARS} lowercase letters, digits, `_` and `-`");
+        return Err(("invalid_id", message));
+    }
+    Ok(())
+}
+
+/// A timer's name is spoken when it rings: words, not control characters or pages.
+fn check_name(name: &str) -> Result<(), (&'static str, String)> {
+    if name.chars().count() > MAX_ID_CHARS || name.chars().any(char::is_control) {
+        let shown: String = name.chars().take(MAX_ID_CHARS).collect();
+        let message = format!("name {shown:?}: at most {MAX_ID_CHARS} characters, none of them control characters");
+        return Err(("invalid_name", message));
+    }
+    Ok(())
+}
+
 fn timer_json(timer: &Timer) -> Value {
-    let left = timer.due().duration_since(SystemTime::now()).unwrap_or_default();
+    let left = timer.left(SystemTime::now());
     json!({
         "id": timer.id, "site_id": timer.site, "speaker": timer.speaker, "name": timer.name,
         "seconds": timer.seconds, "due_unix_ms": timer.due_unix_ms, "remaining_ms": left.as_millis() as u64,
+        "paused": timer.is_paused(),
     })
 }
 

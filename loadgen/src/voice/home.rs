@@ -125,7 +125,7 @@ mod tests {
     use std::collections::HashSet;
 
     use alicia_stage_intent::{Home, IntentMatcher};
-    use chrono::NaiveTime;
+    use chrono::NaiveDate;
 
     use super::*;
 
@@ -173,7 +173,7 @@ mod tests {
     fn the_added_speakers_do_not_change_what_any_request_means() {
         let home = Home::from_toml(&with_sites(SAMPLE, 10).unwrap()).unwrap();
         let matcher = IntentMatcher::new(&home);
-        let noon = NaiveTime::from_hms_opt(12, 0, 0).unwrap();
+        let noon = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap().and_hms_opt(12, 0, 0).unwrap();
         for site in parse_sites(&with_sites(SAMPLE, 10).unwrap()) {
             for phrase in speech::phrases(&site.speaker) {
                 let heard = matcher.understand(&phrase.text, &site.id, noon).command.map(|c| c.to_json());

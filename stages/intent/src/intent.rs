@@ -27,7 +27,15 @@ pub enum Intent {
         device: String,
         percent: u8,
     },
+    /// "Turn the volume up", "quieter": `step` percent up or down from where it is.
+    StepVolume {
+        device: String,
+        up: bool,
+        step: u8,
+    },
     WhatTime,
+    /// "What's the date?", "what day is it?"
+    WhatDate,
     /// A timer of `seconds` at the site, named ("pizza") or not.
     SetTimer {
         seconds: u32,
@@ -41,12 +49,27 @@ pub enum Intent {
     TimerStatus {
         name: Option<String>,
     },
+    /// The site's timer of that name, or all its timers, stop counting down...
+    PauseTimer {
+        name: Option<String>,
+    },
+    /// ...and go on from where they stopped.
+    ResumeTimer {
+        name: Option<String>,
+    },
     /// Stop whatever the site is doing (speaking, playing, ringing).
     Stop,
     Play {
         speaker: String,
     },
     Pause {
+        speaker: String,
+    },
+    /// The next track, or the previous one.
+    NextTrack {
+        speaker: String,
+    },
+    PreviousTrack {
         speaker: String,
     },
     /// Not understood, or understood but impossible here; `reason` says which, and the
@@ -70,8 +93,12 @@ impl Intent {
             | Intent::TurnOff { device }
             | Intent::Toggle { device }
             | Intent::SetBrightness { device, .. }
-            | Intent::SetVolume { device, .. } => Some(device),
-            Intent::Play { speaker } | Intent::Pause { speaker } => Some(speaker),
+            | Intent::SetVolume { device, .. }
+            | Intent::StepVolume { device, .. } => Some(device),
+            Intent::Play { speaker }
+            | Intent::Pause { speaker }
+            | Intent::NextTrack { speaker }
+            | Intent::PreviousTrack { speaker } => Some(speaker),
             _ => None,
         }
     }
@@ -123,7 +150,7 @@ pub enum Quantity {
 pub const TIMER_COMMAND_TOPIC: &str = "alicia/voice/timer/command";
 
 /// What a device is told to do: `{"action": "turn_on", "device_id": "kitchen_lights"}`,
-/// with `"value"` for levels (percent) and timers (minutes). The engine wraps it in
+/// with `"value"` for levels and volume steps (percent) and timers (seconds). The engine wraps it in
 /// the standard envelope on [`topic`](Self::topic).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DeviceCommand {
@@ -146,14 +173,33 @@ pub enum Action {
     SetBrightness,
     /// `value`: 0..=100 percent.
     SetVolume,
+    /// `value`: percent to add to the volume...
+    VolumeUp,
+    /// ...or take from it.
+    VolumeDown,
     Play,
     Pause,
+    /// The next track.
+    Next,
+    /// The previous track.
+    Previous,
     Stop,
     /// `value`: seconds; `name`, if it has one. Goes to the engine's timers
     /// ([`TIMER_COMMAND_TOPIC`]), which ring on the site's speaker.
     SetTimer,
     /// `name`: that timer; without it, every timer of the site.
     CancelTimer,
+    /// `name` as for [`Action::CancelTimer`]: the timers stop counting down...
+    PauseTimer,
+    /// ...and go on.
+    ResumeTimer,
+}
+
+impl Action {
+    /// The actions the engine's timers carry out rather than a device.
+    pub fn is_timer(self) -> bool {
+        matches!(self, Action::SetTimer | Action::CancelTimer | Action::PauseTimer | Action::ResumeTimer)
+    }
 }
 
 impl DeviceCommand {
@@ -170,7 +216,7 @@ impl DeviceCommand {
     /// [`TIMER_COMMAND_TOPIC`], with `device_id` the speaker they ring on.
     pub fn topic(&self) -> String {
         match self.action {
-            Action::SetTimer | Action::CancelTimer => TIMER_COMMAND_TOPIC.to_string(),
+            action if action.is_timer() => TIMER_COMMAND_TOPIC.to_string(),
             _ => format!("alicia/devices/{}/command", self.device_id),
         }
     }

@@ -16,7 +16,8 @@
 //! |---|---|
 //! | `home.rs` | [`Home`]: rooms, devices, sites from `bus-config/home.toml`, validated |
 //! | `words.rs` | transcript → folded words; number words; spoken durations |
-//! | `matcher.rs` | [`IntentMatcher`]: request keywords, target resolution, device commands |
+//! | `matcher.rs` | [`IntentMatcher`]: which request in which order, target resolution, device commands |
+//! | `request_words.rs` | what the words ask for and the values in them: timers and their names, time and date, levels, volume steps, stop, next and previous track |
 //! | `mishearing.rs` | misheard names read as the home's or asked back, split switch verbs asked back, whether words sound finished |
 //! | `sounds.rs` | phonetic keys and edit distances: which names sound alike |
 //! | `intent.rs` | [`Intent`], [`Unmatched`], [`DeviceCommand`], [`Understanding`] |
@@ -53,6 +54,7 @@ mod intent_name;
 mod matcher;
 mod mishearing;
 mod reply;
+mod request_words;
 mod sounds;
 mod stage;
 mod stream;

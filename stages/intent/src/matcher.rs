@@ -1,23 +1,27 @@
 //! [`IntentMatcher`]: a transcript and a site in, an [`Intent`] out.
 //!
-//! The words decide the request (timer, time, volume, level, stop, pause, play,
-//! toggle, on/off, in that order); the rest of the words name its target, by device
+//! The words decide the request (timer, time, date, volume, level, stop, next or
+//! previous track, pause, play, toggle, on/off, in that order; `request_words.rs`); the rest of the words name its target, by device
 //! name or alias, or by room and kind ("the lamp in the bedroom"), the site's room
 //! standing in for an omitted room.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::NaiveTime;
+use chrono::NaiveDateTime;
 
 use crate::home::{DeviceKind, Home};
 use crate::intent::{Action, DeviceCommand, Intent, Quantity, Understanding, Unmatched};
 use crate::mishearing::{join_split_verbs, verb_in_doubt};
+use crate::request_words::{
+    asks_time_left, checked_percent, is_date_question, is_stop, is_time_question, level, timer, timer_name, track_skip,
+    volume_direction, volume_step, CANCEL_WORDS, TIMER_PAUSE_WORDS, TIMER_RESUME_WORDS,
+};
 use crate::timers::{RunningTimers, TimerView};
-use crate::words::{duration, is_number_word, is_time_unit, number_at, words, Word};
+use crate::words::{duration, is_number_word, is_time_unit, words, Word};
 
 /// Words that carry nothing (politeness, the wake word, articles, pronouns).
-const FILLERS: &[&str] = &[
+pub(crate) const FILLERS: &[&str] = &[
     "the", "a", "an", "my", "our", "your", "please", "pls", "can", "could", "would", "will", "you", "u", "i", "me",
     "want", "like", "id", "hey", "hi", "ok", "okay", "alicia", "um", "uh", "uhm", "er", "erm", "hmm", "just", "now",
     "kindly", "thank", "thanks", "it", "that", "this", "those", "these", "them", "some", "all", "be", "go", "ahead",
@@ -64,6 +68,26 @@ const FUNCTION_WORDS: &[&str] = &[
     "cent",
     "play",
     "playing",
+    "next",
+    "skip",
+    "previous",
+    "back",
+    "last",
+    "song",
+    "track",
+    "tune",
+    "item",
+    "replay",
+    "louder",
+    "quieter",
+    "softer",
+    "increase",
+    "decrease",
+    "raise",
+    "lower",
+    "higher",
+    "reduce",
+    "boost",
     "resume",
     "unpause",
     "continue",
@@ -76,6 +100,10 @@ const FUNCTION_WORDS: &[&str] = &[
     "out",
     "max",
     "maximum",
+    "min",
+    "minimum",
+    "lowest",
+    "highest",
     "full",
     "half",
     "open",
@@ -91,11 +119,6 @@ const ROOM_PREPOSITIONS: &[&str] = &["in", "inside", "of", "at"];
 /// a lone "on." is not understood).
 const SWITCH_VERBS: &[&str] =
     &["turn", "switch", "power", "put", "shut", "kill", "enable", "disable", "activate", "deactivate"];
-
-const CANCEL_WORDS: &[&str] = &["cancel", "stop", "delete", "remove", "clear", "end", "off", "kill", "abort", "reset"];
-
-/// Longest timer: a day.
-const MAX_TIMER_SECONDS: u64 = 24 * 3_600;
 
 /// Matches transcripts against one home. Cheap to call (microseconds, a few small
 /// allocations), so the stage stays async.
@@ -134,10 +157,10 @@ struct KnownSite {
 }
 
 /// A transcript's words, with the indices of those that are not fillers.
-struct Heard<'a> {
-    words: &'a [Word],
-    folded: Vec<&'a str>,
-    content: Vec<usize>,
+pub(crate) struct Heard<'a> {
+    pub(crate) words: &'a [Word],
+    pub(crate) folded: Vec<&'a str>,
+    pub(crate) content: Vec<usize>,
 }
 
 impl<'a> Heard<'a> {
@@ -147,15 +170,15 @@ impl<'a> Heard<'a> {
         Self { words, folded, content }
     }
 
-    fn has(&self, word: &str) -> bool {
+    pub(crate) fn has(&self, word: &str) -> bool {
         self.folded.contains(&word)
     }
 
-    fn has_any(&self, words: &[&str]) -> bool {
+    pub(crate) fn has_any(&self, words: &[&str]) -> bool {
         words.iter().any(|w| self.has(w))
     }
 
-    fn content_words(&self) -> impl Iterator<Item = &str> + '_ {
+    pub(crate) fn content_words(&self) -> impl Iterator<Item = &str> + '_ {
         self.content.iter().map(|&i| self.folded[i])
     }
 }
@@ -279,9 +302,9 @@ impl IntentMatcher {
         self.recognise(&heard, self.sites.get(site))
     }
 
-    /// The intent, the device command it implies, and the reply, with `now` for "what
-    /// time is it".
-    pub fn understand(&self, text: &str, site: &str, now: NaiveTime) -> Understanding {
+    /// The intent, the device command it implies, and the reply, with `now` (local)
+    /// for "what time is it" and "what's the date".
+    pub fn understand(&self, text: &str, site: &str, now: NaiveDateTime) -> Understanding {
         let intent = self.match_text(text, site);
         let command = self.command(&intent, site);
         let reply = self.reply_at(&intent, site, now);
@@ -300,18 +323,39 @@ impl IntentMatcher {
                 (Action::SetBrightness, device.clone(), Some(u32::from(*percent)))
             }
             Intent::SetVolume { device, percent } => (Action::SetVolume, device.clone(), Some(u32::from(*percent))),
+            Intent::StepVolume { device, up, step } => {
+                (if *up { Action::VolumeUp } else { Action::VolumeDown }, device.clone(), Some(u32::from(*step)))
+            }
             Intent::Play { speaker } => (Action::Play, speaker.clone(), None),
             Intent::Pause { speaker } => (Action::Pause, speaker.clone(), None),
+            Intent::NextTrack { speaker } => (Action::Next, speaker.clone(), None),
+            Intent::PreviousTrack { speaker } => (Action::Previous, speaker.clone(), None),
             Intent::Stop => (Action::Stop, speaker()?, None),
             Intent::SetTimer { seconds, name } => {
                 return Some(DeviceCommand::new(Action::SetTimer, speaker()?, Some(*seconds)).named(name.clone()));
             }
-            Intent::CancelTimer { name } => {
-                return Some(DeviceCommand::new(Action::CancelTimer, speaker()?, None).named(name.clone()));
+            Intent::CancelTimer { name } | Intent::PauseTimer { name } | Intent::ResumeTimer { name } => {
+                let action = match intent {
+                    Intent::CancelTimer { .. } => Action::CancelTimer,
+                    Intent::PauseTimer { .. } => Action::PauseTimer,
+                    _ => Action::ResumeTimer,
+                };
+                return Some(DeviceCommand::new(action, speaker()?, None).named(name.clone()));
             }
-            Intent::WhatTime | Intent::TimerStatus { .. } | Intent::Unknown { .. } => return None,
+            Intent::WhatTime | Intent::WhatDate | Intent::TimerStatus { .. } | Intent::Unknown { .. } => return None,
         };
         Some(DeviceCommand::new(action, device, value))
+    }
+
+    /// Whether the words name a speaker, by name, alias or kind ("the music").
+    fn names_a_speaker(&self, heard: &Heard<'_>) -> bool {
+        let seq: Vec<(usize, &str)> = heard.content.iter().map(|&i| (i, heard.folded[i])).collect();
+        heard.content_words().any(|w| kind_word(w).is_some_and(|k| k[0] == DeviceKind::Speaker))
+            || self
+                .devices
+                .iter()
+                .filter(|d| d.kind == DeviceKind::Speaker)
+                .any(|d| d.phrases.iter().any(|p| find(&seq, p).is_some()))
     }
 
     /// The name a reply uses for a device id (the id itself if unknown).
@@ -328,6 +372,12 @@ impl IntentMatcher {
         }
         if heard.has("timer") || heard.has("countdown") {
             let name = timer_name(heard);
+            if heard.has_any(TIMER_RESUME_WORDS) {
+                return Ok(Intent::ResumeTimer { name });
+            }
+            if heard.has_any(TIMER_PAUSE_WORDS) {
+                return Ok(Intent::PauseTimer { name });
+            }
             if heard.has_any(CANCEL_WORDS) {
                 return Ok(Intent::CancelTimer { name });
             }
@@ -343,10 +393,19 @@ impl IntentMatcher {
         if is_time_question(heard) {
             return Ok(Intent::WhatTime);
         }
-        if heard.has("volume") || heard.has("mute") {
+        if is_date_question(heard) {
+            return Ok(Intent::WhatDate);
+        }
+        let louder = heard.has_any(&["louder", "quieter", "softer"]);
+        let turned = volume_direction(heard).filter(|_| heard.has_any(&["turn", "music", "sound", "radio", "speaker"]));
+        if heard.has("volume") || heard.has("mute") || louder || (turned.is_some() && self.names_a_speaker(heard)) {
             let device = self.target(heard, site, Want::Speaker, "set", true)?;
             if device.kind != DeviceKind::Speaker {
                 return Err(Unmatched::Unsupported { device: device.name.clone(), what: Quantity::Volume });
+            }
+            // "Up by 20" is a step; "up to 20" and "to 20 percent" are a level.
+            if let (Some(up), false, false) = (volume_direction(heard), heard.has("to"), heard.has("mute")) {
+                return Ok(Intent::StepVolume { device: device.id.clone(), up, step: volume_step(heard)? });
             }
             let percent = if heard.has("mute") { Some(0) } else { level(heard, true) };
             let percent = checked_percent(percent, Quantity::Volume)?;
@@ -368,6 +427,14 @@ impl IntentMatcher {
         }
         if is_stop(heard) {
             return Ok(Intent::Stop);
+        }
+        if let Some(next) = track_skip(heard) {
+            let speaker = self.target(heard, site, Want::Speaker, "play", false)?;
+            if speaker.kind != DeviceKind::Speaker {
+                return Err(Unmatched::Unsupported { device: speaker.name.clone(), what: Quantity::Playback });
+            }
+            let speaker = speaker.id.clone();
+            return Ok(if next { Intent::NextTrack { speaker } } else { Intent::PreviousTrack { speaker } });
         }
         let pause = heard.has("pause");
         if pause || heard.has_any(&["play", "resume", "unpause", "continue"]) {
@@ -512,128 +579,4 @@ fn find(seq: &[(usize, &str)], phrase: &[String]) -> Option<usize> {
         return None;
     }
     (0..=seq.len() - phrase.len()).find(|&at| phrase.iter().zip(&seq[at..]).all(|(p, (_, w))| p == w))
-}
-
-fn timer(heard: &Heard<'_>, name: Option<String>) -> Result<Intent, Unmatched> {
-    let seconds = duration(&heard.folded).ok_or(Unmatched::MissingValue { what: Quantity::Timer })?;
-    if seconds == 0 || seconds > MAX_TIMER_SECONDS {
-        return Err(Unmatched::OutOfRange { what: Quantity::Timer });
-    }
-    Ok(Intent::SetTimer { seconds: seconds as u32, name })
-}
-
-/// "How much time is left", "how long is left on the timer", "time remaining".
-fn asks_time_left(heard: &Heard<'_>) -> bool {
-    heard.has_any(&["left", "remaining", "remain", "status"]) && heard.has_any(&["time", "long", "timer", "much"])
-}
-
-/// Words that are never a timer's name.
-const NOT_A_TIMER_NAME: &[&str] = &[
-    "set",
-    "start",
-    "make",
-    "create",
-    "add",
-    "new",
-    "cancel",
-    "stop",
-    "delete",
-    "remove",
-    "clear",
-    "end",
-    "kill",
-    "abort",
-    "reset",
-    "how",
-    "much",
-    "long",
-    "left",
-    "what",
-    "which",
-    "any",
-    "is",
-    "on",
-    "for",
-    "of",
-    "minute",
-    "second",
-    "hour",
-    "called",
-    "named",
-    "timer",
-    "time",
-    "countdown",
-];
-
-/// A timer's name: the words right before "timer" ("the pizza timer", "a 10 minute
-/// egg timer": "egg"), or after "called" / "named" ("a timer called pasta").
-fn timer_name(heard: &Heard<'_>) -> Option<String> {
-    let w = &heard.folded;
-    let said = |range: std::ops::Range<usize>| {
-        heard.words[range].iter().map(|word| word.said.as_str()).collect::<Vec<_>>().join(" ")
-    };
-    let is_name_word = |word: &str| {
-        !FILLERS.contains(&word)
-            && !NOT_A_TIMER_NAME.contains(&word)
-            && !is_number_word(word)
-            && !is_time_unit(word)
-            && !word.chars().all(|c| c.is_ascii_digit())
-    };
-    if let Some(at) = w.iter().position(|&x| x == "called" || x == "named") {
-        let end = (at + 1..w.len()).find(|&i| !is_name_word(w[i])).unwrap_or(w.len());
-        if end > at + 1 {
-            return Some(said(at + 1..end));
-        }
-    }
-    let at = w.iter().position(|&x| x == "timer" || x == "countdown")?;
-    let start = (0..at).rev().take_while(|&i| is_name_word(w[i])).last()?;
-    Some(said(start..at))
-}
-
-fn is_time_question(heard: &Heard<'_>) -> bool {
-    let asks = heard.has_any(&["what", "tell", "current", "know", "say", "got"]) || heard.content_words().eq(["time"]);
-    asks && heard.content_words().any(|w| w == "time")
-}
-
-fn is_stop(heard: &Heard<'_>) -> bool {
-    heard.has_any(&["stop", "quiet", "silence", "enough", "hush", "nevermind"])
-        || (heard.has("shut") && heard.has("up"))
-        || (heard.has("never") && heard.has("mind"))
-        || heard.content_words().eq(["cancel"])
-}
-
-/// The level said: a number before "percent", after "to", or anywhere when the
-/// request is about a level (`about_level`); "half" and "full" too. A number before a
-/// unit of time is not a level.
-fn level(heard: &Heard<'_>, about_level: bool) -> Option<u32> {
-    let w = &heard.folded;
-    for at in 0..w.len() {
-        let before = at.checked_sub(1).map(|b| w[b]);
-        if let Some((n, len)) = number_at(w, at) {
-            let next = w.get(at + len).copied();
-            if next.is_some_and(is_time_unit) {
-                continue;
-            }
-            if about_level || matches!(next, Some("percent" | "per")) || before == Some("to") {
-                return Some(n);
-            }
-        }
-        let named = match w[at] {
-            "half" => Some(50),
-            "full" | "max" | "maximum" => Some(100),
-            _ => None,
-        };
-        if named.is_some() && (about_level || before == Some("to")) {
-            return named;
-        }
-    }
-    None
-}
-
-fn checked_percent(percent: Option<u32>, what: Quantity) -> Result<u8, Unmatched> {
-    match percent {
-        None => Err(Unmatched::MissingValue { what }),
-        Some(p @ 0..=100) => Ok(p as u8),
-        Some(_) => Err(Unmatched::OutOfRange { what }),
-    }
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 use alicia_pipeline::{
     Frame, Outputs, PauseSignal, Payload, Stage, StageError, StageHints, Transcript, DEFAULT_OUTPUT,
 };
-use chrono::NaiveTime;
+use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::chat::{ChatClient, ChatFallback};
@@ -80,8 +80,8 @@ impl IntentConfig {
     }
 }
 
-fn local_time() -> NaiveTime {
-    chrono::Local::now().time()
+fn local_time() -> NaiveDateTime {
+    chrono::Local::now().naive_local()
 }
 
 /// The intent stage.
@@ -117,7 +117,7 @@ pub struct IntentStage {
     chat: Option<ChatClient>,
     layout: OutputLayout,
     hints: StageHints,
-    clock: fn() -> NaiveTime,
+    clock: fn() -> NaiveDateTime,
 }
 
 impl std::fmt::Debug for IntentStage {
@@ -128,7 +128,7 @@ impl std::fmt::Debug for IntentStage {
 
 impl IntentStage {
     /// Reads the time for "what time is it" from `clock` instead of the local clock.
-    pub fn with_clock(mut self, clock: fn() -> NaiveTime) -> Self {
+    pub fn with_clock(mut self, clock: fn() -> NaiveDateTime) -> Self {
         self.clock = clock;
         self
     }

@@ -11,6 +11,8 @@ pub struct TimerLeft {
     pub name: Option<String>,
     /// How long it was set for.
     pub length: Duration,
+    /// Frozen at `remaining` until resumed.
+    pub paused: bool,
     pub remaining: Duration,
 }
 

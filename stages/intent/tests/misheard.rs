@@ -3,7 +3,7 @@
 //! read whole, and on with off is asked back, never guessed.
 
 use alicia_stage_intent::{Home, Intent, IntentMatcher, Unmatched};
-use chrono::NaiveTime;
+use chrono::NaiveDateTime;
 
 fn matcher() -> IntentMatcher {
     let home = Home::from_toml(include_str!("../../../bus-config/home.toml")).expect("the sample home is valid");
@@ -11,7 +11,7 @@ fn matcher() -> IntentMatcher {
 }
 
 fn reply(matcher: &IntentMatcher, text: &str) -> String {
-    matcher.reply(&matcher.match_text(text, "kitchen"), NaiveTime::MIN)
+    matcher.reply(&matcher.match_text(text, "kitchen"), NaiveDateTime::MIN)
 }
 
 #[test]

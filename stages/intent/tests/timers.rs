@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alicia_stage_intent::{Home, Intent, IntentMatcher, RunningTimers, TimerLeft, TIMER_COMMAND_TOPIC};
-use chrono::NaiveTime;
+use chrono::NaiveDateTime;
 
 fn matcher() -> IntentMatcher {
     let home = Home::from_toml(include_str!("../../../bus-config/home.toml")).expect("the sample home is valid");
@@ -29,6 +29,7 @@ fn left(name: Option<&str>, length: u64, remaining: u64) -> TimerLeft {
     TimerLeft {
         name: name.map(str::to_string),
         length: Duration::from_secs(length),
+        paused: false,
         remaining: Duration::from_secs(remaining),
     }
 }
@@ -62,7 +63,7 @@ fn timers_are_named_and_asked_about() {
 
 #[test]
 fn replies_read_the_running_timers() {
-    let now = NaiveTime::MIN;
+    let now = NaiveDateTime::MIN;
     let reply = |m: &IntentMatcher, said: &str, site: &str| m.reply_at(&m.match_text(said, site), site, now);
     let bare = matcher();
     assert_eq!(reply(&bare, "set a pizza timer for 10 minutes", "kitchen"), "Pizza timer set for 10 minutes.");

@@ -2,6 +2,7 @@
 
 use alicia_pipeline::{AudioFormat, Execution, FrameMeta, PauseSignal, Transcript};
 use bytes::Bytes;
+use chrono::NaiveDate;
 
 use super::*;
 use crate::reply::DIDNT_CATCH_THAT;
@@ -10,8 +11,8 @@ fn home() -> Home {
     Home::from_toml(include_str!("../../../../bus-config/home.toml")).unwrap()
 }
 
-fn five_past_three() -> NaiveTime {
-    NaiveTime::from_hms_opt(15, 5, 0).unwrap()
+fn five_past_three() -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(2026, 12, 3).unwrap().and_hms_opt(15, 5, 0).unwrap()
 }
 
 fn stage(outputs: OutputLayout) -> IntentStage {
