@@ -42,9 +42,11 @@ pub fn ask(paths: &VoicePaths, wav: &Path, site: &str, out: &Path) -> anyhow::Re
 
     println!("transcript: {:?} (confidence {:.2})", transcript.text, transcript.confidence);
     println!("intent:     {:?}", understood.intent);
-    match &understood.command {
-        Some(command) => println!("action:     {} {}", command.topic(), command.to_json()),
-        None => println!("action:     none"),
+    if understood.commands.is_empty() {
+        println!("action:     none");
+    }
+    for command in &understood.commands {
+        println!("action:     {} {}", command.topic(), command.to_json());
     }
     println!("reply:      {:?}", understood.reply);
     println!("latency:    stt {stt_ms:.0} ms · intent {intent_ms:.2} ms · tts {tts_ms:.0} ms");

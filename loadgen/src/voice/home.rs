@@ -176,7 +176,7 @@ mod tests {
         let noon = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap().and_hms_opt(12, 0, 0).unwrap();
         for site in parse_sites(&with_sites(SAMPLE, 10).unwrap()) {
             for phrase in speech::phrases(&site.speaker) {
-                let heard = matcher.understand(&phrase.text, &site.id, noon).command.map(|c| c.to_json());
+                let heard = matcher.understand(&phrase.text, &site.id, noon).commands.first().map(|c| c.to_json());
                 let expected = phrase.expected.map(|e| (e.device, e.action.to_string(), e.value));
                 let got = heard.map(|c| {
                     (

@@ -19,6 +19,13 @@ pub enum Intent {
     Toggle {
         device: String,
     },
+    /// Several lights at once: those of `room` (its name), or with `None` every light
+    /// of the home ("all the lights off").
+    SwitchLights {
+        on: bool,
+        devices: Vec<String>,
+        room: Option<String>,
+    },
     SetBrightness {
         device: String,
         percent: u8,
@@ -235,8 +242,9 @@ impl DeviceCommand {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Understanding {
     pub intent: Intent,
-    /// What to send to a device, if anything (not for the time, not for an unknown).
-    pub command: Option<DeviceCommand>,
+    /// What to send to devices: none for the time or an unknown, one per light for a
+    /// group of lights, else one.
+    pub commands: Vec<DeviceCommand>,
     /// One short sentence for the TTS.
     pub reply: String,
 }

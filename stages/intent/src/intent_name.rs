@@ -12,6 +12,8 @@ impl Intent {
             Intent::TurnOn { .. } => "turn_on",
             Intent::TurnOff { .. } => "turn_off",
             Intent::Toggle { .. } => "toggle",
+            Intent::SwitchLights { on: true, .. } => "turn_on",
+            Intent::SwitchLights { on: false, .. } => "turn_off",
             Intent::SetBrightness { .. } => "set_brightness",
             Intent::SetVolume { .. } => "set_volume",
             Intent::StepVolume { up: true, .. } => "volume_up",

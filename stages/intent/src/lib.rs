@@ -17,6 +17,7 @@
 //! | `home.rs` | [`Home`]: rooms, devices, sites from `bus-config/home.toml`, validated |
 //! | `words.rs` | transcript → folded words; number words; spoken durations |
 //! | `matcher.rs` | [`IntentMatcher`]: which request in which order, target resolution, device commands |
+//! | `groups.rs` | several lights at once: a room's ("the lights in the living room"), or every one ("all the lights off") |
 //! | `request_words.rs` | what the words ask for and the values in them: timers and their names, time and date, levels, volume steps, stop, next and previous track |
 //! | `mishearing.rs` | misheard names read as the home's or asked back, split switch verbs asked back, whether words sound finished |
 //! | `sounds.rs` | phonetic keys and edit distances: which names sound alike |
@@ -47,6 +48,7 @@
 
 mod chat;
 mod error;
+mod groups;
 mod home;
 mod http;
 mod intent;

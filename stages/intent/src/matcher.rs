@@ -29,7 +29,7 @@ pub(crate) const FILLERS: &[&str] = &[
 ];
 
 /// Words that say what to do or join the target to it, never part of a device name.
-const FUNCTION_WORDS: &[&str] = &[
+pub(crate) const FUNCTION_WORDS: &[&str] = &[
     "in",
     "on",
     "of",
@@ -132,27 +132,27 @@ pub struct IntentMatcher {
 
 #[derive(Clone, Debug)]
 pub(crate) struct KnownDevice {
-    id: String,
+    pub(crate) id: String,
     pub(crate) name: String,
-    kind: DeviceKind,
-    room: String,
+    pub(crate) kind: DeviceKind,
+    pub(crate) room: String,
     /// Name, aliases and id, as folded words without fillers.
-    phrases: Vec<Vec<String>>,
+    pub(crate) phrases: Vec<Vec<String>>,
     /// Name, aliases and id as said (lowercase words), for names that sound alike.
     pub(crate) spoken: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct KnownRoom {
-    id: String,
+    pub(crate) id: String,
     pub(crate) name: String,
     phrases: Vec<Vec<String>>,
     pub(crate) spoken: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
-struct KnownSite {
-    room: String,
+pub(crate) struct KnownSite {
+    pub(crate) room: String,
     speaker: Option<String>,
 }
 
@@ -290,6 +290,9 @@ impl IntentMatcher {
             Ok(Intent::TurnOn { device } | Intent::TurnOff { device }) if verb_in_doubt(words_heard) => {
                 Err(Unmatched::OnOrOff { device: self.device_name(&device).to_string() })
             }
+            Ok(Intent::SwitchLights { .. }) if verb_in_doubt(words_heard) => {
+                Err(Unmatched::OnOrOff { device: "lights".to_string() })
+            }
             other => other,
         };
         result.unwrap_or_else(|reason| Intent::Unknown { text: text.trim().to_string(), reason })
@@ -306,13 +309,26 @@ impl IntentMatcher {
     /// for "what time is it" and "what's the date".
     pub fn understand(&self, text: &str, site: &str, now: NaiveDateTime) -> Understanding {
         let intent = self.match_text(text, site);
-        let command = self.command(&intent, site);
+        let commands = self.commands(&intent, site);
         let reply = self.reply_at(&intent, site, now);
-        Understanding { intent, command, reply }
+        Understanding { intent, commands, reply }
+    }
+
+    /// Every device command for `intent` heard at `site`: one per light of a group,
+    /// else [`command`](Self::command)'s.
+    pub fn commands(&self, intent: &Intent, site: &str) -> Vec<DeviceCommand> {
+        match intent {
+            Intent::SwitchLights { on, devices, .. } => {
+                let action = if *on { Action::TurnOn } else { Action::TurnOff };
+                devices.iter().map(|device| DeviceCommand::new(action, device, None)).collect()
+            }
+            _ => self.command(intent, site).into_iter().collect(),
+        }
     }
 
     /// The device command for `intent` heard at `site`. Stop and the timers go to the
-    /// site's speaker; none when the site has no speaker.
+    /// site's speaker; none when the site has no speaker, and none for a group of
+    /// lights (see [`commands`](Self::commands)).
     pub fn command(&self, intent: &Intent, site: &str) -> Option<DeviceCommand> {
         let speaker = || self.sites.get(site).and_then(|s| s.speaker.clone());
         let (action, device, value) = match intent {
@@ -342,7 +358,11 @@ impl IntentMatcher {
                 };
                 return Some(DeviceCommand::new(action, speaker()?, None).named(name.clone()));
             }
-            Intent::WhatTime | Intent::WhatDate | Intent::TimerStatus { .. } | Intent::Unknown { .. } => return None,
+            Intent::WhatTime
+            | Intent::WhatDate
+            | Intent::TimerStatus { .. }
+            | Intent::SwitchLights { .. }
+            | Intent::Unknown { .. } => return None,
         };
         Some(DeviceCommand::new(action, device, value))
     }
@@ -453,6 +473,9 @@ impl IntentMatcher {
             heard.has_any(&["off", "out", "disable", "deactivate", "kill"]) || (heard.has("shut") && heard.has("down"));
         let on = heard.has_any(&["on", "enable", "activate"]);
         if on || off {
+            if let Some(group) = self.light_group(heard, site).filter(|g| !g.devices.is_empty()) {
+                return Ok(Intent::SwitchLights { on: !off, devices: group.devices, room: group.room });
+            }
             let verb = if off { "turn off" } else { "turn on" };
             let said_verb = heard.has_any(SWITCH_VERBS);
             let device = match self.target(heard, site, Want::Light, verb, true) {
@@ -499,16 +522,7 @@ impl IntentMatcher {
             return Ok(device);
         }
 
-        let mut room: Option<(&KnownRoom, std::ops::Range<usize>)> = None;
-        for known in &self.rooms {
-            for phrase in &known.phrases {
-                if let Some(at) = find(&seq, phrase) {
-                    if room.as_ref().is_none_or(|(_, r)| phrase.len() > r.len()) {
-                        room = Some((known, at..at + phrase.len()));
-                    }
-                }
-            }
-        }
+        let room = self.room_said(&seq);
         let mut kinds: Option<&[DeviceKind]> = None;
         let mut named = Vec::new();
         let mut unknown = Vec::new();
@@ -573,8 +587,25 @@ impl IntentMatcher {
     }
 }
 
+impl IntentMatcher {
+    /// The room the words name (the longest name heard), and where in `seq` it is.
+    pub(crate) fn room_said(&self, seq: &[(usize, &str)]) -> Option<(&KnownRoom, std::ops::Range<usize>)> {
+        let mut room: Option<(&KnownRoom, std::ops::Range<usize>)> = None;
+        for known in &self.rooms {
+            for phrase in &known.phrases {
+                if let Some(at) = find(seq, phrase) {
+                    if room.as_ref().is_none_or(|(_, r)| phrase.len() > r.len()) {
+                        room = Some((known, at..at + phrase.len()));
+                    }
+                }
+            }
+        }
+        room
+    }
+}
+
 /// Where `phrase` starts in `seq`, as a run of consecutive words.
-fn find(seq: &[(usize, &str)], phrase: &[String]) -> Option<usize> {
+pub(crate) fn find(seq: &[(usize, &str)], phrase: &[String]) -> Option<usize> {
     if phrase.is_empty() || phrase.len() > seq.len() {
         return None;
     }

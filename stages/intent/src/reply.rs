@@ -26,6 +26,13 @@ impl IntentMatcher {
             Intent::TurnOn { device } => format!("Turning on the {}.", name(device)),
             Intent::TurnOff { device } => format!("Turning off the {}.", name(device)),
             Intent::Toggle { device } => format!("Toggling the {}.", name(device)),
+            Intent::SwitchLights { on, room, .. } => {
+                let way = if *on { "on" } else { "off" };
+                match room {
+                    Some(room) => format!("Turning {way} the lights in the {room}."),
+                    None => format!("Turning {way} all the lights."),
+                }
+            }
             Intent::SetBrightness { device, percent } => format!("Setting the {} to {percent} percent.", name(device)),
             Intent::SetVolume { device, percent: 0 } => format!("Muting the {}.", name(device)),
             Intent::SetVolume { device, percent } => {

@@ -240,7 +240,7 @@ impl Stage for IntentStage {
         pushed?;
         tracing::debug!(session, site = %frame.meta.site_id, intent = ?understanding.intent, "intent");
         frame.meta.stamp(|t| t.understood = Some(Instant::now()));
-        if let Some(command) = &understanding.command {
+        for command in &understanding.commands {
             let message = Payload::Message { topic: command.topic(), body: command.to_bytes() };
             out.push_to(self.port(true), frame.derive(message))?;
         }

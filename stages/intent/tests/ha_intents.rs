@@ -23,7 +23,8 @@ fn check(table: &[(&str, Option<Value>, &str)]) {
     let matcher = matcher();
     for (text, command, reply) in table {
         let understood = matcher.understand(text, "kitchen", now());
-        assert_eq!(understood.command.as_ref().map(|c| c.to_json()), *command, "{text:?}");
+        let sent: Vec<Value> = understood.commands.iter().map(|c| c.to_json()).collect();
+        assert_eq!(sent, Vec::from_iter(command.clone()), "{text:?}");
         assert_eq!(understood.reply, *reply, "{text:?}");
     }
 }
@@ -285,4 +286,92 @@ fn levels_and_steps_out_of_range_are_refused() {
         matcher.match_text("turn the volume up by 300 percent", "kitchen"),
         Intent::Unknown { reason: Unmatched::OutOfRange { .. }, .. }
     ));
+}
+
+/// A home with two lights in the living room and a lamp in the bedroom.
+fn two_light_home() -> IntentMatcher {
+    let home = Home::from_toml(
+        r#"
+[rooms.living_room]
+name = "living room"
+[rooms.bedroom]
+name = "bedroom"
+
+[[devices]]
+id = "ceiling"
+name = "ceiling light"
+kind = "light"
+room = "living_room"
+
+[[devices]]
+id = "reading_lamp"
+name = "reading lamp"
+kind = "lamp"
+room = "living_room"
+
+[[devices]]
+id = "bedside"
+name = "bedside lamp"
+kind = "lamp"
+room = "bedroom"
+
+[sites.living_room]
+room = "living_room"
+"#,
+    )
+    .unwrap();
+    IntentMatcher::new(&home)
+}
+
+#[test]
+fn all_the_lights_of_a_room_or_of_the_home() {
+    let matcher = two_light_home();
+    let sent = |text: &str| {
+        let understood = matcher.understand(text, "living_room", now());
+        let commands: Vec<(String, String)> = understood
+            .commands
+            .iter()
+            .map(|c| (c.to_json()["action"].as_str().unwrap().to_string(), c.device_id.clone()))
+            .collect();
+        (commands, understood.reply)
+    };
+    let each = |action: &str, ids: &[&str]| -> Vec<(String, String)> {
+        ids.iter().map(|id| (action.to_string(), id.to_string())).collect()
+    };
+    assert_eq!(
+        sent("turn off the lights in the living room"),
+        (each("turn_off", &["ceiling", "reading_lamp"]), "Turning off the lights in the living room.".into())
+    );
+    assert_eq!(
+        sent("turn on all the lights in the living room"),
+        (each("turn_on", &["ceiling", "reading_lamp"]), "Turning on the lights in the living room.".into())
+    );
+    assert_eq!(
+        sent("lights off"),
+        (each("turn_off", &["ceiling", "reading_lamp"]), "Turning off the lights in the living room.".into()),
+        "the site's room"
+    );
+    assert_eq!(
+        sent("turn off all the lights"),
+        (each("turn_off", &["ceiling", "reading_lamp", "bedside"]), "Turning off all the lights.".into())
+    );
+    assert_eq!(
+        sent("deactivate the lights everywhere"),
+        (each("turn_off", &["ceiling", "reading_lamp", "bedside"]), "Turning off all the lights.".into())
+    );
+    // One light by name, or the only light of a room, is one command.
+    assert_eq!(sent("turn off the reading lamp").0, each("turn_off", &["reading_lamp"]));
+    assert_eq!(sent("turn on the lights in the bedroom").0, each("turn_on", &["bedside"]));
+    // A singular is one light: "the light" prefers a light to a lamp. A room not in the
+    // home is named.
+    assert_eq!(sent("turn on the light").0, each("turn_on", &["ceiling"]));
+    assert_eq!(sent("turn off all the lights in the garage").1, "I don't know a room called garage.");
+    assert_eq!(
+        matcher.match_text("turn on the lights off", "living_room"),
+        Intent::Unknown {
+            text: "turn on the lights off".into(),
+            reason: Unmatched::OnOrOff { device: "lights".into() }
+        }
+    );
+    assert_eq!(Intent::SwitchLights { on: false, devices: vec![], room: None }.name(), "turn_off");
 }

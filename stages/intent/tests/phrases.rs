@@ -259,7 +259,7 @@ fn what_cannot_be_done_gets_a_reply_that_says_why() {
         let understood = matcher.understand(text, site, noon);
         assert_eq!(understood.intent, Intent::Unknown { text: text.trim().into(), reason }, "{text:?}");
         assert_eq!(understood.reply, reply, "{text:?}");
-        assert_eq!(understood.command, None, "{text:?}");
+        assert_eq!(understood.commands, [], "{text:?}");
     }
 }
 
@@ -348,9 +348,10 @@ fn each_intent_has_its_command_and_reply() {
     ];
     for (text, command, reply) in table {
         let understood = matcher.understand(text, "kitchen", at);
-        assert_eq!(understood.command.as_ref().map(|c| c.to_json()), command, "{text:?}");
+        let sent: Vec<serde_json::Value> = understood.commands.iter().map(|c| c.to_json()).collect();
+        assert_eq!(sent, Vec::from_iter(command), "{text:?}");
         assert_eq!(understood.reply, reply, "{text:?}");
-        if let Some(command) = understood.command {
+        if let Some(command) = understood.commands.into_iter().next() {
             // Timers go to the engine's timers; everything else to its device.
             let expected = if command.to_json()["action"].as_str().is_some_and(|a| a.ends_with("_timer")) {
                 alicia_stage_intent::TIMER_COMMAND_TOPIC.to_string()

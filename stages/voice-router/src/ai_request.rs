@@ -172,8 +172,14 @@ async fn answer(intent: Arc<IntentStage>, bus: flume::Sender<BusItem>, request: 
             // The question is never empty here, so words the matcher did not know went
             // to the chat model when it is on.
             let by_chat = chat_on && understanding.intent.is_not_understood() && failure.is_none();
-            let command = understanding.command.as_ref().map(|c| c.to_json());
-            if let Some(command) = &understanding.command {
+            // `command` is the one command of most requests; `commands` lists every one
+            // (a group of lights sends one per light).
+            let command = match understanding.commands.as_slice() {
+                [one] => Some(one.to_json()),
+                _ => None,
+            };
+            let commands: Vec<Value> = understanding.commands.iter().map(|c| c.to_json()).collect();
+            for command in &understanding.commands {
                 let meta = FrameMeta::new(q.session.as_str(), q.site.as_deref().unwrap_or_default(), 0);
                 let message = Payload::Message { topic: command.topic(), body: command.to_bytes() };
                 let _ = bus.send(BusItem::Frame(Frame::new(meta, message)));
@@ -183,6 +189,7 @@ async fn answer(intent: Arc<IntentStage>, bus: flume::Sender<BusItem>, request: 
                 "intent": if by_chat { "chat" } else { understanding.intent.name() },
                 "answered_by": if by_chat { "chat" } else { "matcher" },
                 "command": command,
+                "commands": commands,
             });
             if let Some(failure) = failure {
                 data["chat_error"] = json!({"error_type": failure.error_type(), "message": failure.to_string()});
