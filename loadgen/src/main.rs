@@ -167,6 +167,10 @@ struct VoiceArgs {
     /// sent to alicia/voice/stt/request after the runs: WER, loops, latency.
     #[arg(long)]
     corpus: Option<PathBuf>,
+    /// The reference decoder's transcripts of the corpus (`make speech-reference`:
+    /// faster-whisper, id TAB ms TAB text), reported beside the engine's.
+    #[arg(long, requires = "corpus")]
+    reference: Option<PathBuf>,
     /// Report directory.
     #[arg(long, default_value = "perf-report")]
     out: PathBuf,
@@ -455,6 +459,7 @@ fn run_voice(args: VoiceArgs) -> Result<Verdict> {
         max_p95_ms: args.max_p95_ms,
         gate_all: args.gate_all,
         corpus: args.corpus,
+        reference: args.reference,
         out: args.out,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

@@ -98,6 +98,8 @@ pub struct VoiceOptions {
     pub gate_all: bool,
     /// Recorded human speech (`make speech-corpus`) to transcribe after the runs.
     pub corpus: Option<PathBuf>,
+    /// The reference decoder's transcripts of the corpus (`make speech-reference`).
+    pub reference: Option<PathBuf>,
     pub out: PathBuf,
 }
 
@@ -166,11 +168,15 @@ pub fn run(opts: &VoiceOptions, rt: &tokio::runtime::Runtime) -> Result<Verdict>
         }
     };
     let clips = opts.corpus.as_deref().map(recorded::clips).transpose()?.unwrap_or_default();
+    let reference = opts.reference.as_deref().map(recorded::reference).transpose()?.unwrap_or_default();
+    if let Some(missing) = clips.iter().find(|(id, ..)| opts.reference.is_some() && !reference.contains_key(id)) {
+        bail!("--reference has no transcript of clip {}: run `make speech-reference` again", missing.0);
+    }
     eprintln!("voice: engine {engine_desc}");
     let outcome = rt.block_on(async {
         let measure = async {
             let runs = satellite::measure_all(opts, &opts.sessions, &all_sites, &speech, mqtt).await?;
-            let heard = recorded::transcribe_all(mqtt, &clips).await?;
+            let heard = recorded::transcribe_all(mqtt, &clips, &reference).await?;
             anyhow::Ok((runs, heard))
         };
         tokio::time::timeout(opts.timeout, measure).await

@@ -1,8 +1,11 @@
 //! Recorded human speech (`tests/speech/corpus.tsv`, fetched by `make speech-corpus`)
 //! sent one clip at a time to the engine's `alicia/voice/stt/request` (a base64 WAV in
 //! the envelope, the seeds' text entry point for speech-to-text): word error rate,
-//! decodings that loop, and the time from request to transcript.
+//! decodings that loop, and the time from request to transcript; beside the reference
+//! decoder's transcripts of the same clips with the same weights (`--reference`, from
+//! `make speech-reference`: faster-whisper), judged by the same rules.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -19,17 +22,52 @@ use super::speech::{normalise, word_errors};
 use super::{CONNECT_TIMEOUT, KEEP_ALIVE};
 use crate::{connection, wire};
 
-/// One clip's result.
+/// One clip's result: the engine's transcript, and the reference decoder's if given.
 #[derive(Debug, Clone, Serialize)]
 pub struct Heard {
     pub id: String,
     pub said: String,
-    pub heard: String,
     pub words: usize,
+    pub engine: Transcribed,
+    pub reference: Option<Transcribed>,
+}
+
+/// One decoder's transcript of a clip, judged.
+#[derive(Debug, Clone, Serialize)]
+pub struct Transcribed {
+    pub heard: String,
     pub errors: usize,
     /// The transcript repeats a phrase back to back or runs far past what was said.
     pub looped: bool,
     pub ms: f64,
+}
+
+impl Transcribed {
+    fn judged(said: &str, heard: String, ms: f64) -> Transcribed {
+        let (reference, hypothesis) = (normalise(said), normalise(&heard));
+        Transcribed {
+            errors: word_errors(&reference, &hypothesis),
+            looped: looped(&hypothesis, reference.len()),
+            heard,
+            ms,
+        }
+    }
+}
+
+/// The reference decoder's transcripts (`make speech-reference`): id → (ms, text).
+pub fn reference(path: &Path) -> Result<HashMap<String, (f64, String)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: run `make speech-reference` first", path.display()))?;
+    let mut transcripts = HashMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let mut fields = line.splitn(3, '\t');
+        let (Some(id), Some(ms), Some(heard)) = (fields.next(), fields.next(), fields.next()) else {
+            bail!("{}: bad line {line:?}", path.display())
+        };
+        let ms = ms.parse().with_context(|| format!("{}: bad milliseconds in {line:?}", path.display()))?;
+        transcripts.insert(id.to_string(), (ms, heard.to_string()));
+    }
+    Ok(transcripts)
 }
 
 /// The corpus' clips, as listed in `DIR/corpus.tsv`: (id, transcript, WAV bytes).
@@ -49,7 +87,11 @@ pub fn clips(dir: &Path) -> Result<Vec<(String, String, Vec<u8>)>> {
 }
 
 /// Sends each clip and waits for its transcript (or error), one at a time.
-pub async fn transcribe_all(mqtt: SocketAddr, clips: &[(String, String, Vec<u8>)]) -> Result<Vec<Heard>> {
+pub async fn transcribe_all(
+    mqtt: SocketAddr,
+    clips: &[(String, String, Vec<u8>)],
+    reference: &HashMap<String, (f64, String)>,
+) -> Result<Vec<Heard>> {
     let id = format!("loadgen-recorded-{}", std::process::id());
     let mut conn = connection::connect(mqtt, &id, KEEP_ALIVE, CONNECT_TIMEOUT).await?;
     for filter in ["alicia/voice/stt/response", "alicia/voice/stt/error"] {
@@ -74,15 +116,12 @@ pub async fn transcribe_all(mqtt: SocketAddr, clips: &[(String, String, Vec<u8>)
             .await
             .with_context(|| format!("{clip}: no transcript within 60 s"))??;
         let ms = sent.elapsed().as_secs_f64() * 1_000.0;
-        let (reference, hypothesis) = (normalise(said), normalise(&heard));
         results.push(Heard {
             id: clip.clone(),
             said: said.clone(),
-            words: reference.len(),
-            errors: word_errors(&reference, &hypothesis),
-            looped: looped(&hypothesis, reference.len()),
-            heard,
-            ms,
+            words: normalise(said).len(),
+            engine: Transcribed::judged(said, heard, ms),
+            reference: reference.get(clip).map(|(ms, heard)| Transcribed::judged(said, heard.clone(), *ms)),
         });
     }
     Ok(results)
@@ -131,6 +170,7 @@ fn looped(words: &[String], said: usize) -> bool {
 
 /// The markdown section: totals by source, then every clip.
 pub fn markdown(results: &[Heard]) -> String {
+    let with_reference = results.iter().all(|h| h.reference.is_some());
     let mut md = String::from("## Recorded human speech\n\n");
     md.push_str(
         "Every clip of `tests/speech/corpus.tsv` (read sentences, card names, telephone prompts; people, not \
@@ -138,30 +178,79 @@ pub fn markdown(results: &[Heard]) -> String {
          WER as above. A loop: a phrase of two or more words twice in a row, a word three times, or more than \
          four words past what was said. ms: request published → transcript received.\n\n",
     );
-    md.push_str(
-        "| source | clips | words | WER | loops | median ms | max ms |\n|:---|---:|---:|---:|---:|---:|---:|\n",
-    );
+    if with_reference {
+        md.push_str(
+            "Beside it, the reference decoder: faster-whisper 1.2.1 (CTranslate2) with its defaults (beam 5, \
+             temperature fallback, compression-ratio and log-probability thresholds), on the same tiny.en \
+             weights (the CTranslate2 files the engine's ggml file is converted from, as float32), 2 threads, \
+             in-process (its ms has no MQTT, base64 or WAV parsing in it); `make speech-reference`, run by \
+             `make perf-voice` just before. Both judged by the same normalisation and loop rule.\n\n",
+        );
+        md.push_str(
+            "| source | clips | words | engine WER | engine loops | faster-whisper WER | faster-whisper loops \
+             | engine median ms | faster-whisper median ms |\n|:---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+    } else {
+        md.push_str(
+            "| source | clips | words | WER | loops | median ms | max ms |\n|:---|---:|---:|---:|---:|---:|---:|\n",
+        );
+    }
     let is_prompt = |h: &&Heard| h.id.starts_with("prompt-");
     let all: Vec<&Heard> = results.iter().collect();
     let (prompts, read): (Vec<&Heard>, Vec<&Heard>) = results.iter().partition(is_prompt);
     for (name, group) in [("all", all), ("pocketsphinx", read), ("asterisk", prompts)] {
-        let (words, errors) = group.iter().fold((0, 0), |(w, e), h| (w + h.words, e + h.errors));
-        let ms: Vec<f64> = group.iter().map(|h| h.ms).collect();
-        md.push_str(&format!(
-            "| {name} | {} | {words} | {:.1}% | {} | {:.0} | {:.0} |\n",
-            group.len(),
-            100.0 * errors as f64 / words.max(1) as f64,
-            group.iter().filter(|h| h.looped).count(),
-            super::summary::median(ms.clone()).unwrap_or(f64::NAN),
-            ms.iter().copied().fold(0.0, f64::max),
-        ));
+        let words: usize = group.iter().map(|h| h.words).sum();
+        let engine: Vec<&Transcribed> = group.iter().map(|h| &h.engine).collect();
+        let (wer, loops, ms) = totals(&engine, words);
+        if with_reference {
+            let reference: Vec<&Transcribed> = group.iter().filter_map(|h| h.reference.as_ref()).collect();
+            let (ref_wer, ref_loops, ref_ms) = totals(&reference, words);
+            md.push_str(&format!(
+                "| {name} | {} | {words} | {wer:.1}% | {loops} | {ref_wer:.1}% | {ref_loops} | {:.0} | {:.0} |\n",
+                group.len(),
+                super::summary::median(ms).unwrap_or(f64::NAN),
+                super::summary::median(ref_ms).unwrap_or(f64::NAN),
+            ));
+        } else {
+            md.push_str(&format!(
+                "| {name} | {} | {words} | {wer:.1}% | {loops} | {:.0} | {:.0} |\n",
+                group.len(),
+                super::summary::median(ms.clone()).unwrap_or(f64::NAN),
+                ms.iter().copied().fold(0.0, f64::max),
+            ));
+        }
     }
-    md.push_str("\n| clip | said | heard | errors | ms |\n|:---|:---|:---|---:|---:|\n");
-    for h in results {
-        let loop_mark = if h.looped { " (loop)" } else { "" };
-        md.push_str(&format!("| {} | {} | {}{loop_mark} | {} | {:.0} |\n", h.id, h.said, h.heard, h.errors, h.ms));
+    let shown = |t: &Transcribed| format!("{}{}", t.heard, if t.looped { " (loop)" } else { "" });
+    if with_reference {
+        md.push_str("\n| clip | said | engine heard | errors | faster-whisper heard | errors |\n");
+        md.push_str("|:---|:---|:---|---:|:---|---:|\n");
+        for h in results {
+            let reference = h.reference.as_ref().expect("checked above");
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                h.id,
+                h.said,
+                shown(&h.engine),
+                h.engine.errors,
+                shown(reference),
+                reference.errors
+            ));
+        }
+    } else {
+        md.push_str("\n| clip | said | heard | errors | ms |\n|:---|:---|:---|---:|---:|\n");
+        for h in results {
+            let e = &h.engine;
+            md.push_str(&format!("| {} | {} | {} | {} | {:.0} |\n", h.id, h.said, shown(e), e.errors, e.ms));
+        }
     }
     md
+}
+
+/// WER in percent over `words` said, loops, and each clip's ms.
+fn totals(transcripts: &[&Transcribed], words: usize) -> (f64, usize, Vec<f64>) {
+    let errors: usize = transcripts.iter().map(|t| t.errors).sum();
+    let wer = 100.0 * errors as f64 / words.max(1) as f64;
+    (wer, transcripts.iter().filter(|t| t.looped).count(), transcripts.iter().map(|t| t.ms).collect())
 }
 
 #[cfg(test)]
@@ -176,5 +265,28 @@ mod tests {
         assert!(!looped(&w("five five"), 2));
         assert!(!looped(&w("he was not an ill disposed young man"), 8));
         assert!(looped(&w("one two three four five six"), 1));
+    }
+
+    #[test]
+    fn the_reference_decoder_is_judged_by_the_same_rules_beside_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faster-whisper.tsv");
+        std::fs::write(&path, "# header\nprompt-six\t410\tSix.\n").unwrap();
+        let transcripts = reference(&path).unwrap();
+        assert_eq!(transcripts["prompt-six"], (410.0, "Six.".to_string()));
+        let said = "six";
+        let heard = Heard {
+            id: "prompt-six".into(),
+            said: said.into(),
+            words: 1,
+            engine: Transcribed::judged(said, "6, 6, 6, 6".into(), 120.0),
+            reference: Some(Transcribed::judged(said, "Six.".into(), 410.0)),
+        };
+        assert!(heard.engine.looped && !heard.reference.as_ref().unwrap().looped);
+        let md = markdown(&[heard]);
+        assert!(md.contains("| all | 1 | 1 | 300.0% | 1 | 0.0% | 0 | 120 | 410 |"), "{md}");
+        assert!(md.contains("| prompt-six | six | 6, 6, 6, 6 (loop) | 3 | Six. | 0 |"), "{md}");
+        std::fs::write(&path, "prompt-six 410 Six.\n").unwrap();
+        assert!(reference(&path).unwrap_err().to_string().contains("bad line"));
     }
 }
