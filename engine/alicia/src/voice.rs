@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use alicia_stage_intent::{Home, IntentMatcher};
+use alicia_home::Home;
+use alicia_stage_intent::IntentMatcher;
 use alicia_stage_stt::WhisperStt;
 use alicia_stage_tts::{write_wav, PiperConfig, OUTPUT_FORMAT};
 use alicia_voice_router::wav::{pcm16k_from_wav, WavError};

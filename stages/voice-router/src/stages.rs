@@ -4,7 +4,8 @@
 use alicia_pipeline::{Frame, Outputs, Payload, Stage, StageError, StageHints};
 use std::sync::Arc;
 
-use alicia_stage_intent::{ChatClient, Home, IntentStage, RunningTimers};
+use alicia_home::Home;
+use alicia_stage_intent::{ChatClient, IntentStage, RunningTimers};
 use alicia_stage_stt::{DecodeOptions, WhisperModel, WhisperStage, WhisperStt};
 use alicia_stage_tts::{PiperConfig, PiperStage, PiperVoice};
 use alicia_stage_vad::{VadConfig, VadStage};
