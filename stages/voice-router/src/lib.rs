@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //! - `stages`: [`VoiceModels`] (loaded once, shared by every topology built on them) and
-//!   [`VoiceStage`], the closed set of stages this topology runs.
+//!   the stages of a topology built on them.
 //! - `fault`: the `fault-injection` feature's hook (a stage thread made to panic, for
 //!   tests of the engine's supervision; off by default).
 //! - `intake`: MQTT → frames: `alicia/voice/audio/{site}/{start,frame,stop}`, one
@@ -70,7 +70,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use limits::VoiceLimits;
-pub use stages::{VoiceModels, VoiceStage};
+pub use stages::VoiceModels;
 pub use stt_request::Transcriber;
 
 /// Registers units and help texts of the voice metrics (and the stage runtime's) with

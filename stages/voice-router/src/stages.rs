@@ -1,5 +1,5 @@
-//! The closed set of stages in the voice topology, and the two small ones it adds: the
-//! transcript tap and the bus sink.
+//! The stages of the voice topology on models loaded once, and the two small ones it
+//! adds: the transcript tap and the bus sink.
 
 use alicia_pipeline::{Frame, Outputs, Payload, Stage, StageError, StageHints};
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use alicia_stage_tts::{PiperConfig, PiperStage, PiperVoice};
 use alicia_stage_vad::{VadConfig, VadStage};
 use anyhow::Context;
 
-use crate::fault::Fault;
+use crate::fault::{Fault, WithFault};
 use crate::publisher::BusItem;
 use crate::VoiceSettings;
 
@@ -80,85 +80,15 @@ impl VoiceModels {
     }
 }
 
-/// Every stage the voice topology runs, matched here rather than boxed.
-pub enum VoiceStage {
-    Vad(VadStage),
-    /// Whisper, with the `fault-injection` feature's hook (empty without it).
-    Stt(WhisperStage, Fault),
-    Tap(TranscriptTap),
-    Intent(IntentStage),
-    Tts(PiperStage),
-    Bus(BusSink),
-}
-
-impl Stage for VoiceStage {
-    fn name(&self) -> &'static str {
-        match self {
-            VoiceStage::Vad(s) => s.name(),
-            VoiceStage::Stt(s, _) => s.name(),
-            VoiceStage::Tap(s) => s.name(),
-            VoiceStage::Intent(s) => s.name(),
-            VoiceStage::Tts(s) => s.name(),
-            VoiceStage::Bus(s) => s.name(),
-        }
-    }
-
-    fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
-        match self {
-            VoiceStage::Vad(s) => s.process(frame, out),
-            VoiceStage::Stt(s, fault) => {
-                fault.check("stt");
-                s.process(frame, out)
-            }
-            VoiceStage::Tap(s) => s.process(frame, out),
-            VoiceStage::Intent(s) => s.process(frame, out),
-            VoiceStage::Tts(s) => s.process(frame, out),
-            VoiceStage::Bus(s) => s.process(frame, out),
-        }
-    }
-
-    fn flush(&mut self, out: &mut Outputs) -> Result<(), StageError> {
-        match self {
-            VoiceStage::Vad(s) => s.flush(out),
-            VoiceStage::Stt(s, _) => s.flush(out),
-            VoiceStage::Tap(s) => s.flush(out),
-            VoiceStage::Intent(s) => s.flush(out),
-            VoiceStage::Tts(s) => s.flush(out),
-            VoiceStage::Bus(s) => s.flush(out),
-        }
-    }
-
-    fn idle(&mut self, out: &mut Outputs) -> Result<bool, StageError> {
-        match self {
-            VoiceStage::Vad(s) => s.idle(out),
-            VoiceStage::Stt(s, _) => s.idle(out),
-            VoiceStage::Tap(s) => s.idle(out),
-            VoiceStage::Intent(s) => s.idle(out),
-            VoiceStage::Tts(s) => s.idle(out),
-            VoiceStage::Bus(s) => s.idle(out),
-        }
-    }
-
-    fn hints(&self) -> StageHints {
-        match self {
-            VoiceStage::Vad(s) => s.hints(),
-            VoiceStage::Stt(s, _) => s.hints(),
-            VoiceStage::Tap(s) => s.hints(),
-            VoiceStage::Intent(s) => s.hints(),
-            VoiceStage::Tts(s) => s.hints(),
-            VoiceStage::Bus(s) => s.hints(),
-        }
-    }
-}
-
-/// The stages of one voice topology, ready to wire.
+/// The stages of one voice topology, ready to wire (the topology boxes each).
 pub(crate) struct Built {
-    pub vad: VoiceStage,
-    pub stt: VoiceStage,
-    pub tap: VoiceStage,
-    pub intent: VoiceStage,
-    pub tts: VoiceStage,
-    pub bus: VoiceStage,
+    pub vad: VadStage,
+    /// Whisper, with the `fault-injection` feature's hook (empty without it).
+    pub stt: WithFault<WhisperStage>,
+    pub tap: TranscriptTap,
+    pub intent: IntentStage,
+    pub tts: PiperStage,
+    pub bus: BusSink,
 }
 
 /// The stages of a topology on the loaded `models` (blocking: Whisper's decoder state
@@ -172,20 +102,18 @@ pub(crate) fn build(
     chat: Option<ChatClient>,
 ) -> anyhow::Result<Built> {
     Ok(Built {
-        vad: VoiceStage::Vad(
-            VadConfig {
-                hangover_ms: settings.hangover_ms,
-                unfinished_hangover_ms: settings.unfinished_hangover_ms,
-                pause_ms: settings.pause_ms,
-                ..VadConfig::default()
-            }
-            .build()?,
-        ),
-        stt: VoiceStage::Stt(WhisperStage::new(home_whisper(models, settings.stt_threads)?), fault),
-        tap: VoiceStage::Tap(TranscriptTap),
-        intent: VoiceStage::Intent(models.intent_stage(chat)?),
-        tts: VoiceStage::Tts(warm_piper(models)?),
-        bus: VoiceStage::Bus(BusSink { bus }),
+        vad: VadConfig {
+            hangover_ms: settings.hangover_ms,
+            unfinished_hangover_ms: settings.unfinished_hangover_ms,
+            pause_ms: settings.pause_ms,
+            ..VadConfig::default()
+        }
+        .build()?,
+        stt: WithFault::new("stt", WhisperStage::new(home_whisper(models, settings.stt_threads)?), fault),
+        tap: TranscriptTap,
+        intent: models.intent_stage(chat)?,
+        tts: warm_piper(models)?,
+        bus: BusSink { bus },
     })
 }
 
