@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use alicia_broker::BusHandle;
 use alicia_supervisor::Component;
-use alicia_voice_router::{Transcriber, VoiceModels, VoiceService, VoiceSettings};
+use alicia_voice_bus::{Transcriber, VoiceModels, VoiceService, VoiceSettings};
 use alicia_wyoming::{SpeechBackend, WyomingConfig, WyomingServer};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

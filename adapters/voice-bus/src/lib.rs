@@ -17,6 +17,9 @@
 //! - `ai_request`: typed requests, `alicia/voice/ai/request` → `alicia/voice/ai/response`,
 //!   answered by a twin of the intent stage that shares its chat client.
 //! - [`wav`]: 16 kHz mono WAV in and out, zero copy.
+//! - `local_speech`: [`LocalSpeech`], Whisper and Piper on the loaded models behind the
+//!   Wyoming server (`alicia_wyoming::SpeechBackend`) and the bus's STT requests.
+//! - [`offline`]: `alicia ask` and `alicia say`, the stages run directly on a file.
 //! - `publisher`: frames → MQTT: transcripts, device commands and results, the reply's
 //!   announcement and its PCM chunks, stage errors on their stage's error topic.
 //! - this file: [`VoiceService`], which builds the topology, runs both ends, and says
@@ -51,6 +54,8 @@ mod ai_request;
 mod fault;
 mod intake;
 mod limits;
+mod local_speech;
+pub mod offline;
 mod publisher;
 mod requests;
 mod stages;
@@ -70,6 +75,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use limits::VoiceLimits;
+pub use local_speech::{LocalSpeech, SENTENCES_TOTAL};
 pub use stages::VoiceModels;
 pub use stt_request::Transcriber;
 
