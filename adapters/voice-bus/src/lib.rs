@@ -70,6 +70,8 @@ use std::time::Duration;
 use alicia_broker::{BusHandle, LocalClient};
 use alicia_pipeline::{RunningTopology, TopologyConfig};
 use alicia_stage_intent::{ChatClient, ChatFallback, IntentConfig, OutputLayout};
+use alicia_stage_stt::DecodeOptions;
+use alicia_stage_vad::VadConfig;
 use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -112,12 +114,13 @@ pub struct VoiceSettings {
     pub models: PathBuf,
     pub home: PathBuf,
     pub stt_threads: usize,
-    /// The VAD's hangover: silence that ends a finished request.
-    pub hangover_ms: u32,
-    /// The VAD's hangover for words that sound cut short, or are not judged yet.
-    pub unfinished_hangover_ms: u32,
-    /// The VAD's pause: silence at which the answer is prepared ahead (0: off).
-    pub pause_ms: u32,
+    /// The VAD: its silences (hangovers, pause) and how it tells speech from silence.
+    pub vad: VadConfig,
+    /// The pipeline's Whisper decoding; the home's names are added as its prompt.
+    pub decoding: DecodeOptions,
+    /// Sentences the TTS cache keeps (0: off), and the bytes of audio it may hold.
+    pub tts_cache_sentences: usize,
+    pub tts_cache_bytes: usize,
     /// A started session without audio for this long is closed.
     pub session_timeout: Duration,
     /// What a site or a requester may send.

@@ -8,7 +8,7 @@ use alicia_home::Home;
 use alicia_stage_intent::{ChatClient, IntentStage, RunningTimers};
 use alicia_stage_stt::{DecodeOptions, WhisperModel, WhisperStage, WhisperStt};
 use alicia_stage_tts::{PiperConfig, PiperStage, PiperVoice};
-use alicia_stage_vad::{VadConfig, VadStage};
+use alicia_stage_vad::VadStage;
 use anyhow::Context;
 
 use crate::fault::{Fault, WithFault};
@@ -102,17 +102,11 @@ pub(crate) fn build(
     chat: Option<ChatClient>,
 ) -> anyhow::Result<Built> {
     Ok(Built {
-        vad: VadConfig {
-            hangover_ms: settings.hangover_ms,
-            unfinished_hangover_ms: settings.unfinished_hangover_ms,
-            pause_ms: settings.pause_ms,
-            ..VadConfig::default()
-        }
-        .build()?,
-        stt: WithFault::new("stt", WhisperStage::new(home_whisper(models, settings.stt_threads)?), fault),
+        vad: settings.vad.build()?,
+        stt: WithFault::new("stt", WhisperStage::new(home_whisper(models, settings)?), fault),
         tap: TranscriptTap,
         intent: models.intent_stage(chat)?,
-        tts: warm_piper(models)?,
+        tts: warm_piper(models, settings)?,
         bus: BusSink { bus },
     })
 }
@@ -120,18 +114,23 @@ pub(crate) fn build(
 /// Whisper for the home's requests: biased to its rooms and devices by the initial
 /// prompt (measured on espeak-ng voices: "whole light" becomes "hall light", "light
 /// sound" "lights on", "bedroom 1" "bedroom lamp").
-fn home_whisper(models: &VoiceModels, threads: usize) -> anyhow::Result<WhisperStt> {
+fn home_whisper(models: &VoiceModels, settings: &VoiceSettings) -> anyhow::Result<WhisperStt> {
     let prompt = models.home.vocabulary_prompt();
-    let options = DecodeOptions { initial_prompt: (!prompt.is_empty()).then_some(prompt), ..DecodeOptions::default() };
-    let mut stt = WhisperStt::new(&models.whisper, threads)?.with_options(options);
+    let options = DecodeOptions { initial_prompt: (!prompt.is_empty()).then_some(prompt), ..settings.decoding.clone() };
+    let mut stt = WhisperStt::new(&models.whisper, settings.stt_threads)?.with_options(options);
     stt.warm_up()?;
     Ok(stt)
 }
 
 /// The TTS stage, its first synthesis done: ONNX Runtime's first run of a session
 /// costs several times a later one, and should not be a user's.
-fn warm_piper(models: &VoiceModels) -> anyhow::Result<PiperStage> {
-    let mut tts = PiperStage::new(models.piper.clone(), &models.piper_config);
+fn warm_piper(models: &VoiceModels, settings: &VoiceSettings) -> anyhow::Result<PiperStage> {
+    let config = PiperConfig {
+        cache_sentences: settings.tts_cache_sentences,
+        cache_bytes: settings.tts_cache_bytes,
+        ..models.piper_config.clone()
+    };
+    let mut tts = PiperStage::new(models.piper.clone(), &config);
     tts.synthesize("Ready.").context("piper warm-up")?;
     Ok(tts)
 }

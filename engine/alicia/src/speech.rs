@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alicia_broker::BusHandle;
-use alicia_config::{AliciaConfig, VoiceChatSection, WyomingSection};
+use alicia_config::{AliciaConfig, VoiceChatSection, VoiceSttSection, WyomingSection};
 use alicia_stage_intent::ChatFallback;
+use alicia_stage_stt::DecodeOptions;
+use alicia_stage_vad::VadConfig;
 use alicia_supervisor::{OnFailure, Supervisor};
 use alicia_voice_bus::{LocalSpeech, VoiceLimits, VoiceModels, VoiceService, VoiceSettings};
 use alicia_wyoming::{SpeechBackend, WyomingConfig, WyomingServer};
@@ -77,9 +79,20 @@ pub fn voice_settings(config: &AliciaConfig) -> VoiceSettings {
         models: voice.models.clone(),
         home: voice.home.clone(),
         stt_threads: voice.stt_threads,
-        hangover_ms: voice.hangover_ms,
-        unfinished_hangover_ms: voice.unfinished_hangover_ms,
-        pause_ms: voice.pause_ms,
+        vad: VadConfig {
+            hangover_ms: voice.hangover_ms,
+            unfinished_hangover_ms: voice.unfinished_hangover_ms,
+            pause_ms: voice.pause_ms,
+            threshold_db: voice.vad.threshold_db as f32,
+            min_speech_ms: voice.vad.min_speech_ms,
+            pre_roll_ms: voice.vad.pre_roll_ms,
+            max_wait_ms: voice.vad.max_wait_ms,
+            max_utterance_ms: voice.vad.max_utterance_ms,
+            ..VadConfig::default()
+        },
+        decoding: decode_options(&voice.stt),
+        tts_cache_sentences: voice.tts.cache_sentences,
+        tts_cache_bytes: voice.tts.cache_bytes,
         session_timeout: Duration::from_millis(voice.session_timeout_ms),
         limits: VoiceLimits {
             min_frame_bytes: voice.min_frame_bytes,
@@ -91,6 +104,20 @@ pub fn voice_settings(config: &AliciaConfig) -> VoiceSettings {
             max_ai_text_chars: voice.max_ai_text_chars,
         },
         chat: voice.chat.as_ref().and_then(chat_fallback),
+    }
+}
+
+/// Whisper's decoding from `[voice.stt]` (the home's prompt is added by the pipeline).
+fn decode_options(section: &VoiceSttSection) -> DecodeOptions {
+    DecodeOptions {
+        beam_size: section.beam_size,
+        best_of: section.best_of,
+        temperature_step: section.temperature_step as f32,
+        compression_ratio_threshold: section.compression_ratio_threshold as f32,
+        logprob_threshold: section.logprob_threshold as f32,
+        no_speech_threshold: section.no_speech_threshold as f32,
+        fallback_budget: Duration::from_millis(u64::from(section.fallback_budget_ms)),
+        initial_prompt: None,
     }
 }
 
@@ -138,5 +165,35 @@ pub fn wyoming_config(section: &WyomingSection) -> WyomingConfig {
         idle_timeout: Duration::from_millis(section.idle_timeout_ms),
         event_timeout: Duration::from_millis(section.event_timeout_ms),
         ..WyomingConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file without `[voice.vad]`, `[voice.stt]` or `[voice.tts]` runs the stages as
+    /// they were tuned: the config's defaults are the stages' own.
+    #[test]
+    fn the_voice_sections_default_to_the_stages_defaults() {
+        let settings = voice_settings(&AliciaConfig::default());
+        assert_eq!(settings.vad, VadConfig::default());
+        assert_eq!(settings.decoding, DecodeOptions::default());
+        let piper = alicia_stage_tts::PiperConfig::from_models_dir("models");
+        assert_eq!(
+            (settings.tts_cache_sentences, settings.tts_cache_bytes),
+            (piper.cache_sentences, piper.cache_bytes)
+        );
+    }
+
+    #[test]
+    fn the_voice_sections_reach_the_stages() {
+        let text = "[voice]\nhangover_ms = 300\n[voice.vad]\nthreshold_db = 14.0\n[voice.stt]\nbeam_size = 2\n\
+                    fallback_budget_ms = 1500\n[voice.tts]\ncache_sentences = 8";
+        let settings = voice_settings(&AliciaConfig::from_toml_str(text).unwrap());
+        assert_eq!((settings.vad.hangover_ms, settings.vad.threshold_db), (300, 14.0));
+        assert_eq!((settings.decoding.beam_size, settings.decoding.fallback_budget), (2, Duration::from_millis(1500)));
+        assert_eq!(settings.tts_cache_sentences, 8);
+        settings.vad.build().expect("a config the check accepts builds the VAD");
     }
 }

@@ -228,9 +228,9 @@ async fn supervise_pipeline(
 /// `pause`): what a settings change put in force, once the pipeline is rebuilt.
 pub(crate) fn record_settings(settings: &VoiceSettings) {
     for (kind, ms) in [
-        ("hangover", settings.hangover_ms),
-        ("unfinished", settings.unfinished_hangover_ms),
-        ("pause", settings.pause_ms),
+        ("hangover", settings.vad.hangover_ms),
+        ("unfinished", settings.vad.unfinished_hangover_ms),
+        ("pause", settings.vad.pause_ms),
     ] {
         metrics::gauge!(VAD_SILENCE_SECONDS, "kind" => kind).set(f64::from(ms) / 1000.0);
     }
