@@ -18,39 +18,51 @@ const BATCH: u64 = 1_000;
 /// Edge capacity in front of each stage.
 const CAPACITY: usize = 64;
 
-enum BenchStage {
-    Pass(Execution),
-    Sink { execution: Execution, seen: u64, batch_done: mpsc::SyncSender<()> },
-}
+/// Forwards every frame.
+struct Pass(Execution);
 
-impl Stage for BenchStage {
+impl Stage for Pass {
     fn name(&self) -> &'static str {
-        match self {
-            Self::Pass(_) => "pass",
-            Self::Sink { .. } => "sink",
-        }
+        "pass"
     }
 
     fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
-        match self {
-            Self::Pass(_) => out.push(frame),
-            Self::Sink { seen, batch_done, .. } => {
-                black_box(frame.pcm());
-                *seen += 1;
-                if *seen % BATCH == 0 {
-                    let _ = batch_done.send(());
-                }
-                Ok(())
-            }
-        }
+        out.push(frame)
     }
 
     fn hints(&self) -> StageHints {
-        match self {
-            Self::Pass(Execution::Blocking) => StageHints::blocking(CAPACITY),
-            Self::Pass(Execution::Async) => StageHints::asynchronous(CAPACITY),
-            Self::Sink { execution: Execution::Blocking, .. } => StageHints::blocking(CAPACITY).sink(),
-            Self::Sink { execution: Execution::Async, .. } => StageHints::asynchronous(CAPACITY).sink(),
+        match self.0 {
+            Execution::Blocking => StageHints::blocking(CAPACITY),
+            Execution::Async => StageHints::asynchronous(CAPACITY),
+        }
+    }
+}
+
+/// Counts frames and says when each batch is complete.
+struct Sink {
+    execution: Execution,
+    seen: u64,
+    batch_done: mpsc::SyncSender<()>,
+}
+
+impl Stage for Sink {
+    fn name(&self) -> &'static str {
+        "sink"
+    }
+
+    fn process(&mut self, frame: Frame, _out: &mut Outputs) -> Result<(), StageError> {
+        black_box(frame.pcm());
+        self.seen += 1;
+        if self.seen.is_multiple_of(BATCH) {
+            let _ = self.batch_done.send(());
+        }
+        Ok(())
+    }
+
+    fn hints(&self) -> StageHints {
+        match self.execution {
+            Execution::Blocking => StageHints::blocking(CAPACITY).sink(),
+            Execution::Async => StageHints::asynchronous(CAPACITY).sink(),
         }
     }
 }
@@ -59,8 +71,8 @@ fn start(execution: Execution, runtime: &tokio::runtime::Runtime) -> (RunningTop
     let (batch_done, batches) = mpsc::sync_channel(1);
     let mut config = TopologyConfig::new();
     config.source("mic");
-    config.stage("pass", BenchStage::Pass(execution)).input("mic");
-    config.stage("sink", BenchStage::Sink { execution, seen: 0, batch_done }).input("pass");
+    config.stage("pass", Pass(execution)).input("mic");
+    config.stage("sink", Sink { execution, seen: 0, batch_done }).input("pass");
     let running = config.build().expect("valid topology").run(runtime.handle()).expect("started");
     (running, batches)
 }

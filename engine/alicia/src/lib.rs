@@ -88,7 +88,7 @@ impl Engine {
             .map_err(|e| anyhow::anyhow!("[http] token_file: {e}"))?;
         let device_auth = device_auth_settings(&config)?;
         let metrics = alicia_http::recorder::install();
-        alicia_voice_router::describe_metrics();
+        alicia_voice_bus::describe_metrics();
         let supervisor = Supervisor::new();
         let broker = Broker::start(&config, &supervisor).await?;
         let supervision_stop = CancellationToken::new();

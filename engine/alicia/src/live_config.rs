@@ -26,7 +26,7 @@ pub struct Live {
 pub(crate) struct EngineReconfigure {
     pub broker: BrokerControl,
     /// `[voice]`'s settings for the pipeline, which rebuilds itself with a new value.
-    pub voice: tokio::sync::watch::Sender<alicia_voice_router::VoiceSettings>,
+    pub voice: tokio::sync::watch::Sender<alicia_voice_bus::VoiceSettings>,
     pub log: Option<LogFilter>,
 }
 

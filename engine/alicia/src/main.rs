@@ -10,6 +10,7 @@ use std::sync::Arc;
 use alicia::config::{AliciaConfig, IoBackend};
 use alicia::config_service::{ConfigFile, Overrides};
 use alicia::{Engine, Live, LogFilter};
+use alicia_voice_bus::offline;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod backup;
@@ -17,7 +18,6 @@ mod certs;
 mod keys;
 mod passwd;
 mod say_remote;
-mod voice;
 
 /// Shutdown must finish within 5 s of the signal; past this the process exits anyway.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
@@ -132,8 +132,8 @@ struct VoiceArgs {
 }
 
 impl VoiceArgs {
-    fn paths(self) -> voice::VoicePaths {
-        voice::VoicePaths { models: self.models, home: self.home }
+    fn paths(self) -> offline::VoicePaths {
+        offline::VoicePaths { models: self.models, home: self.home }
     }
 }
 
@@ -158,12 +158,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Passwd(args) => report(passwd::run(args)),
-        Command::Ask { wav, site, out, voice } => report(voice::ask(&voice.paths(), &wav, &site, &out)),
+        Command::Ask { wav, site, out, voice } => report(offline::ask(&voice.paths(), &wav, &site, &out)),
         Command::Say { text, site: Some(site), mqtt, out, voice: _ } => {
             report(say_remote::say_on_site(mqtt, &text, &site, out.as_deref()))
         }
         Command::Say { text, site: None, out, voice, .. } => {
-            report(voice::say(&voice.paths(), &text, &out.unwrap_or_else(|| PathBuf::from("say.wav"))))
+            report(offline::say(&voice.paths(), &text, &out.unwrap_or_else(|| PathBuf::from("say.wav"))))
         }
         Command::Models { dir, verify } => {
             let result = if verify {

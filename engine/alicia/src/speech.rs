@@ -1,95 +1,21 @@
-//! The engine's speech: the voice pipeline on the MQTT audio topics, and Whisper and
-//! Piper served over the Wyoming protocol, both supervised (`supervised.rs`).
+//! Wiring the engine's speech: the voice pipeline on the MQTT audio topics and the
+//! Wyoming server on the same models (`alicia_voice_bus::LocalSpeech`), both supervised
+//! (`supervised.rs`), with their settings read from `alicia.toml`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use alicia_broker::BusHandle;
-use alicia_config::{AliciaConfig, VoiceChatSection, WyomingSection};
+use alicia_config::{AliciaConfig, VoiceChatSection, VoiceSttSection, WyomingSection};
 use alicia_stage_intent::ChatFallback;
-use alicia_stage_stt::WhisperStt;
-use alicia_stage_tts::{split_sentences, PiperStage};
+use alicia_stage_stt::DecodeOptions;
+use alicia_stage_vad::VadConfig;
 use alicia_supervisor::{OnFailure, Supervisor};
-use alicia_voice_router::{Transcriber, VoiceLimits, VoiceModels, VoiceService, VoiceSettings};
-use alicia_wyoming::{AudioOut, BackendError, SpeechBackend, WyomingConfig, WyomingServer};
+use alicia_voice_bus::{LocalSpeech, VoiceLimits, VoiceModels, VoiceService, VoiceSettings};
+use alicia_wyoming::{SpeechBackend, WyomingConfig, WyomingServer};
 use anyhow::Context;
-use bytes::Bytes;
 
 use crate::supervised::{ListenerParts, PipelineParts, Supervised, Voice, PIPELINE, WYOMING};
-
-/// Sentences of Wyoming `synthesize` requests, by whether they were synthesised or
-/// skipped because the client had gone.
-pub const SENTENCES_TOTAL: &str = "alicia_wyoming_sentences_total";
-
-/// The models behind every speech request. One model run at a time each: both use every
-/// core they are given, so queueing beats thrashing on a small machine.
-pub struct LocalSpeech {
-    stt: Mutex<WhisperStt>,
-    tts: Mutex<PiperStage>,
-    synthesized: metrics::Counter,
-    skipped: metrics::Counter,
-}
-
-impl LocalSpeech {
-    /// Whisper and Piper on the models the pipeline loaded: the same weights and the
-    /// same ONNX session (one model run at a time each, which on two cores is what
-    /// runs fastest anyway), with a decoder state of its own, warmed up.
-    pub fn load(models: &VoiceModels, stt_threads: usize) -> anyhow::Result<LocalSpeech> {
-        let mut stt = WhisperStt::new(models.whisper(), stt_threads)?;
-        stt.warm_up()?;
-        let (voice, config) = models.piper();
-        let tts = PiperStage::new(voice.clone(), config);
-        metrics::describe_counter!(
-            SENTENCES_TOTAL,
-            metrics::Unit::Count,
-            "sentences of Wyoming synthesize requests: synthesized, or skipped for a client that left"
-        );
-        Ok(LocalSpeech {
-            stt: Mutex::new(stt),
-            tts: Mutex::new(tts),
-            synthesized: metrics::counter!(SENTENCES_TOTAL, "outcome" => "synthesized"),
-            skipped: metrics::counter!(SENTENCES_TOTAL, "outcome" => "skipped"),
-        })
-    }
-}
-
-impl SpeechBackend for LocalSpeech {
-    fn transcribe(&self, pcm: Bytes, client_gone: &AtomicBool) -> Result<String, BackendError> {
-        let mut stt =
-            self.stt.lock().map_err(|_| BackendError::new("stt_poisoned", "speech-to-text failed earlier"))?;
-        if client_gone.load(Ordering::Relaxed) {
-            // Gone while this waited for the model: not a step of it for nobody.
-            return Err(BackendError::new("given_up", "the client has gone"));
-        }
-        // Straight from the bytes: the f32 conversion inside is the one copy. Whisper
-        // polls `client_gone` between steps and stops for a client that has left.
-        stt.transcribe_s16le_unless(std::slice::from_ref(&pcm), client_gone)
-            .map(|t| t.text)
-            .map_err(|e| BackendError::new(e.error_type(), e.to_string()))
-    }
-
-    fn synthesize(&self, text: &str, out: &mut AudioOut) -> Result<(), BackendError> {
-        let sentences = split_sentences(text);
-        let mut tts =
-            self.tts.lock().map_err(|_| BackendError::new("tts_poisoned", "text-to-speech failed earlier"))?;
-        // Sentence by sentence, so the first audio leaves before the rest is synthesised,
-        // and the model stops for a client that has gone (waiting for the lock included).
-        for (done, sentence) in sentences.iter().enumerate() {
-            if !out.wanted() {
-                self.skipped.increment((sentences.len() - done) as u64);
-                return Ok(());
-            }
-            let audio = tts.synthesize(sentence).map_err(|e| BackendError::new(e.error_type(), e.to_string()))?;
-            self.synthesized.increment(1);
-            if out.send(audio).is_err() {
-                self.skipped.increment((sentences.len() - done - 1) as u64);
-                return Ok(());
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Loads the models once and starts the voice pipeline on the bus and the Wyoming
 /// server, when the voice is enabled; both are registered with `supervisor` as
@@ -121,12 +47,7 @@ pub async fn start(
         .await??
     };
     let speech = Arc::new(speech);
-    let transcriber: Transcriber = {
-        let speech = speech.clone();
-        // A bus request has no client to lose: it is never given up.
-        let stays = AtomicBool::new(false);
-        Arc::new(move |pcm| speech.transcribe(pcm, &stays).map_err(|e| (e.error_type(), e.message().to_string())))
-    };
+    let transcriber = speech.transcriber();
     let pipeline = VoiceService::start(&settings, &models, bus, transcriber.clone()).await?;
     metrics::describe_gauge!(
         crate::supervised::VAD_SILENCE_SECONDS,
@@ -158,9 +79,20 @@ pub fn voice_settings(config: &AliciaConfig) -> VoiceSettings {
         models: voice.models.clone(),
         home: voice.home.clone(),
         stt_threads: voice.stt_threads,
-        hangover_ms: voice.hangover_ms,
-        unfinished_hangover_ms: voice.unfinished_hangover_ms,
-        pause_ms: voice.pause_ms,
+        vad: VadConfig {
+            hangover_ms: voice.hangover_ms,
+            unfinished_hangover_ms: voice.unfinished_hangover_ms,
+            pause_ms: voice.pause_ms,
+            threshold_db: voice.vad.threshold_db as f32,
+            min_speech_ms: voice.vad.min_speech_ms,
+            pre_roll_ms: voice.vad.pre_roll_ms,
+            max_wait_ms: voice.vad.max_wait_ms,
+            max_utterance_ms: voice.vad.max_utterance_ms,
+            ..VadConfig::default()
+        },
+        decoding: decode_options(&voice.stt),
+        tts_cache_sentences: voice.tts.cache_sentences,
+        tts_cache_bytes: voice.tts.cache_bytes,
         session_timeout: Duration::from_millis(voice.session_timeout_ms),
         limits: VoiceLimits {
             min_frame_bytes: voice.min_frame_bytes,
@@ -172,6 +104,20 @@ pub fn voice_settings(config: &AliciaConfig) -> VoiceSettings {
             max_ai_text_chars: voice.max_ai_text_chars,
         },
         chat: voice.chat.as_ref().and_then(chat_fallback),
+    }
+}
+
+/// Whisper's decoding from `[voice.stt]` (the home's prompt is added by the pipeline).
+fn decode_options(section: &VoiceSttSection) -> DecodeOptions {
+    DecodeOptions {
+        beam_size: section.beam_size,
+        best_of: section.best_of,
+        temperature_step: section.temperature_step as f32,
+        compression_ratio_threshold: section.compression_ratio_threshold as f32,
+        logprob_threshold: section.logprob_threshold as f32,
+        no_speech_threshold: section.no_speech_threshold as f32,
+        fallback_budget: Duration::from_millis(u64::from(section.fallback_budget_ms)),
+        initial_prompt: None,
     }
 }
 
@@ -219,5 +165,35 @@ pub fn wyoming_config(section: &WyomingSection) -> WyomingConfig {
         idle_timeout: Duration::from_millis(section.idle_timeout_ms),
         event_timeout: Duration::from_millis(section.event_timeout_ms),
         ..WyomingConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file without `[voice.vad]`, `[voice.stt]` or `[voice.tts]` runs the stages as
+    /// they were tuned: the config's defaults are the stages' own.
+    #[test]
+    fn the_voice_sections_default_to_the_stages_defaults() {
+        let settings = voice_settings(&AliciaConfig::default());
+        assert_eq!(settings.vad, VadConfig::default());
+        assert_eq!(settings.decoding, DecodeOptions::default());
+        let piper = alicia_stage_tts::PiperConfig::from_models_dir("models");
+        assert_eq!(
+            (settings.tts_cache_sentences, settings.tts_cache_bytes),
+            (piper.cache_sentences, piper.cache_bytes)
+        );
+    }
+
+    #[test]
+    fn the_voice_sections_reach_the_stages() {
+        let text = "[voice]\nhangover_ms = 300\n[voice.vad]\nthreshold_db = 14.0\n[voice.stt]\nbeam_size = 2\n\
+                    fallback_budget_ms = 1500\n[voice.tts]\ncache_sentences = 8";
+        let settings = voice_settings(&AliciaConfig::from_toml_str(text).unwrap());
+        assert_eq!((settings.vad.hangover_ms, settings.vad.threshold_db), (300, 14.0));
+        assert_eq!((settings.decoding.beam_size, settings.decoding.fallback_budget), (2, Duration::from_millis(1500)));
+        assert_eq!(settings.tts_cache_sentences, 8);
+        settings.vad.build().expect("a config the check accepts builds the VAD");
     }
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use alicia_broker::BusHandle;
 use alicia_supervisor::Component;
-use alicia_voice_router::{Transcriber, VoiceModels, VoiceService, VoiceSettings};
+use alicia_voice_bus::{Transcriber, VoiceModels, VoiceService, VoiceSettings};
 use alicia_wyoming::{SpeechBackend, WyomingConfig, WyomingServer};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -228,9 +228,9 @@ async fn supervise_pipeline(
 /// `pause`): what a settings change put in force, once the pipeline is rebuilt.
 pub(crate) fn record_settings(settings: &VoiceSettings) {
     for (kind, ms) in [
-        ("hangover", settings.hangover_ms),
-        ("unfinished", settings.unfinished_hangover_ms),
-        ("pause", settings.pause_ms),
+        ("hangover", settings.vad.hangover_ms),
+        ("unfinished", settings.vad.unfinished_hangover_ms),
+        ("pause", settings.vad.pause_ms),
     ] {
         metrics::gauge!(VAD_SILENCE_SECONDS, "kind" => kind).set(f64::from(ms) / 1000.0);
     }

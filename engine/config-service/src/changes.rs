@@ -18,7 +18,7 @@ use serde_json::Value;
 
 /// Keys put in force without a restart, as dotted paths (a prefix covers what is below),
 /// but for [`RESTART_PATHS`].
-pub const LIVE_PATHS: [&str; 20] = [
+pub const LIVE_PATHS: [&str; 23] = [
     "security.allow_anonymous",
     "security.password_file",
     "security.acl_file",
@@ -38,6 +38,9 @@ pub const LIVE_PATHS: [&str; 20] = [
     "voice.max_tts_text_chars",
     "voice.max_ai_text_chars",
     "voice.chat",
+    "voice.vad",
+    "voice.stt",
+    "voice.tts",
     "engine.log_level",
 ];
 
@@ -140,6 +143,9 @@ mod tests {
             "only the restart part is pending"
         );
         assert!(is_live("voice.chat") && is_live("voice.chat.breaker.open_ms") && !is_live("voice.chatter"));
+        assert!(
+            is_live("voice.vad.threshold_db") && is_live("voice.stt.beam_size") && is_live("voice.tts.cache_bytes")
+        );
         let mut chatty = old.clone();
         chatty.voice.chat = Some(alicia_config::VoiceChatSection::new("http://127.0.0.1:8081", "m"));
         assert_eq!(changed_paths(&old, &chatty), ["voice.chat"]);

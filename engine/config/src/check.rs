@@ -197,6 +197,7 @@ pub(crate) fn check_rules(c: &AliciaConfig, errors: &mut ConfigErrors) {
     }
     crate::doors::check(c, errors);
     crate::chat::check(c.voice.chat.as_ref(), errors);
+    crate::voice_tuning::check(&c.voice.vad, &c.voice.stt, &c.voice.tts, errors);
     crate::listeners::check(c, errors);
     crate::exposure::check(c, errors);
     for (legacy, canonical) in &c.topics.aliases {

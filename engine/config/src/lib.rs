@@ -5,6 +5,8 @@
 //! - [`check`]: validation that reports every error at once, each with its dotted path.
 //! - `chat`: `[voice.chat]`, the chat model behind the voice ([`VoiceChatSection`]): its
 //!   rules, and its API key read from the variable or file it names.
+//! - `voice_tuning`: `[voice.vad]`, `[voice.stt]`, `[voice.tts]`, the pipeline's tunables
+//!   with the values the stages were tuned with as defaults, and their rules.
 //! - `doors`: the rules for the limits of `[http]`, `[wyoming]`, `[voice]` and `[services]`.
 //! - `listeners`: the rules for `[mqtt.tls]`, `[mqtt.websocket]` and colliding addresses.
 //! - `exposure`: the rules for `[http]` and `[wyoming]` facing the network: a bearer
@@ -19,6 +21,7 @@ mod doors;
 mod exposure;
 mod listeners;
 mod model;
+mod voice_tuning;
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +32,7 @@ pub use model::{
     MqttWebSocketSection, RouterSection, SecuritySection, ServicesSection, SigningSection, StorageSection, StorageSync,
     TopicsSection, VoiceSection, WyomingSection,
 };
+pub use voice_tuning::{VoiceSttSection, VoiceTtsSection, VoiceVadSection};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -413,6 +413,12 @@ pub struct VoiceSection {
     /// absent: off, and such requests get "Sorry, I didn't catch that."
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chat: Option<crate::chat::VoiceChatSection>,
+    /// How speech is told from silence (`[voice.vad]`).
+    pub vad: crate::voice_tuning::VoiceVadSection,
+    /// The pipeline's Whisper decoding (`[voice.stt]`).
+    pub stt: crate::voice_tuning::VoiceSttSection,
+    /// The TTS's sentence cache (`[voice.tts]`).
+    pub tts: crate::voice_tuning::VoiceTtsSection,
 }
 
 impl Default for VoiceSection {
@@ -434,6 +440,9 @@ impl Default for VoiceSection {
             max_tts_text_chars: 1_000,
             max_ai_text_chars: 1_000,
             chat: None,
+            vad: Default::default(),
+            stt: Default::default(),
+            tts: Default::default(),
         }
     }
 }

@@ -212,3 +212,43 @@ fn monitor_settings_are_checked_with_their_paths() {
     let shipped = AliciaConfig::from_toml_str(include_str!("../../../bus-config/alicia.toml")).unwrap();
     assert_eq!(shipped.monitor.heartbeat_timeout_secs, 300);
 }
+
+#[test]
+fn voice_tuning_sections_default_to_the_tuned_values_and_report_bad_ones_by_path() {
+    let voice = AliciaConfig::from_toml_str("").unwrap().voice;
+    assert_eq!((voice.vad.threshold_db, voice.vad.min_speech_ms, voice.vad.max_utterance_ms), (10.0, 100, 15_000));
+    assert_eq!((voice.stt.beam_size, voice.stt.fallback_budget_ms), (5, 3_000));
+    assert_eq!((voice.tts.cache_sentences, voice.tts.cache_bytes), (256, 16 << 20));
+    let text = r#"
+[voice.vad]
+threshold_db = -3.0
+max_utterance_ms = 250
+
+[voice.stt]
+beam_size = 0
+temperature_step = 1.5
+no_speech_threshold = 2.0
+
+[voice.tts]
+cache_bytes = 4294967296
+"#;
+    let errors = AliciaConfig::from_toml_str(text).unwrap_err();
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "voice.vad.threshold_db",
+            "voice.vad.max_utterance_ms",
+            "voice.stt.beam_size",
+            "voice.stt.temperature_step",
+            "voice.stt.no_speech_threshold",
+            "voice.tts.cache_bytes",
+        ],
+        "{errors}"
+    );
+    let errors = AliciaConfig::from_toml_str("[voice.stt]\nbeams = 3").unwrap_err();
+    assert!(errors.to_string().contains("unknown field `beams`"), "{errors}");
+    let tuned = "[voice.vad]\nthreshold_db = 14.5\n[voice.stt]\nbeam_size = 1\n[voice.tts]\ncache_sentences = 0";
+    let voice = AliciaConfig::from_toml_str(tuned).unwrap().voice;
+    assert_eq!((voice.vad.threshold_db, voice.stt.beam_size, voice.tts.cache_sentences), (14.5, 1, 0));
+}

@@ -25,41 +25,42 @@
 //! use std::sync::mpsc;
 //! use alicia_pipeline::{Frame, FrameMeta, Outputs, Payload, Stage, StageError, StageHints, TopologyConfig};
 //!
-//! /// The composition root's closed set of stages.
-//! enum Stages {
-//!     Shout,
-//!     Collect(mpsc::Sender<String>),
-//! }
+//! /// Upper-cases every text.
+//! struct Shout;
 //!
-//! impl Stage for Stages {
+//! impl Stage for Shout {
 //!     fn name(&self) -> &'static str {
-//!         match self {
-//!             Stages::Shout => "shout",
-//!             Stages::Collect(_) => "collect",
-//!         }
+//!         "shout"
 //!     }
 //!
 //!     fn hints(&self) -> StageHints {
-//!         match self {
-//!             Stages::Shout => StageHints::asynchronous(8),
-//!             Stages::Collect(_) => StageHints::blocking(8).sink(),
-//!         }
+//!         StageHints::asynchronous(8)
 //!     }
 //!
 //!     fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
-//!         match self {
-//!             Stages::Shout => {
-//!                 let Payload::Text(text) = &frame.payload else { return out.push(frame) };
-//!                 let loud = frame.derive(Payload::Text(text.to_uppercase()));
-//!                 out.push(loud)
-//!             }
-//!             Stages::Collect(seen) => {
-//!                 if let Payload::Text(text) = frame.payload {
-//!                     let _ = seen.send(text);
-//!                 }
-//!                 Ok(())
-//!             }
+//!         let Payload::Text(text) = &frame.payload else { return out.push(frame) };
+//!         let loud = frame.derive(Payload::Text(text.to_uppercase()));
+//!         out.push(loud)
+//!     }
+//! }
+//!
+//! /// Hands every text it reads to the test.
+//! struct Collect(mpsc::Sender<String>);
+//!
+//! impl Stage for Collect {
+//!     fn name(&self) -> &'static str {
+//!         "collect"
+//!     }
+//!
+//!     fn hints(&self) -> StageHints {
+//!         StageHints::blocking(8).sink()
+//!     }
+//!
+//!     fn process(&mut self, frame: Frame, _out: &mut Outputs) -> Result<(), StageError> {
+//!         if let Payload::Text(text) = frame.payload {
+//!             let _ = self.0.send(text);
 //!         }
+//!         Ok(())
 //!     }
 //! }
 //!
@@ -68,8 +69,8 @@
 //! let (seen, texts) = mpsc::channel();
 //! let mut config = TopologyConfig::new();
 //! config.source("text");
-//! config.stage("shout", Stages::Shout).input("text");
-//! config.stage("collect", Stages::Collect(seen)).input("shout");
+//! config.stage("shout", Shout).input("text");
+//! config.stage("collect", Collect(seen)).input("shout");
 //!
 //! let running = config.build()?.run(&tokio::runtime::Handle::current())?;
 //! let text_in = running.source("text").expect("declared above");

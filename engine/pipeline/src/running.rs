@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use crate::edge::{EdgeSender, EdgeShared, EdgeStats};
 use crate::kill::KillSwitch;
-use crate::stage::{Execution, Stage, StageError};
+use crate::stage::{Execution, StageError};
 use crate::stage_loop::{StageExit, StageRunner};
 use crate::telemetry::{StageCounters, StageStats};
 use crate::topology::Topology;
@@ -78,7 +78,7 @@ impl Drop for ExitReporter {
     }
 }
 
-impl<S: Stage> Topology<S> {
+impl Topology {
     /// Starts every stage, sink first: blocking stages on threads named
     /// `stage-<id>`, async stages as tasks on `runtime`.
     pub fn run(self, runtime: &tokio::runtime::Handle) -> Result<RunningTopology, PipelineError> {
@@ -120,7 +120,7 @@ impl<S: Stage> Topology<S> {
     }
 }
 
-fn run_thread<S: Stage>(runner: StageRunner<S>, mut reporter: ExitReporter) {
+fn run_thread(runner: StageRunner, mut reporter: ExitReporter) {
     // Caught here, after the panic hook has printed it, so the message reaches the
     // report (and the kill switch's cause) instead of dying with the thread.
     reporter.exit = Some(match std::panic::catch_unwind(AssertUnwindSafe(|| runner.run_blocking())) {
@@ -129,7 +129,7 @@ fn run_thread<S: Stage>(runner: StageRunner<S>, mut reporter: ExitReporter) {
     });
 }
 
-async fn run_task<S: Stage>(runner: StageRunner<S>, mut reporter: ExitReporter) {
+async fn run_task(runner: StageRunner, mut reporter: ExitReporter) {
     reporter.exit = Some(match CatchUnwind(Box::pin(runner.run_async())).await {
         Ok(exit) => Exit::Loop(exit),
         Err(payload) => Exit::Panicked(panic_message(payload.as_ref())),

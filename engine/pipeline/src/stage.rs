@@ -18,8 +18,8 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// A step of the pipeline (vad, stt, intent, tts, speaker, message stages).
 ///
-/// The set of stages is a closed enum in the composition root that implements this
-/// trait by matching; the runtime is generic over it.
+/// The topology holds each stage as a `Box<dyn Stage>`, so adding a stage never means
+/// editing forwarding code.
 pub trait Stage: Send + 'static {
     /// The stage kind, for logs (`"whisper"`, `"vad"`). Metrics use the id the topology
     /// gave the stage, which is unique.
@@ -200,6 +200,49 @@ mod tests {
         assert!(err.is_fatal());
         assert_eq!(err.cause().to_string(), "no such file");
         assert_eq!(err.to_string(), "stage stopped (model_load): no such file");
+    }
+
+    /// Counts the calls that reach it.
+    #[derive(Default)]
+    struct Counting {
+        processed: usize,
+        flushed: usize,
+        idled: usize,
+    }
+
+    impl Stage for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        fn process(&mut self, _frame: Frame, _out: &mut Outputs) -> Result<(), StageError> {
+            self.processed += 1;
+            Ok(())
+        }
+        fn flush(&mut self, _out: &mut Outputs) -> Result<(), StageError> {
+            self.flushed += 1;
+            Ok(())
+        }
+        fn idle(&mut self, _out: &mut Outputs) -> Result<bool, StageError> {
+            self.idled += 1;
+            Ok(true)
+        }
+        fn hints(&self) -> StageHints {
+            StageHints::blocking(3)
+        }
+    }
+
+    #[test]
+    fn a_boxed_stage_is_the_stage_it_holds_for_every_call() {
+        type Boxed = Box<Counting>;
+        let mut boxed: Boxed = Box::default();
+        let mut out = Outputs::detached(&[DEFAULT_OUTPUT]);
+        <Boxed as Stage>::process(&mut boxed, Frame::end_of_stream(FrameMeta::new("s", "kitchen", 0)), &mut out)
+            .unwrap();
+        <Boxed as Stage>::flush(&mut boxed, &mut out).unwrap();
+        assert!(<Boxed as Stage>::idle(&mut boxed, &mut out).unwrap(), "idle's answer comes through");
+        assert_eq!((boxed.processed, boxed.flushed, boxed.idled), (1, 1, 1));
+        let stage: Box<dyn Stage> = boxed;
+        assert_eq!((stage.name(), stage.hints()), ("counting", StageHints::blocking(3)));
     }
 
     #[test]

@@ -39,9 +39,9 @@ enum Step {
 }
 
 /// One stage with everything its loop needs; consumed by running it.
-pub(crate) struct StageRunner<S> {
+pub(crate) struct StageRunner {
     pub(crate) id: Arc<str>,
-    pub(crate) stage: S,
+    pub(crate) stage: Box<dyn Stage>,
     pub(crate) execution: Execution,
     pub(crate) input: EdgeReceiver,
     pub(crate) outputs: Outputs,
@@ -52,7 +52,7 @@ pub(crate) struct StageRunner<S> {
     pub(crate) warned_over_budget: bool,
 }
 
-impl<S: Stage> StageRunner<S> {
+impl StageRunner {
     /// The loop of an [`Execution::Blocking`] stage, on its own thread.
     pub(crate) fn run_blocking(mut self) -> StageExit {
         loop {

@@ -1,6 +1,6 @@
 //! Test stages and a metrics recorder shared by the unit tests.
 //!
-//! `TestStage` is a closed enum, the same shape the composition root uses.
+//! `TestStage` is one stage type whose variants are the behaviours the tests need.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

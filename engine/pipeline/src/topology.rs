@@ -15,25 +15,26 @@ use crate::stage_loop::StageRunner;
 use crate::telemetry::{StageCounters, StageMetrics};
 use crate::validate::{plan, Plan, ValidationErrors};
 
-/// A pipeline under construction. `S` is the composition root's closed enum of
-/// stages (or any single stage type).
-pub struct TopologyConfig<S> {
+/// A pipeline under construction. Each stage is held as a `Box<dyn Stage>`: a new
+/// stage type needs no forwarding code anywhere, and a call through the box costs
+/// nothing next to a frame's work.
+pub struct TopologyConfig {
     pub(crate) sources: Vec<String>,
-    pub(crate) stages: Vec<StageConfig<S>>,
+    pub(crate) stages: Vec<StageConfig>,
     error_sink: Option<ErrorSink>,
 }
 
 /// One stage of a [`TopologyConfig`]: where it reads from and how its input edge
 /// behaves.
-pub struct StageConfig<S> {
+pub struct StageConfig {
     pub(crate) id: String,
-    pub(crate) stage: S,
+    pub(crate) stage: Box<dyn Stage>,
     pub(crate) inputs: Vec<String>,
     pub(crate) input_capacity: Option<usize>,
     pub(crate) when_full: WhenFull,
 }
 
-impl<S> StageConfig<S> {
+impl StageConfig {
     /// Reads from a source, a stage's first output (`"vad"`), or a stage's named
     /// output (`"router.tts"`).
     pub fn input(&mut self, name: impl Into<String>) -> &mut Self {
@@ -53,7 +54,7 @@ impl<S> StageConfig<S> {
     }
 }
 
-impl<S> std::fmt::Debug for TopologyConfig<S> {
+impl std::fmt::Debug for TopologyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TopologyConfig")
             .field("sources", &self.sources)
@@ -62,13 +63,13 @@ impl<S> std::fmt::Debug for TopologyConfig<S> {
     }
 }
 
-impl<S: Stage> Default for TopologyConfig<S> {
+impl Default for TopologyConfig {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<S: Stage> TopologyConfig<S> {
+impl TopologyConfig {
     pub fn new() -> Self {
         Self { sources: Vec::new(), stages: Vec::new(), error_sink: None }
     }
@@ -81,7 +82,13 @@ impl<S: Stage> TopologyConfig<S> {
     }
 
     /// Declares a stage under a unique id (also its metric label and thread name).
-    pub fn stage(&mut self, id: impl Into<String>, stage: S) -> &mut StageConfig<S> {
+    pub fn stage(&mut self, id: impl Into<String>, stage: impl Stage) -> &mut StageConfig {
+        self.boxed_stage(id, Box::new(stage))
+    }
+
+    /// [`TopologyConfig::stage`] for a stage already boxed (one of several kinds
+    /// chosen at run time), without boxing it twice.
+    pub fn boxed_stage(&mut self, id: impl Into<String>, stage: Box<dyn Stage>) -> &mut StageConfig {
         self.stages.push(StageConfig {
             id: id.into(),
             stage,
@@ -107,22 +114,22 @@ impl<S: Stage> TopologyConfig<S> {
     /// Validates, then creates every edge, sink first, so each producer is wired to
     /// inputs that already exist. Metric handles are created here, once per stage
     /// and edge.
-    pub fn build(self) -> Result<Topology<S>, ValidationErrors> {
+    pub fn build(self) -> Result<Topology, ValidationErrors> {
         let plan = plan(&self)?;
         Ok(wire(self, plan))
     }
 }
 
 /// A validated, wired pipeline that has not started yet.
-pub struct Topology<S> {
+pub struct Topology {
     /// Sink first, so starting in this order readies readers before writers.
-    pub(crate) runners: Vec<StageRunner<S>>,
+    pub(crate) runners: Vec<StageRunner>,
     pub(crate) sources: Vec<(Arc<str>, EdgeSender)>,
     pub(crate) edges: Vec<Arc<EdgeShared>>,
     pub(crate) kill: KillSwitch,
 }
 
-impl<S> std::fmt::Debug for Topology<S> {
+impl std::fmt::Debug for Topology {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Topology")
             .field("stages", &self.runners.iter().map(|r| &r.id).collect::<Vec<_>>())
@@ -131,17 +138,17 @@ impl<S> std::fmt::Debug for Topology<S> {
     }
 }
 
-impl<S> Topology<S> {
+impl Topology {
     /// The switch that aborts this pipeline; usable before and after `run`.
     pub fn kill_switch(&self) -> KillSwitch {
         self.kill.clone()
     }
 }
 
-fn wire<S: Stage>(config: TopologyConfig<S>, plan: Plan) -> Topology<S> {
+fn wire(config: TopologyConfig, plan: Plan) -> Topology {
     let Plan { hints, capacities, consumers, source_targets, order } = plan;
     let kill = KillSwitch::new();
-    let mut stages: Vec<Option<StageConfig<S>>> = config.stages.into_iter().map(Some).collect();
+    let mut stages: Vec<Option<StageConfig>> = config.stages.into_iter().map(Some).collect();
     // The builder's own handle on each input edge; dropped when wiring ends so that
     // only producers keep edges open.
     let mut inputs: Vec<Option<EdgeSender>> = vec![None; stages.len()];

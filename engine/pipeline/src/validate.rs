@@ -89,7 +89,7 @@ enum Node {
     Stage(usize),
 }
 
-pub(crate) fn plan<S: Stage>(config: &TopologyConfig<S>) -> Result<Plan, ValidationErrors> {
+pub(crate) fn plan(config: &TopologyConfig) -> Result<Plan, ValidationErrors> {
     let mut errors = Vec::new();
     if config.stages.is_empty() {
         errors.push(ValidationError::Empty);
@@ -348,13 +348,13 @@ mod tests {
                 StageHints::asynchronous(4).with_outputs(&["command", "tts"])
             }
         }
-        let mut config: TopologyConfig<Box<dyn crate::Stage>> = TopologyConfig::new();
+        let mut config = TopologyConfig::new();
         config.source("text");
-        config.stage("router", Box::new(Router)).input("text");
-        config.stage("devices", Box::new(sink())).input("router");
+        config.stage("router", Router).input("text");
+        config.stage("devices", sink()).input("router");
         let errors = config.validate().unwrap_err().errors;
         assert_eq!(errors, [ValidationError::UnconnectedOutput { stage: "router".into(), port: "tts".into() }]);
-        config.stage("tts", Box::new(sink())).input("router.tts");
+        config.stage("tts", sink()).input("router.tts");
         assert_eq!(config.validate(), Ok(()));
     }
 }

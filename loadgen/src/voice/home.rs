@@ -5,13 +5,14 @@
 //! sample home has four; for more, loadgen hands the engine (`alicia serve --home`) the same
 //! home with extra sites added to its existing rooms.
 //!
-//! Only the few keys loadgen needs are read here, line by line (the engine validates the
-//! file properly when it loads it); this keeps loadgen free of the engine's home types.
+//! The home is read and validated by the engine's own model (`alicia-home`), so loadgen
+//! never runs a home the engine would refuse.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
-use anyhow::{bail, Result};
+use alicia_home::{spoken_key, Home};
+use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
 use super::speech;
@@ -22,51 +23,29 @@ pub struct Site {
     pub speaker: String,
 }
 
-/// `(table header, key, value)` for every `key = value` line, the header as written
-/// (`[sites.kitchen]`, `[[devices]]`), the value without its quotes. Comments are cut at
-/// the first `#`, which the homes loadgen reads never put inside a string.
-fn entries(text: &str) -> Vec<(&str, &str, &str)> {
-    let mut out = Vec::new();
-    let mut header = "";
-    for line in text.lines().map(|l| l.split('#').next().unwrap_or_default().trim()) {
-        if line.starts_with('[') {
-            header = line;
-        } else if let Some((key, value)) = line.split_once('=') {
-            out.push((header, key.trim(), value.trim().trim_matches('"')));
-        }
-    }
-    out
+/// The home's model keeps its tables by id; loadgen takes them in the order the file
+/// writes them, so K = 1 is the first site written and generated sites come after the
+/// home's own.
+fn in_file_order<'a>(text: &str, table: &str, ids: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
+    let mut ids: Vec<&String> = ids.collect();
+    ids.sort_by_key(|id| text.find(&format!("[{table}.{id}]")).unwrap_or(usize::MAX));
+    ids
 }
 
-/// `[sites.X]` tables with their `speaker`, in file order (the order K takes them).
-pub fn parse_sites(text: &str) -> Vec<Site> {
-    entries(text)
+fn parse_home(text: &str) -> Result<Home> {
+    Home::from_toml(text).map_err(|err| anyhow!("{err}"))
+}
+
+/// The sites with a `speaker`, in file order (the order K takes them).
+pub fn parse_sites(text: &str) -> Result<Vec<Site>> {
+    let home = parse_home(text)?;
+    Ok(in_file_order(text, "sites", home.sites.keys())
         .into_iter()
-        .filter(|(_, key, _)| *key == "speaker")
-        .filter_map(|(header, _, value)| {
-            let id = header.strip_prefix("[sites.")?.strip_suffix(']')?;
-            Some(Site { id: id.to_string(), speaker: value.to_string() })
+        .filter_map(|id| {
+            let speaker = home.sites[id].speaker.clone()?;
+            Some(Site { id: id.clone(), speaker })
         })
-        .collect()
-}
-
-/// `(id, name)` of every `[rooms.X]`, in file order; a room without a name is called by its id.
-fn parse_rooms(text: &str) -> Vec<(String, String)> {
-    let mut rooms: Vec<(String, String)> = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if let Some(id) = line.strip_prefix("[rooms.").and_then(|r| r.strip_suffix(']')) {
-            rooms.push((id.to_string(), id.replace('_', " ")));
-        }
-    }
-    for (header, key, value) in entries(text) {
-        let id = header.strip_prefix("[rooms.").and_then(|r| r.strip_suffix(']'));
-        if let (Some(id), "name") = (id, key) {
-            if let Some(room) = rooms.iter_mut().find(|(r, _)| r == id) {
-                room.1 = value.to_string();
-            }
-        }
-    }
-    rooms
+        .collect())
 }
 
 /// `base` with enough sites for `k` satellites: for each one beyond the home's sites, a new
@@ -75,22 +54,23 @@ fn parse_rooms(text: &str) -> Vec<(String, String)> {
 /// none of the spoken requests does, so they cannot capture a request meant for a light,
 /// a lamp or the site's timer. Returns `base` unchanged when it already has `k` sites.
 pub fn with_sites(base: &str, k: usize) -> Result<String> {
-    let existing = parse_sites(base);
+    let existing = parse_sites(base)?;
     if k <= existing.len() {
         return Ok(base.to_string());
     }
-    let rooms = parse_rooms(base);
+    let home = parse_home(base)?;
+    let rooms: Vec<(&String, &str)> = in_file_order(base, "rooms", home.rooms.keys())
+        .into_iter()
+        .map(|id| (id, home.rooms[id].name.as_str()))
+        .collect();
     if rooms.is_empty() {
         bail!("the home has no [rooms.*] to add {} sites to", k - existing.len());
     }
-    let all = entries(base);
     // Device ids and site ids are separate namespaces in the engine; keeping the new ones
     // clear of both also keeps the generated file easy to read.
-    let mut taken: HashSet<String> =
-        all.iter().filter(|(h, key, _)| *h == "[[devices]]" && *key == "id").map(|e| e.2.to_string()).collect();
-    taken.extend(existing.iter().map(|s| s.id.clone()));
-    let names: HashSet<String> =
-        all.iter().filter(|(h, key, _)| *h == "[[devices]]" && *key == "name").map(|e| e.2.to_lowercase()).collect();
+    let mut taken: HashSet<String> = home.devices.iter().map(|d| d.id.clone()).collect();
+    taken.extend(home.sites.keys().cloned());
+    let names: HashSet<String> = home.devices.iter().map(|d| spoken_key(&d.name)).collect();
 
     let mut text = base.trim_end().to_string();
     text +=
@@ -105,7 +85,7 @@ pub fn with_sites(base: &str, k: usize) -> Result<String> {
             let site = format!("{room}_{n}");
             let speaker = format!("{site}_speaker");
             let name = format!("{room_name} speaker {}", speech::number_word(n).unwrap_or_else(|| n.to_string()));
-            if !taken.contains(&site) && !taken.contains(&speaker) && !names.contains(&name) {
+            if !taken.contains(&site) && !taken.contains(&speaker) && !names.contains(&spoken_key(&name)) {
                 break (site, speaker, name);
             }
         };
@@ -124,7 +104,7 @@ pub fn with_sites(base: &str, k: usize) -> Result<String> {
 mod tests {
     use std::collections::HashSet;
 
-    use alicia_stage_intent::{Home, IntentMatcher};
+    use alicia_stage_intent::IntentMatcher;
     use chrono::NaiveDate;
 
     use super::*;
@@ -132,13 +112,20 @@ mod tests {
     const SAMPLE: &str = include_str!("../../../bus-config/home.toml");
 
     #[test]
-    fn reads_sites_and_speakers_from_the_home() {
-        let home = "[rooms.kitchen]\nname = \"kitchen\"\n[sites.kitchen]\nroom = \"kitchen\"\nspeaker = \"kitchen_speaker\" # x\n\
-                    [sites.hallway]\nspeaker = \"hallway_speaker\"\n";
-        let sites = parse_sites(home);
+    fn reads_sites_and_speakers_from_the_home_in_file_order() {
+        let home = "[rooms.kitchen]\nname = \"kitchen\"\n\
+                    [[devices]]\nid = \"kitchen_speaker\"\nname = \"kitchen speaker\"\nkind = \"speaker\"\nroom = \"kitchen\"\n\
+                    [[devices]]\nid = \"hall_speaker\"\nname = \"hall speaker\"\nkind = \"speaker\"\nroom = \"kitchen\"\n\
+                    [sites.kitchen]\nroom = \"kitchen\"\nspeaker = \"kitchen_speaker\" # x\n\
+                    [sites.hallway]\nroom = \"kitchen\"\nspeaker = \"hall_speaker\"\n\
+                    [sites.attic]\nroom = \"kitchen\"\n";
+        let sites = parse_sites(home).unwrap();
         assert_eq!(sites.len(), 2);
-        assert_eq!((sites[1].id.as_str(), sites[1].speaker.as_str()), ("hallway", "hallway_speaker"));
-        assert_eq!(parse_sites(SAMPLE).len(), 4);
+        assert_eq!((sites[0].id.as_str(), sites[0].speaker.as_str()), ("kitchen", "kitchen_speaker"));
+        assert_eq!((sites[1].id.as_str(), sites[1].speaker.as_str()), ("hallway", "hall_speaker"));
+        let sample: Vec<String> = parse_sites(SAMPLE).unwrap().into_iter().map(|s| s.id).collect();
+        assert_eq!(sample, ["kitchen", "living_room", "bedroom", "hallway"]);
+        assert!(parse_sites("[sites.a]\nspeaker = \"s\"\n").is_err(), "the engine would refuse this home");
     }
 
     #[test]
@@ -150,9 +137,9 @@ mod tests {
     #[test]
     fn ten_satellites_over_four_sites_get_ten_sites_and_speakers_the_engine_accepts() {
         let text = with_sites(SAMPLE, 10).unwrap();
-        let sites = parse_sites(&text);
+        let sites = parse_sites(&text).unwrap();
         assert_eq!(sites.len(), 10);
-        assert_eq!(sites[..4], parse_sites(SAMPLE)[..]);
+        assert_eq!(sites[..4], parse_sites(SAMPLE).unwrap()[..]);
         assert_eq!(sites.iter().map(|s| &s.id).collect::<HashSet<_>>().len(), 10);
         assert_eq!(sites.iter().map(|s| &s.speaker).collect::<HashSet<_>>().len(), 10);
         let added: Vec<&str> = sites[4..].iter().map(|s| s.id.as_str()).collect();
@@ -174,7 +161,7 @@ mod tests {
         let home = Home::from_toml(&with_sites(SAMPLE, 10).unwrap()).unwrap();
         let matcher = IntentMatcher::new(&home);
         let noon = NaiveDate::from_ymd_opt(2026, 12, 3).unwrap().and_hms_opt(12, 0, 0).unwrap();
-        for site in parse_sites(&with_sites(SAMPLE, 10).unwrap()) {
+        for site in parse_sites(&with_sites(SAMPLE, 10).unwrap()).unwrap() {
             for phrase in speech::phrases(&site.speaker) {
                 let heard = matcher.understand(&phrase.text, &site.id, noon).commands.first().map(|c| c.to_json());
                 let expected = phrase.expected.map(|e| (e.device, e.action.to_string(), e.value));
@@ -193,9 +180,9 @@ mod tests {
     #[test]
     fn new_ids_and_names_skip_ones_the_home_already_uses() {
         let base =
-            "[rooms.den]\n[[devices]]\nid = \"den_2_speaker\"\nname = \"x\"\nkind = \"speaker\"\nroom = \"den\"\n\
+            "[rooms.den]\nname = \"den\"\n[[devices]]\nid = \"den_2_speaker\"\nname = \"x\"\nkind = \"speaker\"\nroom = \"den\"\n\
                     [sites.den]\nroom = \"den\"\nspeaker = \"den_2_speaker\"\n";
-        let sites = parse_sites(&with_sites(base, 3).unwrap());
+        let sites = parse_sites(&with_sites(base, 3).unwrap()).unwrap();
         let ids: Vec<&str> = sites.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["den", "den_3", "den_4"]);
         assert!(with_sites("[sites.a]\nspeaker = \"s\"\n", 2).is_err());

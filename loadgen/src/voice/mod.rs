@@ -115,7 +115,7 @@ pub fn run(opts: &VoiceOptions, rt: &tokio::runtime::Runtime) -> Result<Verdict>
         (None, None) => PathBuf::from("bus-config/home.toml"),
     };
     let base = std::fs::read_to_string(&home_path).with_context(|| format!("read home {}", home_path.display()))?;
-    let base_sites = parse_sites(&base);
+    let base_sites = parse_sites(&base).with_context(|| format!("home {}", home_path.display()))?;
     if base_sites.is_empty() {
         bail!("{} has no [sites.*] with a speaker", home_path.display());
     }
@@ -137,7 +137,7 @@ pub fn run(opts: &VoiceOptions, rt: &tokio::runtime::Runtime) -> Result<Verdict>
         let path = dir.path().join("home.toml");
         let text = home::with_sites(&base, k_max)?;
         std::fs::write(&path, &text).with_context(|| format!("write {}", path.display()))?;
-        let sites = parse_sites(&text);
+        let sites = parse_sites(&text)?;
         let added: Vec<&str> = sites[base_sites.len()..].iter().map(|s| s.id.as_str()).collect();
         notes.push(format!(
             "K up to {k_max} > the {} sites of {}: the engine ran with that home plus {} generated sites, each \

@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use alicia_breaker::Verdict;
-
-use crate::home::HomeError;
+use alicia_home::HomeError;
 
 /// Why the chat fallback gave no answer. The user still hears "Sorry, I didn't catch
 /// that."; the error is reported on the stage's error topic.

@@ -1,10 +1,9 @@
 //! What a user asked for ([`Intent`]), what goes to a device ([`DeviceCommand`]), and
 //! the whole answer to one utterance ([`Understanding`]).
 
+use alicia_home::DeviceKind;
 use bytes::Bytes;
 use serde::Serialize;
-
-use crate::home::DeviceKind;
 
 /// A request the assistant understands. A closed set: the composition root and the
 /// replies match on it. Device and speaker fields are device ids from the home.

@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use alicia_home::{DeviceKind, Home};
 use chrono::NaiveDateTime;
 
-use crate::home::{DeviceKind, Home};
 use crate::intent::{Action, DeviceCommand, Intent, Quantity, Understanding, Unmatched};
 use crate::mishearing::{join_split_verbs, verb_in_doubt};
 use crate::request_words::{

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use alicia_home::Home;
 use alicia_pipeline::{
     Frame, Outputs, PauseSignal, Payload, Stage, StageError, StageHints, Transcript, DEFAULT_OUTPUT,
 };
@@ -10,7 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::chat::{ChatClient, ChatFallback};
 use crate::error::IntentError;
-use crate::home::Home;
 use crate::intent::Understanding;
 use crate::matcher::IntentMatcher;
 

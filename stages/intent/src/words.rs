@@ -47,12 +47,6 @@ pub(crate) fn fold(word: &str) -> String {
     }
 }
 
-/// The folded words of a name or alias joined by single spaces: equal keys are the
-/// same thing said.
-pub(crate) fn phrase_key(phrase: &str) -> String {
-    words(phrase).into_iter().map(|w| w.folded).collect::<Vec<_>>().join(" ")
-}
-
 fn unit_value(word: &str) -> Option<u32> {
     let value = match word {
         "zero" | "oh" | "nil" => 0,
@@ -253,7 +247,6 @@ mod tests {
         assert_eq!(folded("Set it to 50%."), ["set", "it", "to", "50", "percent"]);
         assert_eq!(folded("a twenty-five 5min timer"), ["a", "twenty", "five", "5", "min", "timer"]);
         assert_eq!(words("Lamps")[0].said, "lamps");
-        assert_eq!(phrase_key("  Kitchen   LIGHTS "), "kitchen light");
         assert_eq!(fold("glass"), "glass");
         assert_eq!(fold("its"), "its");
     }

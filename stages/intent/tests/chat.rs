@@ -8,8 +8,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use alicia_home::Home;
 use alicia_pipeline::{Frame, FrameMeta, Outputs, Payload, Stage, DEFAULT_OUTPUT};
-use alicia_stage_intent::{ChatClient, ChatFallback, Home, IntentConfig, DIDNT_CATCH_THAT};
+use alicia_stage_intent::{ChatClient, ChatFallback, IntentConfig, DIDNT_CATCH_THAT};
 use serde_json::{json, Value};
 
 /// What the server saw of one request.

@@ -12,8 +12,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use alicia_breaker::{BreakerSettings, BreakerState};
+use alicia_home::Home;
 use alicia_pipeline::{Frame, FrameMeta, Outputs, Payload, Stage, StageError, DEFAULT_OUTPUT};
-use alicia_stage_intent::{ChatFallback, Home, IntentConfig, IntentStage, DIDNT_CATCH_THAT};
+use alicia_stage_intent::{ChatFallback, IntentConfig, IntentStage, DIDNT_CATCH_THAT};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 

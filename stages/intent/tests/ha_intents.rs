@@ -2,7 +2,8 @@
 //! that fit the sample home, said the way those templates expand: each with the
 //! command it sends and the reply Alicia says.
 
-use alicia_stage_intent::{Home, Intent, IntentMatcher, RunningTimers, TimerLeft, Unmatched};
+use alicia_home::Home;
+use alicia_stage_intent::{Intent, IntentMatcher, RunningTimers, TimerLeft, Unmatched};
 use chrono::{NaiveDate, NaiveDateTime};
 use serde_json::{json, Value};
 use std::sync::Arc;

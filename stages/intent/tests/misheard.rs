@@ -2,7 +2,8 @@
 //! home's are read as them or asked back, a split switch verb ("the activate") is
 //! read whole, and on with off is asked back, never guessed.
 
-use alicia_stage_intent::{Home, Intent, IntentMatcher, Unmatched};
+use alicia_home::Home;
+use alicia_stage_intent::{Intent, IntentMatcher, Unmatched};
 use chrono::NaiveDateTime;
 
 fn matcher() -> IntentMatcher {

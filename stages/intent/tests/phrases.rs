@@ -1,7 +1,8 @@
 //! The matcher against the shipped sample home: how people say things, the way
 //! Whisper writes them down.
 
-use alicia_stage_intent::{DeviceKind, Home, Intent, IntentMatcher, Quantity, Unmatched, DIDNT_CATCH_THAT};
+use alicia_home::{DeviceKind, Home};
+use alicia_stage_intent::{Intent, IntentMatcher, Quantity, Unmatched, DIDNT_CATCH_THAT};
 use chrono::{NaiveDate, NaiveDateTime};
 
 fn matcher() -> IntentMatcher {

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alicia_stage_intent::{Home, Intent, IntentMatcher, RunningTimers, TimerLeft, TIMER_COMMAND_TOPIC};
+use alicia_home::Home;
+use alicia_stage_intent::{Intent, IntentMatcher, RunningTimers, TimerLeft, TIMER_COMMAND_TOPIC};
 use chrono::NaiveDateTime;
 
 fn matcher() -> IntentMatcher {

@@ -7,6 +7,8 @@
 
 #[cfg(feature = "fault-injection")]
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use alicia_pipeline::{Frame, Outputs, Stage, StageError, StageHints};
 #[cfg(feature = "fault-injection")]
 use std::sync::Arc;
 
@@ -30,5 +32,41 @@ impl Fault {
     #[cfg(feature = "fault-injection")]
     pub(crate) fn arm(&self) {
         self.armed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A stage that checks its [`Fault`] before each frame and is otherwise `stage`.
+pub(crate) struct WithFault<S> {
+    label: &'static str,
+    stage: S,
+    fault: Fault,
+}
+
+impl<S: Stage> WithFault<S> {
+    pub(crate) fn new(label: &'static str, stage: S, fault: Fault) -> Self {
+        Self { label, stage, fault }
+    }
+}
+
+impl<S: Stage> Stage for WithFault<S> {
+    fn name(&self) -> &'static str {
+        self.stage.name()
+    }
+
+    fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
+        self.fault.check(self.label);
+        self.stage.process(frame, out)
+    }
+
+    fn flush(&mut self, out: &mut Outputs) -> Result<(), StageError> {
+        self.stage.flush(out)
+    }
+
+    fn idle(&mut self, out: &mut Outputs) -> Result<bool, StageError> {
+        self.stage.idle(out)
+    }
+
+    fn hints(&self) -> StageHints {
+        self.stage.hints()
     }
 }

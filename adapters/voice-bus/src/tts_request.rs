@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 
 use alicia_broker::LocalClient;
 use alicia_envelope::{topics, Destination, Envelope, MessageType, ENGINE_SOURCE};
+use alicia_home::Home;
 use alicia_pipeline::{EdgeSender, Frame, FrameMeta};
-use alicia_stage_intent::Home;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use alicia_broker::LocalClient;
 use alicia_envelope::{topics, Destination, Envelope, MessageType, ENGINE_SOURCE};
+use alicia_home::Home;
 use alicia_pipeline::{Frame, FrameMeta, Payload, StageTimings};
-use alicia_stage_intent::Home;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;

@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //! - `stages`: [`VoiceModels`] (loaded once, shared by every topology built on them) and
-//!   [`VoiceStage`], the closed set of stages this topology runs.
+//!   the stages of a topology built on them.
 //! - `fault`: the `fault-injection` feature's hook (a stage thread made to panic, for
 //!   tests of the engine's supervision; off by default).
 //! - `intake`: MQTT → frames: `alicia/voice/audio/{site}/{start,frame,stop}`, one
@@ -17,6 +17,9 @@
 //! - `ai_request`: typed requests, `alicia/voice/ai/request` → `alicia/voice/ai/response`,
 //!   answered by a twin of the intent stage that shares its chat client.
 //! - [`wav`]: 16 kHz mono WAV in and out, zero copy.
+//! - `local_speech`: [`LocalSpeech`], Whisper and Piper on the loaded models behind the
+//!   Wyoming server (`alicia_wyoming::SpeechBackend`) and the bus's STT requests.
+//! - [`offline`]: `alicia ask` and `alicia say`, the stages run directly on a file.
 //! - `publisher`: frames → MQTT: transcripts, device commands and results, the reply's
 //!   announcement and its PCM chunks, stage errors on their stage's error topic.
 //! - this file: [`VoiceService`], which builds the topology, runs both ends, and says
@@ -51,6 +54,8 @@ mod ai_request;
 mod fault;
 mod intake;
 mod limits;
+mod local_speech;
+pub mod offline;
 mod publisher;
 mod requests;
 mod stages;
@@ -65,12 +70,15 @@ use std::time::Duration;
 use alicia_broker::{BusHandle, LocalClient};
 use alicia_pipeline::{RunningTopology, TopologyConfig};
 use alicia_stage_intent::{ChatClient, ChatFallback, IntentConfig, OutputLayout};
+use alicia_stage_stt::DecodeOptions;
+use alicia_stage_vad::VadConfig;
 use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use limits::VoiceLimits;
-pub use stages::{VoiceModels, VoiceStage};
+pub use local_speech::{LocalSpeech, SENTENCES_TOTAL};
+pub use stages::VoiceModels;
 pub use stt_request::Transcriber;
 
 /// Registers units and help texts of the voice metrics (and the stage runtime's) with
@@ -106,12 +114,13 @@ pub struct VoiceSettings {
     pub models: PathBuf,
     pub home: PathBuf,
     pub stt_threads: usize,
-    /// The VAD's hangover: silence that ends a finished request.
-    pub hangover_ms: u32,
-    /// The VAD's hangover for words that sound cut short, or are not judged yet.
-    pub unfinished_hangover_ms: u32,
-    /// The VAD's pause: silence at which the answer is prepared ahead (0: off).
-    pub pause_ms: u32,
+    /// The VAD: its silences (hangovers, pause) and how it tells speech from silence.
+    pub vad: VadConfig,
+    /// The pipeline's Whisper decoding; the home's names are added as its prompt.
+    pub decoding: DecodeOptions,
+    /// Sentences the TTS cache keeps (0: off), and the bytes of audio it may hold.
+    pub tts_cache_sentences: usize,
+    pub tts_cache_bytes: usize,
     /// A started session without audio for this long is closed.
     pub session_timeout: Duration,
     /// What a site or a requester may send.

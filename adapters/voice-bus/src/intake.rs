@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use alicia_broker::{LocalClient, LocalMessage};
 use alicia_envelope::{decode_within, Envelope, EnvelopeError};
+use alicia_home::Home;
 use alicia_pipeline::{AudioFormat, EdgeSender, Frame, FrameMeta, SessionId, SiteId};
-use alicia_stage_intent::Home;
 use bytes::Bytes;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;

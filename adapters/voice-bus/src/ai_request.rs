@@ -20,8 +20,9 @@ use std::sync::Arc;
 
 use alicia_broker::{LocalClient, LocalMessage};
 use alicia_envelope::{topics, Destination, Envelope, MessageType, ENGINE_SOURCE};
+use alicia_home::Home;
 use alicia_pipeline::{Frame, FrameMeta, Payload};
-use alicia_stage_intent::{Home, IntentStage};
+use alicia_stage_intent::IntentStage;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};

@@ -1,4 +1,4 @@
-//! [`Home`]: the rooms, devices and sites the matcher knows (`bus-config/home.toml`).
+//! [`Home`]: the rooms, devices and sites of `bus-config/home.toml`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::words::phrase_key;
+use crate::spoken::spoken_key;
 
 /// The whole home, as written in `home.toml`. Build one with [`Home::from_toml`] or
 /// [`Home::load`], which validate it; a hand-built `Home` should pass
@@ -178,7 +178,7 @@ impl Home {
             let spoken = std::iter::once((format!("{at}.name"), &device.name))
                 .chain(device.aliases.iter().enumerate().map(|(i, alias)| (format!("{at}.aliases[{i}]"), alias)));
             for (path, phrase) in spoken {
-                let key = phrase_key(phrase);
+                let key = spoken_key(phrase);
                 if key.is_empty() {
                     if !phrase.trim().is_empty() || path.contains("aliases") {
                         problem(path, "has no words".into());

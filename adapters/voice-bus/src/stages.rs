@@ -1,16 +1,17 @@
-//! The closed set of stages in the voice topology, and the two small ones it adds: the
-//! transcript tap and the bus sink.
+//! The stages of the voice topology on models loaded once, and the two small ones it
+//! adds: the transcript tap and the bus sink.
 
 use alicia_pipeline::{Frame, Outputs, Payload, Stage, StageError, StageHints};
 use std::sync::Arc;
 
-use alicia_stage_intent::{ChatClient, Home, IntentStage, RunningTimers};
+use alicia_home::Home;
+use alicia_stage_intent::{ChatClient, IntentStage, RunningTimers};
 use alicia_stage_stt::{DecodeOptions, WhisperModel, WhisperStage, WhisperStt};
 use alicia_stage_tts::{PiperConfig, PiperStage, PiperVoice};
-use alicia_stage_vad::{VadConfig, VadStage};
+use alicia_stage_vad::VadStage;
 use anyhow::Context;
 
-use crate::fault::Fault;
+use crate::fault::{Fault, WithFault};
 use crate::publisher::BusItem;
 use crate::VoiceSettings;
 
@@ -79,85 +80,15 @@ impl VoiceModels {
     }
 }
 
-/// Every stage the voice topology runs, matched here rather than boxed.
-pub enum VoiceStage {
-    Vad(VadStage),
-    /// Whisper, with the `fault-injection` feature's hook (empty without it).
-    Stt(WhisperStage, Fault),
-    Tap(TranscriptTap),
-    Intent(IntentStage),
-    Tts(PiperStage),
-    Bus(BusSink),
-}
-
-impl Stage for VoiceStage {
-    fn name(&self) -> &'static str {
-        match self {
-            VoiceStage::Vad(s) => s.name(),
-            VoiceStage::Stt(s, _) => s.name(),
-            VoiceStage::Tap(s) => s.name(),
-            VoiceStage::Intent(s) => s.name(),
-            VoiceStage::Tts(s) => s.name(),
-            VoiceStage::Bus(s) => s.name(),
-        }
-    }
-
-    fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
-        match self {
-            VoiceStage::Vad(s) => s.process(frame, out),
-            VoiceStage::Stt(s, fault) => {
-                fault.check("stt");
-                s.process(frame, out)
-            }
-            VoiceStage::Tap(s) => s.process(frame, out),
-            VoiceStage::Intent(s) => s.process(frame, out),
-            VoiceStage::Tts(s) => s.process(frame, out),
-            VoiceStage::Bus(s) => s.process(frame, out),
-        }
-    }
-
-    fn flush(&mut self, out: &mut Outputs) -> Result<(), StageError> {
-        match self {
-            VoiceStage::Vad(s) => s.flush(out),
-            VoiceStage::Stt(s, _) => s.flush(out),
-            VoiceStage::Tap(s) => s.flush(out),
-            VoiceStage::Intent(s) => s.flush(out),
-            VoiceStage::Tts(s) => s.flush(out),
-            VoiceStage::Bus(s) => s.flush(out),
-        }
-    }
-
-    fn idle(&mut self, out: &mut Outputs) -> Result<bool, StageError> {
-        match self {
-            VoiceStage::Vad(s) => s.idle(out),
-            VoiceStage::Stt(s, _) => s.idle(out),
-            VoiceStage::Tap(s) => s.idle(out),
-            VoiceStage::Intent(s) => s.idle(out),
-            VoiceStage::Tts(s) => s.idle(out),
-            VoiceStage::Bus(s) => s.idle(out),
-        }
-    }
-
-    fn hints(&self) -> StageHints {
-        match self {
-            VoiceStage::Vad(s) => s.hints(),
-            VoiceStage::Stt(s, _) => s.hints(),
-            VoiceStage::Tap(s) => s.hints(),
-            VoiceStage::Intent(s) => s.hints(),
-            VoiceStage::Tts(s) => s.hints(),
-            VoiceStage::Bus(s) => s.hints(),
-        }
-    }
-}
-
-/// The stages of one voice topology, ready to wire.
+/// The stages of one voice topology, ready to wire (the topology boxes each).
 pub(crate) struct Built {
-    pub vad: VoiceStage,
-    pub stt: VoiceStage,
-    pub tap: VoiceStage,
-    pub intent: VoiceStage,
-    pub tts: VoiceStage,
-    pub bus: VoiceStage,
+    pub vad: VadStage,
+    /// Whisper, with the `fault-injection` feature's hook (empty without it).
+    pub stt: WithFault<WhisperStage>,
+    pub tap: TranscriptTap,
+    pub intent: IntentStage,
+    pub tts: PiperStage,
+    pub bus: BusSink,
 }
 
 /// The stages of a topology on the loaded `models` (blocking: Whisper's decoder state
@@ -171,38 +102,35 @@ pub(crate) fn build(
     chat: Option<ChatClient>,
 ) -> anyhow::Result<Built> {
     Ok(Built {
-        vad: VoiceStage::Vad(
-            VadConfig {
-                hangover_ms: settings.hangover_ms,
-                unfinished_hangover_ms: settings.unfinished_hangover_ms,
-                pause_ms: settings.pause_ms,
-                ..VadConfig::default()
-            }
-            .build()?,
-        ),
-        stt: VoiceStage::Stt(WhisperStage::new(home_whisper(models, settings.stt_threads)?), fault),
-        tap: VoiceStage::Tap(TranscriptTap),
-        intent: VoiceStage::Intent(models.intent_stage(chat)?),
-        tts: VoiceStage::Tts(warm_piper(models)?),
-        bus: VoiceStage::Bus(BusSink { bus }),
+        vad: settings.vad.build()?,
+        stt: WithFault::new("stt", WhisperStage::new(home_whisper(models, settings)?), fault),
+        tap: TranscriptTap,
+        intent: models.intent_stage(chat)?,
+        tts: warm_piper(models, settings)?,
+        bus: BusSink { bus },
     })
 }
 
 /// Whisper for the home's requests: biased to its rooms and devices by the initial
 /// prompt (measured on espeak-ng voices: "whole light" becomes "hall light", "light
 /// sound" "lights on", "bedroom 1" "bedroom lamp").
-fn home_whisper(models: &VoiceModels, threads: usize) -> anyhow::Result<WhisperStt> {
+fn home_whisper(models: &VoiceModels, settings: &VoiceSettings) -> anyhow::Result<WhisperStt> {
     let prompt = models.home.vocabulary_prompt();
-    let options = DecodeOptions { initial_prompt: (!prompt.is_empty()).then_some(prompt), ..DecodeOptions::default() };
-    let mut stt = WhisperStt::new(&models.whisper, threads)?.with_options(options);
+    let options = DecodeOptions { initial_prompt: (!prompt.is_empty()).then_some(prompt), ..settings.decoding.clone() };
+    let mut stt = WhisperStt::new(&models.whisper, settings.stt_threads)?.with_options(options);
     stt.warm_up()?;
     Ok(stt)
 }
 
 /// The TTS stage, its first synthesis done: ONNX Runtime's first run of a session
 /// costs several times a later one, and should not be a user's.
-fn warm_piper(models: &VoiceModels) -> anyhow::Result<PiperStage> {
-    let mut tts = PiperStage::new(models.piper.clone(), &models.piper_config);
+fn warm_piper(models: &VoiceModels, settings: &VoiceSettings) -> anyhow::Result<PiperStage> {
+    let config = PiperConfig {
+        cache_sentences: settings.tts_cache_sentences,
+        cache_bytes: settings.tts_cache_bytes,
+        ..models.piper_config.clone()
+    };
+    let mut tts = PiperStage::new(models.piper.clone(), &config);
     tts.synthesize("Ready.").context("piper warm-up")?;
     Ok(tts)
 }
