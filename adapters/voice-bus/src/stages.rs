@@ -39,7 +39,7 @@ impl VoiceModels {
     /// to run `make models`.
     pub fn load(settings: &VoiceSettings) -> anyhow::Result<VoiceModels> {
         let home = Home::load(&settings.home).with_context(|| format!("home {}", settings.home.display()))?;
-        let whisper_file = settings.models.join("whisper/ggml-tiny.en.bin");
+        let whisper_file = alicia_models::ModelPaths::under(&settings.models).whisper;
         if !whisper_file.is_file() {
             anyhow::bail!("whisper model not found at {}: run `make models`", whisper_file.display());
         }

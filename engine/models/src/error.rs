@@ -93,6 +93,15 @@ pub enum ConvertError {
     #[error("vocabulary.txt: token {index} ({token:?}) has a character outside GPT-2's byte alphabet")]
     BadToken { index: usize, token: String },
 
+    #[error("the file to quantize is not a ggml Whisper file (no ggml magic)")]
+    NotGgml,
+
+    #[error("the file to quantize has file type {ftype}; the quantizer reads the f16 file (1)")]
+    NotF16 { ftype: i32 },
+
+    #[error("the ggml file to quantize ends early, or has a negative count, at byte {offset} (reading {what})")]
+    GgmlTruncated { offset: usize, what: &'static str },
+
     #[error("writing the ggml file: {0}")]
     Write(#[from] io::Error),
 }

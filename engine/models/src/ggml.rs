@@ -186,7 +186,7 @@ impl Tensor<'_> {
 }
 
 /// Exact widening of an IEEE half.
-fn f16_to_f32(half: u16) -> f32 {
+pub(crate) fn f16_to_f32(half: u16) -> f32 {
     let negative = half & 0x8000 != 0;
     let exponent = u32::from((half >> 10) & 0x1f);
     let mantissa = u32::from(half & 0x3ff);

