@@ -6,9 +6,9 @@
 use std::hint::black_box;
 use std::sync::mpsc;
 
-use alicia_pipeline::{
-    AudioFormat, EdgeSender, Execution, Frame, FrameMeta, Outputs, RunningTopology, Stage, StageError, StageHints,
-    TopologyConfig,
+use alicia_pipeline::{Execution, Stage, StageError, StageHints};
+use alicia_speech::{
+    AudioFormat, EdgeSender, Frame, FrameMeta, Outputs, RunningTopology, Speech, SpeechFrame, TopologyConfig,
 };
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -21,7 +21,7 @@ const CAPACITY: usize = 64;
 /// Forwards every frame.
 struct Pass(Execution);
 
-impl Stage for Pass {
+impl Stage<Speech> for Pass {
     fn name(&self) -> &'static str {
         "pass"
     }
@@ -45,7 +45,7 @@ struct Sink {
     batch_done: mpsc::SyncSender<()>,
 }
 
-impl Stage for Sink {
+impl Stage<Speech> for Sink {
     fn name(&self) -> &'static str {
         "sink"
     }

@@ -175,7 +175,7 @@ async fn seeds_base64_stt_request_is_answered_and_bad_audio_is_refused() {
     client.subscribe("alicia/voice/stt/error", QoS::AtLeastOnce).await;
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
 
-    let wav = alicia_voice_bus::wav::wav_from_pcm16k(&espeak_pcm("what time is it"));
+    let wav = alicia_speech::wav_from_pcm16k(&espeak_pcm("what time is it"));
     let request = stt_request(&b64(&wav));
     client
         .client

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use alicia_broker::{LocalClient, LocalMessage};
 use alicia_envelope::{topics, Destination, Envelope, MessageType, ENGINE_SOURCE};
 use alicia_home::Home;
-use alicia_pipeline::{Frame, FrameMeta, Payload};
+use alicia_speech::{Frame, FrameMeta, Payload};
 use alicia_stage_intent::IntentStage;
 use bytes::Bytes;
 use serde_json::{json, Value};

@@ -8,7 +8,8 @@
 #[cfg(feature = "fault-injection")]
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use alicia_pipeline::{Frame, Outputs, Stage, StageError, StageHints};
+use alicia_pipeline::{Stage, StageError, StageHints};
+use alicia_speech::{Frame, Outputs, Speech};
 #[cfg(feature = "fault-injection")]
 use std::sync::Arc;
 
@@ -42,13 +43,13 @@ pub(crate) struct WithFault<S> {
     fault: Fault,
 }
 
-impl<S: Stage> WithFault<S> {
+impl<S: Stage<Speech>> WithFault<S> {
     pub(crate) fn new(label: &'static str, stage: S, fault: Fault) -> Self {
         Self { label, stage, fault }
     }
 }
 
-impl<S: Stage> Stage for WithFault<S> {
+impl<S: Stage<Speech>> Stage<Speech> for WithFault<S> {
     fn name(&self) -> &'static str {
         self.stage.name()
     }

@@ -16,7 +16,6 @@
 //!   --site`), spoken by the topology's TTS stage.
 //! - `ai_request`: typed requests, `alicia/voice/ai/request` → `alicia/voice/ai/response`,
 //!   answered by a twin of the intent stage that shares its chat client.
-//! - [`wav`]: 16 kHz mono WAV in and out, zero copy.
 //! - `local_speech`: [`LocalSpeech`], Whisper and Piper on the loaded models behind the
 //!   Wyoming server (`alicia_wyoming::SpeechBackend`) and the bus's STT requests.
 //! - [`offline`]: `alicia ask` and `alicia say`, the stages run directly on a file.
@@ -40,7 +39,7 @@
 //! Speculation: at a pause in speech (`pause_ms` of silence) the VAD says so, Whisper
 //! transcribes what it has, the intent stage works out the reply and the TTS puts its
 //! first sentence in its cache, all while the rest of the hangover runs out. The
-//! intent stage also judges, through the pause's [`alicia_pipeline::PauseSignal`],
+//! intent stage also judges, through the pause's [`alicia_speech::PauseSignal`],
 //! whether the words sound finished: the VAD ends a finished request after
 //! `hangover_ms` and gives words that sound cut short `unfinished_hangover_ms`. When
 //! the hangover ends with nothing more said, the final transcript is the one already
@@ -48,7 +47,7 @@
 //! guess is dropped (Whisper gives it up mid-way). Nothing is published or commanded
 //! from a guess. Each reply's
 //! announcement on `alicia/voice/tts/response` carries where its time went
-//! (`timings_ms`, from the [`alicia_pipeline::Timeline`] the frames carry).
+//! (`timings_ms`, from the [`alicia_speech::Timeline`] the frames carry).
 
 mod ai_request;
 mod fault;
@@ -61,14 +60,13 @@ mod requests;
 mod stages;
 mod stt_request;
 mod tts_request;
-pub mod wav;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alicia_broker::{BusHandle, LocalClient};
-use alicia_pipeline::{RunningTopology, TopologyConfig};
+use alicia_speech::{RunningTopology, SpeechFrame, TopologyConfig};
 use alicia_stage_intent::{ChatClient, ChatFallback, IntentConfig, OutputLayout};
 use alicia_stage_stt::DecodeOptions;
 use alicia_stage_vad::VadConfig;
@@ -139,7 +137,7 @@ pub struct VoiceService {
     /// Why a task ended while the service was not stopping.
     ended: mpsc::UnboundedReceiver<String>,
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
-    fault: (fault::Fault, alicia_pipeline::EdgeSender),
+    fault: (fault::Fault, alicia_speech::EdgeSender),
 }
 
 /// Longest a dead service's remains get to wind down before a new one starts anyway.
@@ -262,7 +260,7 @@ impl VoiceService {
         let (fault, audio) = &self.fault;
         fault.arm();
         // Text passes the VAD untouched and reaches the Whisper stage.
-        let probe = alicia_pipeline::Frame::text(alicia_pipeline::FrameMeta::new("fault", "fault", 0), "");
+        let probe = alicia_speech::Frame::text(alicia_speech::FrameMeta::new("fault", "fault", 0), "");
         let _ = audio.send_async(probe).await;
     }
 

@@ -5,8 +5,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use alicia_speech::split_sentences;
 use alicia_stage_stt::WhisperStt;
-use alicia_stage_tts::{split_sentences, PiperStage};
+use alicia_stage_tts::PiperStage;
 use alicia_wyoming::{AudioOut, BackendError, SpeechBackend};
 use bytes::Bytes;
 

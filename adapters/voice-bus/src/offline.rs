@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::wav::{pcm16k_from_wav, WavError};
 use alicia_home::Home;
+use alicia_speech::{pcm16k_from_wav, write_wav, WavError};
 use alicia_stage_intent::IntentMatcher;
 use alicia_stage_stt::WhisperStt;
-use alicia_stage_tts::{write_wav, PiperConfig, OUTPUT_FORMAT};
+use alicia_stage_tts::{PiperConfig, OUTPUT_FORMAT};
 use anyhow::{bail, Context};
 
 /// Where the models and the home description live.

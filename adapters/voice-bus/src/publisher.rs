@@ -11,7 +11,7 @@ use std::time::Instant;
 use alicia_broker::LocalClient;
 use alicia_envelope::{topics, Destination, Envelope, MessageType, ENGINE_SOURCE};
 use alicia_home::Home;
-use alicia_pipeline::{Frame, FrameMeta, Payload, StageTimings};
+use alicia_speech::{Frame, FrameMeta, Payload, StageTimings};
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -101,7 +101,7 @@ pub(crate) async fn run(
                             "format": {"rate": chunk.format.sample_rate, "width": chunk.format.sample_width, "channels": chunk.format.channels},
                         });
                         add_session(&mut data, &frame.meta);
-                        if let Some(timings) = frame.meta.timeline().timings(Instant::now()) {
+                        if let Some(timings) = frame.meta.domain.timeline().timings(Instant::now()) {
                             end_to_end.record(timings.end_to_end().as_secs_f64());
                             record_steps(&timings);
                             data["timings_ms"] = timings_json(&timings);

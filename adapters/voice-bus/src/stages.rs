@@ -1,7 +1,8 @@
 //! The stages of the voice topology on models loaded once, and the two small ones it
 //! adds: the transcript tap and the bus sink.
 
-use alicia_pipeline::{Frame, Outputs, Payload, Stage, StageError, StageHints};
+use alicia_pipeline::{Stage, StageError, StageHints};
+use alicia_speech::{Frame, Outputs, Payload, Speech};
 use std::sync::Arc;
 
 use alicia_home::Home;
@@ -142,7 +143,7 @@ pub struct TranscriptTap;
 
 const TAP_PORTS: &[&str] = &["out", "bus"];
 
-impl Stage for TranscriptTap {
+impl Stage<Speech> for TranscriptTap {
     fn name(&self) -> &'static str {
         "transcript-tap"
     }
@@ -164,7 +165,7 @@ pub struct BusSink {
     bus: flume::Sender<BusItem>,
 }
 
-impl Stage for BusSink {
+impl Stage<Speech> for BusSink {
     fn name(&self) -> &'static str {
         "bus"
     }

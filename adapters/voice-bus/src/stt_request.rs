@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::limits::{Refusal, RefusalCounters};
 use crate::requests::{self, Request};
-use crate::wav::pcm16k_from_wav;
+use alicia_speech::pcm16k_from_wav;
 
 /// Transcribes 16 kHz mono s16le PCM; an error carries its `error_type` and message.
 pub type Transcriber = Arc<dyn Fn(Bytes) -> Result<String, (&'static str, String)> + Send + Sync>;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use alicia_broker::LocalClient;
 use alicia_envelope::{topics, Destination, Envelope, MessageType, ENGINE_SOURCE};
 use alicia_home::Home;
-use alicia_pipeline::{EdgeSender, Frame, FrameMeta};
+use alicia_speech::{EdgeSender, Frame, FrameMeta, SpeechFrame};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 

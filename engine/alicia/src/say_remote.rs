@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use alicia_envelope::{topics, Destination, Envelope, MessageType, CORRELATION_ID_KEY};
-use alicia_stage_tts::{write_wav, OUTPUT_FORMAT};
+use alicia_speech::write_wav;
+use alicia_stage_tts::OUTPUT_FORMAT;
 use anyhow::{bail, Context};
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, QoS};
 use serde_json::{json, Value};

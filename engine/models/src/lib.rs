@@ -47,8 +47,8 @@ use std::time::Instant;
 pub use error::{ConvertError, ModelsError};
 pub use ggml::{convert_whisper, GgmlSummary, Hparams};
 pub use mel::slaney_mel_filters;
-pub use quantize::{quantize_q8_0, QuantizeSummary};
 pub use pinned::Artifact;
+pub use quantize::{quantize_q8_0, QuantizeSummary};
 
 use digest::Found;
 use fetch::{Progress, WheelFile};

@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::frame::Frame;
+use crate::frame::{Domain, Frame};
 use crate::telemetry::EdgeMetrics;
 
 /// What a producer does when the edge is full.
@@ -39,27 +39,27 @@ pub enum Delivery {
 /// The stage behind the edge has stopped (aborted or failed); the frame comes back.
 #[derive(Debug, thiserror::Error)]
 #[error("edge {edge} is closed")]
-pub struct SendError {
+pub struct SendError<D: Domain> {
     pub edge: Arc<str>,
-    pub frame: Frame,
+    pub frame: Frame<D>,
 }
 
-impl SendError {
+impl<D: Domain> SendError<D> {
     pub fn error_type(&self) -> &'static str {
         "edge_closed"
     }
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TrySendError {
+pub enum TrySendError<D: Domain> {
     /// Only for [`WhenFull::Block`] edges: sending now would block.
     #[error("edge {edge} is full")]
-    Full { edge: Arc<str>, frame: Frame },
+    Full { edge: Arc<str>, frame: Frame<D> },
     #[error("edge {edge} is closed")]
-    Closed { edge: Arc<str>, frame: Frame },
+    Closed { edge: Arc<str>, frame: Frame<D> },
 }
 
-impl TrySendError {
+impl<D: Domain> TrySendError<D> {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::Full { .. } => "edge_full",
@@ -67,7 +67,7 @@ impl TrySendError {
         }
     }
 
-    pub fn into_frame(self) -> Frame {
+    pub fn into_frame(self) -> Frame<D> {
         match self {
             Self::Full { frame, .. } | Self::Closed { frame, .. } => frame,
         }
@@ -117,7 +117,11 @@ impl EdgeShared {
 
 /// Creates an edge. `capacity` must be at least 1 (validated by the topology): a
 /// rendezvous edge would make the in-flight count depend on scheduling.
-pub(crate) fn edge(name: Arc<str>, capacity: usize, when_full: WhenFull) -> (EdgeSender, EdgeReceiver) {
+pub(crate) fn edge<D: Domain>(
+    name: Arc<str>,
+    capacity: usize,
+    when_full: WhenFull,
+) -> (EdgeSender<D>, EdgeReceiver<D>) {
     debug_assert!(capacity > 0, "edge {name} has capacity 0");
     let (tx, rx) = flume::bounded(capacity);
     let shared = Arc::new(EdgeShared {
@@ -137,13 +141,18 @@ pub(crate) fn edge(name: Arc<str>, capacity: usize, when_full: WhenFull) -> (Edg
 /// Works from both worlds: [`send`](Self::send) from a blocking thread,
 /// [`send_async`](Self::send_async) from a task, [`try_send`](Self::try_send) from
 /// anywhere.
-#[derive(Clone)]
-pub struct EdgeSender {
-    tx: flume::Sender<Frame>,
+pub struct EdgeSender<D: Domain> {
+    tx: flume::Sender<Frame<D>>,
     shared: Arc<EdgeShared>,
 }
 
-impl std::fmt::Debug for EdgeSender {
+impl<D: Domain> Clone for EdgeSender<D> {
+    fn clone(&self) -> Self {
+        Self { tx: self.tx.clone(), shared: self.shared.clone() }
+    }
+}
+
+impl<D: Domain> std::fmt::Debug for EdgeSender<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EdgeSender").field("edge", &self.shared.name).field("stats", &self.shared.stats()).finish()
     }
@@ -168,13 +177,13 @@ impl Drop for BlockedSender<'_> {
 
 /// The fast path shared by every send flavour: queue if there is room, apply the
 /// drop policy, or hand the frame back to wait.
-pub(crate) enum FastPath {
+pub(crate) enum FastPath<D: Domain> {
     Done(Delivery),
-    MustWait(Frame),
-    Closed(Frame),
+    MustWait(Frame<D>),
+    Closed(Frame<D>),
 }
 
-impl EdgeSender {
+impl<D: Domain> EdgeSender<D> {
     pub fn name(&self) -> &str {
         &self.shared.name
     }
@@ -205,7 +214,7 @@ impl EdgeSender {
         self.shared.stats()
     }
 
-    pub(crate) fn fast_path(&self, frame: Frame) -> FastPath {
+    pub(crate) fn fast_path(&self, frame: Frame<D>) -> FastPath<D> {
         match self.tx.try_send(frame) {
             Ok(()) => FastPath::Done(Delivery::Queued),
             Err(flume::TrySendError::Full(frame)) => match self.shared.when_full {
@@ -219,13 +228,13 @@ impl EdgeSender {
         }
     }
 
-    pub(crate) fn closed(&self, frame: Frame) -> SendError {
+    pub(crate) fn closed(&self, frame: Frame<D>) -> SendError<D> {
         SendError { edge: self.shared.name.clone(), frame }
     }
 
     /// Never blocks. A full [`WhenFull::Block`] edge returns
     /// [`TrySendError::Full`]; a full [`WhenFull::DropNewest`] edge drops the frame.
-    pub fn try_send(&self, frame: Frame) -> Result<Delivery, TrySendError> {
+    pub fn try_send(&self, frame: Frame<D>) -> Result<Delivery, TrySendError<D>> {
         match self.fast_path(frame) {
             FastPath::Done(delivery) => Ok(delivery),
             FastPath::MustWait(frame) => Err(TrySendError::Full { edge: self.shared.name.clone(), frame }),
@@ -235,7 +244,7 @@ impl EdgeSender {
 
     /// Blocks the calling thread while a [`WhenFull::Block`] edge is full. Never call
     /// it from a tokio worker; use [`send_async`](Self::send_async) there.
-    pub fn send(&self, frame: Frame) -> Result<Delivery, SendError> {
+    pub fn send(&self, frame: Frame<D>) -> Result<Delivery, SendError<D>> {
         match self.fast_path(frame) {
             FastPath::Done(delivery) => Ok(delivery),
             FastPath::MustWait(frame) => {
@@ -248,7 +257,7 @@ impl EdgeSender {
 
     /// Waits without blocking the worker while a [`WhenFull::Block`] edge is full.
     /// Cancel-safe in the sense that a dropped future drops its frame.
-    pub async fn send_async(&self, frame: Frame) -> Result<Delivery, SendError> {
+    pub async fn send_async(&self, frame: Frame<D>) -> Result<Delivery, SendError<D>> {
         match self.fast_path(frame) {
             FastPath::Done(delivery) => Ok(delivery),
             FastPath::MustWait(frame) => {
@@ -266,14 +275,14 @@ impl EdgeSender {
 
 /// The consuming end, owned by the stage loop alone: when it drops, producers see
 /// the edge closed instead of waiting forever.
-pub(crate) struct EdgeReceiver {
-    pub(crate) rx: flume::Receiver<Frame>,
+pub(crate) struct EdgeReceiver<D: Domain> {
+    pub(crate) rx: flume::Receiver<Frame<D>>,
     shared: Arc<EdgeShared>,
     // Sampling the depth takes the channel lock, so it happens every few frames.
     since_sample: u32,
 }
 
-impl EdgeReceiver {
+impl<D: Domain> EdgeReceiver<D> {
     const SAMPLE_EVERY: u32 = 32;
 
     pub(crate) fn shared(&self) -> &Arc<EdgeShared> {
@@ -298,7 +307,7 @@ impl EdgeReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::FrameMeta;
+    use crate::testing::{Frame, FrameMeta};
 
     fn frame(seq: u64) -> Frame {
         Frame::text(FrameMeta::new("s", "site", seq), "x")

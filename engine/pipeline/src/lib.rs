@@ -1,14 +1,13 @@
-//! The stage runtime of the Alicia bus: voice and message stages that pass
-//! [`Frame`]s over bounded edges, with one loop around every stage so each is
-//! measured, fails and shuts down the same way.
+//! The stage runtime of the Alicia bus: stages that pass [`Frame`]s over bounded
+//! edges, with one loop around every stage so each is measured, fails and shuts down
+//! the same way. The runtime knows nothing of what flows: a [`Domain`] names the
+//! payload and what its frames' meta carries (the voice's is `alicia-speech`).
 //!
 //! # Layout
 //!
 //! | file | what lives there |
 //! |---|---|
-//! | `frame.rs` | [`Frame`], [`FrameMeta`], [`Payload`], [`AudioChunk`]: audio is `Bytes`, never copied |
-//! | `speech.rs` | [`Transcript`] and the [`Timeline`] each session's frames carry through the voice stages |
-//! | `sentences.rs` | [`split_sentences`] and [`finished_len`]: where a reply is cut for speaking, shared by the intent stage (a streamed chat answer) and the TTS |
+//! | `frame.rs` | [`Frame`], [`FrameMeta`] (session, site, seq, ingress, the domain's meta), [`Domain`] |
 //! | `stage.rs` | the [`Stage`] trait, [`StageHints`], [`StageError`] and how errors are reported |
 //! | `edge.rs` | bounded edges on flume: [`EdgeSender`], [`WhenFull`], drop counting |
 //! | `outputs.rs` | [`Outputs`]: a stage's named output ports and their fan-out |
@@ -23,12 +22,21 @@
 //!
 //! ```
 //! use std::sync::mpsc;
-//! use alicia_pipeline::{Frame, FrameMeta, Outputs, Payload, Stage, StageError, StageHints, TopologyConfig};
+//! use alicia_pipeline::{Domain, Frame, FrameMeta, Outputs, Stage, StageError, StageHints, TopologyConfig};
+//!
+//! /// Frames of text, with nothing added to their meta.
+//! #[derive(Clone, Debug)]
+//! struct Texts;
+//!
+//! impl Domain for Texts {
+//!     type Payload = String;
+//!     type Meta = ();
+//! }
 //!
 //! /// Upper-cases every text.
 //! struct Shout;
 //!
-//! impl Stage for Shout {
+//! impl Stage<Texts> for Shout {
 //!     fn name(&self) -> &'static str {
 //!         "shout"
 //!     }
@@ -37,9 +45,8 @@
 //!         StageHints::asynchronous(8)
 //!     }
 //!
-//!     fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
-//!         let Payload::Text(text) = &frame.payload else { return out.push(frame) };
-//!         let loud = frame.derive(Payload::Text(text.to_uppercase()));
+//!     fn process(&mut self, frame: Frame<Texts>, out: &mut Outputs<Texts>) -> Result<(), StageError> {
+//!         let loud = frame.derive(frame.payload.to_uppercase());
 //!         out.push(loud)
 //!     }
 //! }
@@ -47,7 +54,7 @@
 //! /// Hands every text it reads to the test.
 //! struct Collect(mpsc::Sender<String>);
 //!
-//! impl Stage for Collect {
+//! impl Stage<Texts> for Collect {
 //!     fn name(&self) -> &'static str {
 //!         "collect"
 //!     }
@@ -56,10 +63,8 @@
 //!         StageHints::blocking(8).sink()
 //!     }
 //!
-//!     fn process(&mut self, frame: Frame, _out: &mut Outputs) -> Result<(), StageError> {
-//!         if let Payload::Text(text) = frame.payload {
-//!             let _ = self.0.send(text);
-//!         }
+//!     fn process(&mut self, frame: Frame<Texts>, _out: &mut Outputs<Texts>) -> Result<(), StageError> {
+//!         let _ = self.0.send(frame.payload);
 //!         Ok(())
 //!     }
 //! }
@@ -74,7 +79,7 @@
 //!
 //! let running = config.build()?.run(&tokio::runtime::Handle::current())?;
 //! let text_in = running.source("text").expect("declared above");
-//! text_in.send_async(Frame::text(FrameMeta::new("s1", "kitchen", 0), "lights on")).await?;
+//! text_in.send_async(Frame::new(FrameMeta::new("s1", "kitchen", 0), "lights on".to_string())).await?;
 //! drop(text_in);
 //! running.shutdown().await?;
 //! assert_eq!(texts.recv()?, "LIGHTS ON");
@@ -87,8 +92,6 @@ mod frame;
 mod kill;
 mod outputs;
 mod running;
-mod sentences;
-mod speech;
 mod stage;
 mod stage_loop;
 mod telemetry;
@@ -99,12 +102,10 @@ mod validate;
 mod testing;
 
 pub use edge::{Delivery, EdgeSender, EdgeStats, SendError, TrySendError, WhenFull};
-pub use frame::{AudioChunk, AudioFormat, Frame, FrameMeta, Payload, SessionId, SiteId};
+pub use frame::{Domain, Frame, FrameMeta, SessionId, SiteId};
 pub use kill::KillSwitch;
 pub use outputs::Outputs;
 pub use running::{PipelineError, RunningTopology};
-pub use sentences::{finished_len, split_sentences, MAX_PIECE_CHARS};
-pub use speech::{PauseSignal, StageTimings, Timeline, Transcript};
 pub use stage::{BoxError, ErrorSink, Execution, Stage, StageError, StageErrorReport, StageHints, DEFAULT_OUTPUT};
 pub use telemetry::{describe_metrics, StageStats, METRIC_NAMES};
 pub use topology::{StageConfig, Topology, TopologyConfig};

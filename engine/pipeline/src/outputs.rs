@@ -1,7 +1,8 @@
 //! The named outputs a stage writes to.
 //!
 //! A stage pushes frames to a port by name; the runtime hands each frame to every edge
-//! connected to that port (fan-out shares the frame's `Bytes`). How and when delivery
+//! connected to that port (fan-out clones the frame: cheap when its payload shares
+//! its buffers, as the voice's audio `Bytes` do). How and when delivery
 //! happens depends on where the stage runs:
 //!
 //! - blocking stages deliver on `push`, on their own thread, so a TTS stage's first
@@ -20,14 +21,14 @@ use std::time::{Duration, Instant};
 use metrics::Counter;
 
 use crate::edge::{EdgeSender, FastPath, SendError};
-use crate::frame::Frame;
+use crate::frame::{Domain, Frame};
 use crate::stage::StageError;
 use crate::telemetry::{StageCounters, StageMetrics};
 
 /// One named output and the edges it feeds.
-pub(crate) struct OutputPort {
+pub(crate) struct OutputPort<D: Domain> {
     pub(crate) name: &'static str,
-    pub(crate) edges: Vec<EdgeSender>,
+    pub(crate) edges: Vec<EdgeSender<D>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,11 +38,11 @@ pub(crate) enum DeliveryMode {
 }
 
 /// Handed to [`crate::Stage::process`] and [`crate::Stage::flush`].
-pub struct Outputs {
-    ports: Vec<OutputPort>,
+pub struct Outputs<D: Domain> {
+    ports: Vec<OutputPort<D>>,
     mode: DeliveryMode,
     // Deferred mode: frames pushed during this call, with their port index.
-    pending: Vec<(usize, Frame)>,
+    pending: Vec<(usize, Frame<D>)>,
     // Set once a downstream stage has gone: the pipeline is being torn down.
     closed: bool,
     // Immediate mode: time spent waiting for room during this call, so the process
@@ -51,7 +52,7 @@ pub struct Outputs {
     counters: Arc<StageCounters>,
 }
 
-impl std::fmt::Debug for Outputs {
+impl<D: Domain> std::fmt::Debug for Outputs<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outputs")
             .field("ports", &self.port_names().collect::<Vec<_>>())
@@ -60,8 +61,13 @@ impl std::fmt::Debug for Outputs {
     }
 }
 
-impl Outputs {
-    pub(crate) fn new(stage: &str, ports: Vec<OutputPort>, mode: DeliveryMode, counters: Arc<StageCounters>) -> Self {
+impl<D: Domain> Outputs<D> {
+    pub(crate) fn new(
+        stage: &str,
+        ports: Vec<OutputPort<D>>,
+        mode: DeliveryMode,
+        counters: Arc<StageCounters>,
+    ) -> Self {
         Self {
             ports,
             mode,
@@ -90,7 +96,7 @@ impl Outputs {
 
     /// Frames pushed and not yet delivered, with their port; only detached outputs
     /// keep any between calls.
-    pub fn take_pushed(&mut self) -> Vec<(&'static str, Frame)> {
+    pub fn take_pushed(&mut self) -> Vec<(&'static str, Frame<D>)> {
         let ports = &self.ports;
         self.pending.drain(..).map(|(port, frame)| (ports[port].name, frame)).collect()
     }
@@ -100,7 +106,7 @@ impl Outputs {
     }
 
     /// Sends `frame` on the stage's first output.
-    pub fn push(&mut self, frame: Frame) -> Result<(), StageError> {
+    pub fn push(&mut self, frame: Frame<D>) -> Result<(), StageError> {
         if self.ports.is_empty() {
             return Err(StageError::frame("no_output", "a sink stage pushed a frame"));
         }
@@ -108,7 +114,7 @@ impl Outputs {
     }
 
     /// Sends `frame` on the output named `port`.
-    pub fn push_to(&mut self, port: &str, frame: Frame) -> Result<(), StageError> {
+    pub fn push_to(&mut self, port: &str, frame: Frame<D>) -> Result<(), StageError> {
         match self.ports.iter().position(|known| known.name == port) {
             Some(index) => self.push_index(index, frame),
             None => Err(StageError::frame(
@@ -118,9 +124,9 @@ impl Outputs {
         }
     }
 
-    fn push_index(&mut self, port: usize, frame: Frame) -> Result<(), StageError> {
+    fn push_index(&mut self, port: usize, frame: Frame<D>) -> Result<(), StageError> {
         if self.closed {
-            return Err(output_closed(None));
+            return Err(output_closed::<D>(None));
         }
         match self.mode {
             DeliveryMode::Deferred => {
@@ -131,7 +137,7 @@ impl Outputs {
         }
     }
 
-    fn deliver_blocking(&mut self, port: usize, frame: Frame) -> Result<(), StageError> {
+    fn deliver_blocking(&mut self, port: usize, frame: Frame<D>) -> Result<(), StageError> {
         let sent = send_all_blocking(&self.ports[port].edges, frame, &mut self.blocked);
         self.settle(sent)
     }
@@ -155,7 +161,7 @@ impl Outputs {
 
     /// Counts a frame handed to every edge of its port, or records that the pipeline
     /// is coming down.
-    fn settle(&mut self, sent: Result<(), SendError>) -> Result<(), StageError> {
+    fn settle(&mut self, sent: Result<(), SendError<D>>) -> Result<(), StageError> {
         match sent {
             Ok(()) => {
                 self.sent_metric.increment(1);
@@ -185,15 +191,19 @@ impl Outputs {
     }
 }
 
-fn output_closed(cause: Option<SendError>) -> StageError {
+fn output_closed<D: Domain>(cause: Option<SendError<D>>) -> StageError {
     match cause {
         Some(err) => StageError::fatal("output_closed", err),
         None => StageError::fatal("output_closed", "a downstream stage has stopped"),
     }
 }
 
-/// Fan-out clones the frame, which shares its `Bytes`; the last edge gets the original.
-fn send_all_blocking(edges: &[EdgeSender], frame: Frame, blocked: &mut Duration) -> Result<(), SendError> {
+/// Fan-out clones the frame for all but the last edge, which gets the original.
+fn send_all_blocking<D: Domain>(
+    edges: &[EdgeSender<D>],
+    frame: Frame<D>,
+    blocked: &mut Duration,
+) -> Result<(), SendError<D>> {
     let Some((last, rest)) = edges.split_last() else {
         return Ok(());
     };
@@ -203,7 +213,7 @@ fn send_all_blocking(edges: &[EdgeSender], frame: Frame, blocked: &mut Duration)
     send_blocking(last, frame, blocked)
 }
 
-async fn send_all_async(edges: &[EdgeSender], frame: Frame) -> Result<(), SendError> {
+async fn send_all_async<D: Domain>(edges: &[EdgeSender<D>], frame: Frame<D>) -> Result<(), SendError<D>> {
     let Some((last, rest)) = edges.split_last() else {
         return Ok(());
     };
@@ -213,7 +223,7 @@ async fn send_all_async(edges: &[EdgeSender], frame: Frame) -> Result<(), SendEr
     last.send_async(frame).await.map(drop)
 }
 
-fn send_blocking(edge: &EdgeSender, frame: Frame, blocked: &mut Duration) -> Result<(), SendError> {
+fn send_blocking<D: Domain>(edge: &EdgeSender<D>, frame: Frame<D>, blocked: &mut Duration) -> Result<(), SendError<D>> {
     match edge.fast_path(frame) {
         FastPath::Done(_) => Ok(()),
         FastPath::MustWait(frame) => {

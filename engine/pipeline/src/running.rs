@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::edge::{EdgeSender, EdgeShared, EdgeStats};
+use crate::frame::Domain;
 use crate::kill::KillSwitch;
 use crate::stage::{Execution, StageError};
 use crate::stage_loop::{StageExit, StageRunner};
@@ -78,10 +79,10 @@ impl Drop for ExitReporter {
     }
 }
 
-impl Topology {
+impl<D: Domain> Topology<D> {
     /// Starts every stage, sink first: blocking stages on threads named
     /// `stage-<id>`, async stages as tasks on `runtime`.
-    pub fn run(self, runtime: &tokio::runtime::Handle) -> Result<RunningTopology, PipelineError> {
+    pub fn run(self, runtime: &tokio::runtime::Handle) -> Result<RunningTopology<D>, PipelineError> {
         let (done_tx, done_rx) = flume::unbounded();
         let stages: Vec<_> = self.runners.iter().map(|r| (r.id.clone(), r.counters.clone())).collect();
         let mut threads = Vec::new();
@@ -120,7 +121,7 @@ impl Topology {
     }
 }
 
-fn run_thread(runner: StageRunner, mut reporter: ExitReporter) {
+fn run_thread<D: Domain>(runner: StageRunner<D>, mut reporter: ExitReporter) {
     // Caught here, after the panic hook has printed it, so the message reaches the
     // report (and the kill switch's cause) instead of dying with the thread.
     reporter.exit = Some(match std::panic::catch_unwind(AssertUnwindSafe(|| runner.run_blocking())) {
@@ -129,7 +130,7 @@ fn run_thread(runner: StageRunner, mut reporter: ExitReporter) {
     });
 }
 
-async fn run_task(runner: StageRunner, mut reporter: ExitReporter) {
+async fn run_task<D: Domain>(runner: StageRunner<D>, mut reporter: ExitReporter) {
     reporter.exit = Some(match CatchUnwind(Box::pin(runner.run_async())).await {
         Ok(exit) => Exit::Loop(exit),
         Err(payload) => Exit::Panicked(panic_message(payload.as_ref())),
@@ -164,8 +165,8 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// A started pipeline. Dropping it without [`shutdown`](Self::shutdown) lets the
 /// pipeline drain in the background once every source sender is gone.
-pub struct RunningTopology {
-    sources: Vec<(Arc<str>, EdgeSender)>,
+pub struct RunningTopology<D: Domain> {
+    sources: Vec<(Arc<str>, EdgeSender<D>)>,
     stages: Vec<(Arc<str>, Arc<StageCounters>)>,
     edges: Vec<Arc<EdgeShared>>,
     kill: KillSwitch,
@@ -173,7 +174,7 @@ pub struct RunningTopology {
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-impl std::fmt::Debug for RunningTopology {
+impl<D: Domain> std::fmt::Debug for RunningTopology<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunningTopology")
             .field("stages", &self.stages.iter().map(|(id, _)| id).collect::<Vec<_>>())
@@ -183,10 +184,10 @@ impl std::fmt::Debug for RunningTopology {
     }
 }
 
-impl RunningTopology {
+impl<D: Domain> RunningTopology<D> {
     /// A sender into the named source. Every clone keeps the pipeline's input open:
     /// graceful shutdown completes once all of them are dropped.
-    pub fn source(&self, name: &str) -> Option<EdgeSender> {
+    pub fn source(&self, name: &str) -> Option<EdgeSender<D>> {
         self.sources.iter().find(|(known, _)| **known == *name).map(|(_, sender)| sender.clone())
     }
 
@@ -258,8 +259,9 @@ fn keep_first(first: &mut Option<PipelineError>, result: Result<(), PipelineErro
 mod tests {
     use tokio::runtime::Handle;
 
+    use crate::testing::TopologyConfig;
     use crate::testing::{next_event, seqs_and_flush, text, Event, TestStage};
-    use crate::{Delivery, Execution, TopologyConfig, TrySendError};
+    use crate::{Delivery, Execution, TrySendError};
 
     const A_CAPACITY: usize = 3;
     const SINK_CAPACITY: usize = 2;

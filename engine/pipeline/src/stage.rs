@@ -7,7 +7,7 @@
 use std::error::Error as StdError;
 use std::sync::Arc;
 
-use crate::frame::{Frame, FrameMeta};
+use crate::frame::{Domain, Frame, FrameMeta};
 use crate::outputs::Outputs;
 
 /// The name of a stage's output when it has only one.
@@ -16,11 +16,12 @@ pub const DEFAULT_OUTPUT: &str = "out";
 /// Whatever a stage's model or parser failed with.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
-/// A step of the pipeline (vad, stt, intent, tts, speaker, message stages).
+/// A step of the pipeline (vad, stt, intent, tts, speaker, message stages), over the
+/// frames of domain `D`.
 ///
 /// The topology holds each stage as a `Box<dyn Stage>`, so adding a stage never means
 /// editing forwarding code.
-pub trait Stage: Send + 'static {
+pub trait Stage<D: Domain>: Send + 'static {
     /// The stage kind, for logs (`"whisper"`, `"vad"`). Metrics use the id the topology
     /// gave the stage, which is unique.
     fn name(&self) -> &'static str;
@@ -31,12 +32,12 @@ pub trait Stage: Send + 'static {
     /// within about 500 µs; anything slower (models, disk) belongs in a
     /// [`Execution::Blocking`] stage. A per-frame error drops only this frame; a fatal
     /// error stops the pipeline.
-    fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError>;
+    fn process(&mut self, frame: Frame<D>, out: &mut Outputs<D>) -> Result<(), StageError>;
 
     /// Called once when every input has closed and the queue is drained, before the
     /// outputs close: emit whatever is buffered (a half-finished utterance). Not called
     /// when the pipeline is aborted.
-    fn flush(&mut self, out: &mut Outputs) -> Result<(), StageError> {
+    fn flush(&mut self, out: &mut Outputs<D>) -> Result<(), StageError> {
         let _ = out;
         Ok(())
     }
@@ -47,7 +48,7 @@ pub trait Stage: Send + 'static {
     /// stream would make moot). Do one piece of it and return `true`; the loop looks at
     /// the input and calls again. Return `false` when there was nothing to do, and the
     /// loop waits for the next frame.
-    fn idle(&mut self, out: &mut Outputs) -> Result<bool, StageError> {
+    fn idle(&mut self, out: &mut Outputs<D>) -> Result<bool, StageError> {
         let _ = out;
         Ok(false)
     }
@@ -56,17 +57,17 @@ pub trait Stage: Send + 'static {
     fn hints(&self) -> StageHints;
 }
 
-impl<S: Stage + ?Sized> Stage for Box<S> {
+impl<D: Domain, S: Stage<D> + ?Sized> Stage<D> for Box<S> {
     fn name(&self) -> &'static str {
         (**self).name()
     }
-    fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
+    fn process(&mut self, frame: Frame<D>, out: &mut Outputs<D>) -> Result<(), StageError> {
         (**self).process(frame, out)
     }
-    fn flush(&mut self, out: &mut Outputs) -> Result<(), StageError> {
+    fn flush(&mut self, out: &mut Outputs<D>) -> Result<(), StageError> {
         (**self).flush(out)
     }
-    fn idle(&mut self, out: &mut Outputs) -> Result<bool, StageError> {
+    fn idle(&mut self, out: &mut Outputs<D>) -> Result<bool, StageError> {
         (**self).idle(out)
     }
     fn hints(&self) -> StageHints {
@@ -167,18 +168,18 @@ impl StageError {
 /// A stage error on its way to the engine, which publishes it on the stage's error
 /// topic (`alicia/voice/stt/error`, ...). `stage` is the topology id.
 #[derive(Debug)]
-pub struct StageErrorReport {
+pub struct StageErrorReport<D: Domain> {
     pub stage: Arc<str>,
     /// [`Stage::name`] of the failing stage.
     pub kind: &'static str,
     pub error: StageError,
     /// The frame being handled; `None` for errors raised by `flush`.
-    pub frame: Option<FrameMeta>,
+    pub frame: Option<FrameMeta<D::Meta>>,
 }
 
 /// Receives every stage error, per-frame and fatal, from the stage's own thread or
 /// task: keep it short (log, `try_send` to a publisher).
-pub type ErrorSink = Arc<dyn Fn(&StageErrorReport) + Send + Sync>;
+pub type ErrorSink<D> = Arc<dyn Fn(&StageErrorReport<D>) + Send + Sync>;
 
 /// Metric label values are a fixed, bounded vocabulary: lowercase words and `_`.
 pub(crate) fn is_label(value: &str) -> bool {
@@ -188,6 +189,7 @@ pub(crate) fn is_label(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{Frame, FrameMeta, Outputs, Test, TestPayload};
 
     #[test]
     fn errors_carry_a_stable_label_and_their_severity() {
@@ -210,7 +212,7 @@ mod tests {
         idled: usize,
     }
 
-    impl Stage for Counting {
+    impl Stage<Test> for Counting {
         fn name(&self) -> &'static str {
             "counting"
         }
@@ -236,12 +238,12 @@ mod tests {
         type Boxed = Box<Counting>;
         let mut boxed: Boxed = Box::default();
         let mut out = Outputs::detached(&[DEFAULT_OUTPUT]);
-        <Boxed as Stage>::process(&mut boxed, Frame::end_of_stream(FrameMeta::new("s", "kitchen", 0)), &mut out)
-            .unwrap();
-        <Boxed as Stage>::flush(&mut boxed, &mut out).unwrap();
-        assert!(<Boxed as Stage>::idle(&mut boxed, &mut out).unwrap(), "idle's answer comes through");
+        let frame = Frame::new(FrameMeta::new("s", "kitchen", 0), TestPayload::EndOfStream);
+        <Boxed as Stage<Test>>::process(&mut boxed, frame, &mut out).unwrap();
+        <Boxed as Stage<Test>>::flush(&mut boxed, &mut out).unwrap();
+        assert!(<Boxed as Stage<Test>>::idle(&mut boxed, &mut out).unwrap(), "idle's answer comes through");
         assert_eq!((boxed.processed, boxed.flushed, boxed.idled), (1, 1, 1));
-        let stage: Box<dyn Stage> = boxed;
+        let stage: Box<dyn Stage<Test>> = boxed;
         assert_eq!((stage.name(), stage.hints()), ("counting", StageHints::blocking(3)));
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::edge::EdgeReceiver;
-use crate::frame::{Frame, FrameMeta};
+use crate::frame::{Domain, Frame, FrameMeta};
 use crate::kill::KillSwitch;
 use crate::outputs::Outputs;
 use crate::stage::{ErrorSink, Execution, Stage, StageError, StageErrorReport};
@@ -27,8 +27,8 @@ pub(crate) enum StageExit {
     Failed(StageError),
 }
 
-enum Received {
-    Frame(Frame),
+enum Received<D: Domain> {
+    Frame(Frame<D>),
     Closed,
     Killed,
 }
@@ -39,20 +39,20 @@ enum Step {
 }
 
 /// One stage with everything its loop needs; consumed by running it.
-pub(crate) struct StageRunner {
+pub(crate) struct StageRunner<D: Domain> {
     pub(crate) id: Arc<str>,
-    pub(crate) stage: Box<dyn Stage>,
+    pub(crate) stage: Box<dyn Stage<D>>,
     pub(crate) execution: Execution,
-    pub(crate) input: EdgeReceiver,
-    pub(crate) outputs: Outputs,
+    pub(crate) input: EdgeReceiver<D>,
+    pub(crate) outputs: Outputs<D>,
     pub(crate) metrics: StageMetrics,
     pub(crate) counters: Arc<StageCounters>,
     pub(crate) kill: KillSwitch,
-    pub(crate) errors: Option<ErrorSink>,
+    pub(crate) errors: Option<ErrorSink<D>>,
     pub(crate) warned_over_budget: bool,
 }
 
-impl StageRunner {
+impl<D: Domain> StageRunner<D> {
     /// The loop of an [`Execution::Blocking`] stage, on its own thread.
     pub(crate) fn run_blocking(mut self) -> StageExit {
         loop {
@@ -130,7 +130,7 @@ impl StageRunner {
         self.kill.is_tripped().then_some(StageExit::Aborted)
     }
 
-    fn recv_blocking(&mut self) -> Received {
+    fn recv_blocking(&mut self) -> Received<D> {
         // The common case under load: a frame is already queued, no need to park.
         match self.input.rx.try_recv() {
             Ok(frame) => return Received::Frame(frame),
@@ -146,7 +146,7 @@ impl StageRunner {
             .wait()
     }
 
-    async fn recv_async(&mut self) -> Received {
+    async fn recv_async(&mut self) -> Received<D> {
         match self.input.rx.try_recv() {
             Ok(frame) => return Received::Frame(frame),
             Err(flume::TryRecvError::Disconnected) => return Received::Closed,
@@ -174,7 +174,7 @@ impl StageRunner {
     }
 
     /// Runs `process` with the per-frame bookkeeping every stage gets.
-    fn process(&mut self, frame: Frame) -> Result<(), StageError> {
+    fn process(&mut self, frame: Frame<D>) -> Result<(), StageError> {
         self.metrics.received.increment(1);
         self.counters.received.fetch_add(1, Ordering::Relaxed);
         self.input.sample_depth();
@@ -211,7 +211,7 @@ impl StageRunner {
 
     /// The error policy: count and report; a fatal error trips the kill switch before
     /// this stage's outputs close, so downstream aborts rather than flushing.
-    fn settle(&mut self, result: Result<(), StageError>, frame: Option<FrameMeta>) -> Step {
+    fn settle(&mut self, result: Result<(), StageError>, frame: Option<FrameMeta<D::Meta>>) -> Step {
         let error = match result {
             Ok(()) => return Step::Continue,
             Err(error) => error,
@@ -238,7 +238,7 @@ impl StageRunner {
     }
 }
 
-fn log_report(report: &StageErrorReport) {
+fn log_report<D: Domain>(report: &StageErrorReport<D>) {
     let (session, seq) = match &report.frame {
         Some(meta) => (meta.session_id.as_str(), meta.seq),
         None => ("", 0),
@@ -275,12 +275,13 @@ mod tests {
     use tokio::runtime::Handle;
 
     use crate::testing::{next_event, seqs_and_flush, text, Event, TestRecorder, TestStage};
-    use crate::{PipelineError, RunningTopology, TopologyConfig};
+    use crate::testing::{Frame, FrameMeta, Outputs, Test, TestPayload, TopologyConfig};
+    use crate::{PipelineError, RunningTopology};
 
     type Reports = Arc<Mutex<Vec<(String, Option<u64>)>>>;
 
     /// mic → `id` → `{id}_sink`; ids are unique per test so metrics do not mix.
-    fn pipeline(id: &str, stage: TestStage) -> (RunningTopology, flume::Receiver<Event>, Reports) {
+    fn pipeline(id: &str, stage: TestStage) -> (RunningTopology<Test>, flume::Receiver<Event>, Reports) {
         TestRecorder::global();
         let (events_tx, events) = flume::unbounded();
         let reports = Reports::default();
@@ -381,7 +382,7 @@ mod tests {
         gate: Option<std::sync::mpsc::Receiver<()>>,
     }
 
-    impl crate::Stage for Deferring {
+    impl crate::Stage<Test> for Deferring {
         fn name(&self) -> &'static str {
             "deferring"
         }
@@ -390,18 +391,18 @@ mod tests {
             crate::StageHints::blocking(8).sink()
         }
 
-        fn process(&mut self, frame: crate::Frame, _: &mut crate::Outputs) -> Result<(), crate::StageError> {
+        fn process(&mut self, frame: Frame, _: &mut Outputs) -> Result<(), crate::StageError> {
             if let Some(gate) = self.gate.take() {
                 gate.recv().unwrap();
             }
             match &frame.payload {
-                crate::Payload::Text(text) if text == "later" => self.later.push(frame.meta.seq),
+                TestPayload::Text(text) if text == "later" => self.later.push(frame.meta.seq),
                 _ => self.log.lock().unwrap().push(format!("frame {}", frame.meta.seq)),
             }
             Ok(())
         }
 
-        fn idle(&mut self, _: &mut crate::Outputs) -> Result<bool, crate::StageError> {
+        fn idle(&mut self, _: &mut Outputs) -> Result<bool, crate::StageError> {
             let Some(seq) = self.later.pop() else { return Ok(false) };
             self.log.lock().unwrap().push(format!("idle {seq}"));
             Ok(true)
@@ -417,7 +418,7 @@ mod tests {
         config.stage("deferring", Deferring { log: log.clone(), later: Vec::new(), gate: Some(gate) }).input("mic");
         let running = config.build().unwrap().run(&Handle::current()).unwrap();
         let mic = running.source("mic").unwrap();
-        let frame = |seq, text: &str| crate::Frame::text(crate::FrameMeta::new("s", "kitchen", seq), text);
+        let frame = |seq, text: &str| Frame::text(FrameMeta::new("s", "kitchen", seq), text);
         mic.send_async(frame(0, "later")).await.unwrap();
         mic.send_async(frame(1, "now")).await.unwrap();
         mic.send_async(frame(2, "now")).await.unwrap();

@@ -10,7 +10,47 @@ use std::time::Duration;
 use bytes::Bytes;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 
-use crate::{AudioFormat, Execution, Frame, FrameMeta, Outputs, Stage, StageError, StageHints};
+use crate::{Domain, Execution, Stage, StageError, StageHints};
+
+/// The frames the runtime's tests move: a stand-in for a real domain.
+#[derive(Clone, Debug)]
+pub(crate) struct Test;
+
+impl Domain for Test {
+    type Payload = TestPayload;
+    type Meta = ();
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum TestPayload {
+    Text(String),
+    /// 16 kHz mono s16le, shared as `Bytes`.
+    Audio(Bytes),
+    Message {
+        topic: String,
+        body: Bytes,
+    },
+    EndOfStream,
+}
+
+pub(crate) type Frame = crate::Frame<Test>;
+pub(crate) type FrameMeta = crate::FrameMeta<()>;
+pub(crate) type Outputs = crate::Outputs<Test>;
+pub(crate) type TopologyConfig = crate::TopologyConfig<Test>;
+
+impl Frame {
+    pub(crate) fn text(meta: FrameMeta, text: impl Into<String>) -> Self {
+        Self::new(meta, TestPayload::Text(text.into()))
+    }
+
+    /// A handle on the audio bytes, if this is audio; no copy.
+    pub(crate) fn pcm(&self) -> Option<Bytes> {
+        match &self.payload {
+            TestPayload::Audio(pcm) => Some(pcm.clone()),
+            _ => None,
+        }
+    }
+}
 
 /// Long enough for a loaded CI box; only reached when a test is already broken.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
@@ -43,7 +83,7 @@ impl TestStage {
     }
 }
 
-impl Stage for TestStage {
+impl Stage<Test> for TestStage {
     fn name(&self) -> &'static str {
         match self {
             Self::Pass(_) => "pass",
@@ -98,11 +138,7 @@ pub(crate) fn text(seq: u64) -> Frame {
 
 /// 20 ms of 16 kHz mono s16le.
 pub(crate) fn audio(seq: u64) -> Frame {
-    Frame::audio(
-        FrameMeta::new("session", "kitchen", seq),
-        Bytes::from(vec![seq as u8; 640]),
-        AudioFormat::PCM16_MONO_16K,
-    )
+    Frame::new(FrameMeta::new("session", "kitchen", seq), TestPayload::Audio(Bytes::from(vec![seq as u8; 640])))
 }
 
 /// Waits for the next event, failing the test instead of hanging it.

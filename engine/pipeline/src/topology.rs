@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use crate::edge::{edge, EdgeSender, EdgeShared, WhenFull};
+use crate::frame::Domain;
 use crate::kill::KillSwitch;
 use crate::outputs::{DeliveryMode, OutputPort, Outputs};
 use crate::stage::{ErrorSink, Execution, Stage, StageErrorReport, StageHints};
@@ -18,23 +19,23 @@ use crate::validate::{plan, Plan, ValidationErrors};
 /// A pipeline under construction. Each stage is held as a `Box<dyn Stage>`: a new
 /// stage type needs no forwarding code anywhere, and a call through the box costs
 /// nothing next to a frame's work.
-pub struct TopologyConfig {
+pub struct TopologyConfig<D: Domain> {
     pub(crate) sources: Vec<String>,
-    pub(crate) stages: Vec<StageConfig>,
-    error_sink: Option<ErrorSink>,
+    pub(crate) stages: Vec<StageConfig<D>>,
+    error_sink: Option<ErrorSink<D>>,
 }
 
 /// One stage of a [`TopologyConfig`]: where it reads from and how its input edge
 /// behaves.
-pub struct StageConfig {
+pub struct StageConfig<D: Domain> {
     pub(crate) id: String,
-    pub(crate) stage: Box<dyn Stage>,
+    pub(crate) stage: Box<dyn Stage<D>>,
     pub(crate) inputs: Vec<String>,
     pub(crate) input_capacity: Option<usize>,
     pub(crate) when_full: WhenFull,
 }
 
-impl StageConfig {
+impl<D: Domain> StageConfig<D> {
     /// Reads from a source, a stage's first output (`"vad"`), or a stage's named
     /// output (`"router.tts"`).
     pub fn input(&mut self, name: impl Into<String>) -> &mut Self {
@@ -54,7 +55,7 @@ impl StageConfig {
     }
 }
 
-impl std::fmt::Debug for TopologyConfig {
+impl<D: Domain> std::fmt::Debug for TopologyConfig<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TopologyConfig")
             .field("sources", &self.sources)
@@ -63,13 +64,13 @@ impl std::fmt::Debug for TopologyConfig {
     }
 }
 
-impl Default for TopologyConfig {
+impl<D: Domain> Default for TopologyConfig<D> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl TopologyConfig {
+impl<D: Domain> TopologyConfig<D> {
     pub fn new() -> Self {
         Self { sources: Vec::new(), stages: Vec::new(), error_sink: None }
     }
@@ -82,13 +83,13 @@ impl TopologyConfig {
     }
 
     /// Declares a stage under a unique id (also its metric label and thread name).
-    pub fn stage(&mut self, id: impl Into<String>, stage: impl Stage) -> &mut StageConfig {
+    pub fn stage(&mut self, id: impl Into<String>, stage: impl Stage<D>) -> &mut StageConfig<D> {
         self.boxed_stage(id, Box::new(stage))
     }
 
     /// [`TopologyConfig::stage`] for a stage already boxed (one of several kinds
     /// chosen at run time), without boxing it twice.
-    pub fn boxed_stage(&mut self, id: impl Into<String>, stage: Box<dyn Stage>) -> &mut StageConfig {
+    pub fn boxed_stage(&mut self, id: impl Into<String>, stage: Box<dyn Stage<D>>) -> &mut StageConfig<D> {
         self.stages.push(StageConfig {
             id: id.into(),
             stage,
@@ -101,7 +102,7 @@ impl TopologyConfig {
     }
 
     /// Where per-frame and fatal stage errors go (besides logs and metrics).
-    pub fn on_error(&mut self, sink: impl Fn(&StageErrorReport) + Send + Sync + 'static) -> &mut Self {
+    pub fn on_error(&mut self, sink: impl Fn(&StageErrorReport<D>) + Send + Sync + 'static) -> &mut Self {
         self.error_sink = Some(Arc::new(sink));
         self
     }
@@ -114,22 +115,22 @@ impl TopologyConfig {
     /// Validates, then creates every edge, sink first, so each producer is wired to
     /// inputs that already exist. Metric handles are created here, once per stage
     /// and edge.
-    pub fn build(self) -> Result<Topology, ValidationErrors> {
+    pub fn build(self) -> Result<Topology<D>, ValidationErrors> {
         let plan = plan(&self)?;
         Ok(wire(self, plan))
     }
 }
 
 /// A validated, wired pipeline that has not started yet.
-pub struct Topology {
+pub struct Topology<D: Domain> {
     /// Sink first, so starting in this order readies readers before writers.
-    pub(crate) runners: Vec<StageRunner>,
-    pub(crate) sources: Vec<(Arc<str>, EdgeSender)>,
+    pub(crate) runners: Vec<StageRunner<D>>,
+    pub(crate) sources: Vec<(Arc<str>, EdgeSender<D>)>,
     pub(crate) edges: Vec<Arc<EdgeShared>>,
     pub(crate) kill: KillSwitch,
 }
 
-impl std::fmt::Debug for Topology {
+impl<D: Domain> std::fmt::Debug for Topology<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Topology")
             .field("stages", &self.runners.iter().map(|r| &r.id).collect::<Vec<_>>())
@@ -138,20 +139,20 @@ impl std::fmt::Debug for Topology {
     }
 }
 
-impl Topology {
+impl<D: Domain> Topology<D> {
     /// The switch that aborts this pipeline; usable before and after `run`.
     pub fn kill_switch(&self) -> KillSwitch {
         self.kill.clone()
     }
 }
 
-fn wire(config: TopologyConfig, plan: Plan) -> Topology {
+fn wire<D: Domain>(config: TopologyConfig<D>, plan: Plan) -> Topology<D> {
     let Plan { hints, capacities, consumers, source_targets, order } = plan;
     let kill = KillSwitch::new();
-    let mut stages: Vec<Option<StageConfig>> = config.stages.into_iter().map(Some).collect();
+    let mut stages: Vec<Option<StageConfig<D>>> = config.stages.into_iter().map(Some).collect();
     // The builder's own handle on each input edge; dropped when wiring ends so that
     // only producers keep edges open.
-    let mut inputs: Vec<Option<EdgeSender>> = vec![None; stages.len()];
+    let mut inputs: Vec<Option<EdgeSender<D>>> = vec![None; stages.len()];
     let mut runners = Vec::with_capacity(stages.len());
     let mut edges = Vec::with_capacity(stages.len());
 
@@ -219,7 +220,8 @@ mod tests {
     use tokio::runtime::{Handle, Runtime};
 
     use crate::testing::{audio, next_event, seqs_and_flush, text, Event, TestRecorder, TestStage};
-    use crate::{Delivery, Execution, Frame, FrameMeta, Payload, TopologyConfig, WhenFull, METRIC_NAMES};
+    use crate::testing::{Frame, FrameMeta, TestPayload as Payload, TopologyConfig};
+    use crate::{Delivery, Execution, WhenFull, METRIC_NAMES};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn audio_reaches_every_sink_without_a_copy() {
@@ -315,14 +317,11 @@ mod tests {
 
     fn payload() -> impl Strategy<Value = Payload> {
         prop_oneof![
-            prop::collection::vec(any::<u8>(), 0..64).prop_map(|pcm| {
-                Payload::Audio(crate::AudioChunk::new(pcm.into(), crate::AudioFormat::PCM16_MONO_16K))
-            }),
+            prop::collection::vec(any::<u8>(), 0..64).prop_map(|pcm| { Payload::Audio(pcm.into()) }),
             "[a-z ]{0,12}".prop_map(Payload::Text),
             ("[a-z/]{1,12}", prop::collection::vec(any::<u8>(), 0..16))
                 .prop_map(|(topic, body)| Payload::Message { topic, body: body.into() }),
             Just(Payload::EndOfStream),
-            Just(Payload::Pause(crate::PauseSignal::new())),
         ]
     }
 

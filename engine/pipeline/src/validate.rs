@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::frame::Domain;
 use crate::stage::{Stage, StageHints};
 use crate::topology::TopologyConfig;
 
@@ -89,7 +90,7 @@ enum Node {
     Stage(usize),
 }
 
-pub(crate) fn plan(config: &TopologyConfig) -> Result<Plan, ValidationErrors> {
+pub(crate) fn plan<D: Domain>(config: &TopologyConfig<D>) -> Result<Plan, ValidationErrors> {
     let mut errors = Vec::new();
     if config.stages.is_empty() {
         errors.push(ValidationError::Empty);
@@ -266,6 +267,7 @@ fn topological_order(readers_of: &[Vec<usize>]) -> Vec<usize> {
 mod tests {
     use super::*;
     use crate::testing::TestStage;
+    use crate::testing::{Frame, Outputs, Test, TopologyConfig};
     use crate::{Execution, StageHints};
 
     fn pass() -> TestStage {
@@ -337,11 +339,11 @@ mod tests {
     #[test]
     fn named_outputs_are_addressed_by_stage_dot_port() {
         struct Router;
-        impl crate::Stage for Router {
+        impl crate::Stage<Test> for Router {
             fn name(&self) -> &'static str {
                 "router"
             }
-            fn process(&mut self, frame: crate::Frame, out: &mut crate::Outputs) -> Result<(), crate::StageError> {
+            fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), crate::StageError> {
                 out.push_to("tts", frame)
             }
             fn hints(&self) -> StageHints {

@@ -3,9 +3,8 @@
 use std::time::Instant;
 
 use alicia_home::Home;
-use alicia_pipeline::{
-    Frame, Outputs, PauseSignal, Payload, Stage, StageError, StageHints, Transcript, DEFAULT_OUTPUT,
-};
+use alicia_pipeline::{Stage, StageError, StageHints, DEFAULT_OUTPUT};
+use alicia_speech::{Frame, Outputs, PauseSignal, Payload, Speech, Transcript};
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
@@ -200,7 +199,7 @@ impl IntentStage {
     }
 }
 
-impl Stage for IntentStage {
+impl Stage<Speech> for IntentStage {
     fn name(&self) -> &'static str {
         "intent"
     }
@@ -223,12 +222,12 @@ impl Stage for IntentStage {
         };
         let reply_port = self.port(false);
         let mut streamed = frame.clone();
-        streamed.meta.reply_continues = true;
+        streamed.meta.domain.reply_continues = true;
         let mut pushed = Ok(());
         let mut sentence = |piece: &str| {
             if pushed.is_ok() {
                 // The first sentence of a chat answer is when the request was understood.
-                streamed.meta.stamp(|t| {
+                streamed.meta.domain.stamp(|t| {
                     t.understood.get_or_insert_with(Instant::now);
                 });
                 pushed = out.push_to(reply_port, streamed.derive(Payload::Text(piece.to_string())));
@@ -239,7 +238,7 @@ impl Stage for IntentStage {
             self.answer_streaming(&text, session, frame.meta.site_id.as_str(), Some(&mut sentence));
         pushed?;
         tracing::debug!(session, site = %frame.meta.site_id, intent = ?understanding.intent, "intent");
-        frame.meta.stamp(|t| t.understood = Some(Instant::now()));
+        frame.meta.domain.stamp(|t| t.understood = Some(Instant::now()));
         for command in &understanding.commands {
             let message = Payload::Message { topic: command.topic(), body: command.to_bytes() };
             out.push_to(self.port(true), frame.derive(message))?;

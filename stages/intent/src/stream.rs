@@ -4,7 +4,7 @@
 //! sentences are handed on while the rest is still coming, so the first one can be
 //! spoken before the answer is whole.
 
-use alicia_pipeline::{finished_len, split_sentences};
+use alicia_speech::{finished_len, split_sentences};
 use serde_json::Value;
 
 use crate::error::ChatError;

@@ -9,7 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use alicia_home::Home;
-use alicia_pipeline::{Frame, FrameMeta, Outputs, Payload, Stage, DEFAULT_OUTPUT};
+use alicia_pipeline::{Stage, DEFAULT_OUTPUT};
+use alicia_speech::{Frame, FrameMeta, Outputs, Payload, SpeechFrame};
 use alicia_stage_intent::{ChatClient, ChatFallback, IntentConfig, DIDNT_CATCH_THAT};
 use serde_json::{json, Value};
 
@@ -303,7 +304,7 @@ fn the_stage_sends_a_streamed_answer_on_as_pieces_of_one_reply() {
         .take_pushed()
         .into_iter()
         .map(|(_, frame)| match frame.payload {
-            Payload::Text(text) => (text, frame.meta.reply_continues),
+            Payload::Text(text) => (text, frame.meta.domain.reply_continues),
             other => panic!("a reply only, got {other:?}"),
         })
         .collect();

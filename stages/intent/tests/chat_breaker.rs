@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use alicia_breaker::{BreakerSettings, BreakerState};
 use alicia_home::Home;
-use alicia_pipeline::{Frame, FrameMeta, Outputs, Payload, Stage, StageError, DEFAULT_OUTPUT};
+use alicia_pipeline::{Stage, StageError, DEFAULT_OUTPUT};
+use alicia_speech::{Frame, FrameMeta, Outputs, Payload, SpeechFrame};
 use alicia_stage_intent::{ChatFallback, IntentConfig, IntentStage, DIDNT_CATCH_THAT};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;

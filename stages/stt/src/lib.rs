@@ -35,7 +35,7 @@ mod recorded_tests;
 #[cfg(test)]
 mod testing;
 
-pub use alicia_pipeline::Transcript;
+pub use alicia_speech::Transcript;
 pub use decoding::{compression_ratio, repeats_back_to_back, DecodeOptions, Decoded, Doubt};
 pub use stage::{SttStats, WhisperStage};
 pub use whisper::{Guess, SttError, WhisperModel, WhisperStt, MAX_SAMPLES, SAMPLE_RATE};

@@ -6,9 +6,9 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::time::Instant;
 
-use alicia_pipeline::{
-    AudioChunk, AudioFormat, Frame, FrameMeta, Outputs, PauseSignal, Payload, SessionId, Stage, StageError, StageHints,
-    Transcript,
+use alicia_pipeline::{SessionId, Stage, StageError, StageHints};
+use alicia_speech::{
+    AudioChunk, AudioFormat, Frame, FrameMeta, Outputs, PauseSignal, Payload, Speech, SpeechFrame, Transcript,
 };
 use bytes::{Bytes, BytesMut};
 
@@ -238,7 +238,7 @@ impl WhisperStage {
             "transcribed"
         );
         let mut meta = meta.clone();
-        meta.stamp(|t| {
+        meta.domain.stamp(|t| {
             t.transcribed = Some(Instant::now());
             t.speculative = reused;
         });
@@ -257,7 +257,7 @@ fn stt_error(err: SttError) -> StageError {
     StageError::frame(err.error_type(), err)
 }
 
-impl Stage for WhisperStage {
+impl Stage<Speech> for WhisperStage {
     fn name(&self) -> &'static str {
         "whisper"
     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperError, WhisperState};
 
-use alicia_pipeline::Transcript;
+use alicia_speech::Transcript;
 
 use crate::decoding::{least_doubtful, Beams, DecodeOptions, Decoded, Doubt, Pass, FULL_AUDIO_CTX};
 use crate::give_up::GiveUp;

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use alicia_pipeline::{Frame, FrameMeta};
+use alicia_speech::{Frame, FrameMeta, SpeechFrame};
 use alicia_stage_tts::{PiperConfig, OUTPUT_FORMAT};
 
 const SENTENCE: &str = "Turning on the kitchen lights in the living room.";

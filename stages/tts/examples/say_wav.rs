@@ -1,6 +1,7 @@
 //! Writes a reply as a WAV file: `cargo run -p alicia-stage-tts --example say_wav -- "text" out.wav`.
 
-use alicia_stage_tts::{write_wav, PiperConfig};
+use alicia_speech::write_wav;
+use alicia_stage_tts::PiperConfig;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

@@ -19,7 +19,7 @@
 //! | `onnx.rs` | the process's one ONNX Runtime library and `ort` environment |
 //! | `resample.rs` | 22,050 → 16,000 Hz polyphase windowed-sinc resampler |
 //! | `cache.rs` | the sentence LRU, bounded by entries and bytes |
-//! | `pcm.rs` | float → s16le with peak normalisation; [`write_wav`] |
+//! | `pcm.rs` | float → s16le with peak normalisation (WAV files: `alicia_speech::write_wav`) |
 //! | `error.rs` | [`TtsError`] and its stable `error_type` labels |
 //!
 //! # Models
@@ -42,9 +42,6 @@ mod voice;
 
 pub use config::{PiperConfig, DEFAULT_VOICE_MODEL, ONNXRUNTIME_LIBRARY, ORT_DYLIB_PATH_ENV};
 pub use error::TtsError;
-pub use pcm::write_wav;
 pub use phonemes::Phonemizer;
-// The split lives with the frames: the intent stage cuts a streamed chat answer with it too.
-pub use alicia_pipeline::{split_sentences, MAX_PIECE_CHARS};
 pub use stage::{PiperStage, TtsStats};
 pub use voice::{ModelRuns, PiperVoice, VoiceFiles, OUTPUT_FORMAT};

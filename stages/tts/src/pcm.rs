@@ -1,8 +1,5 @@
-//! Float samples → s16le PCM, and a WAV container for files (`alicia say`, tests).
+//! Float samples → s16le PCM.
 
-use std::io::{self, Write};
-
-use alicia_pipeline::AudioFormat;
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Peak level after normalisation: -1 dBFS, headroom for a speaker's own mixing.
@@ -21,28 +18,6 @@ pub(crate) fn to_pcm16(samples: &[f32]) -> Bytes {
         pcm.put_i16_le(scaled as i16);
     }
     pcm.freeze()
-}
-
-/// Writes `pcm` (in `format`) as a RIFF/WAVE file.
-pub fn write_wav(mut out: impl Write, pcm: &[u8], format: AudioFormat) -> io::Result<()> {
-    let data_len = u32::try_from(pcm.len()).map_err(|_| io::Error::other("audio too long for a wav file"))?;
-    let byte_rate = format.sample_rate * u32::from(format.channels) * u32::from(format.sample_width);
-    let block_align = format.channels * format.sample_width;
-    let mut header = Vec::with_capacity(44);
-    header.extend_from_slice(b"RIFF");
-    header.extend_from_slice(&(36 + data_len).to_le_bytes());
-    header.extend_from_slice(b"WAVEfmt ");
-    header.extend_from_slice(&16u32.to_le_bytes());
-    header.extend_from_slice(&1u16.to_le_bytes()); // integer PCM
-    header.extend_from_slice(&format.channels.to_le_bytes());
-    header.extend_from_slice(&format.sample_rate.to_le_bytes());
-    header.extend_from_slice(&byte_rate.to_le_bytes());
-    header.extend_from_slice(&block_align.to_le_bytes());
-    header.extend_from_slice(&(format.sample_width * 8).to_le_bytes());
-    header.extend_from_slice(b"data");
-    header.extend_from_slice(&data_len.to_le_bytes());
-    out.write_all(&header)?;
-    out.write_all(pcm)
 }
 
 #[cfg(test)]
@@ -70,17 +45,5 @@ mod tests {
         let loud = samples(&to_pcm16(&[3.0, -3.0, 1.5]));
         assert_eq!(loud[0], -loud[1]);
         assert!(loud[2] > 0);
-    }
-
-    #[test]
-    fn wav_header_describes_the_data() {
-        let mut file = Vec::new();
-        write_wav(&mut file, &[1, 0, 2, 0], AudioFormat::PCM16_MONO_16K).unwrap();
-        assert_eq!(file.len(), 48);
-        assert_eq!(&file[..4], b"RIFF");
-        assert_eq!(u32::from_le_bytes(file[4..8].try_into().unwrap()), 40);
-        assert_eq!(u32::from_le_bytes(file[24..28].try_into().unwrap()), 16_000);
-        assert_eq!(u32::from_le_bytes(file[28..32].try_into().unwrap()), 32_000);
-        assert_eq!(u32::from_le_bytes(file[40..44].try_into().unwrap()), 4);
     }
 }

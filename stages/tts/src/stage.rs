@@ -3,10 +3,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use alicia_pipeline::{
-    split_sentences, AudioChunk, AudioFormat, Frame, Outputs, PauseSignal, Payload, SessionId, Stage, StageError,
-    StageHints,
-};
+use alicia_pipeline::{SessionId, Stage, StageError, StageHints};
+use alicia_speech::{split_sentences, AudioChunk, AudioFormat, Frame, Outputs, PauseSignal, Payload, Speech};
 use bytes::{Bytes, BytesMut};
 
 use crate::cache::SentenceCache;
@@ -145,13 +143,15 @@ impl PiperStage {
         let mut seq = open.unwrap_or(0);
         let spoken = match self.speak_reply(&frame, text, &mut seq, &mut emit) {
             // A piece of a streamed reply may hold nothing to say (the empty last one).
-            Err(err) if err.error_type() == "empty_text" && (open.is_some() || frame.meta.reply_continues) => Ok(()),
+            Err(err) if err.error_type() == "empty_text" && (open.is_some() || frame.meta.domain.reply_continues) => {
+                Ok(())
+            }
             other => other,
         };
         if matches!(&spoken, Err(err) if err.is_fatal()) {
             return spoken;
         }
-        if frame.meta.reply_continues && spoken.is_ok() {
+        if frame.meta.domain.reply_continues && spoken.is_ok() {
             self.open_replies.insert(frame.meta.session_id.clone(), seq);
             return Ok(());
         }
@@ -175,7 +175,7 @@ impl PiperStage {
             let ready = *first_audio.get_or_insert_with(Instant::now);
             for chunk in AudioChunk::new(audio, OUTPUT_FORMAT).chunks(self.chunk) {
                 let mut out = frame.derive(Payload::Audio(chunk));
-                out.meta.stamp(|t| t.synthesised = Some(ready));
+                out.meta.domain.stamp(|t| t.synthesised = Some(ready));
                 out.meta.seq = *seq;
                 *seq += 1;
                 emit(out)?;
@@ -245,7 +245,7 @@ impl PiperStage {
     }
 }
 
-impl Stage for PiperStage {
+impl Stage<Speech> for PiperStage {
     fn name(&self) -> &'static str {
         "piper"
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use alicia_pipeline::AudioFormat;
+use alicia_speech::AudioFormat;
 use bytes::Bytes;
 use ort::session::Session;
 use ort::value::Tensor;

@@ -5,8 +5,10 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use alicia_pipeline::{Frame, FrameMeta, Outputs, PauseSignal, Payload, Stage, StageError, StageHints, TopologyConfig};
-use alicia_stage_tts::{write_wav, PiperConfig, PiperStage, TtsError, VoiceFiles, OUTPUT_FORMAT};
+use alicia_pipeline::{Stage, StageError, StageHints};
+use alicia_speech::write_wav;
+use alicia_speech::{Frame, FrameMeta, Outputs, PauseSignal, Payload, Speech, SpeechFrame, TopologyConfig};
+use alicia_stage_tts::{PiperConfig, PiperStage, TtsError, VoiceFiles, OUTPUT_FORMAT};
 
 const KITCHEN: &str = "Turning on the kitchen lights.";
 const TWO_SENTENCES: &str = "Turning on the kitchen lights. The living room stays as it is.";
@@ -159,9 +161,9 @@ fn a_prepared_reply_has_its_first_sentence_ready_and_emits_nothing() {
     result.unwrap();
     assert_eq!(emitted[0].runs_so_far, 1);
     assert_eq!(runs.get(), 2);
-    let first = emitted[0].frame.meta.timeline();
+    let first = emitted[0].frame.meta.domain.timeline();
     assert!(first.synthesised.is_some());
-    assert!(emitted.iter().filter(|e| e.frame.as_audio().is_some()).all(|e| e.frame.meta.timeline() == first));
+    assert!(emitted.iter().filter(|e| e.frame.as_audio().is_some()).all(|e| e.frame.meta.domain.timeline() == first));
 }
 
 #[test]
@@ -204,7 +206,7 @@ fn a_reply_streamed_in_pieces_is_one_audio_stream() {
     };
     let piece = |text: &str, continues: bool| {
         let mut frame = text_frame(text);
-        frame.meta.reply_continues = continues;
+        frame.meta.domain.reply_continues = continues;
         frame
     };
     let mut reply = speak_frame(piece("It is sunny.", true));
@@ -272,7 +274,7 @@ fn missing_files_say_run_make_models() {
 /// Hands every frame it reads to the test, with when it arrived.
 struct Collect(mpsc::Sender<(Instant, Frame)>);
 
-impl Stage for Collect {
+impl Stage<Speech> for Collect {
     fn name(&self) -> &'static str {
         "collect"
     }

@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use alicia_pipeline::{Frame, FrameMeta, Outputs, Stage, DEFAULT_OUTPUT};
+use alicia_pipeline::{Stage, DEFAULT_OUTPUT};
+use alicia_speech::{Frame, FrameMeta, Outputs, SpeechFrame};
 use alicia_stage_vad::{VadStage, FORMAT};
 use bytes::Bytes;
 

@@ -1,6 +1,6 @@
 //! [`VadConfig`]: the knobs of end-of-speech detection; it builds the stage.
 
-use alicia_pipeline::AudioFormat;
+use alicia_speech::AudioFormat;
 use serde::{Deserialize, Serialize};
 
 use crate::error::VadError;
@@ -48,7 +48,7 @@ pub struct VadConfig {
     /// for a word, and answering half a request is worse than waiting.
     pub unfinished_hangover_ms: u32,
     /// Silence after speech that is announced downstream as a pause
-    /// ([`Payload::Pause`](alicia_pipeline::Payload::Pause)), so the transcript and the
+    /// ([`Payload::Pause`](alicia_speech::Payload::Pause)), so the transcript and the
     /// reply can be prepared while the rest of the hangover runs out; 0 turns it off.
     /// Each pause the user talks through costs one wasted transcription, so it should
     /// be longer than the gaps between words.

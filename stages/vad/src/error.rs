@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use alicia_pipeline::{AudioFormat, StageError};
+use alicia_pipeline::StageError;
+use alicia_speech::AudioFormat;
 
 /// Why a session's audio was refused or gave nothing.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use alicia_pipeline::{Frame, FrameMeta, PauseSignal, Payload};
+use alicia_speech::{Frame, FrameMeta, PauseSignal, Payload, SpeechFrame};
 
 use crate::config::{Limits, FORMAT};
 use crate::level::{NoiseFloor, WindowMeter};
@@ -136,7 +136,7 @@ impl Session {
     /// Stamps `frame` as the end of this session's utterance, decided now.
     pub(crate) fn stamp_end(&self, frame: &mut Frame) {
         let speech_end = self.last_speech.unwrap_or(self.last.ingress);
-        frame.meta.stamp(|t| {
+        frame.meta.domain.stamp(|t| {
             t.speech_end = Some(speech_end);
             t.endpoint = Some(Instant::now());
         });

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use alicia_pipeline::{AudioChunk, Frame, FrameMeta, Outputs, Payload, SessionId, Stage, StageError, StageHints};
+use alicia_pipeline::{SessionId, Stage, StageError, StageHints};
+use alicia_speech::{AudioChunk, Frame, FrameMeta, Outputs, Payload, Speech, SpeechFrame};
 
 use crate::config::{Limits, VadConfig, FORMAT};
 use crate::error::VadError;
@@ -25,7 +26,7 @@ use crate::session::{EndReason, Fed, Phase, Session};
 /// (the pause was a gap between words); if the hangover runs out they are dropped and
 /// the end of stream follows at once. So at an end of stream after a pause, downstream
 /// has seen exactly the audio it had at the pause, and whatever it prepared then is
-/// the answer. The end of stream's [`FrameMeta::timeline`](alicia_pipeline::FrameMeta::timeline) carries where speech ended
+/// the answer. The end of stream's [`FrameMeta::timeline`](alicia_speech::FrameMeta::timeline) carries where speech ended
 /// and when the end was decided.
 ///
 /// Per-frame errors, each reported once per session, which is then left to its stop:
@@ -276,7 +277,7 @@ fn push_all(mut frames: Vec<Frame>, scratch: &mut Vec<Frame>, out: &mut Outputs)
     result
 }
 
-impl Stage for VadStage {
+impl Stage<Speech> for VadStage {
     fn name(&self) -> &'static str {
         "vad"
     }

@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use alicia_pipeline::{Frame, FrameMeta, Outputs, Payload, Stage, DEFAULT_OUTPUT};
+use alicia_pipeline::{Stage, DEFAULT_OUTPUT};
+use alicia_speech::{Frame, FrameMeta, Outputs, Payload, SpeechFrame};
 use alicia_stage_vad::{VadConfig, VadStage, FORMAT};
 use bytes::Bytes;
 

@@ -1,6 +1,7 @@
 //! The stage around the matcher: frames in, command messages and replies out.
 
-use alicia_pipeline::{AudioFormat, Execution, FrameMeta, PauseSignal, Transcript};
+use alicia_pipeline::Execution;
+use alicia_speech::{AudioFormat, FrameMeta, PauseSignal, SpeechFrame, Transcript};
 use bytes::Bytes;
 use chrono::NaiveDate;
 
@@ -78,7 +79,7 @@ fn the_stt_transcript_is_read_and_stamped_understood() {
     );
     let mut out = Outputs::detached(stage.hints().outputs);
     stage.process(transcript("what time is it", None), &mut out).unwrap();
-    assert!(out.take_pushed().iter().all(|(_, f)| f.meta.timeline().understood.is_some()));
+    assert!(out.take_pushed().iter().all(|(_, f)| f.meta.domain.timeline().understood.is_some()));
     // Text is words, whatever they look like.
     assert_eq!(run(&mut stage, heard("{oops", "bedroom")), [("out", DIDNT_CATCH_THAT.into())]);
 }

@@ -1,5 +1,6 @@
 //! The stage with the real Whisper tiny.en model on speech synthesised at test time.
 
+use alicia_speech::SpeechFrame;
 use std::time::Duration;
 
 use alicia_pipeline::DEFAULT_OUTPUT;
@@ -206,7 +207,7 @@ fn a_pause_gets_a_provisional_transcript_that_the_end_reuses_if_nothing_followed
     assert!(early.is_provisional() && !last.is_provisional());
     assert_eq!(early.text, last.text);
     assert!(says(&last.text, &["kitchen", "light"]), "{last:?}");
-    let timeline = frames_out[1].meta.timeline();
+    let timeline = frames_out[1].meta.domain.timeline();
     assert!(timeline.speculative && timeline.transcribed.is_some());
     assert_eq!(stage.stats(), SttStats { transcribed: 1, provisional: 1, reused: 1, given_up: 0 });
 

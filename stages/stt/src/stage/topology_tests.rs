@@ -4,7 +4,8 @@
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use alicia_pipeline::{Execution, TopologyConfig};
+use alicia_pipeline::Execution;
+use alicia_speech::{Speech, SpeechFrame, TopologyConfig};
 
 use super::*;
 use crate::testing::{exclusive, model, speech};
@@ -12,7 +13,7 @@ use crate::testing::{exclusive, model, speech};
 /// Hands every frame it reads to the test.
 struct Collect(mpsc::Sender<Frame>);
 
-impl Stage for Collect {
+impl Stage<Speech> for Collect {
     fn name(&self) -> &'static str {
         "collect"
     }

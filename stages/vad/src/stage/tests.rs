@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use alicia_pipeline::{AudioFormat, DEFAULT_OUTPUT};
+use alicia_pipeline::DEFAULT_OUTPUT;
+use alicia_speech::{AudioFormat, SpeechFrame};
 use bytes::Bytes;
 
 use super::*;

@@ -1,6 +1,7 @@
 //! Frames without audio, as a misbehaving client sends them: they cost nothing to hold.
 
 use super::*;
+use alicia_speech::SpeechFrame;
 
 #[test]
 fn empty_frames_are_not_held_waiting_or_speaking() {

@@ -1,7 +1,7 @@
 //! Pauses: what the stage announces when speech stops, what it holds, and how the
 //! verdict of the stages downstream sets the hangover.
 
-use alicia_pipeline::PauseSignal;
+use alicia_speech::PauseSignal;
 
 use super::*;
 
@@ -60,8 +60,8 @@ fn at_the_end_downstream_has_exactly_the_audio_it_had_at_the_last_pause() {
 
     let end = &result.out.last().unwrap().1;
     let last_speech = input[(300 + 600) / FRAME_MS - 1].meta.ingress;
-    assert_eq!(end.meta.timeline().speech_end, Some(last_speech), "the last frame with speech in it");
-    assert!(end.meta.timeline().endpoint.is_some());
+    assert_eq!(end.meta.domain.timeline().speech_end, Some(last_speech), "the last frame with speech in it");
+    assert!(end.meta.domain.timeline().endpoint.is_some());
 }
 
 #[test]

@@ -1,7 +1,12 @@
-//! WAV files as the seeds' STT requests and `alicia ask` carry them: 16-bit PCM, 16 kHz,
-//! mono. The samples come back as a `Bytes` slice of the file, not a copy.
+//! WAV files: read as the seeds' STT requests and `alicia ask` carry them (16-bit PCM,
+//! 16 kHz, mono; the samples come back as a `Bytes` slice of the file, not a copy), and
+//! written in any PCM format.
+
+use std::io::{self, Write};
 
 use bytes::Bytes;
+
+use crate::audio::AudioFormat;
 
 /// Why a WAV was refused; `error_type` is the label on the error event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,22 +60,34 @@ pub fn pcm16k_from_wav(file: Bytes) -> Result<Bytes, WavError> {
     Ok(data)
 }
 
-/// A 16 kHz mono 16-bit WAV header followed by `pcm`.
+/// Writes `pcm` (in `format`) as a RIFF/WAVE file: the one WAV writer (`alicia say`,
+/// `alicia ask`, the seeds' STT requests in tests).
+pub fn write_wav(mut out: impl Write, pcm: &[u8], format: AudioFormat) -> io::Result<()> {
+    let data_len = u32::try_from(pcm.len()).map_err(|_| io::Error::other("audio too long for a wav file"))?;
+    let byte_rate = format.sample_rate * u32::from(format.channels) * u32::from(format.sample_width);
+    let block_align = format.channels * format.sample_width;
+    let mut header = Vec::with_capacity(44);
+    header.extend_from_slice(b"RIFF");
+    header.extend_from_slice(&(36 + data_len).to_le_bytes());
+    header.extend_from_slice(b"WAVEfmt ");
+    header.extend_from_slice(&16u32.to_le_bytes());
+    header.extend_from_slice(&1u16.to_le_bytes()); // integer PCM
+    header.extend_from_slice(&format.channels.to_le_bytes());
+    header.extend_from_slice(&format.sample_rate.to_le_bytes());
+    header.extend_from_slice(&byte_rate.to_le_bytes());
+    header.extend_from_slice(&block_align.to_le_bytes());
+    header.extend_from_slice(&(format.sample_width * 8).to_le_bytes());
+    header.extend_from_slice(b"data");
+    header.extend_from_slice(&data_len.to_le_bytes());
+    out.write_all(&header)?;
+    out.write_all(pcm)
+}
+
+/// A 16 kHz mono 16-bit WAV file of `pcm`, in memory.
 pub fn wav_from_pcm16k(pcm: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(44 + pcm.len());
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + pcm.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&16_000u32.to_le_bytes());
-    out.extend_from_slice(&32_000u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(pcm.len() as u32).to_le_bytes());
-    out.extend_from_slice(pcm);
+    // Writing to a Vec fails only past 4 GiB of audio, which no caller holds.
+    write_wav(&mut out, pcm, AudioFormat::PCM16_MONO_16K).expect("audio under 4 GiB");
     out
 }
 
@@ -84,6 +101,19 @@ mod tests {
         let pcm = pcm16k_from_wav(file.clone()).unwrap();
         assert_eq!(&pcm[..], &[1, 0, 2, 0, 3, 0]);
         assert_eq!(pcm.as_ptr(), file[44..].as_ptr(), "no copy");
+    }
+
+    #[test]
+    fn the_header_describes_the_data() {
+        let mut file = Vec::new();
+        write_wav(&mut file, &[1, 0, 2, 0], AudioFormat::PCM16_MONO_16K).unwrap();
+        assert_eq!(file, wav_from_pcm16k(&[1, 0, 2, 0]));
+        assert_eq!(file.len(), 48);
+        assert_eq!(&file[..4], b"RIFF");
+        assert_eq!(u32::from_le_bytes(file[4..8].try_into().unwrap()), 40);
+        assert_eq!(u32::from_le_bytes(file[24..28].try_into().unwrap()), 16_000);
+        assert_eq!(u32::from_le_bytes(file[28..32].try_into().unwrap()), 32_000);
+        assert_eq!(u32::from_le_bytes(file[40..44].try_into().unwrap()), 4);
     }
 
     #[test]
