@@ -25,4 +25,4 @@ mod home;
 mod spoken;
 
 pub use home::{Device, DeviceKind, Home, HomeError, HomeProblem, Room, Site};
-pub use spoken::spoken_key;
+pub use spoken::{fold_plural, spoken_key, spoken_words};

@@ -7,10 +7,19 @@
 /// plural folded to its singular, joined by single spaces: equal keys are the same
 /// thing said ("Kitchen LIGHTS" and "kitchen light").
 pub fn spoken_key(phrase: &str) -> String {
-    let mut clean = String::with_capacity(phrase.len() + 8);
+    spoken_words(phrase).split_whitespace().map(fold_plural).collect::<Vec<_>>().join(" ")
+}
+
+/// `text` as words said, separated by spaces: lowercase, without punctuation or
+/// Whisper's `[BLANK_AUDIO]` and `(music)` notes; `%` becomes "percent",
+/// `twenty-five` two words, `what's` one word ("whats"), and "5min" two. The
+/// matcher reads transcripts through it too, so the home's names and what users say
+/// are cut into words alike.
+pub fn spoken_words(text: &str) -> String {
+    let mut clean = String::with_capacity(text.len() + 8);
     let mut depth = 0usize;
     let mut previous = ' ';
-    for c in phrase.chars().flat_map(char::to_lowercase) {
+    for c in text.chars().flat_map(char::to_lowercase) {
         match c {
             '[' | '(' | '{' => depth += 1,
             ']' | ')' | '}' => depth = depth.saturating_sub(1),
@@ -28,11 +37,11 @@ pub fn spoken_key(phrase: &str) -> String {
         }
         previous = c;
     }
-    clean.split_whitespace().map(fold_plural).collect::<Vec<_>>().join(" ")
+    clean
 }
 
 /// Plural and singular meet: "lights" and "light" both fold to "light".
-fn fold_plural(word: &str) -> &str {
+pub fn fold_plural(word: &str) -> &str {
     let keep =
         word.len() <= 3 || !word.ends_with('s') || word.ends_with("ss") || word.ends_with("us") || word.ends_with("is");
     if keep {

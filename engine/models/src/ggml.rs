@@ -343,9 +343,9 @@ fn is_zero(data: &[u8], dtype: Dtype) -> bool {
 }
 
 /// Counts what goes through, so the summary knows the file size without a stat.
-struct Counting<W> {
-    inner: W,
-    bytes: u64,
+pub(crate) struct Counting<W> {
+    pub(crate) inner: W,
+    pub(crate) bytes: u64,
 }
 
 impl<W: Write> Write for Counting<W> {

@@ -9,10 +9,10 @@
 //! positional embeddings and the 3-D convolutions stay as they are, as whisper.cpp
 //! expects.
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use crate::error::ConvertError;
-use crate::ggml::f16_to_f32;
+use crate::ggml::{f16_to_f32, Counting};
 
 /// `GGML_FTYPE_MOSTLY_Q8_0`, written as whisper.cpp's quantizer does: with the
 /// quantization version (`GGML_QNT_VERSION` 2) times 1000 added.
@@ -177,23 +177,6 @@ impl<'a> Reader<'a> {
 
     fn i32(&mut self, what: &'static str) -> Result<i32, ConvertError> {
         Ok(self.u32(what)? as i32)
-    }
-}
-
-struct Counting<W> {
-    inner: W,
-    bytes: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 

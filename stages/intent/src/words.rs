@@ -1,6 +1,8 @@
 //! From a transcript to words the matcher compares: case, punctuation, Whisper's
 //! bracketed notes, plurals, number words and durations.
 
+use alicia_home::{fold_plural, spoken_words};
+
 /// One word of the transcript: as said (for replies) and folded (for matching).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Word {
@@ -8,43 +10,16 @@ pub(crate) struct Word {
     pub(crate) folded: String,
 }
 
-/// The words of `text`: lowercase, without punctuation or Whisper's `[BLANK_AUDIO]`
-/// and `(music)` notes; `%` becomes "percent", `twenty-five` two words, `what's`
-/// one word ("whats"), and "5min" two.
+/// The words of `text` as the home's names are cut ([`alicia_home::spoken_words`]),
+/// each as said and folded to its singular.
 pub(crate) fn words(text: &str) -> Vec<Word> {
-    let mut clean = String::with_capacity(text.len() + 8);
-    let mut depth = 0usize;
-    let mut previous = ' ';
-    for c in text.chars().flat_map(char::to_lowercase) {
-        match c {
-            '[' | '(' | '{' => depth += 1,
-            ']' | ')' | '}' => depth = depth.saturating_sub(1),
-            _ if depth > 0 => {}
-            '%' => clean.push_str(" percent "),
-            '\'' | '’' | '`' => {}
-            c if c.is_alphanumeric() => {
-                // A digit run and a letter run are separate words: "5min", "50percent".
-                if previous.is_alphanumeric() && previous.is_ascii_digit() != c.is_ascii_digit() {
-                    clean.push(' ');
-                }
-                clean.push(c);
-            }
-            _ => clean.push(' '),
-        }
-        previous = c;
-    }
-    clean.split_whitespace().map(|w| Word { folded: fold(w), said: w.to_string() }).collect()
+    let said = spoken_words(text);
+    said.split_whitespace().map(|w| Word { folded: fold(w), said: w.to_string() }).collect()
 }
 
 /// Plural and singular meet: "lights" and "light" both fold to "light".
 pub(crate) fn fold(word: &str) -> String {
-    let keep =
-        word.len() <= 3 || !word.ends_with('s') || word.ends_with("ss") || word.ends_with("us") || word.ends_with("is");
-    if keep {
-        word.to_string()
-    } else {
-        word[..word.len() - 1].to_string()
-    }
+    fold_plural(word).to_string()
 }
 
 fn unit_value(word: &str) -> Option<u32> {
