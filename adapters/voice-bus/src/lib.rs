@@ -66,7 +66,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alicia_broker::{BusHandle, LocalClient};
-use alicia_speech::{RunningTopology, SpeechFrame, TopologyConfig};
+use alicia_speech::{RunningTopology, TopologyConfig};
 use alicia_stage_intent::{ChatClient, ChatFallback, IntentConfig, OutputLayout};
 use alicia_stage_stt::DecodeOptions;
 use alicia_stage_vad::VadConfig;
@@ -167,7 +167,8 @@ impl VoiceService {
         config.source("audio");
         config.source("say");
         config.stage("vad", stages.vad).input("audio");
-        config.stage("stt", stages.stt).input("vad");
+        config.stage("ends", stages.ends).input("vad");
+        config.stage("stt", stages.stt).input("ends");
         config.stage("tap", stages.tap).input("stt.out");
         config.stage("intent", stages.intent).input("tap.out");
         config.stage("tts", stages.tts).input("intent.reply").input("say");
@@ -257,6 +258,7 @@ impl VoiceService {
     /// sends it one: for tests of the supervision. No client input reaches this.
     #[cfg(feature = "fault-injection")]
     pub async fn inject_fault(&self) {
+        use alicia_speech::SpeechFrame;
         let (fault, audio) = &self.fault;
         fault.arm();
         // Text passes the VAD untouched and reaches the Whisper stage.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use alicia_home::Home;
 use alicia_stage_intent::{ChatClient, IntentStage, RunningTimers};
-use alicia_stage_stt::{DecodeOptions, WhisperModel, WhisperStage, WhisperStt};
+use alicia_stage_stt::{DecodeOptions, EndsAhead, WhisperModel, WhisperStage, WhisperStt};
 use alicia_stage_tts::{PiperConfig, PiperStage, PiperVoice};
 use alicia_stage_vad::VadStage;
 use anyhow::Context;
@@ -84,6 +84,8 @@ impl VoiceModels {
 /// The stages of one voice topology, ready to wire (the topology boxes each).
 pub(crate) struct Built {
     pub vad: VadStage,
+    /// Between the VAD and Whisper: counts the ends of speech on their way.
+    pub ends: CountEnds,
     /// Whisper, with the `fault-injection` feature's hook (empty without it).
     pub stt: WithFault<WhisperStage>,
     pub tap: TranscriptTap,
@@ -102,9 +104,11 @@ pub(crate) fn build(
     fault: Fault,
     chat: Option<ChatClient>,
 ) -> anyhow::Result<Built> {
+    let ends = EndsAhead::new();
     Ok(Built {
         vad: settings.vad.build()?,
-        stt: WithFault::new("stt", WhisperStage::new(home_whisper(models, settings)?), fault),
+        ends: CountEnds { ends: ends.clone() },
+        stt: WithFault::new("stt", WhisperStage::new(home_whisper(models, settings)?).with_ends_ahead(ends), fault),
         tap: TranscriptTap,
         intent: models.intent_stage(chat)?,
         tts: warm_piper(models, settings)?,
@@ -134,6 +138,31 @@ fn warm_piper(models: &VoiceModels, settings: &VoiceSettings) -> anyhow::Result<
     let mut tts = PiperStage::new(models.piper.clone(), &config);
     tts.synthesize("Ready.").context("piper warm-up")?;
     Ok(tts)
+}
+
+/// Passes everything on, counting each end of speech as it goes to Whisper: a guess
+/// Whisper is making at another session's pause gives way to it ([`EndsAhead`]), so a
+/// user who has stopped talking does not wait for another user's guess.
+pub struct CountEnds {
+    ends: EndsAhead,
+}
+
+impl Stage<Speech> for CountEnds {
+    fn name(&self) -> &'static str {
+        "count-ends"
+    }
+
+    fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
+        if matches!(frame.payload, Payload::EndOfStream) {
+            self.ends.sent();
+        }
+        out.push(frame)
+    }
+
+    fn hints(&self) -> StageHints {
+        // As deep as Whisper's queue: the VAD never waits on this hop.
+        StageHints::asynchronous(WhisperStage::INPUT_CAPACITY)
+    }
 }
 
 /// Passes everything on, and sends a copy of each final transcript to the bus so it is

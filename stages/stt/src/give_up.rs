@@ -4,21 +4,29 @@
 #![allow(unsafe_code)]
 
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use whisper_rs::FullParams;
 
 /// When a `full` call stops early: the caller's flag is set (its result is no longer
-/// wanted), or a deadline passed (a fallback pass over its budget).
+/// wanted), a deadline passed (a fallback pass over its budget), or work that must
+/// come first is waiting (`yield_to` above 0: another session's end of speech).
 pub(crate) struct GiveUp<'a> {
     pub(crate) flag: Option<&'a AtomicBool>,
     pub(crate) deadline: Option<Instant>,
+    pub(crate) yield_to: Option<&'a AtomicUsize>,
 }
 
 impl GiveUp<'_> {
     pub(crate) fn now(&self) -> bool {
-        self.flag.is_some_and(|f| f.load(Ordering::Relaxed)) || self.deadline.is_some_and(|d| Instant::now() >= d)
+        self.flag.is_some_and(|f| f.load(Ordering::Relaxed))
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+            || self.yielding()
+    }
+
+    pub(crate) fn yielding(&self) -> bool {
+        self.yield_to.is_some_and(|waiting| waiting.load(Ordering::Relaxed) > 0)
     }
 }
 

@@ -9,6 +9,7 @@
 //! | `give_up.rs` | the abort callback that lets a transcription stop mid-way (`unsafe`: a C callback) |
 //! | `logs.rs` | whisper.cpp's and ggml's logs into tracing at sensible levels; a deliberate give-up is not an error (`unsafe`: a C callback) |
 //! | `stage.rs` | [`WhisperStage`]: per-session utterance buffers of `Bytes`, transcribed at a pause (provisionally) and at end of stream |
+//! | `ends_ahead.rs` | [`EndsAhead`]: ends of speech on their way to the stage, which a running guess gives way to |
 //!
 //! The [`Transcript`] it makes is the pipeline's own payload type, re-exported here.
 //!
@@ -25,6 +26,7 @@
 //! ```
 
 mod decoding;
+mod ends_ahead;
 mod give_up;
 mod logs;
 mod stage;
@@ -37,5 +39,6 @@ mod testing;
 
 pub use alicia_speech::Transcript;
 pub use decoding::{compression_ratio, repeats_back_to_back, DecodeOptions, Decoded, Doubt};
+pub use ends_ahead::EndsAhead;
 pub use stage::{SttStats, WhisperStage};
 pub use whisper::{Guess, SttError, WhisperModel, WhisperStt, MAX_SAMPLES, SAMPLE_RATE};

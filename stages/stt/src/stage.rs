@@ -12,7 +12,13 @@ use alicia_speech::{
 };
 use bytes::{Bytes, BytesMut};
 
+use crate::ends_ahead::EndsAhead;
 use crate::whisper::{Guess, SttError, WhisperStt, MAX_SAMPLES};
+
+/// Times a guess gives way to other sessions' ends of speech before it runs to its
+/// end whatever waits: a bound on the work a guess can lose, and on what a miscount
+/// could cost.
+const MAX_YIELDS: u8 = 3;
 
 /// Whisper as a pipeline stage.
 ///
@@ -29,13 +35,23 @@ use crate::whisper::{Guess, SttError, WhisperStt, MAX_SAMPLES};
 /// otherwise the user went on speaking and the whole utterance is transcribed again. A
 /// pause the user has already talked through (its [`PauseSignal`]) is skipped, one
 /// they talk through while Whisper works on it is given up mid-way, and an end of
-/// stream never waits behind other sessions' guesses.
+/// stream never waits behind other sessions' guesses: not behind queued ones, and,
+/// with [`with_ends_ahead`](Self::with_ends_ahead), not behind the one running either.
 pub struct WhisperStage {
     stt: WhisperStt,
     utterances: HashMap<SessionId, Utterance>,
     /// Pauses to guess at, oldest first, when no frame is waiting (see `idle`).
-    guesses: VecDeque<(FrameMeta, PauseSignal)>,
+    guesses: VecDeque<PendingGuess>,
+    /// Ends of stream on their way here, counted by the stage in front.
+    ends_ahead: Option<EndsAhead>,
     stats: SttStats,
+}
+
+/// A pause to guess at, and how often its guess gave way already.
+struct PendingGuess {
+    meta: FrameMeta,
+    pause: PauseSignal,
+    yielded: u8,
 }
 
 /// Counters since the stage was built, for logs and tests.
@@ -49,6 +65,8 @@ pub struct SttStats {
     pub reused: u64,
     /// Pauses not transcribed, or given up mid-way, because the user went on speaking.
     pub given_up: u64,
+    /// Guesses stopped mid-way for another session's end of speech, and tried again.
+    pub yielded: u64,
 }
 
 /// Frames smaller than this count as small (a 10 ms frame, 320 bytes, does not).
@@ -131,7 +149,15 @@ impl WhisperStage {
     const MAX_BYTES: usize = MAX_SAMPLES * 2;
 
     pub fn new(stt: WhisperStt) -> Self {
-        Self { stt, utterances: HashMap::new(), guesses: VecDeque::new(), stats: SttStats::default() }
+        Self { stt, utterances: HashMap::new(), guesses: VecDeque::new(), ends_ahead: None, stats: SttStats::default() }
+    }
+
+    /// A guess running for one session stops when another's end of stream is on its
+    /// way (counted in `ends`, whose [`EndsAhead::sent`] the stage in front calls), and
+    /// is tried again after it.
+    pub fn with_ends_ahead(mut self, ends: EndsAhead) -> Self {
+        self.ends_ahead = Some(ends);
+        self
     }
 
     pub fn stats(&self) -> SttStats {
@@ -174,7 +200,8 @@ impl WhisperStage {
     /// A pause: transcribes the audio so far and sends it on as provisional, unless
     /// the user has gone on speaking already, and giving up as soon as they do. A
     /// failure is only logged: the end of stream tries again and reports it.
-    fn provisional(&mut self, meta: &FrameMeta, pause: &PauseSignal, out: &mut Outputs) -> Result<(), StageError> {
+    fn provisional(&mut self, guess: PendingGuess, out: &mut Outputs) -> Result<(), StageError> {
+        let (meta, pause) = (&guess.meta, &guess.pause);
         let Some(utterance) = self.utterances.get_mut(&meta.session_id) else { return Ok(()) };
         let heard = utterance.bytes;
         if utterance.provisional.as_ref().is_some_and(|(bytes, _)| *bytes == heard) {
@@ -188,7 +215,12 @@ impl WhisperStage {
         // Quick passes only: the judgement is due within the hangover. A guess the
         // quick passes could not settle is still judged, but not kept: the end of the
         // utterance is transcribed in full.
-        match self.stt.guess_s16le_unless(utterance.audio(), pause.flag()) {
+        let yield_to = self.ends_ahead.as_ref().filter(|_| guess.yielded < MAX_YIELDS);
+        let guessed = match yield_to {
+            Some(ends) => self.stt.guess_s16le_yielding(utterance.audio(), pause.flag(), ends.counter()),
+            None => self.stt.guess_s16le_unless(utterance.audio(), pause.flag()),
+        };
+        match guessed {
             Ok(Guess { transcript, settled }) => {
                 tracing::debug!(
                     session = %meta.session_id,
@@ -208,6 +240,12 @@ impl WhisperStage {
                 self.stats.given_up += 1;
                 Ok(())
             }
+            Err(SttError::Yielded) => {
+                // First in line again: it runs once the ends of stream are served.
+                self.stats.yielded += 1;
+                self.guesses.push_front(PendingGuess { yielded: guess.yielded + 1, ..guess });
+                Ok(())
+            }
             Err(err) => {
                 tracing::debug!(session = %meta.session_id, error = %err, "no provisional transcript");
                 Ok(())
@@ -220,7 +258,7 @@ impl WhisperStage {
     /// of stream derived from `meta`.
     fn finish(&mut self, meta: &FrameMeta, out: &mut Outputs) -> Result<(), StageError> {
         // A guess not made yet is moot: this is the answer.
-        self.guesses.retain(|(pending, _)| pending.session_id != meta.session_id);
+        self.guesses.retain(|pending| pending.meta.session_id != meta.session_id);
         let Some(mut utterance) = self.utterances.remove(&meta.session_id) else {
             return Err(stt_error(SttError::NoAudio));
         };
@@ -269,17 +307,22 @@ impl Stage<Speech> for WhisperStage {
     /// Guesses wait for an empty queue: an end of stream queued behind them is served
     /// first, so one session's final transcript never waits for another's guess.
     fn idle(&mut self, out: &mut Outputs) -> Result<bool, StageError> {
-        let Some((meta, pause)) = self.guesses.pop_front() else { return Ok(false) };
-        self.provisional(&meta, &pause, out)?;
+        let Some(guess) = self.guesses.pop_front() else { return Ok(false) };
+        self.provisional(guess, out)?;
         Ok(true)
     }
 
     fn process(&mut self, frame: Frame, out: &mut Outputs) -> Result<(), StageError> {
         match &frame.payload {
             Payload::Audio(chunk) => self.accept(&frame.meta, chunk),
-            Payload::EndOfStream => self.finish(&frame.meta, out),
+            Payload::EndOfStream => {
+                if let Some(ends) = &self.ends_ahead {
+                    ends.arrived();
+                }
+                self.finish(&frame.meta, out)
+            }
             Payload::Pause(pause) => {
-                self.guesses.push_back((frame.meta.clone(), pause.clone()));
+                self.guesses.push_back(PendingGuess { meta: frame.meta.clone(), pause: pause.clone(), yielded: 0 });
                 Ok(())
             }
             Payload::Text(_) | Payload::Transcript(_) | Payload::Prepare { .. } | Payload::Message { .. } => {

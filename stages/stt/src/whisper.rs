@@ -2,7 +2,7 @@
 //! and each pass over the utterance is planned and judged in `decoding.rs`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,6 +52,9 @@ pub enum SttError {
 
     #[error("the transcription was given up: its result was no longer wanted")]
     GivenUp,
+
+    #[error("the transcription gave way to work that must come first; it may be tried again")]
+    Yielded,
 }
 
 impl SttError {
@@ -64,6 +67,7 @@ impl SttError {
             Self::OddLength { .. } => "bad_audio",
             Self::Transcribe(_) => "transcription_failed",
             Self::GivenUp => "given_up",
+            Self::Yielded => "yielded",
         }
     }
 }
@@ -165,7 +169,7 @@ impl WhisperStt {
         // Low noise rather than digital zero: the same code path as a quiet room.
         self.samples.extend((0..MIN_SAMPLES).map(|i| if i % 2 == 0 { 1e-4 } else { -1e-4 }));
         let plan = self.options.passes(self.samples.len())[0];
-        self.decode(plan, None, None).map(|_| ())
+        self.decode(plan, GiveUp { flag: None, deadline: None, yield_to: None }).map(|_| ())
     }
 
     /// Transcribes one utterance of 16 kHz mono samples.
@@ -195,7 +199,20 @@ impl WhisperStt {
     /// [`transcribe_s16le_unless`](Self::transcribe_s16le_unless).
     pub fn guess_s16le_unless(&mut self, chunks: &[Bytes], give_up: &AtomicBool) -> Result<Guess, SttError> {
         self.load_chunks(chunks)?;
-        self.run_passes(Some(give_up), true).map(|(transcript, settled)| Guess { transcript, settled })
+        self.run_passes(Some(give_up), None, true).map(|(transcript, settled)| Guess { transcript, settled })
+    }
+
+    /// [`guess_s16le_unless`](Self::guess_s16le_unless) that also stops, with
+    /// [`SttError::Yielded`], while `waiting` is above 0: work that must come first
+    /// (another session's end of speech, whose user is waiting for the answer).
+    pub fn guess_s16le_yielding(
+        &mut self,
+        chunks: &[Bytes],
+        give_up: &AtomicBool,
+        waiting: &AtomicUsize,
+    ) -> Result<Guess, SttError> {
+        self.load_chunks(chunks)?;
+        self.run_passes(Some(give_up), Some(waiting), true).map(|(transcript, settled)| Guess { transcript, settled })
     }
 
     fn transcribe_chunks(&mut self, chunks: &[Bytes], give_up: Option<&AtomicBool>) -> Result<Transcript, SttError> {
@@ -212,13 +229,18 @@ impl WhisperStt {
     }
 
     fn run(&mut self, give_up: Option<&AtomicBool>) -> Result<Transcript, SttError> {
-        self.run_passes(give_up, false).map(|(transcript, _)| transcript)
+        self.run_passes(give_up, None, false).map(|(transcript, _)| transcript)
     }
 
     /// The passes of `decoding.rs` until one is not doubted; `quick`: only those on
     /// windows sized to the utterance. The transcript, and whether it is the one the
     /// whole ladder would give.
-    fn run_passes(&mut self, give_up: Option<&AtomicBool>, quick: bool) -> Result<(Transcript, bool), SttError> {
+    fn run_passes(
+        &mut self,
+        give_up: Option<&AtomicBool>,
+        yield_to: Option<&AtomicUsize>,
+        quick: bool,
+    ) -> Result<(Transcript, bool), SttError> {
         let heard = self.samples.len();
         if heard == 0 {
             return Err(SttError::NoAudio);
@@ -243,7 +265,7 @@ impl WhisperStt {
             // machine the full ladder would take many seconds, longer than anyone
             // waits for an answer. The first pass always runs to its end.
             let deadline = (!doubted.is_empty()).then(|| started + self.options.fallback_budget);
-            let Some(pass) = self.decode(plan, give_up, deadline)? else {
+            let Some(pass) = self.decode(plan, GiveUp { flag: give_up, deadline, yield_to })? else {
                 tracing::debug!(budget = ?self.options.fallback_budget, "whisper: fallback budget spent");
                 break;
             };
@@ -269,13 +291,9 @@ impl WhisperStt {
         Ok((self.transcript(best), settled))
     }
 
-    /// One whisper.cpp pass as `plan` says; `None` if `deadline` passed first.
-    fn decode(
-        &mut self,
-        plan: Pass,
-        give_up: Option<&AtomicBool>,
-        deadline: Option<Instant>,
-    ) -> Result<Option<Decoded>, SttError> {
+    /// One whisper.cpp pass as `plan` says, stopped when `when` says so: `None` if its
+    /// deadline passed first.
+    fn decode(&mut self, plan: Pass, when: GiveUp<'_>) -> Result<Option<Decoded>, SttError> {
         let strategy = match plan.beams {
             Beams::Greedy { best_of } => SamplingStrategy::Greedy { best_of: best_of as i32 },
             Beams::Search { beam_size } => SamplingStrategy::BeamSearch { beam_size: beam_size as i32, patience: -1.0 },
@@ -308,8 +326,7 @@ impl WhisperStt {
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
         // `when` lives on this frame for the whole `full` call.
-        let when = GiveUp { flag: give_up, deadline };
-        if give_up.is_some() || deadline.is_some() {
+        if when.flag.is_some() || when.deadline.is_some() || when.yield_to.is_some() {
             crate::give_up::give_up_when(&mut params, &when);
         }
         crate::logs::clear_giving_up();
@@ -317,8 +334,9 @@ impl WhisperStt {
         crate::logs::clear_giving_up();
         match result {
             Ok(_) => Ok(Some(self.collect(temperature, max_tokens))),
-            Err(_) if give_up.is_some_and(|flag| flag.load(Ordering::Relaxed)) => Err(SttError::GivenUp),
-            Err(_) if deadline.is_some_and(|d| Instant::now() >= d) => Ok(None),
+            Err(_) if when.flag.is_some_and(|flag| flag.load(Ordering::Relaxed)) => Err(SttError::GivenUp),
+            Err(_) if when.yielding() => Err(SttError::Yielded),
+            Err(_) if when.deadline.is_some_and(|d| Instant::now() >= d) => Ok(None),
             Err(e) => Err(SttError::Transcribe(e)),
         }
     }

@@ -209,7 +209,7 @@ fn a_pause_gets_a_provisional_transcript_that_the_end_reuses_if_nothing_followed
     assert!(says(&last.text, &["kitchen", "light"]), "{last:?}");
     let timeline = frames_out[1].meta.domain.timeline();
     assert!(timeline.speculative && timeline.transcribed.is_some());
-    assert_eq!(stage.stats(), SttStats { transcribed: 1, provisional: 1, reused: 1, given_up: 0 });
+    assert_eq!(stage.stats(), SttStats { transcribed: 1, provisional: 1, reused: 1, given_up: 0, yielded: 0 });
 
     // Speech, a pause, more speech, the end: the early guess is not the answer.
     let (first, rest) = (speech("turn on the"), speech(KITCHEN));
@@ -226,7 +226,7 @@ fn a_pause_gets_a_provisional_transcript_that_the_end_reuses_if_nothing_followed
     assert_eq!(heard.len(), 3, "{heard:?}");
     let last = heard[1].1.as_ref().unwrap();
     assert!(!last.is_provisional() && says(&last.text, &["kitchen"]), "{last:?}");
-    assert_eq!(stage.stats(), SttStats { transcribed: 2, provisional: 2, reused: 1, given_up: 0 });
+    assert_eq!(stage.stats(), SttStats { transcribed: 2, provisional: 2, reused: 1, given_up: 0, yielded: 0 });
 }
 
 #[test]
@@ -256,6 +256,49 @@ fn a_pause_the_user_talked_through_is_not_transcribed_and_a_run_can_be_given_up(
 }
 
 #[test]
+fn a_running_guess_gives_way_to_another_sessions_end_of_speech_and_runs_after_it() {
+    let _model = exclusive();
+    let ends = EndsAhead::new();
+    let mut stage = stage().with_ends_ahead(ends.clone());
+    let mut out = outputs();
+    for frame in frames("a", &speech(KITCHEN)).into_iter().chain(frames("b", &speech(GARAGE))) {
+        stage.process(frame, &mut out).unwrap();
+    }
+    stage.process(Frame::new(FrameMeta::new("a", "kitchen", 0), Payload::Pause(PauseSignal::new())), &mut out).unwrap();
+
+    // b's end is on its way: a's guess stops at Whisper's first look and waits.
+    ends.sent();
+    assert!(stage.idle(&mut out).unwrap());
+    assert!(out.take_pushed().is_empty(), "the guess gave way");
+    assert_eq!((stage.stats().yielded, stage.stats().provisional), (1, 0));
+    stage.process(end("b", 500), &mut out).unwrap();
+    assert_eq!(ends.waiting(), 0);
+    let heard = pushed(&mut out);
+    assert!(says(heard[0].1.as_ref().unwrap().text.as_str(), &["garage"]), "{heard:?}");
+
+    // Then a's guess runs, first in line.
+    assert!(stage.idle(&mut out).unwrap());
+    let guessed = pushed(&mut out);
+    assert!(guessed[0].1.as_ref().is_some_and(|t| t.is_provisional() && says(&t.text, &["kitchen"])), "{guessed:?}");
+    assert!(!stage.idle(&mut out).unwrap());
+
+    // A count that never comes down (an end lost on its way) costs a guess at most
+    // three restarts: the fourth runs to its end.
+    stage.process(Frame::new(FrameMeta::new("a", "kitchen", 1), Payload::Pause(PauseSignal::new())), &mut out).unwrap();
+    for frame in frames("a", &speech("please")) {
+        stage.process(frame, &mut out).unwrap();
+    }
+    ends.sent();
+    for _ in 0..3 {
+        assert!(stage.idle(&mut out).unwrap());
+        assert!(out.take_pushed().is_empty());
+    }
+    assert!(stage.idle(&mut out).unwrap());
+    assert_eq!(pushed(&mut out).len(), 1, "the last try is not stopped");
+    assert_eq!(stage.stats().yielded, 4);
+}
+
+#[test]
 fn an_end_of_stream_queued_behind_a_pause_is_answered_without_the_guess() {
     let _model = exclusive();
     let mut stage = stage();
@@ -271,7 +314,7 @@ fn an_end_of_stream_queued_behind_a_pause_is_answered_without_the_guess() {
     let heard = pushed(&mut out);
     assert_eq!(heard.len(), 2, "{heard:?}");
     assert!(!heard[0].1.as_ref().unwrap().is_provisional());
-    assert_eq!(stage.stats(), SttStats { transcribed: 1, provisional: 0, reused: 0, given_up: 0 });
+    assert_eq!(stage.stats(), SttStats { transcribed: 1, provisional: 0, reused: 0, given_up: 0, yielded: 0 });
 }
 
 #[test]
