@@ -5,6 +5,7 @@
 //! - [`check`]: validation that reports every error at once, each with its dotted path.
 //! - `chat`: `[voice.chat]`, the chat model behind the voice ([`VoiceChatSection`]): its
 //!   rules, and its API key read from the variable or file it names.
+//! - `voice`: `[voice]` and `[wyoming]`, the voice data plane and the Wyoming server.
 //! - `voice_tuning`: `[voice.vad]`, `[voice.stt]`, `[voice.tts]`, the pipeline's tunables
 //!   with the values the stages were tuned with as defaults, and their rules.
 //! - `doors`: the rules for the limits of `[http]`, `[wyoming]`, `[voice]` and `[services]`.
@@ -21,6 +22,7 @@ mod doors;
 mod exposure;
 mod listeners;
 mod model;
+mod voice;
 mod voice_tuning;
 
 use std::path::{Path, PathBuf};
@@ -30,8 +32,9 @@ pub use check::{ConfigError, ConfigErrors};
 pub use model::{
     AliciaConfig, EngineSection, HttpSection, IoBackend, LimitsSection, MqttSection, MqttTlsSection,
     MqttWebSocketSection, RouterSection, SecuritySection, ServicesSection, SigningSection, StorageSection, StorageSync,
-    TopicsSection, VoiceSection, WyomingSection,
+    TopicsSection,
 };
+pub use voice::{VoiceSection, WyomingSection};
 pub use voice_tuning::{VoiceSttSection, VoiceTtsSection, VoiceVadSection};
 
 /// Why a configuration could not be loaded.
