@@ -235,10 +235,17 @@ fn check_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
         return Err("must not be empty".into());
     }
-    if !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') {
+    if !is_id(id) {
         return Err(format!("\"{id}\" may hold only lowercase letters, digits, `_` and `-`"));
     }
     Ok(())
+}
+
+/// Whether `id` is written as the home's ids are (a device, room or site): one MQTT
+/// topic level of lowercase letters, digits, `_` and `-`, not empty. Clients that name
+/// a site or a device (the timers' commands) are held to the same rule.
+pub fn is_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]

@@ -24,5 +24,5 @@
 mod home;
 mod spoken;
 
-pub use home::{Device, DeviceKind, Home, HomeError, HomeProblem, Room, Site};
+pub use home::{is_id, Device, DeviceKind, Home, HomeError, HomeProblem, Room, Site};
 pub use spoken::{fold_plural, spoken_key, spoken_words};

@@ -168,11 +168,9 @@ async fn ring(client: &mut LocalClient, timer: &Timer) {
 /// and sent in every event.
 pub const MAX_ID_CHARS: usize = 64;
 
-/// A site or device id as the home writes them: one topic level of lowercase letters,
-/// digits, `_` and `-`.
+/// A site or device id as the home writes them ([`alicia_home::is_id`]), not too long.
 fn check_id(field: &str, id: &str) -> Result<(), (&'static str, String)> {
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-';
-    if id.len() > MAX_ID_CHARS || !id.chars().all(allowed) {
+    if id.len() > MAX_ID_CHARS || !alicia_home::is_id(id) {
         let shown: String = id.chars().take(MAX_ID_CHARS).collect();
         let message =
             format!("{field} {shown:?} is not an id: at most {MAX_ID_CHARS} lowercase letters, digits, `_` and `-`");

@@ -42,17 +42,15 @@ impl IntentMatcher {
             let in_room = |d: &&crate::matcher::KnownDevice| room.is_none_or(|r| d.room == r);
             self.devices.iter().filter(|d| d.kind.is_light()).filter(in_room).map(|d| d.id.clone()).collect()
         };
-        match room {
-            Some((room, _)) => {
-                let devices = lights_in(Some(&room.id));
-                (devices.len() > 1).then(|| LightGroup { devices, room: Some(room.name.clone()) })
-            }
-            None if everywhere => Some(LightGroup { devices: lights_in(None), room: None }),
+        let room = match room {
+            Some((room, _)) => room,
+            None if everywhere => return Some(LightGroup { devices: lights_in(None), room: None }),
             None => {
-                let devices = lights_in(Some(&site?.room));
-                let name = self.rooms.iter().find(|r| Some(&r.id) == site.map(|s| &s.room))?.name.clone();
-                (devices.len() > 1).then_some(LightGroup { devices, room: Some(name) })
+                let site_room = &site?.room;
+                self.rooms.iter().find(|r| &r.id == site_room)?
             }
-        }
+        };
+        let devices = lights_in(Some(&room.id));
+        (devices.len() > 1).then(|| LightGroup { devices, room: Some(room.name.clone()) })
     }
 }
