@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use crate::error::ConvertError;
+use crate::reader::Reader;
 
 /// The only layout this reader knows.
 pub(crate) const BINARY_VERSION: u32 = 6;
@@ -85,7 +86,7 @@ pub(crate) struct Ct2Model<'a> {
 
 impl<'a> Ct2Model<'a> {
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, ConvertError> {
-        let mut reader = Reader { bytes, offset: 0 };
+        let mut reader = Reader::new(bytes, |offset, what| ConvertError::Truncated { offset, what });
         let version = reader.u32("binary version")?;
         if version != BINARY_VERSION {
             return Err(ConvertError::UnsupportedVersion { found: version, expected: BINARY_VERSION });
@@ -118,36 +119,7 @@ impl<'a> Ct2Model<'a> {
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    offset: usize,
-}
-
 impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize, what: &'static str) -> Result<&'a [u8], ConvertError> {
-        let end = self.offset.checked_add(len).filter(|&end| end <= self.bytes.len());
-        let Some(end) = end else {
-            return Err(ConvertError::Truncated { offset: self.offset, what });
-        };
-        let taken = &self.bytes[self.offset..end];
-        self.offset = end;
-        Ok(taken)
-    }
-
-    fn u8(&mut self, what: &'static str) -> Result<u8, ConvertError> {
-        Ok(self.take(1, what)?[0])
-    }
-
-    fn u16(&mut self, what: &'static str) -> Result<u16, ConvertError> {
-        let b = self.take(2, what)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&mut self, what: &'static str) -> Result<u32, ConvertError> {
-        let b = self.take(4, what)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
     fn name(&mut self, what: &'static str) -> Result<&'a str, ConvertError> {
         let len = usize::from(self.u16(what)?);
         let raw = self.take(len, what)?;

