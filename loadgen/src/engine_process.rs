@@ -23,6 +23,11 @@ pub struct EngineLaunch {
     /// Relative paths in the config (models, home) resolve against this.
     pub cwd: PathBuf,
     pub extra_args: Vec<String>,
+    /// An empty durable store of its own (`--storage-dir` in the engine's temporary
+    /// directory), so a run never sees what an earlier one left in the checkout's
+    /// store (timers that ring mid-run, retained messages) nor finds it locked by
+    /// another engine. Off for runs that restart an engine on its own data.
+    pub fresh_store: bool,
     /// Environment set for the engine beside the inherited one (`ALICIA_LOG`).
     pub envs: Vec<(String, String)>,
     /// How long loading (models included) may take before the ready line.
@@ -87,6 +92,9 @@ impl EngineProcess {
         }
         cmd.args(["--mqtt-listen", &mqtt.to_string(), "--http-listen", &http.to_string()]);
         cmd.args(["--wyoming-listen", "127.0.0.1:0"]).args(&launch.extra_args);
+        if launch.fresh_store {
+            cmd.arg("--storage-dir").arg(dir.path().join("store"));
+        }
         cmd.envs(launch.envs.iter().map(|(k, v)| (k, v)));
         let log = dir.path().join("engine.log");
         cmd.stdout(Stdio::piped()).stderr(File::create(&log)?).stdin(Stdio::null());

@@ -54,6 +54,9 @@ enum Command {
         /// Override voice.home: the rooms, devices and sites the voice acts on.
         #[arg(long)]
         home: Option<PathBuf>,
+        /// Override storage.dir: where the durable store lives (one engine per directory).
+        #[arg(long)]
+        storage_dir: Option<PathBuf>,
     },
     /// Fetch, convert and verify the voice models (Whisper tiny.en as ggml, the Piper
     /// voice, ONNX Runtime) into DIR; skips what is already there and intact.
@@ -196,13 +199,13 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Serve { config, env, mqtt_listen, http_listen, wyoming_listen, io, home } => {
+        Command::Serve { config, env, mqtt_listen, http_listen, wyoming_listen, io, home, storage_dir } => {
             let io = io.map(|io| match io {
                 IoArg::Auto => IoBackend::Auto,
                 IoArg::Uring => IoBackend::Uring,
                 IoArg::Epoll => IoBackend::Epoll,
             });
-            let overrides = Overrides { mqtt_listen, http_listen, wyoming_listen, io, home };
+            let overrides = Overrides { mqtt_listen, http_listen, wyoming_listen, io, home, storage_dir };
             let file = ConfigFile { path: config.clone(), environment: env, overrides };
             // The flags are laid over the file and checked with it: a flag may have moved
             // a door off loopback, and a reload keeps them.

@@ -15,6 +15,7 @@ pub struct Overrides {
     pub wyoming_listen: Option<SocketAddr>,
     pub io: Option<IoBackend>,
     pub home: Option<PathBuf>,
+    pub storage_dir: Option<PathBuf>,
 }
 
 impl Overrides {
@@ -33,6 +34,9 @@ impl Overrides {
         }
         if let Some(home) = &self.home {
             config.voice.home = home.clone();
+        }
+        if let Some(dir) = &self.storage_dir {
+            config.storage.dir = Some(dir.clone());
         }
     }
 }
@@ -130,9 +134,12 @@ mod tests {
     fn flags_stay_over_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alicia.toml");
-        std::fs::write(&path, "[mqtt]\nlisten = \"127.0.0.1:1883\"\n").unwrap();
+        std::fs::write(&path, "[mqtt]\nlisten = \"127.0.0.1:1883\"\n[storage]\ndir = \"data/store\"\n").unwrap();
         let mut file = ConfigFile::new(&path);
         file.overrides.mqtt_listen = Some("127.0.0.1:0".parse().unwrap());
-        assert_eq!(file.load().unwrap().mqtt.listen.port(), 0);
+        file.overrides.storage_dir = Some(dir.path().join("elsewhere"));
+        let loaded = file.load().unwrap();
+        assert_eq!(loaded.mqtt.listen.port(), 0);
+        assert_eq!(loaded.storage.dir, Some(dir.path().join("elsewhere")));
     }
 }

@@ -200,6 +200,7 @@ impl Home {
                     cwd: repo_of(&opts.alicia_config),
                     extra_args: opts.alicia_args.clone(),
                     envs: Vec::new(),
+                    fresh_store: false,
                     startup_timeout: opts.startup_timeout,
                 };
                 Ok(Running::Engine(EngineProcess::start(&launch)?))

@@ -121,6 +121,7 @@ impl FuzzEngine {
             // Warnings and errors only: a panic is logged at error, and a fuzz run's
             // refusals at info would fill the disk.
             envs: vec![("ALICIA_LOG".into(), "warn".into())],
+            fresh_store: true,
             startup_timeout: timeout,
         })?;
         let doors = Doors { mqtt: process.mqtt, http: process.http, wyoming: process.wyoming };

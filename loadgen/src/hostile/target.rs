@@ -40,6 +40,7 @@ impl Target {
             env: None,
             cwd: repo_of(&base),
             extra_args: opts.launch.alicia_args.clone(),
+            fresh_store: true,
             startup_timeout: opts.launch.startup_timeout,
             envs: Vec::new(),
         };

@@ -143,6 +143,7 @@ pub fn run(opts: &TlsOptions, rt: &Runtime) -> Result<Verdict> {
         cwd: repo_of(&opts.alicia_config),
         extra_args: opts.alicia_args.clone(),
         envs: Vec::new(),
+        fresh_store: true,
         startup_timeout: opts.startup_timeout,
     };
     // A fresh engine for each held fleet (so neither inherits the other's freed memory)

@@ -23,6 +23,7 @@ pub fn start(alicia_bin: &Path, config: &Path, home: &Path, timeout: Duration) -
         env: Some("development".into()),
         cwd: repo,
         extra_args: vec!["--home".into(), home.display().to_string()],
+        fresh_store: true,
         startup_timeout: timeout,
         envs: Vec::new(),
     })

@@ -81,27 +81,16 @@ pub async fn measure_all(
     let speakers: HashMap<String, String> = all_sites.iter().map(|s| (s.speaker.clone(), s.id.clone())).collect();
     let watcher = watch(mqtt, routes, speakers).await?;
 
-    let mut satellites = HashMap::new();
-    for site in all_sites {
-        let conn =
-            connection::connect(mqtt, &format!("loadgen-satellite-{}", site.id), KEEP_ALIVE, CONNECT_TIMEOUT).await?;
-        let (mut read, write) = conn.stream.into_split();
-        // Nothing is subscribed; drain PINGRESPs.
-        tokio::spawn(async move {
-            let mut buf = [0u8; 256];
-            while tokio::io::AsyncReadExt::read(&mut read, &mut buf).await.is_ok_and(|n| n > 0) {}
-        });
-        satellites.insert(site.id.clone(), write);
-    }
-
     // Warm-up: one request at the first site, not counted.
     {
         let site = &all_sites[0];
         let phrase = speech::phrases(&site.speaker).remove(0);
-        let (w, rx) = (satellites.get_mut(&site.id).expect("site"), inboxes.get_mut(&site.id).expect("site"));
+        let mut w = connect_satellite(mqtt, site).await?;
+        let rx = inboxes.get_mut(&site.id).expect("site");
         let think = Duration::from_millis(500);
-        let u = speak(w, rx, site, &phrase, &speech[&phrase.text], "warmup".into(), think, Instant::now()).await?;
+        let u = speak(&mut w, rx, site, &phrase, &speech[&phrase.text], "warmup".into(), think, Instant::now()).await?;
         eprintln!("voice: warm-up heard {:?}, first audio {:?} ms", u.transcript, u.first_audio_ms);
+        disconnect(w).await;
     }
 
     let mut runs = Vec::new();
@@ -110,7 +99,9 @@ pub async fn measure_all(
         let started = Instant::now();
         let mut tasks = Vec::new();
         for (i, site) in sites.iter().enumerate() {
-            let mut w = satellites.remove(&site.id).expect("site");
+            // Connected for this K only: a satellite that sat out the runs before would
+            // have outlived its keep-alive without a word.
+            let mut w = connect_satellite(mqtt, site).await?;
             let mut rx = inboxes.remove(&site.id).expect("site");
             let site = site.clone();
             let phrases = speech::phrases(&site.speaker);
@@ -136,7 +127,7 @@ pub async fn measure_all(
         let mut results = Vec::new();
         for t in tasks {
             let (id, w, rx, r) = t.await??;
-            satellites.insert(id.clone(), w);
+            disconnect(w).await;
             inboxes.insert(id, rx);
             results.extend(r);
         }
@@ -146,12 +137,26 @@ pub async fn measure_all(
         runs.push(summarise(k, sites, results, wall_s));
     }
     watcher.abort();
-    for (_, mut w) in satellites {
-        let mut out = BytesMut::new();
-        wire::encode_disconnect(&mut out);
-        let _ = w.write_all(&out).await;
-    }
     Ok(runs)
+}
+
+/// A satellite's connection, its write half; what comes back (PINGRESPs, nothing
+/// else: it subscribes to nothing) is read and dropped.
+async fn connect_satellite(mqtt: SocketAddr, site: &Site) -> Result<OwnedWriteHalf> {
+    let conn =
+        connection::connect(mqtt, &format!("loadgen-satellite-{}", site.id), KEEP_ALIVE, CONNECT_TIMEOUT).await?;
+    let (mut read, write) = conn.stream.into_split();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 256];
+        while tokio::io::AsyncReadExt::read(&mut read, &mut buf).await.is_ok_and(|n| n > 0) {}
+    });
+    Ok(write)
+}
+
+async fn disconnect(mut w: OwnedWriteHalf) {
+    let mut out = BytesMut::new();
+    wire::encode_disconnect(&mut out);
+    let _ = w.write_all(&out).await;
 }
 
 fn ms_since(at: Instant, from: Instant) -> f64 {

@@ -141,7 +141,9 @@ pub(super) fn number_word(n: u64) -> Option<String> {
     }
 }
 
-/// Lowercase words without punctuation; `50%` → `fifty percent`, digits → words.
+/// Lowercase words without punctuation; `50%` → `fifty percent`, digits → words, and
+/// the titles Whisper abbreviates spelled out (`Mr.` → `mister`), as the reference
+/// decoder's own English normaliser does.
 pub fn normalise(text: &str) -> Vec<String> {
     let spaced: String = text
         .to_lowercase()
@@ -152,7 +154,13 @@ pub fn normalise(text: &str) -> Vec<String> {
     let mut words = Vec::new();
     for w in spaced.split_whitespace() {
         let w = w.trim_matches('\'');
-        match w.parse::<u64>().ok().and_then(number_word) {
+        let title = match w {
+            "mr" => Some("mister"),
+            "mrs" => Some("missus"),
+            "dr" => Some("doctor"),
+            _ => None,
+        };
+        match w.parse::<u64>().ok().and_then(number_word).or(title.map(str::to_string)) {
             Some(spoken) => words.extend(spoken.split(' ').map(str::to_string)),
             None if !w.is_empty() => words.push(w.to_string()),
             None => {}
@@ -185,6 +193,7 @@ mod tests {
         assert_eq!(word_errors(&r, &normalise("set the living lamp to fifteen percent")), 2);
         assert_eq!(word_errors(&normalise("a b"), &[]), 2);
         assert_eq!(normalise("It's 5 minutes"), vec!["it's", "five", "minutes"]);
+        assert_eq!(normalise("Mr. John Dashwood"), vec!["mister", "john", "dashwood"]);
         let mut pcm: Vec<u8> =
             (0..320 * 3).flat_map(|i| (if i % 2 == 0 { 4000i16 } else { -4000 }).to_le_bytes()).collect();
         pcm.extend(vec![0u8; FRAME_BYTES * 5]);

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `whisper.rs` | [`WhisperModel`] (the weights, shared), [`WhisperStt`] (a decoder state on them), [`WhisperStt::transcribe`], the window sized to the utterance, [`SttError`] |
 //! | `give_up.rs` | the abort callback that lets a transcription stop mid-way (`unsafe`: a C callback) |
+//! | `loops.rs` | a logits filter that ends a decoding as it starts to loop, and the cut of an utterance started over (`unsafe`: a C callback) |
 //! | `logs.rs` | whisper.cpp's and ggml's logs into tracing at sensible levels; a deliberate give-up is not an error (`unsafe`: a C callback) |
 //! | `stage.rs` | [`WhisperStage`]: per-session utterance buffers of `Bytes`, transcribed at a pause (provisionally) and at end of stream |
 //! | `ends_ahead.rs` | [`EndsAhead`]: ends of speech on their way to the stage, which a running guess gives way to |
@@ -29,6 +30,7 @@ mod decoding;
 mod ends_ahead;
 mod give_up;
 mod logs;
+mod loops;
 mod stage;
 mod whisper;
 

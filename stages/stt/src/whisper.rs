@@ -120,6 +120,8 @@ pub struct WhisperStt {
     options: DecodeOptions,
     // Reused between utterances: the one f32 copy of the audio.
     samples: Vec<f32>,
+    /// Decoding passes run to their end, for tests and logs.
+    passes: u64,
 }
 
 impl std::fmt::Debug for WhisperStt {
@@ -148,6 +150,7 @@ impl WhisperStt {
             language,
             options: DecodeOptions::default(),
             samples: Vec::new(),
+            passes: 0,
         })
     }
 
@@ -159,6 +162,12 @@ impl WhisperStt {
 
     pub fn options(&self) -> &DecodeOptions {
         &self.options
+    }
+
+    /// Decoding passes run to their end so far (a transcription is one or more: see
+    /// `decoding.rs`).
+    pub fn passes(&self) -> u64 {
+        self.passes
     }
 
     /// Runs the model once on a second of near silence, so the first request does not
@@ -273,7 +282,10 @@ impl WhisperStt {
                 return Ok((self.transcript(Decoded { text: String::new(), ..pass }), true));
             }
             match pass.doubt(&self.options) {
-                None => return Ok((self.transcript(pass), true)),
+                None => {
+                    tracing::debug!(?plan, avg_logprob = pass.avg_logprob, text = %pass.text, "whisper: decoding kept");
+                    return Ok((self.transcript(pass), true));
+                }
                 Some(doubt) => {
                     tracing::debug!(?plan, ?doubt, text = %pass.text, "whisper: decoding doubted, falling back");
                     doubted.push(pass);
@@ -325,6 +337,7 @@ impl WhisperStt {
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
+        crate::loops::stop_loops(&mut params);
         // `when` lives on this frame for the whole `full` call.
         if when.flag.is_some() || when.deadline.is_some() || when.yield_to.is_some() {
             crate::give_up::give_up_when(&mut params, &when);
@@ -333,7 +346,10 @@ impl WhisperStt {
         let result = self.state.full(params, &self.samples);
         crate::logs::clear_giving_up();
         match result {
-            Ok(_) => Ok(Some(self.collect(temperature, max_tokens))),
+            Ok(_) => {
+                self.passes += 1;
+                Ok(Some(self.collect(temperature, max_tokens)))
+            }
             Err(_) if when.flag.is_some_and(|flag| flag.load(Ordering::Relaxed)) => Err(SttError::GivenUp),
             Err(_) if when.yielding() => Err(SttError::Yielded),
             Err(_) if when.deadline.is_some_and(|d| Instant::now() >= d) => Ok(None),
@@ -364,8 +380,14 @@ impl WhisperStt {
                 }
             }
         }
+        let mut text = text.trim().to_owned();
+        if let Some(cut) = crate::loops::restart_cut(&text) {
+            tracing::debug!(%text, "whisper: the utterance started over; its first copy kept");
+            text.truncate(cut);
+            text.truncate(text.trim_end().len());
+        }
         Decoded {
-            text: text.trim().to_owned(),
+            text,
             // The reference decoder divides by the tokens plus the end of text.
             avg_logprob: logprob / (tokens + 1) as f32,
             confidence: if tokens == 0 { 0.0 } else { probability / tokens as f32 },
