@@ -126,7 +126,7 @@ perf-floor: build-release
 
 # Spoken requests streamed in real time over MQTT to an engine with the real models.
 perf-voice: build-release models speech-corpus speech-reference
-	$(RELEASE_BIN)/alicia-loadgen voice --sessions-list 1,5,10 --utterances 5 --max-p95-ms 500 \
+	$(RELEASE_BIN)/alicia-loadgen voice --sessions-list 1,5,10 --utterances 8 --max-p95-ms 500 \
 		--corpus models/speech-corpus --reference models/speech-corpus/faster-whisper.tsv \
 		--alicia-bin $(RELEASE_BIN)/alicia --out perf-report
 

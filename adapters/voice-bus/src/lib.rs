@@ -116,6 +116,9 @@ pub struct VoiceSettings {
     pub vad: VadConfig,
     /// The pipeline's Whisper decoding; the home's names are added as its prompt.
     pub decoding: DecodeOptions,
+    /// The decoding of whole recordings (Wyoming, the bus's STT requests): the
+    /// pipeline's, with a wider window floor.
+    pub recording_decoding: DecodeOptions,
     /// Sentences the TTS cache keeps (0: off), and the bytes of audio it may hold.
     pub tts_cache_sentences: usize,
     pub tts_cache_bytes: usize,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use alicia_speech::split_sentences;
-use alicia_stage_stt::WhisperStt;
+use alicia_stage_stt::{DecodeOptions, WhisperStt};
 use alicia_stage_tts::PiperStage;
 use alicia_wyoming::{AudioOut, BackendError, SpeechBackend};
 use bytes::Bytes;
@@ -29,9 +29,10 @@ pub struct LocalSpeech {
 impl LocalSpeech {
     /// Whisper and Piper on the models the pipeline loaded: the same weights and the
     /// same ONNX session (one model run at a time each, which on two cores is what
-    /// runs fastest anyway), with a decoder state of its own, warmed up.
-    pub fn load(models: &VoiceModels, stt_threads: usize) -> anyhow::Result<LocalSpeech> {
-        let mut stt = WhisperStt::new(models.whisper(), stt_threads)?;
+    /// runs fastest anyway), with a decoder state of its own decoding as `decoding`
+    /// says (whole recordings: a wider window than the pipeline's), warmed up.
+    pub fn load(models: &VoiceModels, stt_threads: usize, decoding: DecodeOptions) -> anyhow::Result<LocalSpeech> {
+        let mut stt = WhisperStt::new(models.whisper(), stt_threads)?.with_options(decoding);
         stt.warm_up()?;
         let (voice, config) = models.piper();
         let tts = PiperStage::new(voice.clone(), config);

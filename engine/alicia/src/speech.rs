@@ -41,7 +41,7 @@ pub async fn start(
             // Checked first: a missing or damaged file says to run `make models`.
             alicia_models::verify_all(&settings.models).context("voice models")?;
             let models = VoiceModels::load(&settings)?.with_timers(Arc::new(timers));
-            let speech = LocalSpeech::load(&models, settings.stt_threads)?;
+            let speech = LocalSpeech::load(&models, settings.stt_threads, settings.recording_decoding.clone())?;
             Ok((models, speech))
         })
         .await??
@@ -91,6 +91,10 @@ pub fn voice_settings(config: &AliciaConfig) -> VoiceSettings {
             ..VadConfig::default()
         },
         decoding: decode_options(&voice.stt),
+        recording_decoding: DecodeOptions {
+            min_window: Duration::from_millis(u64::from(voice.stt.recording_min_window_ms)),
+            ..decode_options(&voice.stt)
+        },
         tts_cache_sentences: voice.tts.cache_sentences,
         tts_cache_bytes: voice.tts.cache_bytes,
         session_timeout: Duration::from_millis(voice.session_timeout_ms),
@@ -118,6 +122,7 @@ fn decode_options(section: &VoiceSttSection) -> DecodeOptions {
         no_speech_threshold: section.no_speech_threshold as f32,
         fallback_budget: Duration::from_millis(u64::from(section.fallback_budget_ms)),
         initial_prompt: None,
+        min_window: Duration::from_millis(u64::from(section.min_window_ms)),
     }
 }
 
@@ -179,6 +184,9 @@ mod tests {
         let settings = voice_settings(&AliciaConfig::default());
         assert_eq!(settings.vad, VadConfig::default());
         assert_eq!(settings.decoding, DecodeOptions::default());
+        let recordings =
+            DecodeOptions { min_window: alicia_stage_stt::RECORDING_MIN_WINDOW, ..DecodeOptions::default() };
+        assert_eq!(settings.recording_decoding, recordings);
         let piper = alicia_stage_tts::PiperConfig::from_models_dir("models");
         assert_eq!(
             (settings.tts_cache_sentences, settings.tts_cache_bytes),
@@ -189,10 +197,13 @@ mod tests {
     #[test]
     fn the_voice_sections_reach_the_stages() {
         let text = "[voice]\nhangover_ms = 300\n[voice.vad]\nthreshold_db = 14.0\n[voice.stt]\nbeam_size = 2\n\
-                    fallback_budget_ms = 1500\n[voice.tts]\ncache_sentences = 8";
+                    fallback_budget_ms = 1500\nrecording_min_window_ms = 10000\n[voice.tts]\ncache_sentences = 8";
         let settings = voice_settings(&AliciaConfig::from_toml_str(text).unwrap());
         assert_eq!((settings.vad.hangover_ms, settings.vad.threshold_db), (300, 14.0));
         assert_eq!((settings.decoding.beam_size, settings.decoding.fallback_budget), (2, Duration::from_millis(1500)));
+        assert_eq!(settings.decoding.min_window, alicia_stage_stt::LIVE_MIN_WINDOW);
+        assert_eq!(settings.recording_decoding.min_window, Duration::from_secs(10));
+        assert_eq!(settings.recording_decoding.beam_size, 2);
         assert_eq!(settings.tts_cache_sentences, 8);
         settings.vad.build().expect("a config the check accepts builds the VAD");
     }

@@ -45,8 +45,8 @@ pub const LIVE_PATHS: [&str; 23] = [
 ];
 
 /// Keys under a [`LIVE_PATHS`] prefix that still wait for a restart: the byte budget
-/// is sized once, at start.
-pub const RESTART_PATHS: [&str; 1] = ["limits.max_queued_bytes_total"];
+/// is sized once, at start, and so is the Whisper behind Wyoming and `stt/request`.
+pub const RESTART_PATHS: [&str; 2] = ["limits.max_queued_bytes_total", "voice.stt.recording_min_window_ms"];
 
 /// Whether the change at `path` can be applied live.
 pub fn is_live(path: &str) -> bool {
@@ -104,6 +104,10 @@ pub fn with_live_parts(in_force: &AliciaConfig, wanted: &AliciaConfig) -> Alicia
         models: in_force.voice.models.clone(),
         home: in_force.voice.home.clone(),
         stt_threads: in_force.voice.stt_threads,
+        stt: alicia_config::VoiceSttSection {
+            recording_min_window_ms: in_force.voice.stt.recording_min_window_ms,
+            ..wanted.voice.stt.clone()
+        },
         ..wanted.voice.clone()
     };
     next.engine.log_level = wanted.engine.log_level.clone();
@@ -158,9 +162,10 @@ mod tests {
     fn every_live_path_is_carried_over() {
         let old = AliciaConfig::default();
         let mut json = serde_json::to_value(&old).unwrap();
-        // Each number under `[limits]`, `[mqtt]` and `[voice]` changed, to see them all.
-        for section in ["limits", "mqtt", "voice"] {
-            for (_, value) in json[section].as_object_mut().unwrap() {
+        // Each number under `[limits]`, `[mqtt]`, `[voice]` and `[voice.stt]` changed, to
+        // see them all.
+        for section in ["/limits", "/mqtt", "/voice", "/voice/stt"] {
+            for (_, value) in json.pointer_mut(section).unwrap().as_object_mut().unwrap() {
                 if let Some(n) = value.as_u64() {
                     *value = if n > 0 { n - 1 } else { 1 }.into();
                 } else if let Some(b) = value.as_bool() {
@@ -174,7 +179,13 @@ mod tests {
         for path in changed_paths(&old, &new) {
             assert_eq!(is_live(&path), !pending.contains(&path), "{path}");
         }
-        for restart in ["limits.max_queued_bytes_total", "mqtt.io_threads", "voice.enabled", "voice.stt_threads"] {
+        for restart in [
+            "limits.max_queued_bytes_total",
+            "mqtt.io_threads",
+            "voice.enabled",
+            "voice.stt_threads",
+            "voice.stt.recording_min_window_ms",
+        ] {
             assert!(pending.contains(&restart.to_string()), "{restart}");
         }
     }

@@ -54,6 +54,12 @@ pub struct VoiceSttSection {
     /// The doubted passes of one utterance stop this long after it started; the least
     /// doubtful so far is the transcript.
     pub fallback_budget_ms: u32,
+    /// The shortest encoder window for live requests (the pipeline): Whisper's window
+    /// is sized to the utterance, this long at least.
+    pub min_window_ms: u32,
+    /// The shortest encoder window for whole recordings (Wyoming, `stt/request`):
+    /// longer, for accuracy (measured in perf-report/voice.md). Read at start.
+    pub recording_min_window_ms: u32,
 }
 
 impl Default for VoiceSttSection {
@@ -66,6 +72,8 @@ impl Default for VoiceSttSection {
             logprob_threshold: -1.0,
             no_speech_threshold: 0.6,
             fallback_budget_ms: 3_000,
+            min_window_ms: 3_200,
+            recording_min_window_ms: 20_480,
         }
     }
 }
@@ -125,6 +133,8 @@ pub(crate) fn check(vad: &VoiceVadSection, stt: &VoiceSttSection, tts: &VoiceTts
         );
     }
     in_range(errors, "voice.stt.fallback_budget_ms", stt.fallback_budget_ms as usize, 100, 60_000);
+    in_range(errors, "voice.stt.min_window_ms", stt.min_window_ms as usize, 3_200, 30_000);
+    in_range(errors, "voice.stt.recording_min_window_ms", stt.recording_min_window_ms as usize, 3_200, 30_000);
 
     in_range(errors, "voice.tts.cache_sentences", tts.cache_sentences, 0, 100_000);
     in_range(errors, "voice.tts.cache_bytes", tts.cache_bytes, 0, 1 << 30);

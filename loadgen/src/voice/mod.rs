@@ -175,9 +175,9 @@ pub fn run(opts: &VoiceOptions, rt: &tokio::runtime::Runtime) -> Result<Verdict>
     eprintln!("voice: engine {engine_desc}");
     let outcome = rt.block_on(async {
         let measure = async {
-            let runs = satellite::measure_all(opts, &opts.sessions, &all_sites, &speech, mqtt).await?;
+            let (first, runs) = satellite::measure_all(opts, &opts.sessions, &all_sites, &speech, mqtt).await?;
             let heard = recorded::transcribe_all(mqtt, &clips, &reference).await?;
-            anyhow::Ok((runs, heard))
+            anyhow::Ok((first, runs, heard))
         };
         tokio::time::timeout(opts.timeout, measure).await
     });
@@ -185,7 +185,7 @@ pub fn run(opts: &VoiceOptions, rt: &tokio::runtime::Runtime) -> Result<Verdict>
     if let Some(e) = engine {
         e.stop()?;
     }
-    let (runs, recorded) = match outcome {
+    let (first, runs, recorded) = match outcome {
         Ok(Ok(measured)) => measured,
         Ok(Err(e)) => return Err(e.context(log_tail.unwrap_or_default())),
         Err(_) => bail!("voice run exceeded --timeout {:?}", opts.timeout),
@@ -236,6 +236,7 @@ pub fn run(opts: &VoiceOptions, rt: &tokio::runtime::Runtime) -> Result<Verdict>
         max_p95_ms: opts.max_p95_ms,
         gated_sessions,
         gate_failures: verdict.gate_failures.clone(),
+        first_request: summary::FirstRequest { heard: first.transcript, first_audio_ms: first.first_audio_ms },
         runs,
         recorded,
     };

@@ -174,8 +174,9 @@ pub fn markdown(results: &[Heard]) -> String {
     let mut md = String::from("## Recorded human speech\n\n");
     md.push_str(
         "Every clip of `tests/speech/corpus.tsv` (read sentences, card names, telephone prompts; people, not \
-         synthesis: `tests/speech/SOURCES.md`), one at a time as a base64 WAV on `alicia/voice/stt/request`; \
-         WER as above. A loop: a phrase of two or more words twice in a row, a word three times, or more than \
+         synthesis: `tests/speech/SOURCES.md`), one at a time as a base64 WAV on `alicia/voice/stt/request` \
+         (decoded as whole recordings are: Whisper's window at least `[voice.stt] recording_min_window_ms`, \
+         20.48 s by default, where the live pipeline sizes it to the words); WER as above. A loop: a phrase of two or more words twice in a row, a word three times, or more than \
          four words past what was said. ms: request published → transcript received.\n\n",
     );
     if with_reference {

@@ -63,14 +63,15 @@ pub struct Utterance {
     pub errors: Vec<String>,
 }
 
-/// Connects the watcher and one satellite per site, warms up, then runs each K in turn.
+/// Connects the watcher, warms up (the engine's first request, returned), then runs each
+/// K in turn with one satellite per site.
 pub async fn measure_all(
     opts: &VoiceOptions,
     sessions: &[usize],
     all_sites: &[Site],
     speech: &HashMap<String, Vec<u8>>,
     mqtt: SocketAddr,
-) -> Result<Vec<VoiceRun>> {
+) -> Result<(Utterance, Vec<VoiceRun>)> {
     let mut routes = HashMap::new();
     let mut inboxes: HashMap<String, Inbox> = HashMap::new();
     for site in all_sites {
@@ -82,7 +83,7 @@ pub async fn measure_all(
     let watcher = watch(mqtt, routes, speakers).await?;
 
     // Warm-up: one request at the first site, not counted.
-    {
+    let first = {
         let site = &all_sites[0];
         let phrase = speech::phrases(&site.speaker).remove(0);
         let mut w = connect_satellite(mqtt, site).await?;
@@ -91,7 +92,8 @@ pub async fn measure_all(
         let u = speak(&mut w, rx, site, &phrase, &speech[&phrase.text], "warmup".into(), think, Instant::now()).await?;
         eprintln!("voice: warm-up heard {:?}, first audio {:?} ms", u.transcript, u.first_audio_ms);
         disconnect(w).await;
-    }
+        u
+    };
 
     let mut runs = Vec::new();
     for &k in sessions {
@@ -137,7 +139,7 @@ pub async fn measure_all(
         runs.push(summarise(k, sites, results, wall_s));
     }
     watcher.abort();
-    Ok(runs)
+    Ok((first, runs))
 }
 
 /// A satellite's connection, its write half; what comes back (PINGRESPs, nothing

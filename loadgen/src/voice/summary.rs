@@ -145,9 +145,18 @@ pub struct VoiceReport {
     /// The K runs the p95 gate applies to.
     pub gated_sessions: Vec<usize>,
     pub gate_failures: Vec<String>,
+    /// The warm-up: the engine's first request after it started (not in the runs).
+    pub first_request: FirstRequest,
     pub runs: Vec<VoiceRun>,
     /// Recorded human speech through `alicia/voice/stt/request` (`--corpus`).
     pub recorded: Vec<super::recorded::Heard>,
+}
+
+/// The first request an engine answers after start, when a cold model would show.
+#[derive(Debug, Serialize)]
+pub struct FirstRequest {
+    pub heard: Option<String>,
+    pub first_audio_ms: Option<f64>,
 }
 
 const HEADERS: [&str; 17] = [
@@ -216,8 +225,13 @@ pub fn markdown(r: &VoiceReport) -> String {
     let mut out = String::from("# Voice: end of speech → first reply audio\n\n");
     out += &r.provenance.markdown();
     let _ = writeln!(out, "- engine: `{}`", r.engine);
-    let _ =
-        writeln!(out, "- pacing: think time uniform in [0.5, 1.5] × {:.1} s, seed {}\n", r.interval_ms / 1e3, r.seed);
+    let _ = writeln!(out, "- pacing: think time uniform in [0.5, 1.5] × {:.1} s, seed {}", r.interval_ms / 1e3, r.seed);
+    let _ = writeln!(
+        out,
+        "- first request after start (the warm-up, not counted below): first audio {} ms, heard {:?}\n",
+        r.first_request.first_audio_ms.map(ms).unwrap_or_else(|| "-".into()),
+        r.first_request.heard.as_deref().unwrap_or("-")
+    );
     out += "## Results\n\n";
     out += &report::markdown_table(&HEADERS, &r.runs.iter().map(row).collect::<Vec<_>>(), true);
     out += "\nLatency columns: end of speech (the last 20 ms frame above -50 dBFS) → first reply audio chunk, at the \

@@ -40,7 +40,9 @@ mod recorded_tests;
 mod testing;
 
 pub use alicia_speech::Transcript;
-pub use decoding::{compression_ratio, repeats_back_to_back, DecodeOptions, Decoded, Doubt};
+pub use decoding::{
+    compression_ratio, repeats_back_to_back, DecodeOptions, Decoded, Doubt, LIVE_MIN_WINDOW, RECORDING_MIN_WINDOW,
+};
 pub use ends_ahead::EndsAhead;
 pub use stage::{SttStats, WhisperStage};
 pub use whisper::{Guess, SttError, WhisperModel, WhisperStt, MAX_SAMPLES, SAMPLE_RATE};
