@@ -27,6 +27,9 @@ pub struct Phrase {
     pub expected: Option<Expected>,
 }
 
+/// The phrasing the matcher does not understand, answered "Sorry, I didn't catch that."
+pub const NOT_UNDERSTOOD: &str = "tell me a joke about the weather";
+
 /// Phrases for `site` (a timer is for the site's speaker; its command goes to the
 /// engine's timers, on `alicia/voice/timer/command`, with the length in seconds).
 pub fn phrases(speaker: &str) -> Vec<Phrase> {
@@ -41,7 +44,7 @@ pub fn phrases(speaker: &str) -> Vec<Phrase> {
         p("switch off the bedroom lamp", cmd("bedroom_lamp", "turn_off", None)),
         // Words the matcher does not understand: answered "Sorry, I didn't catch that."
         // as fast as an understood request (no unfinished hangover).
-        p("tell me a joke about the weather", None),
+        p(NOT_UNDERSTOOD, None),
         p("set the living room lamp to fifty percent", cmd("living_room_lamp", "set_brightness", Some(50))),
         p("what time is it", None),
         p("set a timer for five minutes", cmd(speaker, "set_timer", Some(300))),

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::home::Site;
 use super::satellite::Utterance;
+use super::speech;
 use super::watcher::EngineTimings;
 use crate::report::{self, ms, Provenance};
 use crate::stats::new_histogram;
@@ -95,6 +96,10 @@ pub struct VoiceRun {
     pub replies: usize,
     /// End of speech (last voiced frame sent) → first reply audio.
     pub latency: Latency,
+    /// The same, for the requests understood and for the rest ([`understood`]).
+    pub understood: Latency,
+    pub misheard: Latency,
+    pub misheard_requests: usize,
     /// Median of last frame sent → first reply audio (signed).
     pub after_last_frame_p50_ms: Option<f64>,
     pub word_error_rate: f64,
@@ -106,13 +111,23 @@ pub struct VoiceRun {
     pub results: Vec<Utterance>,
 }
 
-pub fn summarise(k: usize, sites: &[Site], results: Vec<Utterance>, wall_s: f64) -> VoiceRun {
+/// End of speech → first reply audio of `results`, as a histogram at µs precision.
+fn latencies<'a>(results: impl Iterator<Item = &'a Utterance>) -> Latency {
     let mut h = new_histogram();
-    for u in &results {
-        if let Some(v) = u.first_audio_ms {
-            h.saturating_record(((v * 1_000.0).round() as u64).max(1));
-        }
+    for v in results.filter_map(|u| u.first_audio_ms) {
+        h.saturating_record(((v * 1_000.0).round() as u64).max(1));
     }
+    Latency::of(&h)
+}
+
+/// Whether the engine understood the request: its command came (or none was due), and
+/// the matcher knew the words. A misheard one gets an apology or a question back, which
+/// must come as fast (issue 10).
+pub fn understood(u: &Utterance) -> bool {
+    u.intent_ok && u.phrase != speech::NOT_UNDERSTOOD
+}
+
+pub fn summarise(k: usize, sites: &[Site], results: Vec<Utterance>, wall_s: f64) -> VoiceRun {
     let errors: usize = results.iter().map(|u| u.word_errors).sum();
     let words: usize = results.iter().map(|u| u.reference_words).sum();
     let ok = results.iter().filter(|u| u.intent_ok).count();
@@ -122,7 +137,10 @@ pub fn summarise(k: usize, sites: &[Site], results: Vec<Utterance>, wall_s: f64)
         sites: sites.iter().map(|s| s.id.clone()).collect(),
         utterances: results.len(),
         replies: results.iter().filter(|u| u.first_audio_ms.is_some()).count(),
-        latency: Latency::of(&h),
+        latency: latencies(results.iter()),
+        understood: latencies(results.iter().filter(|u| understood(u))),
+        misheard: latencies(results.iter().filter(|u| !understood(u))),
+        misheard_requests: results.iter().filter(|u| !understood(u)).count(),
         after_last_frame_p50_ms: median(results.iter().filter_map(|u| u.after_last_frame_ms).collect()),
         word_error_rate: if words == 0 { 0.0 } else { errors as f64 / words as f64 },
         intent_accuracy: if results.is_empty() { 0.0 } else { ok as f64 / results.len() as f64 },
@@ -255,6 +273,27 @@ pub fn markdown(r: &VoiceReport) -> String {
         "intent",
     ];
     out += &report::markdown_table(&headers, &rows, false);
+    out += "\n## Understood and misheard requests\n\nThe same latency, split: a request is misheard when the \
+            matcher did not get what was meant (the phrasing it does not know, answered with an apology, or words \
+            heard wrong: no command or the wrong one), and its answer must come as fast.\n\n";
+    let split: Vec<Vec<String>> = r
+        .runs
+        .iter()
+        .map(|run| {
+            let understood = run.utterances - run.misheard_requests;
+            vec![
+                run.sessions.to_string(),
+                understood.to_string(),
+                ms(run.understood.p50_ms),
+                ms(run.understood.p95_ms),
+                run.misheard_requests.to_string(),
+                ms(run.misheard.p50_ms),
+                ms(run.misheard.p95_ms),
+            ]
+        })
+        .collect();
+    let headers = ["K", "understood", "p50 ms", "p95 ms", "misheard", "p50 ms", "p95 ms"];
+    out += &report::markdown_table(&headers, &split, true);
     out += "\n## Gate\n\n";
     let gated = r.gated_sessions.iter().map(|k| format!("K={k}")).collect::<Vec<_>>().join(", ");
     match r.max_p95_ms {
