@@ -21,6 +21,7 @@ mod engine;
 mod home;
 mod pacing;
 pub mod recorded;
+mod recorded_live;
 mod satellite;
 mod speech;
 mod summary;
@@ -175,9 +176,9 @@ pub fn run(opts: &VoiceOptions, rt: &tokio::runtime::Runtime) -> Result<Verdict>
     eprintln!("voice: engine {engine_desc}");
     let outcome = rt.block_on(async {
         let measure = async {
-            let (first, runs) = satellite::measure_all(opts, &opts.sessions, &all_sites, &speech, mqtt).await?;
+            let measured = satellite::measure_all(opts, &opts.sessions, &all_sites, &speech, &clips, mqtt).await?;
             let heard = recorded::transcribe_all(mqtt, &clips, &reference).await?;
-            anyhow::Ok((first, runs, heard))
+            anyhow::Ok((measured, heard))
         };
         tokio::time::timeout(opts.timeout, measure).await
     });
@@ -185,7 +186,7 @@ pub fn run(opts: &VoiceOptions, rt: &tokio::runtime::Runtime) -> Result<Verdict>
     if let Some(e) = engine {
         e.stop()?;
     }
-    let (first, runs, recorded) = match outcome {
+    let (satellite::Measured { first, runs, recorded_live }, recorded) = match outcome {
         Ok(Ok(measured)) => measured,
         Ok(Err(e)) => return Err(e.context(log_tail.unwrap_or_default())),
         Err(_) => bail!("voice run exceeded --timeout {:?}", opts.timeout),
@@ -239,11 +240,16 @@ pub fn run(opts: &VoiceOptions, rt: &tokio::runtime::Runtime) -> Result<Verdict>
         first_request: summary::FirstRequest { heard: first.transcript, first_audio_ms: first.first_audio_ms },
         runs,
         recorded,
+        recorded_live,
     };
     let mut markdown = summary::markdown(&report);
     if !report.recorded.is_empty() {
         markdown.push('\n');
         markdown.push_str(&recorded::markdown(&report.recorded));
+    }
+    if !report.recorded_live.is_empty() {
+        markdown.push('\n');
+        markdown.push_str(&recorded_live::markdown(&report.recorded_live));
     }
     let (json_path, md_path) = report::write(&opts.out, "voice", &report, &markdown)?;
     eprintln!("wrote {} and {}", json_path.display(), md_path.display());

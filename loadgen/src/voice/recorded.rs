@@ -157,7 +157,7 @@ async fn answer(conn: &mut connection::Conn, request: uuid::Uuid) -> Result<Stri
 
 /// A phrase of two or more words twice in a row, a word three times, or far more
 /// words than were said: how a decoder caught in a loop reads.
-fn looped(words: &[String], said: usize) -> bool {
+pub(super) fn looped(words: &[String], said: usize) -> bool {
     let repeats = (1..=8).any(|n| {
         let times = if n == 1 { 3 } else { 2 };
         (0..words.len()).any(|at| {

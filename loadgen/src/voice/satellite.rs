@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use alicia_envelope::{Destination, Envelope, MessageType};
 use anyhow::{bail, Context, Result};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -63,15 +63,26 @@ pub struct Utterance {
     pub errors: Vec<String>,
 }
 
-/// Connects the watcher, warms up (the engine's first request, returned), then runs each
-/// K in turn with one satellite per site.
+/// What [`measure_all`] measured.
+pub struct Measured {
+    /// The warm-up: the engine's first request after start.
+    pub first: Utterance,
+    pub runs: Vec<VoiceRun>,
+    /// Each recorded clip spoken at the first site, through the live pipeline.
+    pub recorded_live: Vec<Utterance>,
+}
+
+/// Connects the watcher, warms up (the engine's first request), runs each K in turn with
+/// one satellite per site, then speaks the recorded `clips` (id, transcript, WAV) at the
+/// first site, one after another, as a satellite would.
 pub async fn measure_all(
     opts: &VoiceOptions,
     sessions: &[usize],
     all_sites: &[Site],
     speech: &HashMap<String, Vec<u8>>,
+    clips: &[(String, String, Vec<u8>)],
     mqtt: SocketAddr,
-) -> Result<(Utterance, Vec<VoiceRun>)> {
+) -> Result<Measured> {
     let mut routes = HashMap::new();
     let mut inboxes: HashMap<String, Inbox> = HashMap::new();
     for site in all_sites {
@@ -138,8 +149,27 @@ pub async fn measure_all(
         eprintln!("voice: K={k} done in {wall_s:.1} s");
         runs.push(summarise(k, sites, results, wall_s));
     }
+    let mut recorded_live = Vec::new();
+    if !clips.is_empty() {
+        let site = &all_sites[0];
+        let mut w = connect_satellite(mqtt, site).await?;
+        let rx = inboxes.get_mut(&site.id).expect("site");
+        let started = Instant::now();
+        for (id, said, wav) in clips {
+            let pcm = alicia_speech::pcm16k_from_wav(Bytes::copy_from_slice(wav))
+                .map_err(|e| anyhow::anyhow!("{id}: {e}"))?;
+            let pcm = speech::with_quiet_tail(pcm.to_vec());
+            // Nothing in the corpus asks the home for anything: no command is right.
+            let phrase = Phrase { text: said.clone(), expected: None };
+            let think = Duration::from_millis(300);
+            let session = format!("lg-{}-recorded-{id}", std::process::id());
+            recorded_live.push(speak(&mut w, rx, site, &phrase, &pcm, session, think, started).await?);
+        }
+        disconnect(w).await;
+        eprintln!("voice: {} recorded clips spoken at {}", clips.len(), site.id);
+    }
     watcher.abort();
-    Ok((first, runs))
+    Ok(Measured { first, runs, recorded_live })
 }
 
 /// A satellite's connection, its write half; what comes back (PINGRESPs, nothing

@@ -83,8 +83,12 @@ pub fn synthesise(text: &str) -> Result<Vec<u8>> {
     if !status.success() {
         bail!("sox failed for {text:?}: {status}");
     }
-    let mut pcm = std::fs::read(&raw)?;
-    // ±8 LSB pseudo-random noise (about -72 dBFS): room noise, not digital silence.
+    Ok(with_quiet_tail(std::fs::read(&raw)?))
+}
+
+/// `pcm` followed by the quiet tail (±8 LSB pseudo-random noise, about -72 dBFS: room
+/// noise, not digital silence), padded to whole frames.
+pub fn with_quiet_tail(mut pcm: Vec<u8>) -> Vec<u8> {
     let mut state: u32 = 0x1234_5678;
     for _ in 0..TAIL_MS * BYTES_PER_SECOND / 1000 / 2 {
         state ^= state << 13;
@@ -94,7 +98,7 @@ pub fn synthesise(text: &str) -> Result<Vec<u8>> {
         pcm.extend_from_slice(&sample.to_le_bytes());
     }
     pcm.resize(pcm.len().div_ceil(FRAME_BYTES) * FRAME_BYTES, 0);
-    Ok(pcm)
+    pcm
 }
 
 /// Frames up to and including the last one with speech in it (RMS above 100, about

@@ -112,7 +112,7 @@ pub struct VoiceRun {
 }
 
 /// End of speech → first reply audio of `results`, as a histogram at µs precision.
-fn latencies<'a>(results: impl Iterator<Item = &'a Utterance>) -> Latency {
+pub(super) fn latencies<'a>(results: impl Iterator<Item = &'a Utterance>) -> Latency {
     let mut h = new_histogram();
     for v in results.filter_map(|u| u.first_audio_ms) {
         h.saturating_record(((v * 1_000.0).round() as u64).max(1));
@@ -168,6 +168,8 @@ pub struct VoiceReport {
     pub runs: Vec<VoiceRun>,
     /// Recorded human speech through `alicia/voice/stt/request` (`--corpus`).
     pub recorded: Vec<super::recorded::Heard>,
+    /// The same clips streamed through the live pipeline.
+    pub recorded_live: Vec<Utterance>,
 }
 
 /// The first request an engine answers after start, when a cold model would show.

@@ -195,13 +195,16 @@ const TRACK_WORDS: &[&str] = &["song", "track", "tune", "item", "chapter", "epis
 
 /// Home Assistant's media phrasings: "next", "next song", "skip this track"
 /// (`Some(true)`); "previous track", "go back", "replay the last song", "play the
-/// previous song again" (`Some(false)`).
+/// previous song again" (`Some(false)`). "Next" and "previous" name a track only alone
+/// or beside a track word: "press 4 for the previous message", a recorded phone prompt,
+/// once skipped the kitchen speaker back a track.
 pub(crate) fn track_skip(heard: &Heard<'_>) -> Option<bool> {
     let alone = |word: &str| heard.content_words().eq([word]);
-    if heard.has("skip") || (heard.has("next") && (heard.has_any(TRACK_WORDS) || alone("next"))) {
+    let of_a_track = |word: &str| heard.has(word) && (heard.has_any(TRACK_WORDS) || alone(word));
+    if heard.has("skip") || of_a_track("next") {
         return Some(true);
     }
-    let back = heard.has("previous")
+    let back = of_a_track("previous")
         || alone("back")
         || (heard.has_any(&["back", "last", "replay"]) && heard.has_any(TRACK_WORDS));
     back.then_some(false)

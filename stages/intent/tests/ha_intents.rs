@@ -186,6 +186,9 @@ fn media_pause_resume_next_and_previous() {
             "Previous track on the living room speaker.",
         ),
         ("skip on the bedroom lamp", None, "I can't play anything on the bedroom lamp."),
+        // Recorded phone prompts, heard through the live pipeline: no track to skip.
+        ("press for the previous message,", None, "Sorry, I didn't catch that."),
+        ("Press 7 for the next message.", None, "Sorry, I didn't catch that."),
     ]);
 }
 
