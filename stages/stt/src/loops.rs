@@ -64,8 +64,21 @@ fn ends_in_loop(words: &[(usize, &[u8])]) -> bool {
 /// else, a word said over and over ("6, 6, 6") included: that may be "six" or "six
 /// six", and is left to the fallback passes.
 pub(crate) fn restart_cut(text: &str) -> Option<usize> {
+    cut_to_first_copy(text, 1)
+}
+
+/// [`restart_cut`] for a text that is a phrase exactly twice, too: the last resort when
+/// every pass, the reference's own included, heard the same phrase twice and none
+/// found anything else. Once is the better guess than twice then.
+pub(crate) fn twice_cut(text: &str) -> Option<usize> {
+    cut_to_first_copy(text, 0)
+}
+
+/// The end of the first copy of a phrase of two or more words that makes up all of
+/// `text`, twice and then `extra` words more at least.
+fn cut_to_first_copy(text: &str, extra: usize) -> Option<usize> {
     let words = words(text.as_bytes());
-    let n = (2..=MAX_PHRASE).find(|&n| words.len() > 2 * n && has_period(&words, n))?;
+    let n = (2..=MAX_PHRASE).find(|&n| words.len() >= 2 * n + extra && has_period(&words, n))?;
     // "five five five five five": the phrase "five five" is itself a word repeated.
     let phrase = &words[..n];
     if (1..n).any(|d| n.is_multiple_of(d) && has_period(phrase, d)) {
@@ -176,6 +189,20 @@ mod tests {
         assert_eq!(cut("Set the lamp to 50% percent, 50% percent, 50"), None);
         assert_eq!(cut("turn it off, turn it off"), None);
         assert_eq!(cut("Turn off the hallway lights."), None);
+    }
+
+    #[test]
+    fn as_a_last_resort_a_phrase_heard_twice_is_kept_once() {
+        let once = |text: &str| twice_cut(text).map(|at| text[..at].trim_end().to_owned());
+        assert_eq!(once("Please try again. Please try again.").as_deref(), Some("Please try again."));
+        assert_eq!(
+            once("Turn off the hallway lights, turn off the hallway lights, turn").as_deref(),
+            Some("Turn off the hallway lights,")
+        );
+        for not_twice in ["five five", "6, 6, 6", "set a timer for, set a timer for five minutes", "Please try again."]
+        {
+            assert_eq!(once(not_twice), None, "{not_twice}");
+        }
     }
 
     /// Prompted with a home's names, these commands were each decoded as the command

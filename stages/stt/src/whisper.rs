@@ -299,7 +299,15 @@ impl WhisperStt {
                 }
             }
         }
-        let best = least_doubtful(doubted, &self.options).ok_or(SttError::NoAudio)?;
+        let mut best = least_doubtful(doubted, &self.options).ok_or(SttError::NoAudio)?;
+        if let Some(cut) = (best.doubt(&self.options) == Some(Doubt::Repetitive))
+            .then(|| crate::loops::twice_cut(&best.text))
+            .flatten()
+        {
+            tracing::debug!(text = %best.text, "whisper: every pass heard one phrase twice; kept once");
+            best.text.truncate(cut);
+            best.text.truncate(best.text.trim_end().len());
+        }
         Ok((self.transcript(best), settled))
     }
 
