@@ -75,10 +75,14 @@ pub(crate) fn twice_cut(text: &str) -> Option<usize> {
 }
 
 /// The end of the first copy of a phrase of two or more words that makes up all of
-/// `text`, twice and then `extra` words more at least.
+/// `text`, twice and then `extra` words more at least. A phrase longer than
+/// [`MAX_PHRASE`] needs no more than twice: nobody says a sentence of nine words or
+/// more twice in a row, and the judgement of `decoding.rs` does not see so long a
+/// repeat (a recorded phone prompt of 16 words came back twice, and was kept).
 fn cut_to_first_copy(text: &str, extra: usize) -> Option<usize> {
     let words = words(text.as_bytes());
-    let n = (2..=MAX_PHRASE).find(|&n| words.len() >= 2 * n + extra && has_period(&words, n))?;
+    let needed = |n: usize| if n > MAX_PHRASE { 2 * n } else { 2 * n + extra };
+    let n = (2..=words.len() / 2).find(|&n| words.len() >= needed(n) && has_period(&words, n))?;
     // "five five five five five": the phrase "five five" is itself a word repeated.
     let phrase = &words[..n];
     if (1..n).any(|d| n.is_multiple_of(d) && has_period(phrase, d)) {
@@ -189,6 +193,9 @@ mod tests {
         assert_eq!(cut("Set the lamp to 50% percent, 50% percent, 50"), None);
         assert_eq!(cut("turn it off, turn it off"), None);
         assert_eq!(cut("Turn off the hallway lights."), None);
+        let long = "The number you have dialed is not in service. Please check the number and try again.";
+        assert_eq!(cut(&format!("{long} {long}")), Some(long));
+        assert_eq!(cut(&format!("{long} The number")), None);
     }
 
     #[test]
