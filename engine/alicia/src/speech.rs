@@ -75,6 +75,7 @@ pub async fn start(
 /// The pipeline's settings from `[voice]`.
 pub fn voice_settings(config: &AliciaConfig) -> VoiceSettings {
     let voice = &config.voice;
+    let decoding = decode_options(&voice.stt);
     VoiceSettings {
         models: voice.models.clone(),
         home: voice.home.clone(),
@@ -90,11 +91,11 @@ pub fn voice_settings(config: &AliciaConfig) -> VoiceSettings {
             max_utterance_ms: voice.vad.max_utterance_ms,
             ..VadConfig::default()
         },
-        decoding: decode_options(&voice.stt),
         recording_decoding: DecodeOptions {
             min_window: Duration::from_millis(u64::from(voice.stt.recording_min_window_ms)),
-            ..decode_options(&voice.stt)
+            ..decoding.clone()
         },
+        decoding,
         tts_cache_sentences: voice.tts.cache_sentences,
         tts_cache_bytes: voice.tts.cache_bytes,
         session_timeout: Duration::from_millis(voice.session_timeout_ms),

@@ -37,7 +37,8 @@ const WIDE_MARGIN: usize = 256;
 /// last sound in less.
 const MIN_AUDIO_CTX: usize = 160;
 /// The pipeline's floor on the window: [`MIN_AUDIO_CTX`], the fastest.
-pub const LIVE_MIN_WINDOW: std::time::Duration = std::time::Duration::from_millis(3_200);
+pub const LIVE_MIN_WINDOW: std::time::Duration =
+    std::time::Duration::from_millis((MIN_AUDIO_CTX * SAMPLES_PER_POSITION * 1_000 / SAMPLE_RATE as usize) as u64);
 /// The floor for whole recordings (Wyoming, the bus's STT requests, `alicia ask`):
 /// on recorded speech (96 clips, 668 words) greedy decoding made 36 word errors on
 /// the tight window, 31 with a 10 s floor and 29 with this one, against 30 for the
@@ -302,6 +303,7 @@ mod tests {
         // 25 s of audio needs more than the floor.
         assert_eq!(recordings.passes(400_000)[0].audio_ctx, 1344);
         assert_eq!(DecodeOptions::default().min_audio_ctx(), MIN_AUDIO_CTX);
+        assert_eq!(LIVE_MIN_WINDOW, std::time::Duration::from_millis(3_200));
         let huge = DecodeOptions { min_window: std::time::Duration::from_secs(600), ..DecodeOptions::default() };
         assert_eq!(huge.min_audio_ctx(), FULL_AUDIO_CTX);
     }

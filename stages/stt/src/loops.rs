@@ -59,27 +59,27 @@ fn ends_in_loop(words: &[(usize, &[u8])]) -> bool {
     (1..=MAX_PHRASE).any(|n| words.len() > 2 * n && has_period(&words[words.len() - (2 * n + 1)..], n))
 }
 
-/// Where to cut `text` when it is one phrase of two or more words over and over (twice
-/// and begun a third time at least): the end of its first copy. `None` for anything
-/// else, a word said over and over ("6, 6, 6") included: that may be "six" or "six
-/// six", and is left to the fallback passes.
-pub(crate) fn restart_cut(text: &str) -> Option<usize> {
-    cut_to_first_copy(text, 1)
+/// The first copy of `text` when it is one phrase of two or more words over and over
+/// (twice and begun a third time at least). `None` for anything else, a word said over
+/// and over ("6, 6, 6") included: that may be "six" or "six six", and is left to the
+/// fallback passes.
+pub(crate) fn restart_cut(text: &str) -> Option<&str> {
+    first_copy(text, 1)
 }
 
 /// [`restart_cut`] for a text that is a phrase exactly twice, too: the last resort when
 /// every pass, the reference's own included, heard the same phrase twice and none
 /// found anything else. Once is the better guess than twice then.
-pub(crate) fn twice_cut(text: &str) -> Option<usize> {
-    cut_to_first_copy(text, 0)
+pub(crate) fn twice_cut(text: &str) -> Option<&str> {
+    first_copy(text, 0)
 }
 
-/// The end of the first copy of a phrase of two or more words that makes up all of
-/// `text`, twice and then `extra` words more at least. A phrase longer than
+/// The first copy (its trailing space dropped) of a phrase of two or more words that
+/// makes up all of `text`, twice and then `extra` words more at least. A phrase longer than
 /// [`MAX_PHRASE`] needs no more than twice: nobody says a sentence of nine words or
 /// more twice in a row, and the judgement of `decoding.rs` does not see so long a
 /// repeat (a recorded phone prompt of 16 words came back twice, and was kept).
-fn cut_to_first_copy(text: &str, extra: usize) -> Option<usize> {
+fn first_copy(text: &str, extra: usize) -> Option<&str> {
     let words = words(text.as_bytes());
     let needed = |n: usize| if n > MAX_PHRASE { 2 * n } else { 2 * n + extra };
     let n = (2..=words.len() / 2).find(|&n| words.len() >= needed(n) && has_period(&words, n))?;
@@ -88,7 +88,7 @@ fn cut_to_first_copy(text: &str, extra: usize) -> Option<usize> {
     if (1..n).any(|d| n.is_multiple_of(d) && has_period(phrase, d)) {
         return None;
     }
-    Some(words[n].0)
+    Some(text[..words[n].0].trim_end())
 }
 
 /// Makes every `full` call run with `params` end a loop as it begins (see the module
@@ -153,10 +153,6 @@ mod tests {
         ends_in_loop(&words(text.as_bytes()))
     }
 
-    fn cut(text: &str) -> Option<&str> {
-        restart_cut(text).map(|at| text[..at].trim_end())
-    }
-
     #[test]
     fn a_loop_is_a_phrase_twice_and_begun_again() {
         assert!(looping("Turn off the hallway lights, turn off the hallway lights, turn"));
@@ -178,32 +174,32 @@ mod tests {
     #[test]
     fn an_utterance_started_over_keeps_its_first_copy() {
         assert_eq!(
-            cut("Turn off the hallway lights, turn off the hallway lights, turn"),
+            restart_cut("Turn off the hallway lights, turn off the hallway lights, turn"),
             Some("Turn off the hallway lights,")
         );
-        assert_eq!(cut("What time is it? What time is it? What"), Some("What time is it?"));
+        assert_eq!(restart_cut("What time is it? What time is it? What"), Some("What time is it?"));
         assert_eq!(
-            cut("go forward 10 meters. Go forward 10 meters. Go forward 10 meters."),
+            restart_cut("go forward 10 meters. Go forward 10 meters. Go forward 10 meters."),
             Some("go forward 10 meters.")
         );
         // A word over and over may be one word or two: left to the fallback.
-        assert_eq!(cut("6, 6, 6, 6, 6"), None);
-        assert_eq!(cut("5 5 5 5 5 5"), None);
+        assert_eq!(restart_cut("6, 6, 6, 6, 6"), None);
+        assert_eq!(restart_cut("5 5 5 5 5 5"), None);
         // A loop after other words is no restart; neither is a phrase said twice.
-        assert_eq!(cut("Set the lamp to 50% percent, 50% percent, 50"), None);
-        assert_eq!(cut("turn it off, turn it off"), None);
-        assert_eq!(cut("Turn off the hallway lights."), None);
+        assert_eq!(restart_cut("Set the lamp to 50% percent, 50% percent, 50"), None);
+        assert_eq!(restart_cut("turn it off, turn it off"), None);
+        assert_eq!(restart_cut("Turn off the hallway lights."), None);
         let long = "The number you have dialed is not in service. Please check the number and try again.";
-        assert_eq!(cut(&format!("{long} {long}")), Some(long));
-        assert_eq!(cut(&format!("{long} The number")), None);
+        assert_eq!(restart_cut(&format!("{long} {long}")), Some(long));
+        assert_eq!(restart_cut(&format!("{long} The number")), None);
     }
 
     #[test]
     fn as_a_last_resort_a_phrase_heard_twice_is_kept_once() {
-        let once = |text: &str| twice_cut(text).map(|at| text[..at].trim_end().to_owned());
-        assert_eq!(once("Please try again. Please try again.").as_deref(), Some("Please try again."));
+        let once = twice_cut;
+        assert_eq!(once("Please try again. Please try again."), Some("Please try again."));
         assert_eq!(
-            once("Turn off the hallway lights, turn off the hallway lights, turn").as_deref(),
+            once("Turn off the hallway lights, turn off the hallway lights, turn"),
             Some("Turn off the hallway lights,")
         );
         for not_twice in ["five five", "6, 6, 6", "set a timer for, set a timer for five minutes", "Please try again."]

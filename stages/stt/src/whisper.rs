@@ -300,13 +300,11 @@ impl WhisperStt {
             }
         }
         let mut best = least_doubtful(doubted, &self.options).ok_or(SttError::NoAudio)?;
-        if let Some(cut) = (best.doubt(&self.options) == Some(Doubt::Repetitive))
-            .then(|| crate::loops::twice_cut(&best.text))
-            .flatten()
-        {
-            tracing::debug!(text = %best.text, "whisper: every pass heard one phrase twice; kept once");
-            best.text.truncate(cut);
-            best.text.truncate(best.text.trim_end().len());
+        if best.doubt(&self.options) == Some(Doubt::Repetitive) {
+            if let Some(once) = crate::loops::twice_cut(&best.text) {
+                tracing::debug!(text = %best.text, "whisper: every pass heard one phrase twice; kept once");
+                best.text = once.to_owned();
+            }
         }
         Ok((self.transcript(best), settled))
     }
@@ -388,14 +386,12 @@ impl WhisperStt {
                 }
             }
         }
-        let mut text = text.trim().to_owned();
-        if let Some(cut) = crate::loops::restart_cut(&text) {
+        let text = text.trim();
+        let kept = crate::loops::restart_cut(text).inspect(|_| {
             tracing::debug!(%text, "whisper: the utterance started over; its first copy kept");
-            text.truncate(cut);
-            text.truncate(text.trim_end().len());
-        }
+        });
         Decoded {
-            text,
+            text: kept.unwrap_or(text).to_owned(),
             // The reference decoder divides by the tokens plus the end of text.
             avg_logprob: logprob / (tokens + 1) as f32,
             confidence: if tokens == 0 { 0.0 } else { probability / tokens as f32 },
